@@ -1,0 +1,226 @@
+"""Train / validation / test splits without leakage.
+
+* :func:`leave_one_out` - per user, by time: last interaction test, second last validation, rest train.
+* :func:`temporal` - one global time line cut into a train, a validation and a test period.
+* :func:`predefined` - the dataset's own train / validation / test files.
+* :func:`kcore` - iterative k-core filtering (applied to a dataset before splitting).
+
+A :class:`Split` knows, for each evaluation stage, which items a user has already seen (history, to be
+excluded from ranking) and which are the held-out truth. Model selection uses ``valid`` only; the test
+interactions never reach training or selection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from recfuse.data.dataset import SPLIT_CODES, Dataset, Interactions
+from recfuse.errors import ConfigError, DataError
+
+Stage = Literal["valid", "test"]
+
+
+@dataclass
+class Split:
+    """A dataset divided into train / valid / test interactions (internal ids of ``dataset``)."""
+
+    dataset: Dataset
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    protocol: str
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_users(self) -> int:
+        return self.dataset.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.dataset.n_items
+
+    @cached_property
+    def train_matrix(self) -> sp.csr_matrix:
+        """Binary user x item CSR matrix of the training interactions."""
+        return self.train.to_csr(self.n_users, self.n_items)
+
+    def part(self, stage: Stage) -> Interactions:
+        if stage not in ("valid", "test"):
+            raise ConfigError(f"stage must be 'valid' or 'test', not {stage!r}")
+        return self.valid if stage == "valid" else self.test
+
+    def history(self, stage: Stage) -> sp.csr_matrix:
+        """Items known before ``stage``: train for validation, train + valid for test."""
+        if stage == "valid":
+            return self.train_matrix
+        return self.train.concat(self.valid).to_csr(self.n_users, self.n_items) if len(self.valid) \
+            else self.train_matrix
+
+    def ground_truth(self, stage: Stage) -> sp.csr_matrix:
+        """Held-out items of ``stage`` as a binary CSR matrix (items already in the history removed)."""
+        truth = self.part(stage).to_csr(self.n_users, self.n_items)
+        seen = self.history(stage)
+        truth = truth - truth.multiply(seen)
+        truth.eliminate_zeros()
+        return truth.tocsr()
+
+    def eval_users(self, stage: Stage) -> np.ndarray:
+        """Users with at least one held-out item in ``stage`` (every one of them is evaluated)."""
+        return np.flatnonzero(np.diff(self.ground_truth(stage).indptr) > 0)
+
+    @cached_property
+    def train_item_mask(self) -> np.ndarray:
+        """True for items with at least one training interaction (warm items)."""
+        return self.train.counts_per_item(self.n_items) > 0
+
+    def cold_items(self, stage: Stage = "test") -> np.ndarray:
+        """Internal ids of items that occur in ``stage`` but never in training."""
+        return np.setdiff1d(np.unique(self.part(stage).item), np.flatnonzero(self.train_item_mask))
+
+    def summary(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
+            "valid_users": int(len(self.eval_users("valid"))) if len(self.valid) else 0,
+            "test_users": int(len(self.eval_users("test"))),
+            "cold_test_items": int(len(self.cold_items("test"))),
+            **self.info,
+        }
+
+
+def _order(dataset: Dataset, order: Literal["time", "random"], seed: int) -> np.ndarray:
+    """Positions of interactions sorted by user, then by time (or a seeded random order)."""
+    inter = dataset.interactions
+    n = len(inter)
+    if order == "time":
+        if inter.timestamp is None:
+            raise DataError("leave-one-out by time needs timestamps; this dataset has none "
+                            "(use order='random' for a seeded random order)", field="timestamp")
+        # ties in time keep file order
+        return np.lexsort((np.arange(n), inter.timestamp, inter.user))
+    rng = np.random.default_rng(seed)
+    return np.lexsort((rng.permutation(n), inter.user))
+
+
+def leave_one_out(dataset: Dataset, order: Literal["time", "random", "auto"] = "auto", seed: int = 0) -> Split:
+    """Per user: last interaction -> test, second last -> valid, the rest -> train.
+
+    Users with two interactions give one to train and one to test; users with one keep it in train.
+    ``order='auto'`` uses timestamps when the data has them and a seeded random order otherwise.
+    """
+    if order == "auto":
+        order = "time" if dataset.has_timestamps else "random"
+    if order not in ("time", "random"):
+        raise ConfigError(f"order must be 'time', 'random' or 'auto', not {order!r}")
+    inter = dataset.interactions
+    pos = _order(dataset, order, seed)
+    users = inter.user[pos]
+    counts = np.bincount(users, minlength=dataset.n_users)
+    # rank from the end within each user's block: 0 = last
+    ends = np.cumsum(counts)[users]
+    from_end = ends - 1 - np.arange(len(pos))
+    n_u = counts[users]
+    is_test = (from_end == 0) & (n_u >= 2)
+    is_valid = (from_end == 1) & (n_u >= 3)
+    is_train = ~(is_test | is_valid)
+    return Split(dataset, inter.take(pos[is_train]), inter.take(pos[is_valid]), inter.take(pos[is_test]),
+                 protocol=f"leave-one-out ({order}{'' if order == 'time' else f', seed {seed}'})",
+                 info={"users_without_test": int((counts < 2).sum())})
+
+
+def temporal(dataset: Dataset, valid_start: float | None = None, test_start: float | None = None,
+             fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), drop_cold_users: bool = True) -> Split:
+    """One global time line: train period, validation period, test period.
+
+    Cut points are timestamps (``valid_start``, ``test_start``) or, when not given, the time quantiles
+    of ``fractions``. Held-out users with no training interaction cannot be scored by an ID-based model;
+    with ``drop_cold_users`` their held-out interactions are removed and counted in ``info``.
+    """
+    inter = dataset.interactions
+    if inter.timestamp is None:
+        raise DataError("a temporal split needs timestamps; this dataset has none", field="timestamp")
+    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise ConfigError(f"fractions must be non-negative and sum to 1, got {fractions}")
+    ts = inter.timestamp
+    if valid_start is None or test_start is None:
+        q = np.quantile(ts, [fractions[0], fractions[0] + fractions[1]], method="lower")
+        valid_start = q[0] if valid_start is None else valid_start
+        test_start = q[1] if test_start is None else test_start
+    if valid_start > test_start:
+        raise ConfigError(f"valid_start ({valid_start}) is after test_start ({test_start})")
+    # strict inequalities keep equal timestamps on the earlier side
+    is_train = ts <= valid_start
+    is_valid = (ts > valid_start) & (ts <= test_start)
+    is_test = ts > test_start
+    info: dict = {"valid_start": float(valid_start), "test_start": float(test_start)}
+    if drop_cold_users:
+        warm = np.bincount(inter.user[is_train], minlength=dataset.n_users) > 0
+        cold_v = is_valid & ~warm[inter.user]
+        cold_t = is_test & ~warm[inter.user]
+        info["dropped_cold_user_valid_interactions"] = int(cold_v.sum())
+        info["dropped_cold_user_test_interactions"] = int(cold_t.sum())
+        is_valid &= ~cold_v
+        is_test &= ~cold_t
+    order = np.lexsort((np.arange(len(ts)), ts))
+    return Split(dataset, inter.take(order[is_train[order]]), inter.take(order[is_valid[order]]),
+                 inter.take(order[is_test[order]]), protocol="temporal", info=info)
+
+
+def predefined(dataset: Dataset) -> Split:
+    """The split the dataset came with (its own train / valid / test files)."""
+    if dataset.predefined_split is None:
+        raise DataError("this dataset has no predefined split (it was not loaded from train/valid/test files)",
+                        path=dataset.source or dataset.name)
+    code = dataset.predefined_split
+    inter = dataset.interactions
+    return Split(dataset, inter.take(code == SPLIT_CODES["train"]), inter.take(code == SPLIT_CODES["valid"]),
+                 inter.take(code == SPLIT_CODES["test"]), protocol="predefined")
+
+
+def cold_start_items(split: Split, stage: Stage = "test") -> Split:
+    """The zero-shot view of a split: ``stage`` keeps only interactions with items never seen in training."""
+    cold = np.zeros(split.n_items, dtype=bool)
+    cold[split.cold_items(stage)] = True
+    part = split.part(stage)
+    kept = part.take(cold[part.item])
+    parts = {"valid": split.valid, "test": split.test, stage: kept}
+    return Split(split.dataset, split.train, parts["valid"], parts["test"],
+                 protocol=f"{split.protocol}, cold-start items in {stage}",
+                 info={**split.info, "cold_items": int(cold.sum())})
+
+
+def kcore(dataset: Dataset, k: int = 5, user_k: int | None = None, item_k: int | None = None) -> Dataset:
+    """Iteratively drop users and items with fewer than ``k`` interactions until none is left."""
+    user_k = k if user_k is None else user_k
+    item_k = k if item_k is None else item_k
+    inter = dataset.interactions
+    keep = np.ones(len(inter), dtype=bool)
+    while True:
+        uc = np.bincount(inter.user[keep], minlength=dataset.n_users)
+        ic = np.bincount(inter.item[keep], minlength=dataset.n_items)
+        new_keep = keep & (uc[inter.user] >= user_k) & (ic[inter.item] >= item_k)
+        if new_keep.sum() == keep.sum():
+            break
+        keep = new_keep
+    if not keep.any():
+        raise DataError(f"the dataset is empty after {user_k}/{item_k}-core filtering "
+                        f"(users need {user_k}, items {item_k} interactions)", path=dataset.source or dataset.name)
+    out = dataset.filter(keep)
+    out.notes.append(f"{user_k}/{item_k}-core filtered: {len(inter) - int(keep.sum())} interactions removed")
+    return out
+
+
+def make_split(dataset: Dataset, protocol: str = "loo", *, seed: int = 0, **kwargs) -> Split:
+    """Split by name: ``loo`` (leave-one-out), ``temporal``, ``predefined``."""
+    if protocol in ("loo", "leave-one-out"):
+        return leave_one_out(dataset, seed=seed, **kwargs)
+    if protocol == "temporal":
+        return temporal(dataset, **kwargs)
+    if protocol == "predefined":
+        return predefined(dataset)
+    raise ConfigError(f"unknown split protocol {protocol!r} (choose loo, temporal or predefined)")

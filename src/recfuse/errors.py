@@ -1,0 +1,49 @@
+"""The exceptions recfuse raises on bad input: each names the file, line or field at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RecfuseError(Exception):
+    """Base class of every error recfuse raises on purpose."""
+
+
+class DataError(RecfuseError, ValueError):
+    """Malformed, truncated or inconsistent input data.
+
+    The message always starts with the location: ``file:line`` or ``file`` and, where known,
+    the field (column) at fault.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None,
+                 field: str | None = None):
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.field = field
+        where = []
+        if self.path is not None:
+            where.append(self.path if line is None else f"{self.path}:{line}")
+        elif line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class UnknownIdError(RecfuseError, KeyError):
+    """An external user or item id that the dataset's vocabulary does not hold."""
+
+    def __init__(self, kind: str, ids: list):
+        self.kind = kind
+        self.ids = ids
+        shown = ", ".join(repr(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        super().__init__(f"unknown {kind} id(s): {shown} ({len(ids)} in all)")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+class ConfigError(RecfuseError, ValueError):
+    """A configuration value or command-line option that cannot be used."""

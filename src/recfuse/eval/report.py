@@ -1,0 +1,54 @@
+"""Results on disk: JSON (everything), Markdown and CSV tables, the resolved config beside them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recfuse.io import write_json, write_text
+
+
+def format_value(v: Any, digits: int = 4) -> str:
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:.3g}"
+    return "" if v is None else str(v)
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None, digits: int = 4) -> str:
+    """A GitHub Markdown table of ``rows`` (dicts); columns default to the union of keys in order."""
+    if not rows:
+        return "(no rows)\n"
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(format_value(r.get(c), digits) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | None = None,
+                 title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None) -> Path:
+    """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", {"title": title, "rows": list(rows), **(extra or {})})
+    write_text(out / "results.md", f"# {title}\n\n" + markdown_table(rows, columns))
+    write_text(out / "results.csv", csv_text(rows, columns))
+    if config is not None:
+        write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    return out
