@@ -16,6 +16,9 @@ from recfuse.models.base import Recommender, register
 class Popularity(Recommender):
     """Scores every item by its number of training interactions (the same list for every user)."""
 
+    def __init__(self, seed: int = 0):
+        super().__init__()
+
     def fit(self, split: Split, extra_triples=None, progress: bool = True) -> Popularity:
         self.n_users, self.n_items = split.n_users, split.n_items
         self.counts = split.train.counts_per_item(self.n_items).astype(np.float32)
@@ -40,7 +43,7 @@ class Popularity(Recommender):
 class ItemKNN(Recommender):
     """Item-based collaborative filtering: cosine similarity of item columns, top ``k`` neighbours kept."""
 
-    def __init__(self, k: int = 100, shrink: float = 10.0):
+    def __init__(self, k: int = 100, shrink: float = 10.0, seed: int = 0):
         super().__init__(k=k, shrink=shrink)
         self.k, self.shrink = k, shrink
 

@@ -1,0 +1,6 @@
+from tests.models.conformance import RecommenderConformance
+
+
+class TestItemKNN(RecommenderConformance):
+    model_name = "itemknn"
+    params = {"k": 50}
