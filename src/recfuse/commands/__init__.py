@@ -1,0 +1,1 @@
+"""The ``recfuse`` sub-commands, one module each (see :mod:`recfuse.cli`)."""
