@@ -1,0 +1,229 @@
+"""Typed configs: dataclasses with help text on every field, loaded from YAML under command-line overrides.
+
+    @dataclass
+    class TrainConfig:
+        model: str = option("lightgcn", "recommender name or package.module:Class")
+
+    parser = argparse.ArgumentParser(); add_arguments(parser, TrainConfig)
+    cfg = resolve(TrainConfig, parser.parse_args())   # defaults < --config YAML < command line
+
+The same config object drives the Python API (``main(cfg)``) and the shell. Nested dataclasses become
+dotted options (``--llm.model``). ``dict`` fields take repeated ``--param key=value``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from recfuse.errors import ConfigError
+
+T = TypeVar("T")
+_UNSET = object()
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with help text (mutable defaults are copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _strip_optional(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Convert a YAML or command-line value to the field's type, or raise naming the field."""
+    tp, optional = _strip_optional(tp)
+    if value is None or (optional and isinstance(value, str) and value.lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"option '{name}' may not be empty")
+    origin = get_origin(tp)
+    try:
+        if origin is Literal:
+            allowed = get_args(tp)
+            if value not in allowed:
+                raise ConfigError(f"option '{name}' must be one of {', '.join(map(str, allowed))}, not {value!r}")
+            return value
+        if dataclasses.is_dataclass(tp):
+            if isinstance(value, tp):
+                return value
+            if not isinstance(value, dict):
+                raise ConfigError(f"option '{name}' must be a mapping")
+            return from_dict(tp, value, prefix=f"{name}.")
+        if origin in (list, tuple):
+            (inner, *_) = get_args(tp) or (str,)
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            return [_coerce(v, inner, name) for v in value]
+        if origin is dict or tp is dict:
+            if not isinstance(value, dict):
+                raise ConfigError(f"option '{name}' must be a mapping")
+            return dict(value)
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if tp is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            return str(value)
+        if tp is Path:
+            return Path(value)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError):
+        raise ConfigError(f"option '{name}' expects {getattr(tp, '__name__', tp)}, got {value!r}") from None
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build ``cls`` from a mapping, checking names and types."""
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(prefix + u for u in unknown)}; "
+                          f"known: {', '.join(prefix + n for n in sorted(names))}")
+    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in data.items()})
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain data (for YAML / JSON beside results)."""
+    out = dataclasses.asdict(cfg)
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in out.items()}
+
+
+def _parse_pairs(pairs: list[str], name: str) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"option '--{name}' expects key=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(raw) if raw else ""
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one option per field of ``cls`` (help from the field's metadata); ``--config`` for YAML."""
+    if not prefix:
+        parser.add_argument("--config", type=Path, default=None,
+                            help="YAML file with option values (the command line overrides it)")
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp, _ = _strip_optional(hints[f.name])
+        dest = prefix + f.name
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if dataclasses.is_dataclass(tp):
+            add_arguments(parser, tp, prefix=dest + ".")
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if get_origin(tp) is Literal:
+            help_text += f" (choices: {', '.join(map(str, get_args(tp)))})"
+        if tp is bool:
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=_UNSET,
+                                help=f"{help_text} (default: {default})")
+        elif get_origin(tp) is dict or tp is dict:
+            single = f.metadata.get("flag", dest.rstrip("s"))
+            parser.add_argument("--" + single, dest=dest, action="append", default=None, metavar="KEY=VALUE",
+                                help=f"{help_text} (repeatable)")
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, list) else default
+            parser.add_argument(flag, dest=dest, default=_UNSET, metavar=f.name.upper(),
+                                help=f"{help_text} (default: {shown})")
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | Path | None = None,
+            overrides: dict[str, Any] | None = None) -> T:
+    """Defaults, then the YAML file, then command-line values, then ``overrides``."""
+    data: dict[str, Any] = {}
+    yaml_path = yaml_path or (getattr(args, "config", None) if args is not None else None)
+    if yaml_path:
+        try:
+            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {yaml_path}") from None
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{yaml_path}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{yaml_path}: expected a mapping of option names to values")
+        data = loaded
+    if args is not None:
+        hints = _flat_hints(cls)
+        given = {}
+        for key, value in vars(args).items():
+            if value is _UNSET or value is None or key not in hints:
+                continue
+            tp, _ = _strip_optional(hints[key])
+            if get_origin(tp) is dict or tp is dict:
+                value = _parse_pairs(value, key.rstrip("s"))
+                value = _merge(_lookup(data, key) or {}, value)
+            given[key] = value
+        data = _merge(data, _nest(given))
+    if overrides:
+        data = _merge(data, _nest(overrides))
+    return from_dict(cls, data)
+
+
+def _lookup(data: dict, dotted: str) -> Any:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _flat_hints(cls: type, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for name, tp in _hints(cls).items():
+        inner, _ = _strip_optional(tp)
+        if dataclasses.is_dataclass(inner):
+            out.update(_flat_hints(inner, prefix + name + "."))
+        else:
+            out[prefix + name] = tp
+    return out

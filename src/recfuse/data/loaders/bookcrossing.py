@@ -1,0 +1,73 @@
+"""Book-Crossing CSVs: BX-Book-Ratings.csv / BX-Books.csv / BX-Users.csv (';', the original dump) or
+Ratings.csv / Books.csv / Users.csv (',', the common re-upload).
+
+The data has no timestamps: splits use a seeded random order. Rating 0 marks an implicit interaction;
+``explicit_only`` (default) keeps ratings 1-10. A 5-core filter is applied (``kcore``, default 5).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from recfuse.data.loaders.base import DatasetFormat, find_one
+from recfuse.data.readers import LINE, SideTable, read_delimited, require_columns, to_numbers
+from recfuse.data.splits import kcore as kcore_filter
+
+RATINGS = ("BX-Book-Ratings.csv", "Ratings.csv")
+
+
+def _sep(path: Path) -> str:
+    first = path.read_bytes()[:2000].decode("latin-1").splitlines()[0]
+    return ";" if first.count(";") > first.count(",") else ","
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return read_delimited(path, sep=_sep(path), header=True, encoding="latin-1")
+
+
+class BookCrossing(DatasetFormat):
+    name = "bookcrossing"
+    description = "Book-Crossing CSVs (BX-Book-Ratings.csv, BX-Books.csv, BX-Users.csv)"
+
+    def detect(self, directory: Path) -> bool:
+        return find_one(directory, *RATINGS) is not None
+
+    def interaction_files(self, directory: Path) -> dict[str, Path]:
+        return {"all": find_one(directory, *RATINGS)}
+
+    def read_interactions(self, path: Path, explicit_only: bool = True, **options) -> pd.DataFrame:
+        df = _read(path)
+        require_columns(df, ["User-ID", "ISBN", "Book-Rating"], path)
+        rating = to_numbers(df, "Book-Rating", path)
+        out = pd.DataFrame({"user": df["User-ID"], "item": df["ISBN"].str.strip().str.upper(), "rating": rating})
+        return out[out["rating"] > 0].reset_index(drop=True) if explicit_only else out
+
+    def read_side(self, directory: Path, **options):
+        users = items = None
+        path = find_one(directory, "BX-Users.csv", "Users.csv")
+        if path is not None:
+            df = _read(path)
+            require_columns(df, ["User-ID", "Location", "Age"], path)
+            to_numbers(df, "Age", path, required=False)
+            frame = pd.DataFrame({"id": df["User-ID"], "location": df["Location"], "age": df["Age"],
+                                  LINE: df[LINE]})
+            users = SideTable(frame, {"location": "categorical", "age": "numeric"}, str(path))
+        path = find_one(directory, "BX-Books.csv", "Books.csv")
+        if path is not None:
+            df = _read(path)
+            require_columns(df, ["ISBN", "Book-Title", "Book-Author", "Year-Of-Publication", "Publisher"], path)
+            frame = pd.DataFrame({"id": df["ISBN"].str.strip().str.upper(), "title": df["Book-Title"],
+                                  "author": df["Book-Author"],
+                                  "year": pd.to_numeric(df["Year-Of-Publication"], errors="coerce"),
+                                  "publisher": df["Publisher"], LINE: df[LINE]})
+            frame = frame.drop_duplicates("id")
+            items = SideTable(frame, {"title": "text", "author": "categorical", "year": "numeric",
+                                      "publisher": "categorical"}, str(path))
+        return users, items
+
+    def finish(self, dataset, kcore: int = 5, **options):
+        out = kcore_filter(dataset, kcore) if kcore > 1 else dataset
+        out.notes.append("no timestamps: leave-one-out uses a seeded random order")
+        return out
