@@ -1,0 +1,231 @@
+"""What the six rating backbones share: prediction layout, the MSE training loop, inference and persistence.
+
+A prediction is ``global mean + first-order term + interaction(E)``: the first-order term holds one
+learned weight per field value, so the user id and item id fields give the user and item biases;
+``E`` are the pooled field embeddings of :class:`~recfuse.models.rating.features.FieldEmbedding` and
+``interaction`` is the one thing a backbone defines (:meth:`RatingRecommender.build_interaction`).
+Predictions are clipped to the training ratings' range.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recfuse.data.splits import Split
+from recfuse.errors import ConfigError, DataError
+from recfuse.io import atomic_path, write_json
+from recfuse.models.base import Recommender
+from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding
+from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
+from recfuse.models.torch_utils import progress as progress_bar
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+class RatingNet(nn.Module):
+    """Field embeddings + first-order term + a backbone's interaction module, around the global mean."""
+
+    def __init__(self, schema: FeatureSchema, dim: int, interaction: nn.Module, global_mean: float):
+        super().__init__()
+        self.fields = FieldEmbedding(schema, dim)
+        self.interaction = interaction
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        emb, first = self.fields(users, items)
+        return self.global_mean + first + self.interaction(emb)
+
+
+class RatingRecommender(Recommender):
+    """Base of the feature-based rating models (task ``rating``): subclasses define :meth:`build_interaction`.
+
+    Common hyper-parameters: ``embedding_dim``, ``epochs`` (upper bound; early stopping on validation
+    RMSE with ``patience``), ``lr`` (Adam), ``batch_size``, ``weight_decay`` (L2 on all parameters),
+    ``dropout``, ``seed``, ``device`` (``auto`` = CUDA when present), ``numeric_buckets`` and
+    ``exclude_features`` (passed to the feature layer). Backbone-specific ones come as keyword arguments.
+    """
+
+    task: ClassVar[str] = "rating"
+
+    def __init__(self, *, embedding_dim: int = 16, epochs: int = 100, lr: float = 1e-3, batch_size: int = 1024,
+                 weight_decay: float = 0.0, dropout: float = 0.2, seed: int = 0, device: str = "auto",
+                 patience: int = 5, numeric_buckets: int = 10, exclude_features: list[str] | tuple = (),
+                 eval_batch_size: int = 65536, **arch: Any):
+        for name, value in (("embedding_dim", embedding_dim), ("epochs", epochs), ("batch_size", batch_size),
+                            ("patience", patience)):
+            if int(value) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        if not 0 <= dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
+        super().__init__(embedding_dim=embedding_dim, epochs=epochs, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay, dropout=dropout, seed=seed, device=device, patience=patience,
+                         numeric_buckets=numeric_buckets, exclude_features=list(exclude_features),
+                         eval_batch_size=eval_batch_size, **{k: _jsonable(v) for k, v in arch.items()})
+        self.device = resolve_device(device)
+        self.schema: FeatureSchema | None = None
+        self.net: RatingNet | None = None
+        self.rating_range = (-np.inf, np.inf)
+        self.train_log: dict[str, Any] = {}
+
+    # -- what a backbone defines ------------------------------------------------------------------
+    def build_interaction(self, n_fields: int, dim: int) -> nn.Module:
+        """The module mapping field embeddings ``(B, n_fields, dim)`` to a ``(B,)`` rating offset."""
+        raise NotImplementedError
+
+    # -- training ---------------------------------------------------------------------------------
+    def _build(self, schema: FeatureSchema, global_mean: float) -> None:
+        self.schema = schema
+        dim = int(self.params["embedding_dim"])
+        self.net = RatingNet(schema, dim, self.build_interaction(schema.n_fields, dim), global_mean).to(self.device)
+
+    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> RatingRecommender:
+        """Train with MSE on ``split.train`` ratings; early stopping on ``split.valid`` RMSE (test is never read).
+
+        ``extra_triples`` (pairwise augmentation) do not apply to rating prediction and are ignored.
+        """
+        p = self.params
+        train = split.train
+        if train.rating is None:
+            raise DataError("rating models need ratings; this split's training interactions have none",
+                            field="rating")
+        self.n_users, self.n_items = split.n_users, split.n_items
+        gen = set_seed(int(p["seed"]))
+        schema = FeatureSchema.from_dataset(split.dataset, FeatureConfig(
+            numeric_buckets=int(p["numeric_buckets"]), exclude=list(p["exclude_features"])))
+        self.rating_range = (float(train.rating.min()), float(train.rating.max()))
+        self._build(schema, float(train.rating.mean()))
+        net = self.net
+        dev = self.device
+        users = torch.as_tensor(train.user, device=dev)
+        items = torch.as_tensor(train.item, device=dev)
+        ratings = torch.as_tensor(train.rating, dtype=torch.float32, device=dev)
+        valid = split.valid if len(split.valid) and split.valid.rating is not None else None
+        optim = torch.optim.Adam(net.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
+        stopper = EarlyStopping(patience=int(p["patience"]), mode="min")
+        log: dict[str, Any] = {"epoch_seconds": [], "train_loss": [], "valid_history": [], "best_epoch": None}
+        bs, n = int(p["batch_size"]), len(ratings)
+        bar = progress_bar(range(int(p["epochs"])), enabled=progress, desc=self.name)
+        for epoch in bar:
+            start = time.perf_counter()
+            net.train()
+            order = torch.randperm(n, generator=gen).to(dev)
+            total = 0.0
+            for lo in range(0, n, bs):
+                idx = order[lo:lo + bs]
+                loss = nn.functional.mse_loss(net(users[idx], items[idx]), ratings[idx])
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
+                total += float(loss.detach()) * len(idx)
+            log["epoch_seconds"].append(time.perf_counter() - start)
+            log["train_loss"].append(total / n)
+            if valid is None:
+                continue
+            err = self.predict(valid.user, valid.item) - valid.rating
+            rmse = float(np.sqrt(np.mean(err ** 2)))
+            log["valid_history"].append(rmse)
+            bar.set_postfix(valid_rmse=f"{rmse:.4f}")
+            if stopper.step(rmse, epoch, net.state_dict()):
+                break
+        if stopper.best_state is not None:
+            net.load_state_dict(stopper.best_state)
+            log["best_epoch"] = stopper.best_epoch
+        else:
+            log["best_epoch"] = len(log["epoch_seconds"]) - 1
+        log["best_valid_rmse"] = stopper.best
+        self.train_log = log
+        return self
+
+    # -- inference --------------------------------------------------------------------------------
+    def _require_fitted(self) -> RatingNet:
+        if self.net is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+        return self.net
+
+    @torch.no_grad()
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (user, item) pairs (internal ids), clipped to the training rating range."""
+        net = self._require_fitted()
+        users, items = self._check_users(users), self._check_items(items)
+        if len(users) != len(items):
+            raise ValueError(f"users and items differ in length ({len(users)} vs {len(items)})")
+        net.eval()
+        out = np.empty(len(users), np.float64)
+        step = int(self.params["eval_batch_size"])
+        for lo in range(0, len(users), step):
+            u = torch.as_tensor(users[lo:lo + step], device=self.device)
+            i = torch.as_tensor(items[lo:lo + step], device=self.device)
+            out[lo:lo + step] = net(u, i).double().cpu().numpy()
+        return np.clip(out, *self.rating_range)
+
+    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Predicted ratings of ``items`` (default: all) for each of ``users``: ``(len(users), len(items))``."""
+        users, items = self._check_users(users), self._check_items(items)
+        pred = self.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
+        return pred.reshape(len(users), len(items))
+
+    def user_embeddings(self) -> np.ndarray:
+        return self._id_embeddings("user")
+
+    def item_embeddings(self) -> np.ndarray:
+        return self._id_embeddings("item")
+
+    def _id_embeddings(self, side: str) -> np.ndarray:
+        net = self._require_fitted()
+        names = self.schema.field_names
+        if f"{side}_id" not in names:
+            raise NotImplementedError(f"this model has no {side} id field")
+        k = names.index(f"{side}_id")
+        offset = sum(f.size for f in self.schema.fields[:k])
+        rows = slice(offset + 1, offset + self.schema.fields[k].size)
+        return net.fields.embedding.weight[rows].detach().cpu().numpy()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write ``path/config.json`` (hyper-parameters, feature vocabularies) and ``path/weights.safetensors``."""
+        net = self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(state, str(tmp))
+        write_json(path / CONFIG_FILE, {
+            "model": self.name, "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "params": self.params, "n_users": self.n_users, "n_items": self.n_items,
+            "rating_range": list(self.rating_range), "schema": self.schema.to_json(), "train_log": self.train_log})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> RatingRecommender:
+        """Restore a model written by :meth:`save` (``device`` overrides the saved one)."""
+        path = Path(path)
+        if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
+            raise FileNotFoundError(f"{path}: not a saved rating model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        with open(path / CONFIG_FILE, encoding="utf-8") as fh:
+            cfg = json.load(fh)
+        if cfg.get("model") != cls.name and cls.name != RatingRecommender.name:
+            raise ConfigError(f"{path} holds a '{cfg.get('model')}' model, not '{cls.name}'")
+        params = dict(cfg["params"])
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        state = load_file(str(path / WEIGHTS_FILE))
+        arrays = {k: state[f"fields.{k}"].numpy() for k in ("user_index", "user_weight", "item_index", "item_weight")}
+        model._build(FeatureSchema.from_json(cfg["schema"], arrays), float(state["global_mean"]))
+        model.net.load_state_dict(state)
+        model.n_users, model.n_items = int(cfg["n_users"]), int(cfg["n_items"])
+        model.rating_range = tuple(cfg["rating_range"])
+        model.train_log = cfg.get("train_log", {})
+        return model
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
