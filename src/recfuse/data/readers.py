@@ -21,6 +21,8 @@ from recfuse.data.dataset import Dataset, Feature, FeatureKind, FeatureTable, In
 from recfuse.errors import DataError
 
 LINE = "_line"
+#: entries of an optional numeric column that mean "missing" (Book-Crossing writes NULL)
+MISSING_TOKENS = ("", "null", "na", "n/a", "nan", "none")
 
 
 def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = None, header: bool = False,
@@ -59,20 +61,20 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
     first_line = 2 if header else 1
     df[LINE] = np.arange(first_line, first_line + len(df))
     data_cols = [c for c in df.columns if c != LINE]
-    # pandas fills the missing fields of a short row with NaN even with na_filter off
-    filled = df[data_cols].notna()
-    blank = ~filled.any(axis=1) | (df[data_cols].fillna("").astype(str).apply(lambda s: s.str.strip()) == "").all(axis=1)
-    df = df[~blank.to_numpy()].reset_index(drop=True)
-    filled = filled[~blank.to_numpy()].reset_index(drop=True)
     need = len(data_cols) if min_fields is None else min_fields
-    short = filled.sum(axis=1).to_numpy() < need
-    if short.any():
-        row = int(np.flatnonzero(short)[0])
-        n = int(filled.iloc[row].sum())
-        missing = [c for c in data_cols if not filled.iloc[row][c]]
-        raise DataError(f"truncated line: {n} of {len(data_cols)} fields (missing {', '.join(missing)})",
-                        path=path, line=int(df[LINE].iloc[row]))
-    return df.fillna("")
+    if need > 1:
+        # pandas pads a short row with empty strings, like empty fields: count the fields ourselves
+        rows = csv.reader(io.StringIO(raw), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+        counts = np.fromiter((len(r) for r in rows), dtype=np.int64)[1 if header else 0:]
+        if len(counts) == len(df):
+            short = (counts < need) & (counts > 0)
+            if short.any():
+                row = int(np.flatnonzero(short)[0])
+                missing = data_cols[counts[row]:]
+                raise DataError(f"truncated line: {counts[row]} of {len(data_cols)} fields "
+                                f"(missing {', '.join(missing)})", path=path, line=int(df[LINE].iloc[row]))
+    blank = (df[data_cols].fillna("").astype(str).apply(lambda s: s.str.strip()) == "").all(axis=1)
+    return df[~blank.to_numpy()].reset_index(drop=True).fillna("")
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
@@ -88,13 +90,13 @@ def to_numbers(df: pd.DataFrame, column: str, path: str | Path, *, required: boo
     """Column ``column`` as float64; a non-numeric (or, if required, empty) entry raises with its line."""
     text = df[column].astype(str).str.strip()
     values = pd.to_numeric(text, errors="coerce")
-    bad = values.isna() & ((text != "") | required)
+    bad = values.isna() & (~text.str.lower().isin(MISSING_TOKENS) | required)
     if integer:
         bad |= values.notna() & (values != np.floor(values))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         shown = text.iloc[row]
-        what = "missing value" if shown == "" else f"not {'an integer' if integer else 'a number'}: {shown!r}"
+        what = "missing value" if shown.lower() in MISSING_TOKENS else f"not {'an integer' if integer else 'a number'}: {shown!r}"
         raise DataError(what, path=path, line=int(df[LINE].iloc[row]), field=column)
     return values.to_numpy(dtype=np.float64)
 

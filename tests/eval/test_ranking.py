@@ -1,0 +1,68 @@
+"""Full ranking, candidate re-ranking, rating evaluation and grouping."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recfuse.eval import evaluate_candidates, evaluate_full_ranking, evaluate_rating, long_tail_coefficient, top_k
+
+
+def csr(rows, n_items):
+    data = [(r, c) for r, cols in enumerate(rows) for c in cols]
+    r, c = zip(*data) if data else ([], [])
+    return sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), n_items))
+
+
+def test_top_k_excludes_and_breaks_ties_by_index():
+    scores = np.array([[0.5, 0.9, 0.9, 0.1, 0.7]])
+    assert top_k(scores, 3).tolist() == [[1, 2, 4]]
+    assert top_k(scores, 3, csr([[1]], 5)).tolist() == [[2, 4, 0]]
+
+
+def test_full_ranking_hand_computed():
+    # 2 users, 5 items; scores favour item 0 then 1 ...; user 0 has seen item 0, truth item 2
+    scores = np.tile(np.array([5.0, 4, 3, 2, 1]), (3, 1))
+    history = csr([[0], [], [1]], 5)
+    truth = csr([[2], [4], []], 5)  # user 2 has no truth: not evaluated
+    res = evaluate_full_ranking(lambda users: scores[users], history, truth, ks=[1, 2, 3], metrics=["hr", "ndcg"])
+    assert res.users.tolist() == [0, 1]
+    # user 0 ranks [1, 2, 3]: hit at rank 2; user 1 ranks [0, 1, 2]: no hit
+    assert res.per_user["hr@1"].tolist() == [0, 0]
+    assert res.per_user["hr@2"].tolist() == [1, 0]
+    assert res.per_user["ndcg@3"][0] == pytest.approx(1 / np.log2(3))
+    assert res.mean()["hr@2"] == 0.5
+
+
+def test_item_mask_restricts_the_pool():
+    scores = np.array([[5.0, 4, 3, 2, 1]])
+    truth = csr([[3]], 5)
+    mask = np.array([False, False, False, True, True])
+    res = evaluate_full_ranking(lambda u: scores[u], csr([[]], 5), truth, ks=[1], item_mask=mask)
+    assert res.per_user["hr@1"].tolist() == [1]
+
+
+def test_candidates_protocol():
+    scores = np.array([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1]])
+    labels = np.array([[0, 0, 1], [1, 0, 0]], dtype=bool)
+    res = evaluate_candidates(scores, labels, ks=[1, 2])
+    assert res.per_user["hr@1"].tolist() == [0, 1]
+    assert res.per_user["hr@2"].tolist() == [1, 1]
+    assert res.per_user["ndcg@2"][0] == pytest.approx(1 / np.log2(3))
+
+
+def test_rating_per_user_and_overall():
+    res = evaluate_rating(np.array([3, 4, 5.0]), np.array([3, 5, 3.0]), np.array([7, 7, 2]))
+    assert res.users.tolist() == [2, 7]
+    assert res.per_user["mse"].tolist() == [4.0, 0.5]
+    assert res.info["rmse"] == pytest.approx(np.sqrt(5 / 3))
+
+
+def test_long_tail_coefficient_and_grouping():
+    train = csr([[0, 1, 2], [], [3]], 5)
+    lt = long_tail_coefficient(train)
+    assert lt.tolist() == pytest.approx([np.log(4), 0, np.log(2)])
+    scores = np.tile(np.arange(5.0)[::-1], (3, 1))
+    res = evaluate_full_ranking(lambda u: scores[u], train, csr([[3], [0], [0]], 5), ks=[1])
+    groups = np.where(lt[res.users] > 1, "long history", "short history")
+    grouped = res.grouped(groups)
+    assert grouped["long history"]["hr@1"] == 1.0 and grouped["short history"]["hr@1"] == 1.0

@@ -1,0 +1,51 @@
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from recfuse.eval.report import markdown_table, write_report
+from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
+from recfuse.io import write_json
+
+
+def test_mean_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([5.0]) == (5.0, 0.0)
+
+
+def test_paired_ttest_matches_hand_computation():
+    a, b = np.array([0.5, 0.6, 0.7, 0.9]), np.array([0.4, 0.6, 0.5, 0.6])
+    d = a - b
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
+    res = paired_ttest(a, b)
+    assert res["t"] == pytest.approx(t)
+    assert res["p"] == pytest.approx(2 * stats.t.sf(abs(t), df=3))
+    assert paired_ttest(a, a)["p"] == 1.0
+    with pytest.raises(ValueError, match="one length"):
+        paired_ttest(a, b[:2])
+
+
+def test_relative_improvement():
+    assert relative_improvement(0.0645, 0.0455) == pytest.approx(0.0645 / 0.0455 - 1)
+    assert relative_improvement(1.0306, 1.0487, lower_is_better=True) == pytest.approx((1.0487 - 1.0306) / 1.0487)
+
+
+def test_write_report(tmp_path):
+    rows = [{"model": "mf", "hr@3": 0.05}, {"model": "lightgcn", "hr@3": 0.06, "note": "x"}]
+    write_report(tmp_path, rows, config={"seed": 0}, title="t")
+    assert json.loads((tmp_path / "results.json").read_text())["rows"] == rows
+    assert "| lightgcn | 0.0600 | x |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "results.csv").read_text().splitlines()[0] == "model,hr@3,note"
+    assert "seed: 0" in (tmp_path / "config.yaml").read_text()
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave nothing behind
+    assert markdown_table([]) == "(no rows)\n"
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert not list(tmp_path.glob(".*tmp"))

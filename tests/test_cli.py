@@ -1,0 +1,54 @@
+"""The command line, end to end on small data."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recfuse.cli import build_parser, main
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_help_on_every_command():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        text = p.format_help()
+        assert len(text) > 50, name
+
+
+def test_data_describe(capsys):
+    assert main(["data", "describe", str(FIXTURES / "ml-100k-raw")]) == 0
+    out = capsys.readouterr().out
+    assert "| 3 | 4 | 8 |" in out and "genres" in out and "occupation" in out
+
+
+def test_data_fetch_manual_dataset_explains(capsys):
+    assert main(["data", "fetch", "netflix"]) == 2
+    assert "Kaggle" in capsys.readouterr().err
+
+
+def test_train_writes_results(tmp_path, capsys):
+    rc = main(["train", "--model", "itemknn", "--dataset", "synthetic", "--seeds", "0,1", "--out", str(tmp_path),
+               "--param", "k=20", "--no-progress"])
+    assert rc == 0
+    out = tmp_path / "synthetic" / "itemknn"
+    result = json.loads((out / "results.json").read_text())
+    assert [r["seed"] for r in result["rows"]] == [0, 1, "mean"]
+    assert result["rows"][0]["hr@10"] > 0.3
+    assert "k: 20" in (out / "config.yaml").read_text()
+    assert "mean ± std over 2 seeds" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    (tmp_path / "u.data").write_text("1\t10\tfive\t881250949\n")
+    assert main(["data", "describe", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recfuse: error: ") and "field 'rating': not a number: 'five'" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_model(capsys):
+    assert main(["train", "--model", "nosuchmodel", "--dataset", "synthetic"]) == 2
+    assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
