@@ -1,0 +1,66 @@
+"""LightGCN (He et al., 2020): ID embeddings smoothed over the normalised user-item graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recfuse.data.splits import Split
+from recfuse.models.base import register
+from recfuse.models.graph import normalized_adjacency, propagate
+from recfuse.models.training import Backbone, TorchRecommender
+from recfuse.models.towers import Tower
+
+
+class GraphBackbone(Backbone):
+    """Shared by LightGCN, MixGCF, SGL and SimGCL: the training graph and layer propagation.
+
+    Final representations are the mean of layers 0..L (``include_ego``) or 1..L (SimGCL).
+    A backbone rebuilt by ``load`` has no graph; it scores from the saved final representations.
+    """
+
+    def __init__(self, users: Tower, items: Tower, split: Split | None, n_layers: int = 3,
+                 reg_weight: float = 1e-4, include_ego: bool = True, device: torch.device | str = "cpu"):
+        super().__init__(users, items, reg_weight)
+        self.n_users, self.n_items = users.n, items.n
+        self.n_layers, self.include_ego, self.device = n_layers, include_ego, torch.device(device)
+        self.adj: torch.Tensor | None = None
+        if split is not None:
+            self.edge_users = split.train.user.astype(np.int64)
+            self.edge_items = split.train.item.astype(np.int64)
+            self.adj = self.adjacency(self.edge_users, self.edge_items)
+
+    def adjacency(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
+        return normalized_adjacency(users, items, self.n_users, self.n_items, self.device)
+
+    def layers(self, adj: torch.Tensor | None = None, noise_eps: float = 0.0) -> list[torch.Tensor]:
+        """Layer embeddings of all nodes (users first, then items)."""
+        adj = self.adj if adj is None else adj
+        if adj is None:
+            raise RuntimeError("this graph model has no training graph (loaded from disk); refit it to train")
+        u0, i0 = self.ego()
+        return propagate(adj, torch.cat([u0, i0]), self.n_layers, noise_eps)
+
+    def readout(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean over layers, split into (users, items)."""
+        used = layers if self.include_ego or len(layers) == 1 else layers[1:]
+        x = torch.stack(used).mean(0)
+        return x[:self.n_users], x[self.n_users:]
+
+    def final(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.readout(self.layers())
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        user_rep, item_rep = self.final()
+        return self.bpr_with_reg(users, pos, neg, user_rep, item_rep)
+
+
+@register("lightgcn")
+class LightGCN(TorchRecommender):
+    """LightGCN: ``n_layers`` rounds of propagation over D^-1/2 A D^-1/2, mean of all layers, BPR loss."""
+
+    defaults = dict(n_layers=3, reg_weight=1e-4)
+
+    def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
+        return GraphBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,
+                             device=self.torch_device)

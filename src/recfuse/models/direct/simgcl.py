@@ -1,0 +1,40 @@
+"""SimGCL (Yu et al., SIGIR 2022): contrastive views from uniform noise added at every graph layer."""
+
+from __future__ import annotations
+
+import torch
+
+from recfuse.data.splits import Split
+from recfuse.models.base import register
+from recfuse.models.direct.lightgcn import GraphBackbone
+from recfuse.models.direct.sgl import contrastive_loss
+from recfuse.models.training import Backbone, TorchRecommender
+from recfuse.models.towers import Tower
+
+
+class SimGCLBackbone(GraphBackbone):
+    """Clean propagation for BPR; two noisy propagations (noise norm ``eps``) for InfoNCE."""
+
+    def __init__(self, *args, eps: float = 0.1, cl_weight: float = 0.2, temperature: float = 0.2, **kwargs):
+        super().__init__(*args, include_ego=False, **kwargs)
+        self.eps, self.cl_weight, self.temperature = eps, cl_weight, temperature
+
+    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        user_rep, item_rep = self.final()
+        loss, parts = self.bpr_with_reg(users, pos, neg, user_rep, item_rep)
+        v1, v2 = (self.readout(self.layers(noise_eps=self.eps)) for _ in range(2))
+        cl = self.cl_weight * contrastive_loss(v1, v2, users, pos, self.temperature)
+        parts["cl"] = float(cl.detach())
+        return loss + cl, parts
+
+
+@register("simgcl")
+class SimGCL(TorchRecommender):
+    """SimGCL: ``eps`` noise norm, ``cl_weight`` InfoNCE weight (paper's lambda), ``temperature``."""
+
+    defaults = dict(n_layers=2, reg_weight=1e-4, eps=0.1, cl_weight=0.2, temperature=0.2)
+
+    def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
+        return SimGCLBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,
+                              device=self.torch_device, eps=self.eps, cl_weight=self.cl_weight,
+                              temperature=self.temperature)
