@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recfuse.data import Dataset, Feature, FeatureTable, Interactions, Vocab, leave_one_out
+from recfuse.data import Dataset, leave_one_out, load_dataset
 from recfuse.eval.metrics import mae, rmse
 from recfuse.io import write_json, write_text
 from recfuse.models.base import create_model
@@ -33,47 +33,11 @@ RESULTS = HERE / "results"
 MODELS = ["deepfm", "nfm", "dcn", "afm", "xdeepfm", "autoint"]
 #: per-model hyper-parameters, chosen on validation RMSE (see the tuning notes in the results file)
 PARAMS: dict[str, dict] = {name: {} for name in MODELS}
-RECBOLE_ML100K = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / \
-    "site-packages" / "recbole" / "dataset_example" / "ml-100k"
-
-
-def ml100k_from_atomic(folder: Path = RECBOLE_ML100K) -> Dataset:
-    """ML-100K from RecBole's atomic files, with the feature names of ``recfuse.data.load_dataset('ml-100k')``."""
-    import pandas as pd
-
-    inter = pd.read_csv(folder / "ml-100k.inter", sep="\t")
-    users = pd.read_csv(folder / "ml-100k.user", sep="\t", dtype=str)
-    items = pd.read_csv(folder / "ml-100k.item", sep="\t", dtype=str, keep_default_na=False)
-    inter.columns = [c.split(":")[0] for c in inter.columns]
-    users.columns = [c.split(":")[0] for c in users.columns]
-    items.columns = [c.split(":")[0] for c in items.columns]
-    uv, iv = Vocab(users["user_id"], "user"), Vocab(items["item_id"], "item")
-    user_features = FeatureTable(len(uv), [
-        Feature.numeric("age", users["age"]),
-        Feature.categorical("gender", users["gender"]),
-        Feature.categorical("occupation", users["occupation"]),
-        Feature.categorical("zip_code", users["zip_code"]),
-    ])
-    item_features = FeatureTable(len(iv), [
-        Feature.text("title", items["movie_title"]),
-        Feature.numeric("year", items["release_year"]),
-        Feature.multi("genres", [g.split() for g in items["class"]]),
-    ])
-    return Dataset("ml-100k", uv, iv,
-                   Interactions(uv.index(inter["user_id"].astype(str)), iv.index(inter["item_id"].astype(str)),
-                                inter["rating"].to_numpy(), inter["timestamp"].to_numpy()),
-                   user_features, item_features, source=str(folder))
 
 
 def load_ml100k() -> Dataset:
-    """``recfuse.data.load_dataset('ml-100k')`` when the loaders exist, else RecBole's atomic files."""
-    try:
-        from recfuse.data import load_dataset
-        return load_dataset("ml-100k")
-    except Exception as e:  # noqa: BLE001 - the loader package may not exist yet
-        print(f"load_dataset('ml-100k') unavailable ({type(e).__name__}: {e}); using RecBole's atomic files",
-              file=sys.stderr)
-        return ml100k_from_atomic()
+    """ML-100K with user features age, gender, occupation, zip_code and item features title, year, genres."""
+    return load_dataset("ml-100k")
 
 
 def run_ours(split, model: str, seed: int, params: dict, progress: bool) -> dict:

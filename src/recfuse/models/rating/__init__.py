@@ -1,7 +1,16 @@
-"""Feature-based rating-prediction backbones (Llama4Rec's rating task) over one shared feature layer."""
+"""Feature-based rating-prediction backbones (Llama4Rec's rating task) over one shared feature layer.
 
+Importing the package registers ``deepfm``, ``nfm``, ``dcn``, ``afm``, ``xdeepfm`` and ``autoint``.
+"""
+
+from recfuse.models.rating.afm import AFM
+from recfuse.models.rating.autoint import AutoInt
 from recfuse.models.rating.base import RatingRecommender
+from recfuse.models.rating.dcn import DCN
 from recfuse.models.rating.deepfm import DeepFM
 from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding, FieldSpec
+from recfuse.models.rating.nfm import NFM
+from recfuse.models.rating.xdeepfm import XDeepFM
 
-__all__ = ["RatingRecommender", "DeepFM", "FeatureConfig", "FeatureSchema", "FieldEmbedding", "FieldSpec"]
+__all__ = ["AFM", "AutoInt", "DCN", "DeepFM", "NFM", "XDeepFM", "RatingRecommender", "FeatureConfig",
+           "FeatureSchema", "FieldEmbedding", "FieldSpec"]

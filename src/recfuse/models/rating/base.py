@@ -155,7 +155,8 @@ class RatingRecommender(Recommender):
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs (internal ids), clipped to the training rating range."""
         net = self._require_fitted()
-        users, items = self._check_users(users), self._check_items(items)
+        users = np.ascontiguousarray(self._check_users(users))
+        items = np.ascontiguousarray(self._check_items(items))
         if len(users) != len(items):
             raise ValueError(f"users and items differ in length ({len(users)} vs {len(items)})")
         net.eval()
