@@ -65,8 +65,10 @@ def test_numeric_buckets_and_zip_prefix():
 
 
 def test_exclude_and_ids_off():
-    schema = FeatureSchema.from_dataset(tiny_dataset(), {"exclude": ["zip_code", "year"], "use_ids": False})
+    schema = FeatureSchema.from_dataset(tiny_dataset(), {"exclude": ["zip_code", "item.year"], "use_ids": False})
     assert schema.field_names == ["user.age", "user.gender", "item.genres"]
+    schema = FeatureSchema.from_dataset(tiny_dataset(), {"exclude": ["item_id", "user.age"]})
+    assert schema.field_names == ["user_id", "user.zip_code", "user.gender", "item.genres", "item.year"]
 
 
 def test_field_embedding_shapes_and_first_order_term():

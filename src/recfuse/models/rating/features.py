@@ -55,7 +55,8 @@ class FeatureConfig:
 
     numeric_buckets: int = 10
     prefixes: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PREFIXES))
-    exclude: list[str] = field(default_factory=list)  # feature names (either side) to leave out
+    #: left out: a feature name (either side), a field name (``item.year``) or ``user_id`` / ``item_id``
+    exclude: list[str] = field(default_factory=list)
     max_values: int = 32
     use_ids: bool = True
 
@@ -83,11 +84,11 @@ class FeatureSchema:
         fields: list[FieldSpec] = []
         codes: list[np.ndarray] = []
         for side, (ids, table) in sides.items():
-            if config.use_ids:
+            if config.use_ids and f"{side}_id" not in config.exclude:
                 fields.append(FieldSpec(f"{side}_id", side, "id", [MISSING, *map(str, ids)]))
                 codes.append(np.arange(1, len(ids) + 1, dtype=np.int64)[:, None])
             for feat in table:
-                if feat.kind == "text" or feat.name in config.exclude:
+                if feat.kind == "text" or {feat.name, _field_name(side, feat.name)} & set(config.exclude):
                     continue
                 spec, c = _encode(feat, side, config)
                 fields.append(spec)
@@ -153,7 +154,8 @@ def _encode(feat: Feature, side: str, config: FeatureConfig) -> tuple[FieldSpec,
         if prefix:
             labels = [v[:prefix] for v in feat.vocab[1:]]
             vocab = sorted(set(labels))
-            remap = np.array([0] + [vocab.index(v) + 1 for v in labels], dtype=np.int64)
+            position = {v: k + 1 for k, v in enumerate(vocab)}
+            remap = np.array([0] + [position[v] for v in labels], dtype=np.int64)
             return FieldSpec(name, side, "categorical", [MISSING, *vocab], 1, feat.name, prefix=prefix), \
                 remap[feat.codes][:, None]
         return FieldSpec(name, side, "categorical", list(feat.vocab), 1, feat.name), feat.codes[:, None].copy()
