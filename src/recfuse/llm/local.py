@@ -1,0 +1,396 @@
+"""Local transformers backend: any model id or folder, GGUF files, peft adapters, CPU or CUDA.
+
+Choice scoring runs the prompt once with ``logits_to_keep=1`` (all-position logits would cost about
+2 GB per batch); answers longer than one token continue from the prompt's key/value cache, so every
+choice costs only its own tokens. Prompts are left-padded with explicit position ids, so a batch
+scores the same as each prompt alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse import _env  # noqa: F401  (before torch)
+from recfuse.io import fingerprint as content_hash
+from recfuse.llm.base import LLMError, Prompt, check_choices, normalize_prompt
+
+log = logging.getLogger(__name__)
+
+
+def cpu_bf16_fast() -> bool:
+    """Whether this CPU has native bf16 matmul units (AVX512-BF16 or AMX), where bf16 runs ~2x fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False
+
+
+def resolve_dtype(dtype: Any, device: Any) -> Any:
+    """``auto``: bf16 on CUDA and on CPUs with bf16 units, else fp32; or a name like ``float32``."""
+    import torch
+
+    if dtype in (None, "auto"):
+        if device.type == "cuda":
+            return torch.bfloat16
+        return torch.bfloat16 if cpu_bf16_fast() else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[str(dtype)]
+    except KeyError:
+        raise LLMError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+
+
+def _file_hash(path: Path, limit: int = 8 << 20) -> str:
+    """Content hash of a file (its size, first and last ``limit`` bytes) or of a folder's weight files."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".json"))
+        return content_hash(*[(p.name, _file_hash(p, limit)) for p in files])
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(limit)
+        fh.seek(max(0, size - limit))
+        tail = fh.read(limit)
+    return content_hash(size, head, tail)
+
+
+class LocalLLM:
+    """A causal LM run in this process with transformers.
+
+    ``model`` is a Hugging Face id, a local folder, a ``.gguf`` file, or an already loaded
+    ``PreTrainedModel`` (then pass ``tokenizer`` too). ``adapter`` is a peft adapter folder applied on
+    top. ``chat`` renders string prompts with the model's chat template (``system_prompt`` adds a
+    system message). ``batch_size`` is the number of prompts per forward pass.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, adapter: str | Path | None = None,
+                 dtype: Any = "auto", device: str = "auto", batch_size: int = 8, chat: bool = True,
+                 system_prompt: str | None = None, max_prompt_tokens: int | None = None,
+                 progress: bool = False, fingerprint: str | None = None, name: str | None = None):
+        import torch
+        from transformers import AutoTokenizer
+
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available()
+                                   else ("cpu" if device == "auto" else device))
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = int(batch_size)
+        self.chat = chat
+        self.system_prompt = system_prompt
+        self.progress = progress
+        self.stats = {"choice_calls": 0, "generate_calls": 0, "prompts_scored": 0, "prompts_generated": 0,
+                      "prompts_truncated": 0}
+        weights_id: Any
+        if isinstance(model, (str, Path)):
+            model_ref = str(model)
+            self.name = name or model_ref
+            path = Path(model_ref).expanduser()
+            try:
+                if path.suffix == ".gguf":
+                    if not path.is_file():
+                        raise LLMError(f"GGUF file not found: {path}")
+                    self.model, tok = _load_gguf(path, self.dtype)
+                    weights_id = ("gguf", _file_hash(path))
+                else:
+                    from transformers import AutoModelForCausalLM
+
+                    self.model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=self.dtype)
+                    tok = AutoTokenizer.from_pretrained(model_ref)
+                    weights_id = ("dir", _file_hash(path)) if path.is_dir() else ("hub", model_ref,
+                                                                                   getattr(self.model.config, "_commit_hash", None))
+            except LLMError:
+                raise
+            except (OSError, ValueError) as e:
+                raise LLMError(f"cannot load model {model_ref!r}: {e}. Without internet, give a local folder "
+                               f"or a .gguf file (or use the embedded model: --backend embedded)") from e
+            tokenizer = tokenizer or tok
+        else:
+            if tokenizer is None:
+                raise LLMError("an in-memory model needs its tokenizer: LocalLLM(model, tokenizer)")
+            self.model = model
+            self.name = name or str(getattr(getattr(model, "config", None), "_name_or_path", type(model).__name__))
+            weights_id = None
+        if isinstance(tokenizer, (str, Path)):
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        self.tokenizer = tokenizer
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "left"
+        self.adapter = None
+        if adapter is not None:
+            from peft import PeftModel
+
+            adapter = Path(adapter)
+            if not adapter.is_dir():
+                raise LLMError(f"adapter folder not found: {adapter}")
+            self.model = PeftModel.from_pretrained(self.model, str(adapter))
+            self.adapter = str(adapter)
+            weights_id = (weights_id, "adapter", _file_hash(adapter))
+        if isinstance(model, (str, Path)) or adapter is not None:
+            self.model.to(device=self.device, dtype=self.dtype)
+        else:
+            self.device = next(self.model.parameters()).device
+            self.dtype = next(self.model.parameters()).dtype
+        self.model.eval()
+        cfg = self.model.config
+        self.max_prompt_tokens = int(max_prompt_tokens or getattr(cfg, "max_position_embeddings", 2048) or 2048)
+        self._fingerprint = fingerprint or content_hash(
+            "LocalLLM", self.name, weights_id if weights_id is not None else self._weights_hash(),
+            str(self.dtype), chat, system_prompt, getattr(self.tokenizer, "chat_template", None))
+        self._choice_ids: dict[str, list[int]] = {}
+        self._warned_truncation = False
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def fingerprint(self) -> str:
+        """Model, weights (adapter included), dtype and prompt rendering: what decides the answers."""
+        return self._fingerprint
+
+    def _weights_hash(self) -> str:
+        """Hash of an in-memory model's trainable weights (a LoRA adapter: small) and its config."""
+        import torch
+
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if not params or sum(p.numel() for _, p in params) > 50_000_000:
+            params = list(self.model.named_parameters())[:4] + list(self.model.named_parameters())[-4:]
+        parts: list[Any] = [self.model.config.to_json_string()]
+        with torch.no_grad():
+            for n, p in params:
+                parts.append(n)
+                parts.append(p.detach().float().cpu().numpy())
+        return content_hash(*parts)
+
+    def refresh_fingerprint(self) -> str:
+        """Recompute the fingerprint after the in-memory weights changed (e.g. after tuning)."""
+        self._fingerprint = content_hash("LocalLLM", self.name, self._weights_hash(), str(self.dtype),
+                                         self.chat, self.system_prompt,
+                                         getattr(self.tokenizer, "chat_template", None))
+        return self._fingerprint
+
+    # ---------------------------------------------------------------- rendering
+    def render(self, prompt: Prompt) -> str:
+        """The exact text the model reads: chat template applied, generation prompt added."""
+        p = normalize_prompt(prompt)
+        if isinstance(p, str) and not self.chat:
+            return p
+        messages = [{"role": "user", "content": p}] if isinstance(p, str) else p
+        if self.system_prompt and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": self.system_prompt}] + messages
+        if getattr(self.tokenizer, "chat_template", None):
+            cont = messages[-1]["role"] == "assistant"
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=not cont,
+                                                      continue_final_message=cont)
+        text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
+        return text if messages[-1]["role"] == "assistant" else text + "Assistant:"
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """Token ids of a rendered prompt, keeping the last ``max_prompt_tokens`` (the answer slot is last)."""
+        text = self.render(prompt)
+        templated = self.chat or not isinstance(prompt, str)
+        ids = self.tokenizer(text, add_special_tokens=not templated)["input_ids"]
+        if len(ids) > self.max_prompt_tokens:
+            self.stats["prompts_truncated"] += 1
+            if not self._warned_truncation:
+                log.warning("a prompt of %d tokens was cut to its last %d; give the prompt builder a smaller "
+                            "token budget", len(ids), self.max_prompt_tokens)
+                self._warned_truncation = True
+            ids = ids[-self.max_prompt_tokens:]
+        return list(ids)
+
+    def choice_token_ids(self, choice: str) -> list[int]:
+        """Token ids of an answer as it follows a prompt (derived from the tokenizer, never hard-coded).
+
+        The answer is tokenized after a newline anchor and the anchor's tokens removed, so tokenizers that
+        add a word-start marker to a standalone string give the in-context ids.
+        """
+        if choice not in self._choice_ids:
+            tok = self.tokenizer
+            anchor = tok("\n", add_special_tokens=False)["input_ids"]
+            both = tok("\n" + choice, add_special_tokens=False)["input_ids"]
+            if both[:len(anchor)] == anchor and len(both) > len(anchor):
+                ids = both[len(anchor):]
+            else:
+                ids = tok(choice, add_special_tokens=False)["input_ids"]
+            if not ids:
+                raise LLMError(f"choice {choice!r} tokenizes to nothing")
+            self._choice_ids[choice] = list(ids)
+        return self._choice_ids[choice]
+
+    def _batch(self, seqs: list[list[int]]):
+        import torch
+
+        n = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), n), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), n), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, n - len(s):] = torch.tensor(s, dtype=torch.long)
+                mask[i, n - len(s):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids.to(self.device), mask.to(self.device), pos.to(self.device)
+
+    def _batches(self, n: int, lengths: list[int], desc: str):
+        from recfuse.models.torch_utils import progress
+
+        order = np.argsort(-np.asarray(lengths), kind="stable")  # similar lengths together: little padding
+        starts = range(0, n, self.batch_size)
+        for s in progress(starts, enabled=self.progress, desc=desc, total=len(starts)):
+            yield order[s:s + self.batch_size]
+
+    # ------------------------------------------------------------ choice scoring
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
+        """Log-probability of each choice after each prompt, ``(len(prompts), len(choices))``."""
+        import torch
+
+        choices = check_choices(choices)
+        cids = [self.choice_token_ids(c) for c in choices]
+        out = np.zeros((len(prompts), len(choices)), dtype=np.float64)
+        if not len(prompts):
+            return out
+        self.stats["choice_calls"] += 1
+        self.stats["prompts_scored"] += len(prompts)
+        encoded = [self.encode(p) for p in prompts]
+        k, lmax = len(choices), max(len(c) for c in cids)
+        first = torch.tensor([c[0] for c in cids], device=self.device)
+        if lmax > 1:
+            rest = torch.full((k, lmax - 1), self.tokenizer.pad_token_id, dtype=torch.long)
+            rest_mask = torch.zeros((k, lmax - 1), dtype=torch.bool)
+            for j, c in enumerate(cids):
+                rest[j, :len(c) - 1] = torch.tensor(c[1:], dtype=torch.long)
+                rest_mask[j, :len(c) - 1] = True
+            rest, rest_mask = rest.to(self.device), rest_mask.to(self.device)
+        with torch.inference_mode():
+            for idx in self._batches(len(prompts), [len(e) for e in encoded], "scoring"):
+                ids, mask, pos = self._batch([encoded[i] for i in idx])
+                res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                 use_cache=lmax > 1, logits_to_keep=1)
+                lp = res.logits[:, -1, :].float().log_softmax(-1)
+                score = lp[:, first]  # (b, k)
+                if lmax > 1:
+                    b = len(idx)
+                    cache = res.past_key_values
+                    cache.batch_repeat_interleave(k)
+                    inp = torch.cat([first[:, None], rest[:, :-1]], dim=1)[:, :lmax - 1]  # tokens fed
+                    inp = inp.repeat(b, 1)  # (b*k, lmax-1), prompt-major
+                    cont_mask = torch.cat([mask.repeat_interleave(k, 0),
+                                           torch.ones((b * k, lmax - 1), dtype=mask.dtype, device=self.device)], 1)
+                    start = mask.sum(-1).repeat_interleave(k)[:, None]
+                    cpos = start + torch.arange(lmax - 1, device=self.device)[None, :]
+                    logits = self.model(input_ids=inp, attention_mask=cont_mask, position_ids=cpos,
+                                        past_key_values=cache, use_cache=True).logits
+                    clp = logits.float().log_softmax(-1)  # (b*k, lmax-1, V)
+                    tgt = rest.repeat(b, 1)
+                    tok_lp = clp.gather(-1, tgt[:, :, None])[:, :, 0]
+                    tok_lp = torch.where(rest_mask.repeat(b, 1), tok_lp, torch.zeros_like(tok_lp))
+                    score = score + tok_lp.sum(-1).view(b, k)
+                out[idx] = score.double().cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------- generation
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
+        """Continuations of the prompts; greedy when ``temperature`` is 0, sampled (seeded) otherwise."""
+        import torch
+
+        texts: list[str] = [""] * len(prompts)
+        if not len(prompts):
+            return texts
+        self.stats["generate_calls"] += 1
+        self.stats["prompts_generated"] += len(prompts)
+        encoded = [self.encode(p) for p in prompts]
+        sample = temperature > 0
+        kw: dict[str, Any] = {"do_sample": sample, "max_new_tokens": int(max_new_tokens),
+                              "pad_token_id": self.tokenizer.pad_token_id}
+        if sample:
+            kw.update(temperature=float(temperature), top_p=float(top_p))
+        else:
+            kw.update(temperature=None, top_p=None, top_k=None)
+        eos = [t for t in {self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)}
+               if t is not None]
+        flat: list[int] = []
+        for t in eos:
+            flat.extend(t if isinstance(t, list) else [t])
+        if flat:
+            kw["eos_token_id"] = sorted(set(flat))
+        with torch.inference_mode():
+            for bi, idx in enumerate(self._batches(len(prompts), [len(e) for e in encoded], "generating")):
+                ids, mask, _ = self._batch([encoded[i] for i in idx])
+                if sample:
+                    torch.manual_seed(seed + bi)
+                gen = self.model.generate(input_ids=ids, attention_mask=mask, **kw)
+                new = gen[:, ids.shape[1]:]
+                for row, i in enumerate(idx):
+                    texts[i] = _cut(self.tokenizer.decode(new[row], skip_special_tokens=True), stop)
+        return texts
+
+    # --------------------------------------------------------- token scoring
+    def token_logprobs(self, texts: Sequence[str]) -> list[dict[str, list]]:
+        """Per-token log-probabilities of raw texts (for ``echo`` in the server): tokens, offsets, logprobs."""
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for text in texts:
+                enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+                ids = enc["input_ids"][-self.max_prompt_tokens:]
+                offs = enc["offset_mapping"][-self.max_prompt_tokens:]
+                if not ids:
+                    out.append({"tokens": [], "text_offset": [], "token_logprobs": []})
+                    continue
+                x = torch.tensor([ids], device=self.device)
+                lp = self.model(input_ids=x).logits[0].float().log_softmax(-1)
+                tl = [None] + lp[:-1].gather(-1, x[0, 1:, None])[:, 0].tolist()
+                out.append({"tokens": [text[a:b] for a, b in offs], "text_offset": [a for a, _ in offs],
+                            "token_logprobs": tl})
+        return out
+
+    def next_token_top_logprobs(self, prompts: Sequence[Prompt], k: int) -> list[list[tuple[str, float]]]:
+        """The ``k`` likeliest next tokens after each prompt with their log-probabilities."""
+        import torch
+
+        encoded = [self.encode(p) for p in prompts]
+        out: list[list[tuple[str, float]]] = [[] for _ in prompts]
+        with torch.inference_mode():
+            for idx in self._batches(len(prompts), [len(e) for e in encoded], "scoring"):
+                ids, mask, pos = self._batch([encoded[i] for i in idx])
+                lp = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                logits_to_keep=1).logits[:, -1].float().log_softmax(-1)
+                top = lp.topk(k, dim=-1)
+                for row, i in enumerate(idx):
+                    out[i] = [(self.tokenizer.decode([int(t)]), float(v))
+                              for v, t in zip(top.values[row], top.indices[row])]
+        return out
+
+    def __repr__(self) -> str:
+        return (f"LocalLLM({self.name!r}, device={self.device.type}, dtype={str(self.dtype).replace('torch.', '')}, "
+                f"adapter={self.adapter!r})")
+
+
+def _cut(text: str, stop: Sequence[str] | None) -> str:
+    """Text up to the first stop string."""
+    if stop:
+        cut = min((text.find(s) for s in stop if s and s in text), default=-1)
+        if cut >= 0:
+            return text[:cut]
+    return text
+
+
+def _load_gguf(path: Path, dtype: Any):
+    """Load a GGUF file as a plain dense (trainable, saveable) model and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype,
+                                                 quantization_config=GgufConfig(dequantize=True))
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return model, tok
