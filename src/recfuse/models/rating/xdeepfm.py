@@ -27,7 +27,7 @@ class XDeepFMInteraction(nn.Module):
 class XDeepFM(RatingRecommender):
     """xDeepFM for rating prediction. ``cin_layer_sizes``: feature maps per CIN layer; ``hidden_units``: MLP."""
 
-    def __init__(self, cin_layer_sizes: Sequence[int] = (32, 32), hidden_units: Sequence[int] = (128, 64), **kwargs):
+    def __init__(self, cin_layer_sizes: Sequence[int] = (16, 16), hidden_units: Sequence[int] = (128, 64), **kwargs):
         super().__init__(cin_layer_sizes=cin_layer_sizes, hidden_units=hidden_units, **kwargs)
 
     def build_interaction(self, n_fields: int, dim: int) -> nn.Module:
