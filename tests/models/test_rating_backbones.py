@@ -57,6 +57,11 @@ class RatingConformance:
         np.testing.assert_allclose(scores[1], model.predict(np.full(3, 9), items), rtol=1e-6)
         assert model.score(users).shape == (2, model.n_items)
 
+    def test_id_embeddings(self, model):
+        dim = model.params["embedding_dim"]
+        assert model.user_embeddings().shape == (model.n_users, dim)
+        assert model.item_embeddings().shape == (model.n_items, dim)
+
     def test_save_load_round_trip(self, model, tmp_path):
         model.save(tmp_path / "m")
         loaded = type(model).load(tmp_path / "m")
