@@ -60,23 +60,23 @@ def fit_history(entries: Sequence[str], budget: int | None, count_tokens: TokenC
                 sep: str = SEP) -> list[str]:
     """The most recent entries of a chronological history whose joined text fits in ``budget`` tokens.
 
-    Entries are kept newest first until the next would overflow; the result stays in chronological
+    The newest entries are kept first: the result is the longest suffix whose joined text counts at most
+    ``budget`` tokens (found by bisection, so long histories cost a few counts). It stays in chronological
     order (oldest kept first), so the newest items sit right before the question. ``None``: no limit.
     """
     entries = list(entries)
-    if budget is None:
+    if budget is None or not entries:
         return entries
-    kept: list[str] = []
-    used = 0
-    sep_cost = count_tokens(sep) if sep.strip() else 0
-    for e in reversed(entries):
-        cost = count_tokens(e) + (sep_cost if kept else 0)
-        if used + cost > budget:
-            break
-        kept.append(e)
-        used += cost
-    kept.reverse()
-    return kept
+    if count_tokens(sep.join(entries)) <= budget:
+        return entries
+    lo, hi = 0, len(entries)  # fits(lo) is true, fits(hi) is false
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count_tokens(sep.join(entries[-mid:])) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return entries[len(entries) - lo:] if lo else []
 
 
 def _join(entries: Sequence[str]) -> str:
