@@ -1,0 +1,225 @@
+"""The base of the sequential recommenders: sequences, the training loop, scoring, embeddings, persistence.
+
+Evaluation protocol (leave-one-out by time):
+
+* Training examples come from the **train** sequences only (plus any LLM insertions, Llama4Rec L4b).
+* Early stopping ranks the validation item from the **train** sequence (``stage="valid"``).
+* After fitting, :meth:`score` encodes **train + validation item** (``stage="test"``, the default), which is
+  what ``split.history("test")`` holds. The test item never enters any input sequence.
+
+Insertions are training data only: scoring and :meth:`user_embeddings` encode the real history.
+A model fitted on a split keeps those two sequence sets, so it can be saved and loaded without the split.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from recfuse.data.splits import Split
+from recfuse.errors import ConfigError
+from recfuse.eval.ranking import evaluate_full_ranking
+from recfuse.io import load_npz, read_json, save_npz, write_json
+from recfuse.models.base import Recommender
+from recfuse.models.sequential.encoder import SequenceEncoder
+from recfuse.models.sequential.sequences import Sequences
+from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
+from recfuse.models.torch_utils import progress as progress_bar
+
+Stage = Literal["valid", "test"]
+
+
+class SequentialRecommender(Recommender):
+    """Transformer over each user's time-ordered items; subclasses define the training loss.
+
+    Hyper-parameters: ``hidden_size``, ``max_len`` (items kept per sequence, most recent), ``n_layers``,
+    ``n_heads``, ``inner_size`` (feed-forward width, default 4 x hidden), ``dropout``, ``attn_dropout``,
+    ``epochs`` (maximum), ``lr``, ``weight_decay``, ``batch_size`` (training windows per step),
+    ``patience`` (evaluations without a better valid NDCG@10), ``eval_every`` (epochs), ``seed``, ``device``.
+    """
+
+    task: ClassVar[str] = "sequential"
+    causal: ClassVar[bool] = True
+    output_head: ClassVar[bool] = False
+    #: width of a training window relative to ``max_len`` (SASRec: input + shifted target = max_len + 1)
+    window_extra: ClassVar[int] = 1
+
+    def __init__(self, hidden_size: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 2,
+                 inner_size: int | None = None, dropout: float = 0.5, attn_dropout: float | None = None,
+                 epochs: int = 200, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128,
+                 patience: int = 10, eval_every: int = 1, seed: int = 0, device: str = "auto", **extra: Any):
+        if max_len < 2:
+            raise ConfigError(f"max_len must be at least 2, got {max_len}")
+        if epochs < 1 or batch_size < 1 or patience < 1 or eval_every < 1:
+            raise ConfigError("epochs, batch_size, patience and eval_every must be positive")
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
+        super().__init__(hidden_size=hidden_size, max_len=max_len, n_layers=n_layers, n_heads=n_heads,
+                         inner_size=inner_size, dropout=dropout, attn_dropout=attn_dropout, epochs=epochs, lr=lr,
+                         weight_decay=weight_decay, batch_size=batch_size, patience=patience,
+                         eval_every=eval_every, seed=seed, device=device, **extra)
+        for k, v in self.params.items():
+            setattr(self, k, v)
+        self.device = resolve_device(device)
+        self.encoder: SequenceEncoder | None = None
+        self.sequences: dict[str, Sequences] = {}
+        self.train_log: dict[str, Any] = {}
+
+    # -- to be defined by subclasses --------------------------------------------------------------
+    def _loss(self, rows: torch.Tensor) -> torch.Tensor:
+        """Training loss of a batch of windows (B, max_len + window_extra) of shifted item ids."""
+        raise NotImplementedError
+
+    def _inference_input(self, padded: torch.Tensor) -> torch.Tensor:
+        """The encoder input that predicts the next item from the last ``max_len`` items (B, max_len)."""
+        return padded
+
+    # -- training ---------------------------------------------------------------------------------
+    def _build_encoder(self) -> SequenceEncoder:
+        return SequenceEncoder(self.n_items, self.hidden_size, self.max_len, self.n_layers, self.n_heads,
+                               self.inner_size, self.dropout, self.attn_dropout, causal=self.causal,
+                               output_head=self.output_head).to(self.device)
+
+    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True,
+            insertions: np.ndarray | None = None) -> SequentialRecommender:
+        """Train on the train sequences; early stopping on valid NDCG@10 (never test).
+
+        ``insertions`` (n, 3) of ``(user, position, item)``: items inserted into the users' *train*
+        sequences (Llama4Rec L4b), positions counted in the original train sequence; the dataset is not
+        copied. ``extra_triples`` (pairwise augmentation of the direct models) does not apply and is ignored.
+        """
+        set_seed(self.seed)
+        self.n_users, self.n_items = split.n_users, split.n_items
+        train = Sequences.from_interactions(split.train, self.n_users)
+        augmented = train if insertions is None or len(insertions) == 0 else train.insert(insertions, self.n_items)
+        self.sequences = {"valid": train,
+                          "test": train.append(Sequences.from_interactions(split.valid, self.n_users))}
+        self.encoder = self._build_encoder()
+        rows = torch.as_tensor(augmented.windows(self.max_len + self.window_extra, min_len=2), device=self.device)
+        if len(rows) == 0:
+            raise ConfigError("no user has two training interactions: nothing to learn a sequence from")
+        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        has_valid = len(split.valid) > 0 and split.ground_truth("valid").nnz > 0
+        stopper = EarlyStopping(patience=self.patience, mode="max")
+        history_valid, truth_valid = (split.history("valid"), split.ground_truth("valid")) if has_valid else (None, None)
+        epoch_seconds: list[float] = []
+        t0 = time.perf_counter()
+        bar = progress_bar(range(self.epochs), enabled=progress, desc=f"{self.name} epochs")
+        for epoch in bar:
+            start = time.perf_counter()
+            self.encoder.train()
+            order = torch.randperm(len(rows), device=self.device)
+            total = 0.0
+            for b in range(0, len(rows), self.batch_size):
+                loss = self._loss(rows[order[b:b + self.batch_size]])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            epoch_seconds.append(time.perf_counter() - start)
+            if has_valid and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
+                ndcg = evaluate_full_ranking(lambda u: self.score(u, stage="valid"), history_valid, truth_valid,
+                                             ks=[10], metrics=["ndcg"]).mean()["ndcg@10"]
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{total:.3f}", valid_ndcg10=f"{ndcg:.4f}")
+                if stopper.step(ndcg, epoch, self.encoder.state_dict()):
+                    break
+        if stopper.best_state is not None:
+            self.encoder.load_state_dict(stopper.best_state)
+        self.encoder.eval()
+        self.train_log = {
+            "epoch_seconds": epoch_seconds,
+            "total_seconds": time.perf_counter() - t0,
+            "epochs_run": len(epoch_seconds),
+            "best_epoch": stopper.best_epoch if has_valid else len(epoch_seconds) - 1,
+            "best_valid_ndcg@10": stopper.best,
+            "valid_history": [v for _, v in stopper.history],
+            "training_windows": len(rows),
+            "insertions": 0 if insertions is None else len(insertions),
+        }
+        return self
+
+    # -- inference --------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.encoder is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(split) or load(path) first")
+
+    def _check_stage(self, stage: str) -> Sequences:
+        if stage not in self.sequences:
+            raise ConfigError(f"stage must be 'valid' or 'test', not {stage!r}")
+        return self.sequences[stage]
+
+    @torch.no_grad()
+    def _encode(self, users: np.ndarray, stage: Stage, batch_size: int = 1024) -> torch.Tensor:
+        """Hidden state (len(users), H) that predicts each user's next item after the ``stage`` sequence."""
+        self._check_fitted()
+        seqs = self._check_stage(stage)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        out = []
+        for b in range(0, len(users), batch_size):
+            padded = torch.as_tensor(seqs.padded(self.max_len, users[b:b + batch_size]), device=self.device)
+            out.append(self.encoder(self._inference_input(padded))[:, -1])
+        self.encoder.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, self.hidden_size, device=self.device)
+
+    @torch.no_grad()
+    def score(self, users: np.ndarray, items: np.ndarray | None = None, *, stage: Stage = "test") -> np.ndarray:
+        """Next-item scores (len(users), len(items)) after each user's ``stage`` sequence.
+
+        ``stage="test"`` (default) encodes train + validation items; ``"valid"`` the train items only.
+        """
+        self._check_fitted()
+        users, items = self._check_users(users), self._check_items(items)
+        h = self._encode(users, stage)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        logits = self.encoder.item_logits(h)
+        self.encoder.train(was_training)
+        return logits[:, torch.as_tensor(items, device=self.device)].float().cpu().numpy()
+
+    def user_embeddings(self, stage: Stage = "test") -> np.ndarray:
+        """The sequence encoding of every user (n_users, hidden_size), as of ``stage`` (for similar-user search)."""
+        self._check_fitted()
+        return self._encode(np.arange(self.n_users), stage).float().cpu().numpy()
+
+    def item_embeddings(self) -> np.ndarray:
+        self._check_fitted()
+        return self.encoder.item_emb.weight[1:self.n_items + 1].detach().float().cpu().numpy()
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """A folder: ``config.json`` (hyper-parameters, sizes, training log), ``weights.safetensors`` and
+        ``sequences.npz`` (the valid- and test-stage sequences). No pickle."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().cpu() for k, v in self.encoder.state_dict().items()},
+                  str(path / "weights.safetensors"))
+        save_npz(path / "sequences.npz", **{f"{stage}_{part}": getattr(s, part)
+                                            for stage, s in self.sequences.items() for part in ("items", "indptr")})
+        write_json(path / "config.json", {"model": self.name, "params": self.params, "n_users": self.n_users,
+                                          "n_items": self.n_items, "train_log": self.train_log})
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> SequentialRecommender:
+        path = Path(path)
+        cfg = read_json(path / "config.json")
+        if cfg.get("model") != cls.name:
+            raise ConfigError(f"{path} holds a {cfg.get('model')!r} model, not {cls.name!r}")
+        params = dict(cfg["params"])
+        if device is not None:
+            params["device"] = device
+        model = cls(**params)
+        model.n_users, model.n_items = int(cfg["n_users"]), int(cfg["n_items"])
+        model.train_log = cfg.get("train_log", {})
+        z = load_npz(path / "sequences.npz")
+        model.sequences = {stage: Sequences(z[f"{stage}_items"], z[f"{stage}_indptr"]) for stage in ("valid", "test")}
+        model.encoder = model._build_encoder()
+        model.encoder.load_state_dict(load_file(str(path / "weights.safetensors"), device=str(model.device)))
+        model.encoder.eval()
+        return model

@@ -1,0 +1,84 @@
+"""CL4SRec (Xie et al., 2022): SASRec plus a contrastive loss between two augmented views of each sequence.
+
+The augmentations (crop, mask, reorder) are vectorised over the batch: every row draws its own operator
+and its own random crop / mask / segment, with no Python loop over sequences.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from recfuse.errors import ConfigError
+from recfuse.models.base import register
+from recfuse.models.sequential.sasrec import SASRec
+
+
+def crop(seq: torch.Tensor, eta: float) -> torch.Tensor:
+    """Keep a random contiguous ``max(1, floor(eta * n))`` items of each left-padded row (n real items)."""
+    b, length = seq.shape
+    n = (seq > 0).sum(1)
+    c = torch.clamp((eta * n).floor().long(), min=1)
+    start = (torch.rand(b, device=seq.device) * (n - c + 1)).floor().long()
+    j = torch.arange(length, device=seq.device)[None, :]
+    src = (start - n + c)[:, None] + j  # output j takes real item (start + j - (length - c))
+    keep = j >= (length - c)[:, None]
+    return torch.where(keep, seq.gather(1, src.clamp(0, length - 1)), torch.zeros_like(seq))
+
+
+def mask(seq: torch.Tensor, gamma: float, mask_id: int) -> torch.Tensor:
+    """Replace each real item by the mask token with probability ``gamma``."""
+    hit = (torch.rand(seq.shape, device=seq.device) < gamma) & (seq > 0)
+    return torch.where(hit, torch.full_like(seq, mask_id), seq)
+
+
+def reorder(seq: torch.Tensor, beta: float) -> torch.Tensor:
+    """Shuffle a random contiguous segment of ``floor(beta * n)`` real items of each row."""
+    b, length = seq.shape
+    n = (seq > 0).sum(1)
+    r = (beta * n).floor().long()
+    start = length - n + (torch.rand(b, device=seq.device) * (n - r + 1)).floor().long()
+    j = torch.arange(length, device=seq.device)[None, :].expand(b, length)
+    inside = (j >= start[:, None]) & (j < (start + r)[:, None])
+    key = torch.where(inside, start[:, None] + torch.rand(b, length, device=seq.device) * r[:, None], j.float())
+    return seq.gather(1, key.argsort(dim=1))
+
+
+def augment(seq: torch.Tensor, eta: float, gamma: float, beta: float, mask_id: int) -> torch.Tensor:
+    """One random view per row: crop, mask or reorder, chosen uniformly per row."""
+    op = torch.randint(0, 3, (seq.shape[0], 1), device=seq.device)
+    return torch.where(op == 0, crop(seq, eta), torch.where(op == 1, mask(seq, gamma, mask_id), reorder(seq, beta)))
+
+
+def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent: each view's positive is the other view of the same row, negatives all other 2B - 2 views."""
+    z = torch.cat([z1, z2])
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    b = len(z1)
+    target = torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device)
+    return F.cross_entropy(sim, target)
+
+
+@register("cl4srec")
+class CL4SRec(SASRec):
+    """CL4SRec: SASRec's next-item loss + ``cl_weight`` x contrastive loss between two augmented views
+    (crop ``eta``, mask ``gamma``, reorder ``beta``) of each training sequence, on the sequence encoding
+    at the last position, with ``temperature``."""
+
+    def __init__(self, cl_weight: float = 0.1, temperature: float = 1.0, eta: float = 0.6, gamma: float = 0.3,
+                 beta: float = 0.6, **kwargs):
+        if cl_weight < 0 or temperature <= 0 or not all(0 <= x <= 1 for x in (eta, gamma, beta)):
+            raise ConfigError("cl_weight >= 0, temperature > 0 and eta, gamma, beta in [0, 1] are required")
+        super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta, **kwargs)
+
+    def _loss(self, rows: torch.Tensor) -> torch.Tensor:
+        inp = rows[:, :-1]
+        rec, _ = self._next_item_loss(inp, rows[:, 1:])
+        if self.cl_weight == 0:
+            return rec
+        mask_id = self.encoder.mask_id
+        views = torch.cat([augment(inp, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
+        z = self.encoder(views)[:, -1]
+        z1, z2 = z.chunk(2)
+        return rec + self.cl_weight * info_nce(z1, z2, self.temperature)

@@ -1,0 +1,21 @@
+"""The shared recommender conformance tests for SASRec, BERT4Rec and CL4SRec (small, fast settings)."""
+
+from tests.models.conformance import RecommenderConformance
+
+FAST = {"hidden_size": 32, "max_len": 20, "epochs": 12, "lr": 5e-3, "batch_size": 64, "dropout": 0.2,
+        "patience": 12, "device": "cpu"}
+
+
+class TestSASRec(RecommenderConformance):
+    model_name = "sasrec"
+    params = FAST
+
+
+class TestBERT4Rec(RecommenderConformance):
+    model_name = "bert4rec"
+    params = {**FAST, "epochs": 15, "patience": 15}
+
+
+class TestCL4SRec(RecommenderConformance):
+    model_name = "cl4srec"
+    params = FAST
