@@ -8,7 +8,7 @@ os.environ.setdefault("RECFUSE_MODEL_CACHE", str(Path(tempfile.gettempdir()) / "
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

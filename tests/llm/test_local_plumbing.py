@@ -110,9 +110,9 @@ def test_fingerprint_follows_the_weights(tiny_llm, tokenizer):
 
 
 def test_truncation_keeps_the_answer_slot(tokenizer):
-    from recfuse.llm.local import LocalLLM
-
     import copy
+
+    from recfuse.llm.local import LocalLLM
 
     llm = LocalLLM(copy.deepcopy(_tiny_model(len(tokenizer))), tokenizer, max_prompt_tokens=20)
     ids = llm.encode("word " * 200)

@@ -2,8 +2,15 @@
 
 import numpy as np
 
-from recfuse.llm import ParseStats, choice_probs, expected_value, parse_attribute, parse_choice, parse_profile
-from recfuse.llm import parse_ranking
+from recfuse.llm import (
+    ParseStats,
+    choice_probs,
+    expected_value,
+    parse_attribute,
+    parse_choice,
+    parse_profile,
+    parse_ranking,
+)
 
 CANDS = ["Casino (1995)", "Seven (1995)", "Jumanji (1995)"]
 LABELS = ["A", "B", "C"]

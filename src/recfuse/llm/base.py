@@ -17,14 +17,14 @@ RecLM's two-turn instruction).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from recfuse.errors import RecfuseError
 
 Message = Mapping[str, str]
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 
 
 class LLMError(RecfuseError, RuntimeError):

@@ -42,8 +42,8 @@ def _build(args: argparse.Namespace) -> Any:
             raise ConfigError("--backend http needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         return load_llm("http", args.model, base_url=args.base_url, api_key=args.api_key, mode=args.mode,
                         system_prompt=args.system)
-    kw = dict(adapter=args.adapter, dtype=args.dtype, device=args.device, system_prompt=args.system,
-              chat=not args.no_chat)
+    kw = {"adapter": args.adapter, "dtype": args.dtype, "device": args.device, "system_prompt": args.system,
+          "chat": not args.no_chat}
     if args.backend == "hf":
         if not args.model:
             raise ConfigError("--backend hf needs --model (a hub id, a local folder or a .gguf file)")

@@ -79,22 +79,20 @@ def convert_gguf(gguf: Path, target: Path, progress: bool = False) -> Path:
     """De-quantise a GGUF file into a safetensors model folder (with tokenizer), atomically."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-    from transformers.utils import logging as hf_logging
 
-    if not progress:
-        hf_logging.disable_progress_bar()
+    from recfuse.llm.local import quiet_loading
+
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
-                                                     quantization_config=GgufConfig(dequantize=True))
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        with quiet_loading(progress):
+            model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32,
+                                                         quantization_config=GgufConfig(dequantize=True))
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as e:  # transformers raises many kinds here
         raise LLMError(f"cannot read the GGUF file {gguf}: {e}") from e
-    finally:
-        if not progress:
-            hf_logging.enable_progress_bar()
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save_pretrained(str(tmp))
+        with quiet_loading(progress):
+            model.save_pretrained(str(tmp))
         tok.save_pretrained(str(tmp))
         if target.exists():
             shutil.rmtree(target)

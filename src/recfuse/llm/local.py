@@ -8,6 +8,7 @@ scores the same as each prompt alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,34 @@ def resolve_dtype(dtype: Any, device: Any) -> Any:
                 "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[str(dtype)]
     except KeyError:
         raise LLMError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
+
+
+@contextlib.contextmanager
+def quiet_loading(progress: bool):
+    """Silence transformers' and tqdm's loading bars unless ``progress`` is on."""
+    if progress:
+        yield
+        return
+    import functools
+
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:  # the GGUF reader uses a plain tqdm bar
+        import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+        old_tqdm = gguf_utils.tqdm
+        gguf_utils.tqdm = functools.partial(old_tqdm, disable=True)
+    except (ImportError, AttributeError):
+        gguf_utils = None
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+        if gguf_utils is not None:
+            gguf_utils.tqdm = old_tqdm
 
 
 def _file_hash(path: Path, limit: int = 8 << 20) -> str:
@@ -96,18 +125,8 @@ class LocalLLM:
             self.name = name or model_ref
             path = Path(model_ref).expanduser()
             try:
-                if path.suffix == ".gguf":
-                    if not path.is_file():
-                        raise LLMError(f"GGUF file not found: {path}")
-                    self.model, tok = _load_gguf(path, self.dtype)
-                    weights_id = ("gguf", _file_hash(path))
-                else:
-                    from transformers import AutoModelForCausalLM
-
-                    self.model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=self.dtype)
-                    tok = AutoTokenizer.from_pretrained(model_ref)
-                    weights_id = ("dir", _file_hash(path)) if path.is_dir() else ("hub", model_ref,
-                                                                                   getattr(self.model.config, "_commit_hash", None))
+                with quiet_loading(progress):
+                    self.model, tok, weights_id = _load(path, model_ref, self.dtype)
             except LLMError:
                 raise
             except (OSError, ValueError) as e:
@@ -401,6 +420,22 @@ def _cut(text: str, stop: Sequence[str] | None) -> str:
         if cut >= 0:
             return text[:cut]
     return text
+
+
+def _load(path: Path, model_ref: str, dtype: Any) -> tuple[Any, Any, Any]:
+    """Model, tokenizer and a weights id for a model reference (folder, hub id or .gguf file)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise LLMError(f"GGUF file not found: {path}")
+        model, tok = _load_gguf(path, dtype)
+        return model, tok, ("gguf", _file_hash(path))
+    model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=dtype)
+    tok = AutoTokenizer.from_pretrained(model_ref)
+    if path.is_dir():
+        return model, tok, ("dir", _file_hash(path))
+    return model, tok, ("hub", model_ref, getattr(model.config, "_commit_hash", None))
 
 
 def _load_gguf(path: Path, dtype: Any):

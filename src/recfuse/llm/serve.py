@@ -47,7 +47,7 @@ class _Batcher:
                     res = self.llm.next_token_top_logprobs([b["messages"] for b in batch], kmax)
                     for b, r in zip(batch, res):
                         b["result"] = r[:b["k"]]
-                except Exception as e:  # hand the error to every waiter
+                except Exception as e:  # noqa: BLE001  (hand the error to every waiter)
                     for b in batch:
                         b["error"] = e
                 for b in batch:
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, code: int, message: str) -> None:
         self._send(code, {"error": {"message": message, "type": "invalid_request_error", "code": code}})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path.rstrip("/") in ("/v1/models", "/models"):
             self._send(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model",
                                                          "owned_by": "recfuse"}]})
@@ -85,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(404, f"no route {self.path}")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             n = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(n) or b"{}")
