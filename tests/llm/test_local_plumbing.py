@@ -126,3 +126,26 @@ def _tiny_model(vocab):
     cfg = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)
     return LlamaForCausalLM(cfg).eval()
+
+
+def test_adapter_is_applied_and_fingerprinted(tokenizer, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from recfuse.llm.local import LocalLLM
+
+    torch.manual_seed(1)
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "adapter"
+    _tiny_model(len(tokenizer)).save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    peft_model = get_peft_model(_tiny_model(len(tokenizer)).from_pretrained(base_dir),
+                                LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(adapter_dir)
+    plain = LocalLLM(base_dir, dtype="float32")
+    tuned = LocalLLM(base_dir, adapter=adapter_dir, dtype="float32")
+    assert plain.fingerprint != tuned.fingerprint and tuned.adapter == str(adapter_dir)
+    a = plain.choice_logprobs(PROMPTS[:2], CHOICES)
+    b = tuned.choice_logprobs(PROMPTS[:2], CHOICES)
+    assert not np.allclose(a, b)
+    assert LocalLLM(base_dir, adapter=adapter_dir, dtype="float32").fingerprint == tuned.fingerprint
+    with pytest.raises(LLMError):
+        LocalLLM(base_dir, adapter=tmp_path / "missing")

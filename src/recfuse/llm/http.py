@@ -248,3 +248,7 @@ class HTTPLLM:
 
     def __repr__(self) -> str:
         return f"HTTPLLM({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
+
+
+#: another name for :class:`HTTPLLM`
+OpenAICompatibleLLM = HTTPLLM
