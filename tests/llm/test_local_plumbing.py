@@ -149,3 +149,11 @@ def test_adapter_is_applied_and_fingerprinted(tokenizer, tmp_path):
     assert LocalLLM(base_dir, adapter=adapter_dir, dtype="float32").fingerprint == tuned.fingerprint
     with pytest.raises(LLMError):
         LocalLLM(base_dir, adapter=tmp_path / "missing")
+
+
+def test_generation_stops_at_stop_strings(tiny_llm):
+    full = tiny_llm.generate(PROMPTS[:2], max_new_tokens=12)
+    stop = [full[0][3:5]] if len(full[0]) > 5 else ["\n"]
+    cut = tiny_llm.generate(PROMPTS[:2], max_new_tokens=12, stop=stop)
+    for f, c in zip(full, cut):
+        assert f.startswith(c) and stop[0] not in c

@@ -359,6 +359,8 @@ class LocalLLM:
             flat.extend(t if isinstance(t, list) else [t])
         if flat:
             kw["eos_token_id"] = sorted(set(flat))
+        if stop:  # stop early once every sequence has produced a stop string (the text is cut below)
+            kw.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         with torch.inference_mode():
             for bi, idx in enumerate(self._batches(len(prompts), [len(e) for e in encoded], "generating")):
                 ids, mask, _ = self._batch([encoded[i] for i in idx])
