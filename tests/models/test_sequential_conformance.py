@@ -2,8 +2,8 @@
 
 from tests.models.conformance import RecommenderConformance
 
-FAST = {"hidden_size": 32, "max_len": 20, "epochs": 12, "lr": 5e-3, "batch_size": 64, "dropout": 0.2,
-        "patience": 12, "device": "cpu"}
+FAST = {"hidden_size": 32, "max_len": 10, "epochs": 6, "lr": 5e-3, "batch_size": 64, "dropout": 0.2,
+        "patience": 6, "device": "cpu"}
 
 
 class TestSASRec(RecommenderConformance):
@@ -13,7 +13,7 @@ class TestSASRec(RecommenderConformance):
 
 class TestBERT4Rec(RecommenderConformance):
     model_name = "bert4rec"
-    params = {**FAST, "epochs": 15, "patience": 15}
+    params = {**FAST, "epochs": 15, "patience": 15}  # the masked-item task starts slower
 
 
 class TestCL4SRec(RecommenderConformance):
