@@ -8,4 +8,4 @@ from recfuse.models.sequential.encoder import SequenceEncoder
 from recfuse.models.sequential.sasrec import SASRec
 from recfuse.models.sequential.sequences import Sequences
 
-__all__ = ["SequentialRecommender", "SequenceEncoder", "Sequences", "SASRec", "BERT4Rec", "CL4SRec"]
+__all__ = ["BERT4Rec", "CL4SRec", "SASRec", "SequenceEncoder", "Sequences", "SequentialRecommender"]

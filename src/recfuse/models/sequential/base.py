@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from recfuse.data.splits import Split
 from recfuse.errors import ConfigError
@@ -193,13 +192,13 @@ class SequentialRecommender(Recommender):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """A folder: ``config.json`` (hyper-parameters, sizes, training log), ``weights.safetensors`` and
-        ``sequences.npz`` (the valid- and test-stage sequences). No pickle."""
+        """A folder: ``config.json`` (hyper-parameters, sizes, training log), ``weights.npz`` (the encoder's
+        state, float32) and ``sequences.npz`` (the valid- and test-stage sequences). No pickle, and no
+        dependency beyond numpy."""
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous().cpu() for k, v in self.encoder.state_dict().items()},
-                  str(path / "weights.safetensors"))
+        save_npz(path / "weights.npz", **{k: v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()})
         save_npz(path / "sequences.npz", **{f"{stage}_{part}": getattr(s, part)
                                             for stage, s in self.sequences.items() for part in ("items", "indptr")})
         write_json(path / "config.json", {"model": self.name, "params": self.params, "n_users": self.n_users,
@@ -220,6 +219,7 @@ class SequentialRecommender(Recommender):
         z = load_npz(path / "sequences.npz")
         model.sequences = {stage: Sequences(z[f"{stage}_items"], z[f"{stage}_indptr"]) for stage in ("valid", "test")}
         model.encoder = model._build_encoder()
-        model.encoder.load_state_dict(load_file(str(path / "weights.safetensors"), device=str(model.device)))
+        weights = load_npz(path / "weights.npz")
+        model.encoder.load_state_dict({k: torch.from_numpy(v).to(model.device) for k, v in weights.items()})
         model.encoder.eval()
         return model

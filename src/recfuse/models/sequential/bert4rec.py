@@ -28,7 +28,7 @@ class BERT4Rec(SequentialRecommender):
 
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         real = rows > 0
-        b, length = rows.shape
+        b = rows.shape[0]
         masked = (torch.rand(rows.shape, device=rows.device) < self.mask_ratio) & real
         last_only = torch.rand(b, device=rows.device) < self.last_ratio
         is_last = torch.zeros_like(real)
