@@ -166,18 +166,23 @@ class Backbone(nn.Module):
 
     def bpr_with_reg(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                      user_rep: torch.Tensor, item_rep: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """BPR on the given final representations plus L2 on the batch's layer-0 embeddings."""
-        neg = neg[:, 0]
+        """BPR on the given final representations (averaged over the ``K`` negatives of each pair) plus
+        L2 on the batch's layer-0 embeddings."""
         u = user_rep[users]
         s_pos = self.triple_scores(u, item_rep[pos])
-        s_neg = self.triple_scores(u, item_rep[neg])
-        loss = bpr_loss(s_pos, s_neg)
+        s_neg = self.triple_scores(u, item_rep[neg])  # (B, K)
+        loss = bpr_loss(s_pos.unsqueeze(1), s_neg)
         parts = {"bpr": float(loss.detach())}
         if self.reg_weight > 0:
-            reg = self.reg_weight * l2_reg(self.users(users), self.items(pos), self.items(neg))
+            reg = self.reg_weight * self.ego_l2(self.users(users), self.items(pos), self.items(neg))
             loss = loss + reg
             parts["reg"] = float(reg.detach())
         return loss, parts
+
+    @staticmethod
+    def ego_l2(u: torch.Tensor, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """L2 of a batch's layer-0 user, positive and (B, K, d) negative embeddings (negatives averaged over K)."""
+        return l2_reg(u, p) + q.pow(2).sum() / (2 * q.shape[0] * q.shape[1])
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """BPR loss of a batch; ``neg`` has shape (B, n_negatives)."""
@@ -185,12 +190,11 @@ class Backbone(nn.Module):
             user_rep, item_rep = self.final()
             return self.bpr_with_reg(users, pos, neg, user_rep, item_rep)
         # ID tables only: index rows directly (no pass over all items)
-        n = neg[:, 0]
-        u, p, q = self.users(users), self.items(pos), self.items(n)
-        loss = bpr_loss(self.triple_scores(u, p), self.triple_scores(u, q))
+        u, p, q = self.users(users), self.items(pos), self.items(neg)
+        loss = bpr_loss(self.triple_scores(u, p).unsqueeze(1), self.triple_scores(u, q))
         parts = {"bpr": float(loss.detach())}
         if self.reg_weight > 0:
-            reg = self.reg_weight * l2_reg(u, p, q)
+            reg = self.reg_weight * self.ego_l2(u, p, q)
             loss = loss + reg
             parts["reg"] = float(reg.detach())
         return loss, parts

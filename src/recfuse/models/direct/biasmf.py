@@ -28,14 +28,14 @@ class BiasMFBackbone(Backbone):
         return torch.cat([u, ones], 1), torch.cat([i, self.item_bias[:, None]], 1)
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        neg = neg[:, 0]
-        u, p, q = self.users(users), self.items(pos), self.items(neg)
+        u, p, q = self.users(users), self.items(pos), self.items(neg)  # q: (B, K, d)
         s_pos = (u * p).sum(-1) + self.item_bias[pos]
-        s_neg = (u * q).sum(-1) + self.item_bias[neg]
-        loss = bpr_loss(s_pos, s_neg)
+        s_neg = (u.unsqueeze(1) * q).sum(-1) + self.item_bias[neg]
+        loss = bpr_loss(s_pos.unsqueeze(1), s_neg)
         parts = {"bpr": float(loss.detach())}
         if self.reg_weight > 0:
-            reg = self.reg_weight * l2_reg(u, p, q, self.item_bias[pos, None], self.item_bias[neg, None])
+            reg = self.reg_weight * (self.ego_l2(u, p, q) + l2_reg(self.item_bias[pos, None])
+                                     + self.item_bias[neg].pow(2).mean() / 2)
             loss = loss + reg
             parts["reg"] = float(reg.detach())
         return loss, parts
