@@ -129,3 +129,19 @@ def test_http_unreachable_server_is_one_clear_error():
         port = s.getsockname()[1]
     with pytest.raises(LLMError, match="cannot reach the OpenAI-compatible server"):
         HTTPLLM(f"http://127.0.0.1:{port}/v1", model="m", retries=1, backoff=0.01, timeout=2).generate(["hi"])
+
+
+def test_cli_ask_prints_choice_probabilities(capsys, embedded_dir):
+    import json
+
+    from recfuse.cli import main
+
+    assert main(["llm", "ask", "Rate the movie Toy Story (1995) from 1 to 5.", "--choices", "1,2,3,4,5",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    probs = [c["probability"] for c in out["choices"]]
+    assert [c["choice"] for c in out["choices"]] == RATING_CHOICES and abs(sum(probs) - 1) < 1e-9
+    assert main(["llm", "ask", "Is the sky blue?", "--choices", "Yes,No,Not sure"]) == 0
+    text = capsys.readouterr().out
+    assert "Not sure" in text and "probabilities renormalised" in text
+    assert main(["llm", "ask", "hi", "--backend", "http"]) == 2  # a clear error, not a traceback
