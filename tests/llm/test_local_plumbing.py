@@ -157,3 +157,33 @@ def test_generation_stops_at_stop_strings(tiny_llm):
     cut = tiny_llm.generate(PROMPTS[:2], max_new_tokens=12, stop=stop)
     for f, c in zip(full, cut):
         assert f.startswith(c) and stop[0] not in c
+
+
+class _Crashy:
+    """An LLM that fails on its second call (a crash mid-run)."""
+
+    fingerprint = "crashy"
+
+    def __init__(self):
+        self.calls = 0
+
+    def choice_logprobs(self, prompts, choices):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("killed")
+        return -np.ones((len(prompts), len(choices))) * self.calls
+
+    def generate(self, prompts, max_new_tokens=128, temperature=0.0, top_p=1.0, seed=0, stop=None):
+        return ["x"] * len(prompts)
+
+
+def test_cache_keeps_finished_chunks_after_a_crash(tmp_path):
+    crashy = _Crashy()
+    cached = CachedLLM(crashy, tmp_path / "c.sqlite", chunk_size=2)
+    prompts = [f"p{i}" for i in range(5)]
+    with pytest.raises(RuntimeError):
+        cached.choice_logprobs(prompts, ["a", "b"])
+    resumed = CachedLLM(crashy, tmp_path / "c.sqlite", chunk_size=2)
+    out = resumed.choice_logprobs(prompts, ["a", "b"])
+    assert resumed.stats["hits"] == 2 and resumed.stats["misses"] == 3 and crashy.calls == 4
+    np.testing.assert_array_equal(out[:2], -1.0)  # the chunk finished before the crash, not recomputed

@@ -102,3 +102,11 @@ def test_history_budget_applies_in_prompts():
     p, _ = pb.listwise_ranking([f"Film {i}" for i in range(50)], CANDS)
     line = next(ln for ln in p.splitlines() if ln.startswith("Interaction History:"))
     assert line.endswith("Film 49") and "Film 0;" not in line
+
+
+def test_item_texts_from_a_dataset(synthetic_dataset):
+    from recfuse.llm import item_texts
+
+    titles = item_texts(synthetic_dataset, [0, 1])
+    assert titles == [synthetic_dataset.item_title(0), synthetic_dataset.item_title(1)]
+    assert item_texts(synthetic_dataset, [2], description=True) == [synthetic_dataset.item_description(2)]

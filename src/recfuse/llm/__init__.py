@@ -42,6 +42,7 @@ from recfuse.llm.prompts import (
     approx_tokens,
     escape_text,
     fit_history,
+    item_texts,
     rating_choices,
 )
 

@@ -289,3 +289,11 @@ class PromptBuilder:
 def rating_choices(scale: int = 5) -> list[str]:
     """The allowed answers of a rating prompt: "1".."scale"."""
     return [str(i) for i in range(1, scale + 1)]
+
+
+def item_texts(dataset, items: Sequence[int], description: bool = False,
+               fields: Sequence[str] | None = None) -> list[str]:
+    """Prompt text of internal items from a :class:`~recfuse.data.Dataset`: titles, or one-line descriptions."""
+    if description:
+        return [dataset.item_description(int(i), fields) for i in items]
+    return [dataset.item_title(int(i)) for i in items]
