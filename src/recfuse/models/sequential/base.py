@@ -50,7 +50,7 @@ class SequentialRecommender(Recommender):
 
     def __init__(self, hidden_size: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 2,
                  inner_size: int | None = None, dropout: float = 0.5, attn_dropout: float | None = None,
-                 epochs: int = 200, lr: float = 1e-3, weight_decay: float = 0.0, batch_size: int = 128,
+                 epochs: int = 200, lr: float = 2e-3, weight_decay: float = 0.0, batch_size: int = 64,
                  patience: int = 10, eval_every: int = 1, seed: int = 0, device: str = "auto", **extra: Any):
         if max_len < 2:
             raise ConfigError(f"max_len must be at least 2, got {max_len}")
