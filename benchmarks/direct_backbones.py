@@ -44,7 +44,7 @@ OUR_CONFIGS: dict[str, list[dict]] = {
     "lightgcn": [dict(lr=1e-3, n_layers=2, reg_weight=1e-4, n_negatives=4)],
     "mixgcf": [dict(lr=5e-3, n_layers=2, n_negatives=16, reg_weight=1e-4)],
     "sgl": [dict(lr=5e-3, n_layers=2, ssl_weight=0.05, temperature=0.5, drop_ratio=0.1, n_negatives=4)],
-    "simgcl": [dict(lr=2e-3, n_layers=2, cl_weight=0.05, temperature=0.5, eps=0.1, n_negatives=4)],
+    "simgcl": [dict(lr=1e-3, n_layers=2, cl_weight=0.02, temperature=0.5, eps=0.1, n_negatives=4)],
 }
 COMMON = dict(embedding_dim=64, batch_size=2048, epochs=300, patience=10, eval_every=1, device="auto")
 
