@@ -270,7 +270,13 @@ class TorchRecommender(Recommender):
 
     # -- training ------------------------------------------------------------------------------------
     def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> TorchRecommender:
-        """Train on ``split.train`` (plus ``extra_triples``); early stopping on ``split.valid`` only."""
+        """Train on ``split.train`` (plus ``extra_triples``); early stopping on ``split.valid`` only.
+
+        ``extra_triples`` (n, 3) of (user, preferred item, other item) join the pairwise training set
+        each epoch with their given "other" item as negative (Llama4Rec L4a); they are training
+        examples, not graph edges, so graph models propagate over ``split.train`` only. With
+        ``patience=0`` or an empty validation split the model trains all ``epochs`` and keeps the last state.
+        """
         self.n_users, self.n_items = split.n_users, split.n_items
         if self.item_tower != "id" and self.arrays["item_features"] is None:
             self.arrays["item_features"] = item_feature_matrix(split.dataset)
@@ -400,10 +406,9 @@ class TorchRecommender(Recommender):
         model.backbone.load_state_dict(state)
         dev = model.torch_device
         model.backbone.to(dev).eval()
-        model.arrays = {k: (model.backbone.items.features if k == "item_features" else
-                            model.backbone.users.profiles if k == "user_profiles" else
-                            model.backbone.items.profiles).cpu().numpy() if k in placeholders else None
-                        for k in cls.ARRAYS}
+        stored = {"item_features": model.backbone.items.features, "user_profiles": model.backbone.users.profiles,
+                  "item_profiles": model.backbone.items.profiles}
+        model.arrays = {k: stored[k].cpu().numpy() if k in placeholders else None for k in cls.ARRAYS}
         model._final = (torch.from_numpy(weights["final_users"]).to(dev),
                         torch.from_numpy(weights["final_items"]).to(dev))
         model.train_log = config.get("train_log", {})
