@@ -187,3 +187,11 @@ def test_cache_keeps_finished_chunks_after_a_crash(tmp_path):
     out = resumed.choice_logprobs(prompts, ["a", "b"])
     assert resumed.stats["hits"] == 2 and resumed.stats["misses"] == 3 and crashy.calls == 4
     np.testing.assert_array_equal(out[:2], -1.0)  # the chunk finished before the crash, not recomputed
+
+
+def test_choice_ids_match_in_context_tokenization(tiny_llm, tokenizer):
+    for p in PROMPTS:
+        text = tiny_llm.render(p)
+        for c in CHOICES:
+            joined = tokenizer(text + c, add_special_tokens=False)["input_ids"]
+            assert joined == tiny_llm.encode(p) + tiny_llm.choice_token_ids(c)
