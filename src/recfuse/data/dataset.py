@@ -367,6 +367,15 @@ class Dataset:
             uf, itf = uf.take(keep_u), itf.take(keep_i)
         return Dataset(self.name, users, items, inter, uf, itf, split, self.source, list(self.notes))
 
+    def fingerprint(self) -> str:
+        """A content hash of the interactions and feature names (stage cache keys)."""
+        from recfuse.io import fingerprint
+        inter = self.interactions
+        return fingerprint(self.name, inter.user, inter.item,
+                           inter.rating if inter.rating is not None else "",
+                           inter.timestamp if inter.timestamp is not None else "",
+                           self.user_features.names, self.item_features.names)
+
     def describe(self) -> dict:
         """Counts, density and the side features found."""
         n = len(self.interactions)

@@ -74,6 +74,13 @@ class Split:
         return np.flatnonzero(np.diff(self.ground_truth(stage).indptr) > 0)
 
     @cached_property
+    def known_matrix(self) -> sp.csr_matrix:
+        """Every user's items in any part (train, valid, test): what an augmentation must never propose
+        as new, so that no held-out item enters training data, not even as a negative."""
+        everything = self.train.concat(self.valid).concat(self.test)
+        return everything.to_csr(self.n_users, self.n_items)
+
+    @cached_property
     def train_item_mask(self) -> np.ndarray:
         """True for items with at least one training interaction (warm items)."""
         return self.train.counts_per_item(self.n_items) > 0
@@ -81,6 +88,12 @@ class Split:
     def cold_items(self, stage: Stage = "test") -> np.ndarray:
         """Internal ids of items that occur in ``stage`` but never in training."""
         return np.setdiff1d(np.unique(self.part(stage).item), np.flatnonzero(self.train_item_mask))
+
+    def fingerprint(self) -> str:
+        """A content hash of the three parts (stage cache keys)."""
+        from recfuse.io import fingerprint
+        return fingerprint(self.dataset.fingerprint(), *(a for part in (self.train, self.valid, self.test)
+                                                         for a in (part.user, part.item)))
 
     def summary(self) -> dict:
         return {

@@ -1,0 +1,27 @@
+"""``recfuse run``: a whole method end to end (``llama4rec``; ``reclm`` when installed)."""
+
+from __future__ import annotations
+
+import argparse
+
+from recfuse.config import add_arguments, resolve
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from recfuse.llama4rec.pipeline import VARIANTS, Llama4RecConfig
+
+    p = sub.add_parser("run", help="run a method end to end (llama4rec)",
+                       description="Run a whole method end to end and write its tables and plots.")
+    msub = p.add_subparsers(dest="method", metavar="<method>", required=True)
+    l4r = msub.add_parser(
+        "llama4rec", help="Llama4Rec: mutual augmentation and adaptive aggregation",
+        description="Llama4Rec (LLM + conventional recommender, mutual augmentation, adaptive aggregation). "
+                    f"Variants: {', '.join(VARIANTS)}. Every stage is cached: a rerun resumes where it stopped.")
+    add_arguments(l4r, Llama4RecConfig)
+    l4r.set_defaults(func=lambda args: _run_llama4rec(resolve(Llama4RecConfig, args)))
+
+
+def _run_llama4rec(cfg) -> int:
+    from recfuse.llama4rec.pipeline import Llama4Rec
+    Llama4Rec(cfg).run()
+    return 0

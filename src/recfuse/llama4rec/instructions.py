@@ -1,0 +1,95 @@
+"""Instruction examples for Llama4Rec (section 4.5.1), built from the training split only.
+
+Instruction tuning must see the situation the LLM meets at inference: a history, a candidate list from
+the backbone that does *not* know the answer, and the answer. So the training split is split once more,
+leave-one-out inside it (:func:`inner_split`): the last training item of each user becomes the target,
+and an *instruction backbone* trained on the rest supplies candidates, similar users and predictions.
+Validation and test interactions never enter: they are not in ``split.train``.
+
+Examples are id-level records; :mod:`recfuse.llama4rec.prompting` renders them as text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recfuse.data.dataset import Interactions
+from recfuse.data.splits import Split
+
+
+def user_sequences(inter: Interactions, n_users: int) -> list[np.ndarray]:
+    """Each user's interaction positions in ``inter`` ordered by time (oldest first; ties keep file order)."""
+    n = len(inter)
+    keys = (np.arange(n), inter.timestamp if inter.timestamp is not None else np.zeros(n), inter.user)
+    order = np.lexsort(keys)
+    bounds = np.searchsorted(inter.user[order], np.arange(n_users + 1))
+    return [order[bounds[u]:bounds[u + 1]] for u in range(n_users)]
+
+
+def inner_split(split: Split, min_interactions: int = 3) -> Split:
+    """Leave-one-out inside the training split: per user with >= ``min_interactions`` training
+    interactions, the last one becomes the inner ``test`` (and the one before it the inner ``valid``,
+    for the instruction backbone's early stopping). The outer valid / test never appear."""
+    train = split.train
+    seqs = user_sequences(train, split.n_users)
+    test_pos, valid_pos = [], []
+    for seq in seqs:
+        if len(seq) >= min_interactions:
+            test_pos.append(seq[-1])
+            valid_pos.append(seq[-2])
+    held = np.zeros(len(train), dtype=bool)
+    held[test_pos] = True
+    held[valid_pos] = True
+    is_valid = np.zeros(len(train), dtype=bool)
+    is_valid[valid_pos] = True
+    is_test = np.zeros(len(train), dtype=bool)
+    is_test[test_pos] = True
+    return Split(split.dataset, train.take(~held), train.take(is_valid), train.take(is_test),
+                 protocol=f"inner leave-one-out of ({split.protocol}) training split",
+                 info={"outer_protocol": split.protocol})
+
+
+@dataclass
+class Example:
+    """One instruction (or one inference query) at the id level.
+
+    ``history`` / ``history_ratings``: the user's items before the target, most recent first.
+    ``candidates``: in the backbone's order (best first) for ranking tasks; ``target`` is the index
+    of the right answer among them (-1 at inference when it is not there). For rating tasks
+    ``candidates`` holds the one item to rate and ``rating`` the answer.
+    """
+
+    task: str  # "listwise" | "pointwise" | "rating"
+    user: int
+    history: np.ndarray
+    history_ratings: np.ndarray | None
+    candidates: np.ndarray
+    target: int = -1
+    rating: float | None = None
+    similar_user: int = -1
+    similar_history: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    similar_ratings: np.ndarray | None = None
+    backbone_rating: float | None = None
+    presented: np.ndarray | None = None  # order in which candidates appear in the prompt (indices)
+
+
+def history_before(split_part_users: np.ndarray, seqs: list[np.ndarray], inter: Interactions,
+                   user: int, max_items: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The last ``max_items`` items of a user's sequence, most recent first, with ratings."""
+    pos = seqs[user][::-1][:max_items]
+    ratings = None if inter.rating is None else inter.rating[pos]
+    return inter.item[pos], ratings
+
+
+def plant_target(candidates: np.ndarray, target_item: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Make sure the target is among the candidates: kept where the backbone put it, else it takes the
+    place of a uniformly drawn candidate. Returns the candidates and the target's index."""
+    hit = np.flatnonzero(candidates == target_item)
+    if hit.size:
+        return candidates, int(hit[0])
+    candidates = candidates.copy()
+    slot = int(rng.integers(len(candidates)))
+    candidates[slot] = target_item
+    return candidates, slot

@@ -1,0 +1,49 @@
+"""Prompt augmentation with the most similar user (Llama4Rec eq. 4): cosine of the backbone's user embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def most_similar_users(embeddings: np.ndarray, users: np.ndarray | None = None, k: int = 1,
+                       batch_size: int = 2048) -> np.ndarray:
+    """For each of ``users`` (default all), the ``k`` other users with the highest cosine similarity.
+
+    Returns (len(users), k) user indices, most similar first. A user is never its own neighbour.
+    """
+    emb = np.asarray(embeddings, dtype=np.float32)
+    norm = np.linalg.norm(emb, axis=1, keepdims=True)
+    unit = emb / np.where(norm > 0, norm, 1.0)
+    users = np.arange(len(emb)) if users is None else np.asarray(users, dtype=np.int64)
+    out = np.empty((len(users), k), dtype=np.int64)
+    for start in range(0, len(users), batch_size):
+        batch = users[start:start + batch_size]
+        sim = unit[batch] @ unit.T
+        sim[np.arange(len(batch)), batch] = -np.inf
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else np.argsort(-sim, axis=1)[:, :k]
+        top_sim = np.take_along_axis(sim, top, axis=1)
+        order = np.lexsort((top, -top_sim), axis=1)
+        out[start:start + len(batch)] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def most_similar_by_interactions(matrix, batch_size: int = 2048) -> np.ndarray:
+    """Each user's most similar other user by cosine of their (sparse) interaction rows.
+
+    For backbones without user embeddings (e.g. feature-based rating models). Users with no
+    interactions get themselves' neighbour -1.
+    """
+    import scipy.sparse as sp
+
+    x = sp.csr_matrix(matrix, dtype=np.float32)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
+    x = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x
+    out = np.full(x.shape[0], -1, dtype=np.int64)
+    for start in range(0, x.shape[0], batch_size):
+        sim = (x[start:start + batch_size] @ x.T).toarray()
+        rows = np.arange(sim.shape[0])
+        sim[rows, rows + start] = -np.inf
+        best = sim.argmax(axis=1)
+        ok = np.isfinite(sim[rows, best]) & (sim[rows, best] > 0)
+        out[start:start + len(rows)] = np.where(ok, best, -1)
+    return out

@@ -1,0 +1,56 @@
+"""Content-addressed, atomic stage outputs: a rerun (or a run after a crash) redoes nothing already done.
+
+    out = stage_dir("backbone", {"model": "lightgcn", "data": fp, "seed": 0}, build)
+
+``build(tmp)`` writes into a fresh temporary folder; only when it returns is the folder renamed to
+``<cache>/stages/<name>/<key hash>/`` (with ``key.json`` beside the outputs). A folder that exists is
+complete by construction, so it is reused as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recfuse.io import cache_dir, fingerprint, to_json
+
+log = logging.getLogger(__name__)
+
+
+def stage_root() -> Path:
+    return cache_dir() / "stages"
+
+
+def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
+    """The output folder of stage ``name`` for ``key``, built by ``build(tmp_folder)`` if missing."""
+    root = Path(root) if root is not None else stage_root()
+    target = root / name / fingerprint(key)
+    if (target / "key.json").is_file():
+        log.debug("stage %s: reusing %s", name, target)
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(tmp)
+        (tmp / "key.json").write_text(to_json(key))
+        if target.exists():  # a concurrent run finished first: keep its result
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root: Path | None = None) -> Any:
+    """A JSON-serialisable stage result, computed once per key."""
+    def build(tmp: Path) -> None:
+        (tmp / "result.json").write_text(to_json(compute()))
+    return json.loads((stage_dir(name, key, build, root) / "result.json").read_text())

@@ -1,0 +1,93 @@
+"""Instruction data and augmentation never use a user's validation or test items."""
+
+import numpy as np
+import pytest
+
+from recfuse.data import leave_one_out, make_synthetic
+from recfuse.llama4rec import augment
+from recfuse.llama4rec.instructions import inner_split
+from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig, make_context, ranking_examples, ranking_queries
+from recfuse.config import from_dict
+from recfuse.models.base import create_model
+
+
+class RandomLLM:
+    """A stand-in LLM with random but valid answers (the leakage checks do not depend on the answers)."""
+
+    fingerprint = "random"
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+        self.prompts = []
+
+    def choice_logprobs(self, prompts, choices):
+        self.prompts += list(prompts)
+        return np.log(self.rng.dirichlet(np.ones(len(choices)), size=len(prompts)))
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(make_synthetic(n_users=60, n_items=80, n_topics=4, seed=1))
+
+
+def held_out(split):
+    return {(int(u), int(i)) for part in (split.valid, split.test) for u, i in zip(part.user, part.item)}
+
+
+def test_inner_split_is_a_partition_of_train(split):
+    inner = inner_split(split)
+    outer = sorted(zip(split.train.user.tolist(), split.train.item.tolist()))
+    parts = sorted(p for part in (inner.train, inner.valid, inner.test) for p in zip(part.user.tolist(), part.item.tolist()))
+    assert parts == outer
+    assert not held_out(split) & set(parts)
+
+
+def test_instruction_examples_never_contain_held_out_items(split, monkeypatch):
+    cfg = from_dict(Llama4RecConfig, {"backbone": "itemknn", "instructions": 1000, "dataset": "synthetic"})
+    method = Llama4Rec.__new__(Llama4Rec)
+    method.cfg, method.dataset, method.timings = cfg, split.dataset, {}
+    captured = {}
+    import recfuse.llama4rec.pipeline as pl
+    original = pl.ranking_examples
+
+    def spy(ctx, users, candidates, *a, **k):
+        out = original(ctx, users, candidates, *a, **k)
+        captured["examples"] = out
+        return out
+
+    monkeypatch.setattr(pl, "ranking_examples", spy)
+    method.instruction_dialogues(split, seed=0)
+    bad = held_out(split)
+    for ex in captured["examples"]:
+        items = set(ex.history.tolist()) | set(ex.candidates.tolist())
+        assert not {(ex.user, i) for i in items} & bad
+        assert not {(ex.similar_user, i) for i in ex.similar_history.tolist()} & bad
+        assert ex.target >= 0
+
+
+def test_pairwise_augmentation_never_uses_held_out_items(split):
+    res = augment.pairwise_triples(RandomLLM(), split, np.arange(split.n_users), pairs_per_user=5, seed=0)
+    assert len(res.triples) > 0
+    bad = held_out(split)
+    train = set(zip(split.train.user.tolist(), split.train.item.tolist()))
+    for u, a, b in res.triples:
+        assert (u, a) not in bad and (u, b) not in bad
+        assert (u, a) not in train and (u, b) not in train
+
+
+def test_sequence_insertions_never_use_held_out_items(split):
+    rows = augment.sequence_insertions(RandomLLM(), split, np.arange(split.n_users), n_candidates=5, seed=0)
+    bad = held_out(split)
+    counts = np.bincount(split.train.user, minlength=split.n_users)
+    for u, pos, item in rows:
+        assert (u, item) not in bad
+        assert 0 <= pos <= counts[u]
+
+
+def test_test_prompts_show_validation_but_never_test_items(split):
+    model = create_model("itemknn").fit(split)
+    q = ranking_queries(model, split, "test", 10)
+    ctx = make_context(split, "test", np.full(split.n_users, -1))
+    test_items = {(int(u), int(i)) for u, i in zip(split.test.user, split.test.item)}
+    for ex in ranking_examples(ctx, q.users, q.candidates, 50, seed=0):
+        assert not {(ex.user, int(i)) for i in ex.history} & test_items
