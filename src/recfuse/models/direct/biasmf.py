@@ -45,7 +45,7 @@ class BiasMFBackbone(Backbone):
 class BiasMF(TorchRecommender):
     """BiasMF with item biases, BPR loss (RecLM's BiasMF backbone)."""
 
-    defaults = dict(reg_weight=1e-4)
+    defaults = dict(reg_weight=1e-4, n_negatives=8)
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return BiasMFBackbone(users, items, reg_weight=self.reg_weight)

@@ -59,7 +59,7 @@ class GraphBackbone(Backbone):
 class LightGCN(TorchRecommender):
     """LightGCN: ``n_layers`` rounds of propagation over D^-1/2 A D^-1/2, mean of all layers, BPR loss."""
 
-    defaults = dict(n_layers=3, reg_weight=1e-4)
+    defaults = dict(n_layers=2, reg_weight=1e-4, n_negatives=4)
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return GraphBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

@@ -15,7 +15,7 @@ class MF(TorchRecommender):
     Also registered as ``bpr`` (RecBole's name).
     """
 
-    defaults = dict(reg_weight=1e-4)
+    defaults = dict(reg_weight=1e-4, n_negatives=8)
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return Backbone(users, items, reg_weight=self.reg_weight)

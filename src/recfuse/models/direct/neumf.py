@@ -83,7 +83,7 @@ class NeuMFBackbone(Backbone):
 class NeuMF(TorchRecommender):
     """NeuMF: GMF and MLP branches (``mlp_hidden``), ``dropout``, ``loss`` bce or bpr. Also ``ncf``."""
 
-    defaults = dict(reg_weight=0.0, mlp_hidden=[128, 64], dropout=0.1, loss="bce")
+    defaults = dict(reg_weight=0.0, mlp_hidden=[128, 64], dropout=0.1, loss="bce", n_negatives=4)
 
     def tower_dim(self) -> int:
         return 2 * self.embedding_dim

@@ -46,7 +46,8 @@ class SGLBackbone(GraphBackbone):
 class SGL(TorchRecommender):
     """SGL-ED: edge-dropout views, InfoNCE weight ``ssl_weight``, temperature ``temperature``."""
 
-    defaults = dict(n_layers=3, reg_weight=1e-4, drop_ratio=0.1, ssl_weight=0.1, temperature=0.2)
+    defaults = dict(lr=5e-3, n_layers=2, reg_weight=1e-4, drop_ratio=0.1, ssl_weight=0.05, temperature=0.5,
+                    n_negatives=4)
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return SGLBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

@@ -32,7 +32,7 @@ class SimGCLBackbone(GraphBackbone):
 class SimGCL(TorchRecommender):
     """SimGCL: ``eps`` noise norm, ``cl_weight`` InfoNCE weight (paper's lambda), ``temperature``."""
 
-    defaults = dict(n_layers=2, reg_weight=1e-4, eps=0.1, cl_weight=0.2, temperature=0.2)
+    defaults = dict(n_layers=2, reg_weight=1e-4, eps=0.1, cl_weight=0.02, temperature=0.5, n_negatives=4)
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return SimGCLBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,
