@@ -95,6 +95,12 @@ def markdown(report: dict) -> str:
     for c in report["time_comparison"]:
         lines.append(f"| {c['model']} | {c['recfuse_seconds']:.1f} | >= {c['recbole_seconds_lower_bound']:.0f} "
                      f"(quoted) | <= {c['ratio_upper_bound']:.4f} |")
+    by = {r["model"]: r["test"] for r in report["runs"]}
+    if "sasrec" in by and "cl4srec" in by:
+        ok = all(by["cl4srec"][m] >= by["sasrec"][m] for m in ("ndcg@10", "hr@10"))
+        lines += ["", (f"CL4SRec against our SASRec (test NDCG@10 / HR@10): {by['cl4srec']['ndcg@10']:.4f} / "
+                       f"{by['cl4srec']['hr@10']:.4f} vs {by['sasrec']['ndcg@10']:.4f} / "
+                       f"{by['sasrec']['hr@10']:.4f}: {'at least as good' if ok else 'worse'}.")]
     lines += ["", report["recbole_note"], ""]
     return "\n".join(lines)
 
