@@ -23,13 +23,13 @@ from pathlib import Path
 # weights_only=True in torch 2.6; that file holds RecBole's config object, so allow it for this process.
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-import recbole  # noqa: E402
-from recbole.config import Config  # noqa: E402
-from recbole.data import create_dataset, data_preparation  # noqa: E402
-from recbole.model.context_aware_recommender import DeepFM  # noqa: E402
-from recbole.trainer import Trainer  # noqa: E402
-from recbole.utils import init_seed  # noqa: E402
-from torch import nn  # noqa: E402
+import recbole
+from recbole.config import Config
+from recbole.data import create_dataset, data_preparation
+from recbole.model.context_aware_recommender import DeepFM
+from recbole.trainer import Trainer
+from recbole.utils import init_seed
+from torch import nn
 
 
 class DeepFMSquaredError(DeepFM):
@@ -84,7 +84,7 @@ def main() -> None:
     model = DeepFMSquaredError(config, train.dataset).to(config["device"])
     trainer = Trainer(config, model)
     start = time.perf_counter()
-    best_valid, valid_result = trainer.fit(train, valid, saved=True, show_progress=False, verbose=False)
+    _, valid_result = trainer.fit(train, valid, saved=True, show_progress=False, verbose=False)
     fit_seconds = time.perf_counter() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     print(json.dumps({"valid_rmse": float(valid_result["rmse"]), "test_rmse": float(test_result["rmse"]),

@@ -92,7 +92,7 @@ def director_dataset(n_users: int = 150, n_items: int = 800, per_user: int = 12,
     ds = Dataset("directors", Vocab(range(n_users), "user"), Vocab(range(n_items), "item"),
                  Interactions(users, items, ratings, rng.random(len(items))),
                  FeatureTable(n_users, [Feature.categorical("gender", rng.choice(["F", "M"], n_users))]),
-                 FeatureTable(n_items, [Feature.multi("genres", [["g%d" % rng.integers(4)] for _ in range(n_items)])]))
+                 FeatureTable(n_items, [Feature.multi("genres", [[f"g{rng.integers(4)}"] for _ in range(n_items)])]))
     return ds, [f"director {d}" for d in director]
 
 

@@ -12,5 +12,16 @@ from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEm
 from recfuse.models.rating.nfm import NFM
 from recfuse.models.rating.xdeepfm import XDeepFM
 
-__all__ = ["AFM", "AutoInt", "DCN", "DeepFM", "NFM", "XDeepFM", "RatingRecommender", "FeatureConfig",
-           "FeatureSchema", "FieldEmbedding", "FieldSpec"]
+__all__ = [
+           "AFM",
+           "DCN",
+           "NFM",
+           "AutoInt",
+           "DeepFM",
+           "FeatureConfig",
+           "FeatureSchema",
+           "FieldEmbedding",
+           "FieldSpec",
+           "RatingRecommender",
+           "XDeepFM",
+]

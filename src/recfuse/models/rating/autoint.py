@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +18,7 @@ class AutoIntInteraction(nn.Module):
                  hidden: Sequence[int], dropout: float):
         super().__init__()
         sizes = [dim] + [attention_size] * layers
-        self.attention = nn.Sequential(*(SelfAttentionLayer(a, b, heads) for a, b in zip(sizes, sizes[1:])))
+        self.attention = nn.Sequential(*(SelfAttentionLayer(a, b, heads) for a, b in itertools.pairwise(sizes)))
         self.att_out = nn.Linear(n_fields * sizes[-1], 1)
         self.deep = DeepTower(n_fields, dim, hidden, dropout) if hidden else None
 
