@@ -131,5 +131,6 @@ def test_load_rejects_another_models_files(tmp_path, split):
     from recfuse.errors import ConfigError
     with pytest.raises(ConfigError, match="'nfm' model"):
         get_model_class("deepfm").load(tmp_path / "nfm")
+    assert type(RatingRecommender.load(tmp_path / "nfm")).__name__ == "NFM"  # the base class dispatches
     with pytest.raises(FileNotFoundError):
         get_model_class("nfm").load(tmp_path / "nowhere")

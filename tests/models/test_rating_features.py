@@ -37,6 +37,19 @@ def test_fields_come_from_the_feature_tables():
     assert schema.user_index.shape == (3, 4) and schema.item_index.shape == (4, 1 + 3 + 1)
 
 
+def test_new_columns_of_any_usable_kind_become_fields():
+    ds = tiny_dataset()
+    ds.item_features.add(Feature.categorical("director", ["Lynch", None, "Lynch", "Varda"]))
+    ds.item_features.add(Feature.multi("stars", [["A", "B"], ["C"], [], None]))
+    ds.user_features.add(Feature.numeric("income", [1.0, 2.0, 3.0]))
+    ds.user_features.add(Feature.text("bio", ["x", "y", "z"]))
+    schema = FeatureSchema.from_dataset(ds)
+    assert schema.field_names[-2:] == ["item.director", "item.stars"]
+    assert "user.income" in schema.field_names and "user.bio" not in schema.field_names
+    assert schema.field("item.stars").kind == "multi" and schema.field("item.stars").width == 2
+    assert schema.field("item.director").vocab == ["<missing>", "Lynch", "Varda"]
+
+
 def test_pooling_weights_sum_to_one_per_field_and_empty_rows_use_missing():
     schema = FeatureSchema.from_dataset(tiny_dataset())
     slot_field = schema.slot_fields()

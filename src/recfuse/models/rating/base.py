@@ -22,7 +22,7 @@ from torch import nn
 from recfuse.data.splits import Split
 from recfuse.errors import ConfigError, DataError
 from recfuse.io import atomic_path, write_json
-from recfuse.models.base import Recommender
+from recfuse.models.base import Recommender, get_model_class
 from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding
 from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
@@ -212,12 +212,15 @@ class RatingRecommender(Recommender):
             raise FileNotFoundError(f"{path}: not a saved rating model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         with open(path / CONFIG_FILE, encoding="utf-8") as fh:
             cfg = json.load(fh)
-        if cfg.get("model") != cls.name and cls.name != RatingRecommender.name:
+        model_cls: type[RatingRecommender] = cls
+        if cls is RatingRecommender:  # the base class loads whichever backbone was saved
+            model_cls = get_model_class(cfg.get("class") or cfg["model"])
+        elif cfg.get("model") != cls.name:
             raise ConfigError(f"{path} holds a '{cfg.get('model')}' model, not '{cls.name}'")
         params = dict(cfg["params"])
         if device is not None:
             params["device"] = device
-        model = cls(**params)
+        model = model_cls(**params)
         state = load_file(str(path / WEIGHTS_FILE))
         arrays = {k: state[f"fields.{k}"].numpy() for k in ("user_index", "user_weight", "item_index", "item_weight")}
         model._build(FeatureSchema.from_json(cfg["schema"], arrays), float(state["global_mean"]))
