@@ -20,8 +20,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_arguments(l4r, Llama4RecConfig)
     l4r.set_defaults(func=lambda args: _run_llama4rec(resolve(Llama4RecConfig, args)))
 
+    suite = msub.add_parser(
+        "llama4rec-suite", help="Llama4Rec over several backbones, seeds and ablations (the paper's tables)",
+        description="Run every Llama4Rec configuration of a suite file (YAML with 'common', 'runs', 'out') and "
+                    "write the combined tables: Base / IFT / Llama4Rec / improvement / paired t-test per "
+                    "backbone, the ablations, the alpha heatmaps and the cost. See configs/llama4rec_ml100k_suite.yaml.")
+    suite.add_argument("file", help="suite YAML file")
+    suite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    suite.set_defaults(func=_run_suite)
+
 
 def _run_llama4rec(cfg) -> int:
     from recfuse.llama4rec.pipeline import Llama4Rec
     Llama4Rec(cfg).run()
+    return 0
+
+
+def _run_suite(args) -> int:
+    from recfuse.config import _parse_pairs
+    from recfuse.llama4rec.suite import run_suite
+    run_suite(args.file, _parse_pairs(args.set, "set"))
     return 0

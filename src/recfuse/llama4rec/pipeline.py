@@ -96,25 +96,27 @@ class Llama4RecConfig:
 
 def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False) -> LLM:
     """The configured backend, with an optional LoRA adapter (local backends), behind the answer cache."""
+    from recfuse.llm.cache import CachedLLM
 
-    if cfg.backend == "embedded":
-        from recfuse.llm.embedded import load_embedded
-        llm = load_embedded(adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
-    elif cfg.backend == "hf":
-        from recfuse.llm.local import LocalLLM
-        if not cfg.model:
-            raise ConfigError("--llm.model is required for the hf backend (a model id or folder)")
-        llm = LocalLLM(cfg.model, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
-    else:
+    if cfg.backend == "http":
         from recfuse.llm.http import OpenAICompatibleLLM
         if adapter is not None:
             raise ConfigError("the http backend cannot apply a local adapter: serve the tuned model instead "
                               "(e.g. vLLM --lora-modules) and name it with --llm.model")
-        llm = OpenAICompatibleLLM(base_url=cfg.base_url, model=cfg.model)
-    try:
-        from recfuse.llm.cache import CachedLLM
-    except ImportError:  # the answer cache is optional
-        return llm
+        return CachedLLM(OpenAICompatibleLLM(base_url=cfg.base_url, model=cfg.model))
+    if cfg.backend == "embedded":
+        from recfuse.llm.embedded import load_embedded
+        llm = load_embedded(adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
+    else:
+        from recfuse.llm.local import LocalLLM
+        if not cfg.model:
+            raise ConfigError("--llm.model is required for the hf backend (a model id or folder)")
+        llm = LocalLLM(cfg.model, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
+    if adapter is not None and hasattr(llm.model, "merge_and_unload"):
+        # inference only: fold the adapter into the weights (one matmul per projection instead of three);
+        # the fingerprint was computed with the adapter, so cached answers stay keyed correctly
+        llm.model = llm.model.merge_and_unload()
+        llm.model.eval()
     return CachedLLM(llm)
 
 
@@ -362,6 +364,7 @@ class Llama4Rec:
         return out
 
     def run_seed(self, seed: int) -> dict:
+        self.timings = {}
         if self.cfg.task == "rating":
             return self._run_rating(seed)
         return self._run_ranking(seed)

@@ -1,0 +1,64 @@
+"""Suite mode: Llama4Rec over several tasks and backbones, seeds and variants, one combined report.
+
+A suite file (YAML) gives the shared settings and the runs::
+
+    common: {dataset: ml-100k, seeds: [0, 1, 2], variants: [base, ift, llama4rec, wo_da, wo_pa, wo_aa]}
+    runs:
+      - {task: direct, backbone: mf}
+      - {task: direct, backbone: lightgcn}
+      - {task: rating, backbone: deepfm}
+    out: benchmarks/results/llama4rec
+
+Each run writes its own folder (tables, heatmaps, per-user values); ``suite.md`` / ``suite.json``
+gather the main tables (Tables 2-4 layout), the ablations (Table 5) and the cost, with the paper's
+numbers beside ours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from recfuse.config import _merge, from_dict, to_dict
+from recfuse.errors import ConfigError
+from recfuse.eval.report import markdown_table
+from recfuse.io import write_json, write_text
+from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
+from recfuse.llama4rec.report import PAPER
+
+
+def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[Llama4RecConfig], Path]:
+    try:
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"suite file not found: {path}") from None
+    if not isinstance(spec.get("runs"), list) or not spec["runs"]:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
+    out = Path(spec.get("out", "runs/llama4rec-suite"))
+    common = _merge(spec.get("common", {}), overrides or {})
+    cfgs = []
+    for i, run in enumerate(spec["runs"]):
+        try:
+            cfgs.append(from_dict(Llama4RecConfig, _merge(_merge(common, run), {"out": str(out)})))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: run {i + 1}: {e}") from None
+    return cfgs, out
+
+
+def run_suite(path: str | Path, overrides: dict | None = None) -> dict:
+    cfgs, out = load_suite(path, overrides)
+    sections, summary = [], []
+    for cfg in cfgs:
+        method = Llama4Rec(cfg)
+        result = method.run()
+        paper = PAPER.get((method.dataset.name, cfg.backbone))
+        sections.append(f"## {cfg.task}: {cfg.backbone} on {method.dataset.name}\n\n"
+                        + markdown_table(result["display"])
+                        + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
+                           f"{paper['llama4rec']}.\n" if paper else ""))
+        summary.append({"task": cfg.task, "backbone": cfg.backbone, "dataset": method.dataset.name,
+                        "rows": result["rows"], "paper": paper, "config": to_dict(cfg)})
+    write_json(out / "suite.json", {"runs": summary})
+    write_text(out / "suite.md", "# Llama4Rec suite\n\n" + "\n".join(sections))
+    return {"out": str(out), "runs": summary}
