@@ -16,19 +16,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recfuse.data.splits import Split
 from recfuse.errors import ConfigError, DataError
-from recfuse.io import atomic_path, write_json
+from recfuse.io import load_npz, save_npz, write_json
 from recfuse.models.base import Recommender, get_model_class
 from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding
 from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
 
 CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.safetensors"
+WEIGHTS_FILE = "weights.npz"
 
 
 class RatingNet(nn.Module):
@@ -192,13 +191,11 @@ class RatingRecommender(Recommender):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
-        """Write ``path/config.json`` (hyper-parameters, feature vocabularies) and ``path/weights.safetensors``."""
+        """Write ``path/config.json`` (hyper-parameters, feature vocabularies) and ``path/weights.npz``."""
         net = self._require_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-        with atomic_path(path / WEIGHTS_FILE) as tmp:
-            save_file(state, str(tmp))
+        save_npz(path / WEIGHTS_FILE, **{k: v.detach().cpu().numpy() for k, v in net.state_dict().items()})
         write_json(path / CONFIG_FILE, {
             "model": self.name, "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "params": self.params, "n_users": self.n_users, "n_items": self.n_items,
@@ -221,7 +218,7 @@ class RatingRecommender(Recommender):
         if device is not None:
             params["device"] = device
         model = model_cls(**params)
-        state = load_file(str(path / WEIGHTS_FILE))
+        state = {k: torch.from_numpy(v) for k, v in load_npz(path / WEIGHTS_FILE).items()}  # never pickled
         arrays = {k: state[f"fields.{k}"].numpy() for k in ("user_index", "user_weight", "item_index", "item_weight")}
         model._build(FeatureSchema.from_json(cfg["schema"], arrays), float(state["global_mean"]))
         model.net.load_state_dict(state)
