@@ -64,3 +64,17 @@ def test_help_text_on_every_option(capsys):
     text = p.format_help()
     for word in ("learning rate", "cut-offs", "batch size", "--llm.model", "--param KEY=VALUE", "choices: a, b"):
         assert word in text
+
+
+@dataclass
+class WithNestedDefault:
+    llm: Inner = field(default_factory=lambda: Inner(batch=16))
+
+
+def test_partial_nested_override_keeps_parent_default():
+    p = argparse.ArgumentParser()
+    add_arguments(p, WithNestedDefault)
+    assert "(default: 16)" in p.format_help()
+    cfg = resolve(WithNestedDefault, p.parse_args(["--llm.model", "x"]))
+    assert cfg.llm == Inner("x", 16)
+    assert resolve(WithNestedDefault, p.parse_args([])).llm.batch == 16

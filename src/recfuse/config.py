@@ -101,15 +101,32 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
-    """Build ``cls`` from a mapping, checking names and types."""
+    """Build ``cls`` from a mapping, checking names and types.
+
+    A nested dataclass given as a partial mapping keeps the parent's default for the keys not given.
+    """
     hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(f"unknown option(s) {', '.join(prefix + u for u in unknown)}; "
-                          f"known: {', '.join(prefix + n for n in sorted(names))}")
-    return cls(**{k: _coerce(v, hints[k], prefix + k) for k, v in data.items()})
+                          f"known: {', '.join(prefix + n for n in sorted(fields))}")
+    values = {}
+    for k, v in data.items():
+        default = _default(fields[k])
+        if isinstance(v, dict) and dataclasses.is_dataclass(default):
+            v = _merge(dataclasses.asdict(default), v)
+        values[k] = _coerce(v, hints[k], prefix + k)
+    return cls(**values)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -128,8 +145,11 @@ def _parse_pairs(pairs: list[str], name: str) -> dict[str, Any]:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """Add one option per field of ``cls`` (help from the field's metadata); ``--config`` for YAML."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", defaults: Any = None) -> None:
+    """Add one option per field of ``cls`` (help from the field's metadata); ``--config`` for YAML.
+
+    ``defaults`` (an instance) overrides the shown defaults: a nested config shows its parent's defaults.
+    """
     if not prefix:
         parser.add_argument("--config", type=Path, default=None,
                             help="YAML file with option values (the command line overrides it)")
@@ -138,10 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
         tp, _ = _strip_optional(hints[f.name])
         dest = prefix + f.name
         help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        default = getattr(defaults, f.name) if defaults is not None else _default(f)
         if dataclasses.is_dataclass(tp):
-            add_arguments(parser, tp, prefix=dest + ".")
+            add_arguments(parser, tp, prefix=dest + ".", defaults=default)
             continue
         flag = "--" + dest.replace("_", "-")
         if get_origin(tp) is Literal:
