@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="override a common setting, e.g. --set seeds=[0] (repeatable)")
     suite.set_defaults(func=_run_suite)
 
+    try:  # RecLM registers its own sub-commands (recfuse run reclm ...)
+        from recfuse.reclm.cli import register as register_reclm
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("recfuse.reclm"):
+            raise
+    else:
+        register_reclm(msub)
+
 
 def _run_llama4rec(cfg) -> int:
     from recfuse.llama4rec.pipeline import Llama4Rec
