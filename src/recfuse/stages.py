@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recfuse.io import cache_dir, fingerprint, to_json
+from recfuse.io import atomic_dir, cache_dir, fingerprint, to_json
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +31,9 @@ def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root
     if (target / "key.json").is_file():
         log.debug("stage %s: reusing %s", name, target)
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target, keep_existing=True) as tmp:  # a concurrent run that finished first wins
         build(tmp)
         (tmp / "key.json").write_text(to_json(key))
-        if target.exists():  # a concurrent run finished first: keep its result
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

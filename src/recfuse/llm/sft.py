@@ -16,9 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +25,7 @@ import numpy as np
 
 from recfuse.config import option, to_dict
 from recfuse.errors import ConfigError
+from recfuse.io import atomic_dir
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -189,19 +187,11 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
                 "steps": total_steps, "seconds": seconds, "seconds_per_step": seconds / total_steps,
                 "loss_first": losses[0], "loss_last": losses[-1], "losses": losses, "lora": cfg.lora}
     if acc.is_main_process:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
+        with atomic_dir(out) as tmp:
             acc.unwrap_model(model).save_pretrained(str(tmp))
             if not cfg.lora:
                 tok.save_pretrained(str(tmp))
             (tmp / "training_log.json").write_text(json.dumps(log_data, indent=2))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
     acc.wait_for_everyone()
     log.info("instruction tuning: %d steps, %.1f s/step, loss %.3f -> %.3f", total_steps,
              seconds / total_steps, losses[0], losses[-1])
