@@ -242,6 +242,8 @@ def main() -> None:
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--memory-interactions", type=int, default=1_000_000)
     ap.add_argument("--memory-batch-size", type=int, default=4096)
+    ap.add_argument("--merge", action="store_true",
+                    help="update the models given in an existing results file instead of starting a new one")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "direct_backbones"))
     ap.add_argument("--recbole-worker", help=argparse.SUPPRESS)
@@ -280,6 +282,13 @@ def main() -> None:
         "The machine's 2 cores are shared with other jobs, so absolute seconds are noisy; ratios come from one run.",
     ]
     out = Path(args.out)
+    if args.merge and out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        for key in ("ours", "recbole"):
+            results[key] = {**old.get(key, {}), **results[key]}
+        if "memory" in old:
+            results["memory"] = old["memory"]
+        results["date"] = f"{old['date']}; updated {results['date']} ({', '.join(args.models)})"
 
     def save() -> None:  # after every model, so that an interrupted run keeps what it measured
         write_json(out.with_suffix(".json"), results)
