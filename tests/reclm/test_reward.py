@@ -36,7 +36,7 @@ def test_negative_kinds():
     assert "young engineer" in mixed and "musicals" in mixed
     for kind in ("missing", "repetition", "empty"):  # low quality: the profile parser rejects each
         assert not parse_structured_profile(worse_profile(kind, OWN, NEIGHBOUR, rng)).ok, kind
-    pairs = preference_pairs(["q0", "q1", "q2"], [OWN, NEIGHBOUR, OWN], [1, 0, 1], per_query=5)
+    pairs = preference_pairs(["q0", "q1", "q2"], [OWN, NEIGHBOUR, OWN], [NEIGHBOUR, OWN, NEIGHBOUR], per_query=5)
     assert {p.kind for p in pairs} == set(KINDS)
     assert all(p.better != p.worse for p in pairs)
 
@@ -44,7 +44,7 @@ def test_negative_kinds():
 def test_reward_model_learns_the_pairs_and_round_trips(tiny_llm_dir, tmp_path):
     queries = [f"Profile the user who watched film {i}" for i in range(6)]
     profiles = [OWN if i % 2 else NEIGHBOUR for i in range(6)]
-    pairs = preference_pairs(queries, profiles, [(i + 1) % 6 for i in range(6)], kinds=("empty", "repetition"),
+    pairs = preference_pairs(queries, profiles, [profiles[(i + 1) % 6] for i in range(6)], kinds=("empty", "repetition"),
                              per_query=2)
     rm = RewardModel(tiny_llm_dir, cfg=RewardConfig(lora=False, lr=3e-3, epochs=8, batch_size=4, max_length=256))
     log = rm.train(pairs)
@@ -59,7 +59,7 @@ def test_reward_model_learns_the_pairs_and_round_trips(tiny_llm_dir, tmp_path):
 
 def test_lora_reward_model_saves_adapter(tiny_llm_dir, tmp_path):
     rm = RewardModel(tiny_llm_dir, cfg=RewardConfig(lora=True, lora_r=2, epochs=1, batch_size=2, max_length=128))
-    pairs = preference_pairs(["q"], [OWN], [0], kinds=("empty",), per_query=1)
+    pairs = preference_pairs(["q"], [OWN], [NEIGHBOUR], kinds=("empty",), per_query=1)
     rm.train(pairs)
     rm.save(tmp_path / "rm")
     assert (tmp_path / "rm" / "adapter").is_dir()

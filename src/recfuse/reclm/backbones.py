@@ -32,11 +32,11 @@ from recfuse.stages import stage_dir
 SETTINGS = ("full_shot", "zero_shot")
 
 
-def fit_text_backbone(name: str, params: dict, split: Split, seed: int, item_features: np.ndarray,
+def fit_text_backbone(name: str, params: dict, split: Split, seed: int, item_features: np.ndarray | None,
                       user_profiles: np.ndarray | None = None, item_profiles: np.ndarray | None = None,
                       progress: bool = False, label: str = "base") -> tuple[Recommender, dict]:
     """Train (or load from the stage cache) backbone ``name`` with text item features and optional profiles."""
-    params = {"item_tower": "features", **params}
+    params = {"item_tower": "features" if item_features is not None else "id", **params}
     arrays = {"item_features": item_features, "user_profiles": user_profiles, "item_profiles": item_profiles}
     key = {"backbone": name, "params": params, "seed": seed, "split": split.fingerprint(), "label": label,
            "arrays": {k: fingerprint(v) for k, v in arrays.items() if v is not None}}

@@ -63,17 +63,17 @@ def worse_profile(kind: str, own: str, neighbour: str, rng: np.random.Generator)
     raise ConfigError(f"unknown negative kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
-def preference_pairs(queries: Sequence[str], profiles: Sequence[str], neighbours: Sequence[int],
+def preference_pairs(queries: Sequence[str], profiles: Sequence[str], neighbours: Sequence[str],
                      kinds: Sequence[str] = KINDS, per_query: int = 2, seed: int = 0) -> list[Pair]:
-    """``per_query`` pairs per query, cycling through ``kinds``; ``neighbours[i]`` indexes the profile of
-    query i's similar user (substitution). Pairs whose worse text equals the better one are skipped."""
+    """``per_query`` pairs per query, cycling through ``kinds``; ``neighbours[i]`` is the profile of query
+    i's similar user (substitution, mixed). Pairs whose worse text equals the better one are skipped."""
     rng = np.random.default_rng(seed)
     out, k = [], 0
     for i, (q, p) in enumerate(zip(queries, profiles, strict=True)):
         for _ in range(per_query):
             kind = kinds[k % len(kinds)]
             k += 1
-            w = worse_profile(kind, p, profiles[int(neighbours[i])], rng)
+            w = worse_profile(kind, p, neighbours[i], rng)
             if w.strip() != p.strip():
                 out.append(Pair(q, p, w, kind))
     return out

@@ -1,0 +1,287 @@
+"""RecLM end to end (seed 002, sections 2-3): ``recfuse run reclm``.
+
+Per seed, every stage cached by content (:mod:`recfuse.stages`; LLM answers in the answer cache):
+
+1. a global temporal split with a validation period (model selection on validation, never test);
+2. item text features (all-MiniLM-L6-v2 by default) and an ID LightGCN whose user embeddings give each
+   user's most similar users;
+3. for each profile source in ``tunings``: ``untuned`` (the base LLM, the LLMRec way), or a tuned LLM:
+   the teacher writes profiles (R4), then LoRA SFT on ``gpt_kd`` (profile distillation), ``naive``
+   (+ single-turn Yes/No), ``mask`` (+ two-turn collaborative dialogues, both responses in the loss), and
+   ``reclm`` (mask, then a reward model and PPO with a KL penalty to the tuned policy);
+4. user profiles (eq. 5), item profiles and cold-item profiles (appendix 6.6), validated and counted,
+   embedded with the text encoder;
+5. per backbone: Base (text + ID) and Augment (profiles fused, eq. 2), plus the ablations without user or
+   item profiles, evaluated full-shot and zero-shot with all-rank Recall / NDCG@ks; per-epoch training time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse.config import option, to_dict
+from recfuse.data.loaders import load_dataset
+from recfuse.data.splits import Split, temporal
+from recfuse.errors import ConfigError
+from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
+from recfuse.llama4rec.pipeline import LLMConfig, base_model_dir, load_llm, tune
+from recfuse.llama4rec.similar import most_similar_users
+from recfuse.llm.base import LLM
+from recfuse.llm.parsing import ParseStats
+from recfuse.llm.prompts import PromptBuilder
+from recfuse.llm.sft import SFTConfig
+from recfuse.models.base import get_model_class
+from recfuse.reclm import backbones as bb
+from recfuse.reclm import instructions as ins
+from recfuse.reclm import profiles as prof
+from recfuse.reclm.ppo import PPOConfig
+from recfuse.reclm.reward import RewardConfig
+from recfuse.reclm.text import DEFAULT_ENCODER, encode
+from recfuse.stages import stage_dir
+
+log = logging.getLogger(__name__)
+TUNINGS = ("untuned", "gpt_kd", "naive", "mask", "reclm")
+VARIANTS = ("base", "augment", "wo_user", "wo_item")
+
+
+@dataclass
+class RecLMConfig:
+    """RecLM on one dataset over backbones, profile sources and seeds."""
+
+    dataset: str = option("ml-100k", "dataset name or folder (needs item text and timestamps)")
+    fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line")
+    backbones: list[str] = option(["biasmf", "lightgcn"], "text-empowered backbones (any registered direct model)")
+    backbone_params: dict = option({"valid_metric": "recall@20"}, "hyper-parameters of every backbone, e.g. "
+                                   "--backbone-param epochs=100", flag="backbone-param")
+    similar_backbone: str = option("lightgcn", "ID model whose user embeddings find similar users")
+    similar_params: dict = option({}, "its hyper-parameters", flag="similar-param")
+    n_similar: int = option(2, "similar users per target (prompts and instructions)")
+    seeds: list[int] = option([0], "random seeds")
+    variants: list[str] = option(["base", "augment"], f"what to run and report: {', '.join(VARIANTS)}")
+    tunings: list[str] = option(["reclm"], f"profile sources: {', '.join(TUNINGS)} (several: the tuning ablation)")
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    teacher: LLMConfig = field(default_factory=LLMConfig)
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    instructions: int = option(64, "two-turn (and naive) instructions (half positive, half negative)")
+    kd_users: int = option(64, "users whose teacher profiles are distilled (GPT_KD) and rank the reward pairs")
+    ppo_prompts: int = option(32, "users whose profile prompts PPO samples from")
+    max_new_tokens: int = option(96, "profile length limit in tokens")
+    item_profile_users: int = option(3, "user profiles shown in an item-profile prompt")
+    cold_similar_items: int = option(2, "similar items (text embedding) shown for a cold item's profile")
+    encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "
+                                           "model or folder, or hashing:<dim>")
+    domain: str = option("movie", "what the items are, in prompts")
+    ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
+    out: str = option("runs/reclm", "output folder")
+    progress: bool = option(True, "show progress bars")
+
+
+def check(cfg: RecLMConfig) -> None:
+    bad = set(cfg.variants) - set(VARIANTS)
+    if bad:
+        raise ConfigError(f"unknown variant(s) {', '.join(sorted(bad))}; choose from {', '.join(VARIANTS)}")
+    bad = set(cfg.tunings) - set(TUNINGS)
+    if bad:
+        raise ConfigError(f"unknown tuning(s) {', '.join(sorted(bad))}; choose from {', '.join(TUNINGS)}")
+    for name in [*cfg.backbones, cfg.similar_backbone]:
+        get_model_class(name)
+    if len(cfg.fractions) != 3:
+        raise ConfigError("fractions needs three shares: train, validation, test")
+
+
+class RecLM:
+    """The method for one configuration: :meth:`run_seed` does one seed, :meth:`run` all and the report."""
+
+    def __init__(self, cfg: RecLMConfig):
+        check(cfg)
+        self.cfg = cfg
+        self.dataset = load_dataset(cfg.dataset)
+        self.builder = PromptBuilder(domain=cfg.domain)
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+    # -- stages ---------------------------------------------------------------------------------
+    def item_text_features(self) -> np.ndarray:
+        ds, enc = self.dataset, self.cfg.encoder
+        key = {"dataset": ds.fingerprint(), "encoder": enc, "fields": ds.item_text_fields()}
+
+        def build(tmp: Path) -> None:
+            texts = [ds.item_description(i) for i in range(ds.n_items)]
+            save_npz(tmp / "text.npz", emb=encode(texts, enc, progress=self.cfg.progress))
+
+        return load_npz(stage_dir("reclm-text", key, build) / "text.npz")["emb"]
+
+    def similar_users(self, split: Split, seed: int) -> np.ndarray:
+        cfg = self.cfg
+        model, _ = bb.fit_text_backbone(cfg.similar_backbone, {"item_tower": "id", **cfg.similar_params}, split,
+                                        seed, None, progress=cfg.progress, label="similar-users")
+        return most_similar_users(model.user_embeddings(), k=cfg.n_similar)
+
+    def teacher_profiles(self, teacher: LLM, prompts: list[str], fallbacks: list[str],
+                         stats: ParseStats) -> list[str]:
+        texts, _ = prof._generate(teacher, prompts, "teacher_profile", fallbacks, self.cfg.max_new_tokens, stats)
+        return texts
+
+    def tuning_data(self, split: Split, hist: list[np.ndarray], similar: np.ndarray, seed: int) -> dict:
+        """Teacher profiles (R4) and the dialogues of every tuning variant; cached by the teacher's answers."""
+        cfg, ds, b = self.cfg, self.dataset, self.builder
+        teacher = load_llm(cfg.teacher, progress=cfg.progress)
+        key = {"split": split.fingerprint(), "teacher": teacher.fingerprint, "similar": fingerprint(similar),
+               "seed": seed, "instructions": cfg.instructions, "kd_users": cfg.kd_users,
+               "tokens": cfg.max_new_tokens, "domain": cfg.domain}
+
+        def build(tmp: Path) -> None:
+            rng = np.random.default_rng(seed)
+            stats = ParseStats()
+            active = np.flatnonzero([len(h) > 0 for h in hist])
+            kd = np.sort(rng.choice(active, min(cfg.kd_users, len(active)), replace=False))
+            neigh = np.array([similar[u][0] for u in kd])
+            ask = np.unique(np.concatenate([kd, neigh]))
+            prompts = {int(u): prof.user_profile_prompt(b, ds, hist[u], [hist[s] for s in similar[u]]) for u in ask}
+            texts = self.teacher_profiles(teacher, [prompts[int(u)] for u in ask],
+                                          [prof.fallback_user_profile(ds, hist[u]) for u in ask], stats)
+            teacher_of = dict(zip(ask.tolist(), texts))
+            kd_dialogues = [ins.kd_dialogue(prompts[int(u)], teacher_of[int(u)]) for u in kd]
+            samples, sample_info = ins.sample_collaborative(hist, similar, active, cfg.instructions, rng)
+            two_turn, naive = [], []
+            for s in samples:
+                t1 = ins.turn1_prompts(b, ds, hist, s)
+                alts = [prof.fallback_user_profile(ds, s.target_history)] + \
+                       [prof.fallback_user_profile(ds, hist[v]) for v in s.similar]
+                profiles = self.teacher_profiles(teacher, t1, alts, stats)
+                two_turn.append(ins.two_turn_dialogue(b, ds, hist, s, profiles))
+                naive.append(ins.naive_dialogue(b, ds, hist, s))
+            write_json(tmp / "data.json", {
+                "kd": kd_dialogues, "two_turn": two_turn, "naive": naive,
+                "reward_queries": [prompts[int(u)] for u in kd], "reward_better": [teacher_of[int(u)] for u in kd],
+                "reward_neighbour": [teacher_of[int(v)] for v in neigh],
+                "teacher": {"fingerprint": teacher.fingerprint, "backend": cfg.teacher.backend,
+                            "model": cfg.teacher.model or "embedded SmolLM2-135M-Instruct"},
+                "teacher_answers": stats.to_dict(), "sampling": sample_info})
+
+        return read_json(stage_dir("reclm-tuning-data", key, build) / "data.json")
+
+    def refine(self, adapter: Path, data: dict, seed: int) -> tuple[Path, dict]:
+        """Reward model (pairwise) and PPO from the tuned adapter; returns the refined adapter and logs."""
+        from recfuse.reclm.refine import refine_with_ppo
+
+        cfg = self.cfg
+        base = base_model_dir(cfg.llm)
+        key = {"base": str(base), "adapter": fingerprint(adapter.name, (adapter / "adapter_config.json").read_text()),
+               "data": fingerprint(data["reward_queries"], data["reward_better"], data["reward_neighbour"]),
+               "reward": to_dict(cfg.reward), "ppo": to_dict(cfg.ppo), "prompts": cfg.ppo_prompts, "seed": seed}
+
+        def build(tmp: Path) -> None:
+            info = refine_with_ppo(base, adapter, data, tmp / "adapter", cfg.reward, cfg.ppo, cfg.ppo_prompts,
+                                   seed, progress=cfg.progress)
+            write_json(tmp / "log.json", info)
+
+        d = stage_dir("reclm-ppo", key, build)
+        return d / "adapter", read_json(d / "log.json")
+
+    def profile_llm(self, tuning: str, split: Split, hist, similar, seed: int, report: dict) -> LLM:
+        cfg = self.cfg
+        if tuning == "untuned":
+            return load_llm(cfg.llm, progress=cfg.progress)
+        data = self._timed("teacher profiles", self.tuning_data, split, hist, similar, seed)
+        report.setdefault("teacher", {"model": data["teacher"], "answers": data["teacher_answers"],
+                                      "sampling": data["sampling"]})
+        dialogues = list(data["kd"])
+        if tuning == "naive":
+            dialogues += data["naive"]
+        elif tuning in ("mask", "reclm"):
+            dialogues += data["two_turn"]
+        adapter, log_ = self._timed("instruction tuning", tune, cfg, dialogues,
+                                    f"reclm-{'mask' if tuning == 'reclm' else tuning}-{seed}")
+        report.setdefault("tuning", {})[tuning] = {**log_, "dialogues": len(dialogues)}
+        if tuning == "reclm":
+            adapter, info = self._timed("refinement (reward model + PPO)", self.refine, adapter, data, seed)
+            report.setdefault("refinement", info)
+        return load_llm(cfg.llm, adapter, progress=cfg.progress)
+
+    def profiles(self, llm: LLM, split: Split, hist, similar, text_emb: np.ndarray) -> dict:
+        """User and item profiles written by ``llm``, their parse counts, and their embeddings."""
+        cfg, ds = self.cfg, self.dataset
+        key = {"llm": llm.fingerprint, "split": split.fingerprint(), "similar": fingerprint(similar),
+               "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
+               "cold_similar": cfg.cold_similar_items, "domain": cfg.domain}
+
+        def build(tmp: Path) -> None:
+            active = np.flatnonzero([len(h) > 0 for h in hist])
+            got = prof.user_profiles(llm, self.builder, ds, hist, similar, active, cfg.max_new_tokens)
+            users = [prof.fallback_user_profile(ds, h) for h in hist]
+            fb_u = np.ones(len(hist), dtype=bool)
+            for u, t, f in zip(active, got.texts, got.fallback):
+                users[u], fb_u[u] = t, f
+            items = prof.item_profiles(llm, self.builder, ds, split.train_matrix, users, text_emb,
+                                       cfg.item_profile_users, cfg.cold_similar_items, cfg.max_new_tokens)
+            save_npz(tmp / "emb.npz", users=encode(users, cfg.encoder), items=encode(items.texts, cfg.encoder))
+            write_json(tmp / "profiles.json", {
+                "users": users, "items": items.texts,
+                "report": {"user": {**got.report(), "without_history": int(len(hist) - len(active))},
+                           "item": items.report()}})
+
+        d = stage_dir("reclm-profiles", key, build)
+        return {**read_json(d / "profiles.json"), **load_npz(d / "emb.npz")}
+
+    # -- one seed -------------------------------------------------------------------------------
+    def run_seed(self, seed: int) -> dict:
+        cfg, ds = self.cfg, self.dataset
+        self.timings = {}
+        split = temporal(ds, fractions=tuple(cfg.fractions))
+        report: dict[str, Any] = {"seed": seed, "split": split.summary(), "rows": [], "profiles": {},
+                                  "cold_items_test": int(len(split.cold_items("test")))}
+        text_emb = self._timed("text features", self.item_text_features)
+        similar = self._timed("similar users", self.similar_users, split, seed)
+        hist = prof.histories(split.train, split.n_users)
+        params = dict(cfg.backbone_params)
+        per_user: dict[str, Any] = {}
+
+        def run(backbone: str, variant: str, tuning: str | None, p: dict | None) -> None:
+            up = p["users"] if p is not None and variant in ("augment", "wo_item") else None
+            ip = p["items"] if p is not None and variant in ("augment", "wo_user") else None
+            model, tlog = self._timed("backbone training", bb.fit_text_backbone, backbone, params, split, seed,
+                                      text_emb, up, ip, cfg.progress, f"{variant}:{tuning}")
+            results = bb.evaluate(model, split, cfg.ks)
+            for setting, res in results.items():
+                row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
+                       **{k: float(v) for k, v in res.mean().items()}, "users": int(len(res.users)),
+                       "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
+                report["rows"].append(row)
+                per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user
+
+        for backbone in cfg.backbones:
+            if "base" in cfg.variants:
+                run(backbone, "base", None, None)
+        for tuning in cfg.tunings:
+            if not set(cfg.variants) - {"base"}:
+                break
+            llm = self.profile_llm(tuning, split, hist, similar, seed, report)
+            p = self._timed("profiles", self.profiles, llm, split, hist, similar, text_emb)
+            report["profiles"][tuning] = p["report"]
+            report["profiles"][tuning]["example_user"] = p["users"][int(np.flatnonzero([len(h) for h in hist])[0])]
+            for backbone in cfg.backbones:
+                for variant in cfg.variants:
+                    if variant != "base":
+                        run(backbone, variant, tuning, p)
+        report["per_user"] = per_user
+        report["timings"] = dict(self.timings)
+        return report
+
+    def run(self) -> dict:
+        from recfuse.reclm.report import write_reclm_report
+        reports = [self.run_seed(seed) for seed in self.cfg.seeds]
+        return write_reclm_report(self.cfg, self.dataset, reports)

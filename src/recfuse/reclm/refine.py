@@ -1,0 +1,53 @@
+"""RecLM's reinforcement refinement (R8): a reward model on teacher-vs-worse profiles, then PPO on the
+instruction-tuned LLM with a KL penalty to it (the reference policy)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from recfuse.reclm.ppo import PPOConfig, PPOTrainer
+from recfuse.reclm.reward import RewardConfig, RewardModel, preference_pairs
+
+
+def refine_with_ppo(base: Path, adapter: Path, data: dict, out: Path, reward_cfg: RewardConfig,
+                    ppo_cfg: PPOConfig, n_prompts: int, seed: int, progress: bool = False) -> dict:
+    """Train the reward model on ``data`` (reward_queries / reward_better / reward_neighbour), run PPO from
+    ``adapter`` on the first ``n_prompts`` queries, save the refined adapter to ``out``; return the logs."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    start = time.perf_counter()
+    queries = list(data["reward_queries"])
+    pairs = preference_pairs(queries, data["reward_better"], data["reward_neighbour"],
+                             per_query=reward_cfg.pairs_per_query, seed=seed)
+    rm = RewardModel(base, cfg=reward_cfg)
+    rm_log = rm.train(pairs, progress=progress)
+    rm_log.pop("losses", None)
+
+    tok = AutoTokenizer.from_pretrained(str(base))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    torch.manual_seed(seed)
+    policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
+                                       str(adapter), is_trainable=True)
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32),
+                                          str(adapter)).merge_and_unload()
+
+    def ids(q: str) -> list[int]:
+        out_ = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=True, add_generation_prompt=True)
+        return list(out_["input_ids"] if hasattr(out_, "keys") else out_)
+
+    prompts = [ids(q) for q in queries[:max(1, n_prompts)]]
+    query_of = {tuple(p): q for p, q in zip(prompts, queries)}
+
+    def reward_fn(prompt_ids: list[list[int]], responses: list[list[int]]) -> list[float]:
+        texts = [tok.decode(r, skip_special_tokens=True).strip() for r in responses]
+        return rm.score([query_of[tuple(p)] for p in prompt_ids], texts).tolist()
+
+    trainer = PPOTrainer(policy, reference, ppo_cfg, pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
+    ppo_log = trainer.train(prompts, reward_fn, progress=progress)
+    policy.save_pretrained(str(out))
+    return {"reward_model": rm_log, "ppo": ppo_log.to_dict(), "prompts": len(prompts),
+            "seconds": time.perf_counter() - start}

@@ -1,0 +1,98 @@
+"""RecLM's tables: Base / Augment (and ablations) per backbone, profile source and setting, mean ± std over
+seeds with the improvement over Base and paired t-tests; the per-epoch training-time overhead (R11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse.config import to_dict
+from recfuse.data.dataset import Dataset
+from recfuse.eval.report import markdown_table, write_report
+from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
+from recfuse.io import write_text
+
+KEYS = ("backbone", "variant", "profiles", "setting")
+
+
+def metric_names(ks: list[int]) -> list[str]:
+    return [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
+
+
+def summarize(reports: list[dict], ks: list[int]) -> list[dict]:
+    """One row per (backbone, variant, profiles, setting): means, stds, improvement and p-values vs Base."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in reports:
+        for row in r["rows"]:
+            groups.setdefault(tuple(row[k] for k in KEYS), []).append(row)
+    rows = []
+    for key, runs in groups.items():
+        out: dict[str, Any] = dict(zip(KEYS, key))
+        base_key = (key[0], "base", "-", key[3])
+        for m in metric_names(ks):
+            vals = [x[m] for x in runs]
+            out[m], out[f"{m}_std"] = mean_std(vals)
+            if key[1] != "base" and base_key in groups:
+                base_vals = [x[m] for x in groups[base_key]]
+                out[f"{m}_impr"] = relative_improvement(out[m], float(np.mean(base_vals)))
+                if len(vals) >= 2:
+                    out[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
+                a = np.concatenate([r["per_user"]["|".join(map(str, key))][m] for r in reports])
+                b = np.concatenate([r["per_user"]["|".join(map(str, base_key))][m] for r in reports])
+                if len(a) >= 2 and len(a) == len(b):
+                    out[f"{m}_p_users"] = paired_ttest(a, b)["p"]
+        out["users"] = runs[0]["users"]
+        out["epoch_seconds"] = float(np.mean([x["epoch_seconds"] or 0.0 for x in runs]))
+        rows.append(out)
+    return rows
+
+
+def cost_rows(rows: list[dict]) -> list[dict]:
+    """Per-epoch training seconds of each backbone without and with profiles (R11)."""
+    out = []
+    for b in dict.fromkeys(r["backbone"] for r in rows):
+        base = [r["epoch_seconds"] for r in rows if r["backbone"] == b and r["variant"] == "base"]
+        for r in rows:
+            if r["backbone"] == b and r["variant"] == "augment" and r["setting"] == "full_shot" and base:
+                out.append({"backbone": b, "profiles": r["profiles"], "base_epoch_s": base[0],
+                            "augment_epoch_s": r["epoch_seconds"],
+                            "overhead": r["epoch_seconds"] / base[0] - 1 if base[0] else float("nan")})
+    return out
+
+
+def display(rows: list[dict], ks: list[int]) -> list[dict]:
+    """Readable rows: metric as mean ± std, improvement in % for non-base rows."""
+    out = []
+    for r in rows:
+        d = {k: r[k] for k in KEYS}
+        for m in metric_names(ks):
+            d[m] = f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}"
+            if f"{m}_impr" in r:
+                d[f"{m} impr"] = f"{100 * r[f'{m}_impr']:+.1f}%"
+        d["users"] = r["users"]
+        out.append(d)
+    return out
+
+
+def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
+    """results.json / .md / .csv under ``<out>/<dataset>``, plus cost.md; returns the JSON content."""
+    out = Path(cfg.out) / dataset.name
+    rows = summarize(reports, cfg.ks)
+    cost = cost_rows(rows)
+    seeds = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
+    extra = {"seeds": seeds, "cost": cost, "dataset": dataset.describe()}
+    write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
+    md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", markdown_table(display(rows, cfg.ks)),
+          "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
+    prof = seeds[0].get("profiles", {})
+    if prof:
+        md.append("\n## Profile answers (seed 0)\n")
+        for tuning, p in prof.items():
+            md.append(f"- {tuning}: users {p['user'].get('user_profile', {})}, fallbacks {p['user']['fallback']}; "
+                      f"items fallbacks {p['item']['fallback']}\n")
+    if "teacher" in seeds[0]:
+        md.append(f"\nTeacher: {seeds[0]['teacher']['model']}\n")
+    write_text(out / "tables.md", "\n".join(md))
+    return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
