@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "recfuse.commands.data",
     "recfuse.commands.train",
     "recfuse.llm.cli",
+    "recfuse.commands.tune",
     "recfuse.commands.run",
 )
 

@@ -262,6 +262,8 @@ def tune(cfg: Llama4RecConfig, dialogues: list[list[dict]], label: str) -> tuple
     key = {"base": str(base), "data": fingerprint(dialogues), "sft": to_dict(cfg.sft), "label": label}
 
     def build(tmp: Path) -> None:
+        from recfuse.commands.tune import write_dialogues
+        write_dialogues(tmp / "dialogues.jsonl", dialogues)  # kept: to inspect, or to tune a larger model elsewhere
         res = train_sft(base, dialogues, tmp / "adapter", cfg.sft, progress=cfg.progress)
         write_json(tmp / "log.json", {k: v for k, v in res.log.items() if k != "losses"})
 
