@@ -180,7 +180,7 @@ class RecLM:
 
         cfg = self.cfg
         base = base_model_dir(cfg.llm)
-        key = {"base": str(base), "adapter": fingerprint(adapter.name, (adapter / "adapter_config.json").read_text()),
+        key = {"base": str(base), "adapter": adapter.parent.name,  # the SFT stage's content hash
                "data": fingerprint(data["reward_queries"], data["reward_better"], data["reward_neighbour"]),
                "reward": to_dict(cfg.reward), "ppo": to_dict(cfg.ppo), "prompts": cfg.ppo_prompts, "seed": seed}
 

@@ -1,0 +1,62 @@
+"""Profile generation: prompts carry the right histories, answers are parsed and counted, cold items use
+their nearest warm items by text embedding."""
+
+import numpy as np
+
+from recfuse.llm.prompts import PromptBuilder
+from recfuse.reclm import profiles as prof
+from recfuse.reclm.text import encode
+
+GOOD = "Identities: a curious viewer; Interests: {}"
+
+
+class ScriptedLLM:
+    """Answers from a function of the prompt; records the prompts."""
+
+    fingerprint = "scripted"
+
+    def __init__(self, answer):
+        self.answer, self.prompts = answer, []
+
+    def generate(self, prompts, max_new_tokens=128, **kw):
+        self.prompts += list(prompts)
+        return [self.answer(p) for p in prompts]
+
+
+def test_user_profiles_count_invalid_answers_and_fall_back(cold_split):
+    ds = cold_split.dataset
+    hist = prof.histories(cold_split.train, cold_split.n_users)
+    similar = np.array([[(u + 1) % ds.n_users, (u + 2) % ds.n_users] for u in range(ds.n_users)])
+    users = np.array([0, 1, 2, 3])
+    llm = ScriptedLLM(lambda p: "no idea" if "Similar user 2" not in p else GOOD.format("westerns and dramas"))
+    got = prof.user_profiles(llm, PromptBuilder(), ds, hist, similar, users)
+    assert got.stats.to_dict()["user_profile"]["valid"] == 4
+    first = llm.prompts[0]
+    assert ds.item_title(int(hist[0][-1])) in first and ds.item_title(int(hist[1][-1])) in first
+    assert "Identities:" in first  # the structured format is asked for
+    bad = ScriptedLLM(lambda p: "")
+    got = prof.user_profiles(bad, PromptBuilder(), ds, hist, similar, users)
+    rep = got.report()
+    assert rep["user_profile"]["invalid"] == 4 and rep["fallback"] == 4
+    assert all(t.startswith("Identities: unknown; Interests: ") for t in got.texts)
+
+
+def test_item_profiles_warm_from_users_cold_from_similar_items(cold_split):
+    ds, train = cold_split.dataset, cold_split.train_matrix
+    emb = encode([ds.item_title(i) for i in range(ds.n_items)], "hashing:64")
+    users = [GOOD.format(f"stories of user {u}") for u in range(ds.n_users)]
+    llm = ScriptedLLM(lambda p: GOOD.format("topic stories for everyone"))
+    got = prof.item_profiles(llm, PromptBuilder(), ds, train, users, emb, max_users=2, n_similar=2)
+    counts = np.diff(train.tocsc().indptr)
+    stats = got.stats.to_dict()
+    assert stats["item_profile"]["total"] == int((counts > 0).sum())
+    assert stats["cold_item_profile"]["total"] == int((counts == 0).sum()) > 0
+    warm_prompts = llm.prompts[:stats["item_profile"]["total"]]
+    assert all("Profile of user 1 who interacted with it" in p for p in warm_prompts)
+    cold_prompts = llm.prompts[stats["item_profile"]["total"]:]
+    cold = np.flatnonzero(counts == 0)
+    warm = np.flatnonzero(counts > 0)
+    nearest_warm = warm[np.argmax(emb[cold[0]] @ emb[warm].T)]
+    assert ds.item_title(int(nearest_warm)) in cold_prompts[0]
+    assert "Similar movie 1" in cold_prompts[0] and "Its profile: Identities" in cold_prompts[0]
+    assert len(got.texts) == ds.n_items and not got.fallback.any()
