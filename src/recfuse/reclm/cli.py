@@ -17,10 +17,31 @@ def register(msub: argparse._SubParsersAction) -> None:
                     f"{', '.join(TUNINGS)}. Every stage is cached: a rerun resumes where it stopped.")
     add_arguments(p, RecLMConfig)
     p.set_defaults(func=lambda args: _run(resolve(RecLMConfig, args)))
+    register_suite(msub)
 
 
 def _run(cfg) -> int:
     from recfuse.reclm.pipeline import RecLM
     res = RecLM(cfg).run()
     print(f"results written to {res['out']}")
+    return 0
+
+
+def register_suite(msub: argparse._SubParsersAction) -> None:
+    suite = msub.add_parser(
+        "reclm-suite", help="RecLM over several datasets and settings (the paper's tables)",
+        description="Run every RecLM configuration of a suite file (YAML with 'common', 'runs', 'out') and write "
+                    "the combined tables: Base / Augment per backbone and setting, the ablations, the cost, and "
+                    "the Augment-above-Base check. See configs/reclm_ml100k_suite.yaml.")
+    suite.add_argument("file", help="suite YAML file")
+    suite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    suite.set_defaults(func=_run_suite)
+
+
+def _run_suite(args) -> int:
+    from recfuse.config import _parse_pairs
+    from recfuse.reclm.suite import run_suite
+    res = run_suite(args.file, _parse_pairs(args.set, "set"))
+    print(f"suite written to {res['out']}")
     return 0

@@ -12,7 +12,7 @@ from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
-from recfuse.io import write_text
+from recfuse.io import save_npz, write_text
 
 KEYS = ("backbone", "variant", "profiles", "setting")
 
@@ -84,6 +84,9 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     seeds = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
     extra = {"seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
+    for r in reports:  # per-user values for later tests, as npz (not JSON)
+        save_npz(out / f"per_user_seed{r['seed']}.npz",
+                 **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
     md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", markdown_table(display(rows, cfg.ks)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
     prof = seeds[0].get("profiles", {})

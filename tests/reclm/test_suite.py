@@ -1,0 +1,45 @@
+"""Suite files and the CLI wiring of RecLM."""
+
+import pytest
+
+from recfuse.errors import ConfigError
+from recfuse.reclm.suite import load_suite, target_check
+
+
+def test_suite_file_merges_common_and_runs(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("common: {seeds: [0, 1], backbones: [biasmf]}\nruns:\n  - {dataset: synthetic, tunings: [mask]}\n"
+                 "  - {dataset: synthetic, backbones: [lightgcn]}\nout: x\n")
+    cfgs, out = load_suite(f, {"seeds": [3]})
+    assert [c.backbones for c in cfgs] == [["biasmf"], ["lightgcn"]]
+    assert cfgs[0].tunings == ["mask"] and cfgs[1].tunings == ["reclm"]
+    assert all(c.seeds == [3] and c.out == "x" for c in cfgs) and str(out) == "x"
+    f.write_text("runs: []\n")
+    with pytest.raises(ConfigError):
+        load_suite(f)
+
+
+def test_shipped_configs_load():
+    from recfuse.config import resolve
+    from recfuse.reclm.pipeline import RecLMConfig, check
+    cfgs, _ = load_suite("configs/reclm_ml100k_suite.yaml")
+    check(cfgs[0])
+    cfg = resolve(RecLMConfig, None, yaml_path="configs/reclm_ml100k.yaml")
+    check(cfg)
+    assert cfg.seeds == [0, 1, 2] and cfg.backbone_params["valid_metric"] == "recall@20"
+
+
+def test_target_check():
+    rows = [{"backbone": "biasmf", "variant": "base", "profiles": "-", "setting": "zero_shot", "recall@20": 0.1},
+            {"backbone": "biasmf", "variant": "augment", "profiles": "reclm", "setting": "zero_shot",
+             "recall@20": 0.12}]
+    (row,) = target_check(rows)
+    assert row["augment above base"] is True
+
+
+def test_cli_registers_reclm(capsys):
+    from recfuse.cli import main
+    with pytest.raises(SystemExit) as e:
+        main(["run", "reclm", "--help"])
+    assert e.value.code == 0
+    assert "--tunings" in capsys.readouterr().out
