@@ -1,6 +1,5 @@
 """Fixtures of the RecLM tests: synthetic data with items that appear only in the test period."""
 
-import numpy as np
 import pytest
 
 from recfuse.data import make_synthetic

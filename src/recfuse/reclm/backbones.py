@@ -79,5 +79,5 @@ def evaluate(model: Recommender, split: Split, ks: list[int], stage: str = "test
 
 def summary(results: dict[str, EvalResult]) -> dict[str, Any]:
     """{setting: {metric@k: mean, "users": n}}."""
-    return {s: {**{k: float(v) for k, v in r.mean().items()}, "users": int(len(r.users))}
+    return {s: {**{k: float(v) for k, v in r.mean().items()}, "users": len(r.users)}
             for s, r in results.items()}

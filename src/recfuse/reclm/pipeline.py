@@ -79,6 +79,7 @@ class RecLMConfig:
     encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "
                                            "model or folder, or hashing:<dim>")
     domain: str = option("movie", "what the items are, in prompts")
+    history_tokens: int = option(200, "token budget of each history in a prompt (the most recent items kept)")
     ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
     out: str = option("runs/reclm", "output folder")
     progress: bool = option(True, "show progress bars")
@@ -104,7 +105,7 @@ class RecLM:
         check(cfg)
         self.cfg = cfg
         self.dataset = load_dataset(cfg.dataset)
-        self.builder = PromptBuilder(domain=cfg.domain)
+        self.builder = PromptBuilder(domain=cfg.domain, history_tokens=cfg.history_tokens)
         self.timings: dict[str, float] = {}
 
     def _timed(self, name: str, fn, *args, **kwargs):
@@ -132,7 +133,7 @@ class RecLM:
 
     def teacher_profiles(self, teacher: LLM, prompts: list[str], fallbacks: list[str],
                          stats: ParseStats) -> list[str]:
-        texts, _ = prof._generate(teacher, prompts, "teacher_profile", fallbacks, self.cfg.max_new_tokens, stats)
+        texts, _ = prof.generate_profiles(teacher, prompts, "teacher_profile", fallbacks, self.cfg.max_new_tokens, stats)
         return texts
 
     def tuning_data(self, split: Split, hist: list[np.ndarray], similar: np.ndarray, seed: int) -> dict:
@@ -141,7 +142,7 @@ class RecLM:
         teacher = load_llm(cfg.teacher, progress=cfg.progress)
         key = {"split": split.fingerprint(), "teacher": teacher.fingerprint, "similar": fingerprint(similar),
                "seed": seed, "instructions": cfg.instructions, "kd_users": cfg.kd_users,
-               "tokens": cfg.max_new_tokens, "domain": cfg.domain}
+               "tokens": cfg.max_new_tokens, "domain": cfg.domain, "history": cfg.history_tokens}
 
         def build(tmp: Path) -> None:
             rng = np.random.default_rng(seed)
@@ -217,7 +218,8 @@ class RecLM:
         cfg, ds = self.cfg, self.dataset
         key = {"llm": llm.fingerprint, "split": split.fingerprint(), "similar": fingerprint(similar),
                "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
-               "cold_similar": cfg.cold_similar_items, "domain": cfg.domain}
+               "cold_similar": cfg.cold_similar_items, "domain": cfg.domain,
+               "history": cfg.history_tokens}
 
         def build(tmp: Path) -> None:
             active = np.flatnonzero([len(h) > 0 for h in hist])
@@ -243,7 +245,7 @@ class RecLM:
         self.timings = {}
         split = temporal(ds, fractions=tuple(cfg.fractions))
         report: dict[str, Any] = {"seed": seed, "split": split.summary(), "rows": [], "profiles": {},
-                                  "cold_items_test": int(len(split.cold_items("test")))}
+                                  "cold_items_test": len(split.cold_items("test"))}
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, seed)
         hist = prof.histories(split.train, split.n_users)
@@ -258,7 +260,7 @@ class RecLM:
             results = bb.evaluate(model, split, cfg.ks)
             for setting, res in results.items():
                 row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
-                       **{k: float(v) for k, v in res.mean().items()}, "users": int(len(res.users)),
+                       **{k: float(v) for k, v in res.mean().items()}, "users": len(res.users),
                        "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
                 report["rows"].append(row)
                 per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user

@@ -92,8 +92,10 @@ class ProfileSet:
         return {**self.stats.to_dict(), "fallback": int(self.fallback.sum()), "rows": len(self.texts)}
 
 
-def _generate(llm: LLM, prompts: list[str], task: str, fallbacks: list[str], max_new_tokens: int,
-              stats: ParseStats) -> tuple[list[str], np.ndarray]:
+def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[str], max_new_tokens: int,
+                      stats: ParseStats) -> tuple[list[str], np.ndarray]:
+    """Generate, parse (counted under ``task``) and replace invalid answers by ``fallbacks``; returns the
+    texts and which rows fell back."""
     answers = llm.generate(prompts, max_new_tokens=max_new_tokens) if prompts else []
     texts, fb = [], np.zeros(len(prompts), dtype=bool)
     for r, (ans, alt) in enumerate(zip(answers, fallbacks, strict=True)):
@@ -117,7 +119,7 @@ def user_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, hist: list
     prompts = [user_profile_prompt(builder, dataset, hist[u], [hist[s] for s in similar[u] if s >= 0])
                for u in users]
     stats = ParseStats()
-    texts, fb = _generate(llm, prompts, "user_profile", [fallback_user_profile(dataset, hist[u]) for u in users],
+    texts, fb = generate_profiles(llm, prompts, "user_profile", [fallback_user_profile(dataset, hist[u]) for u in users],
                           max_new_tokens, stats)
     return ProfileSet(texts, fb, stats)
 
@@ -147,7 +149,7 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
         users = csc.indices[csc.indptr[i]:csc.indptr[i + 1]][:max_users]
         prompts.append(with_format(builder.item_profile(dataset.item_description(int(i)),
                                                         user_profiles=[user_texts[u] for u in users]), fmt))
-    got, f = _generate(llm, prompts, "item_profile", [fallback_item_profile(dataset, i) for i in warm],
+    got, f = generate_profiles(llm, prompts, "item_profile", [fallback_item_profile(dataset, i) for i in warm],
                        max_new_tokens, stats)
     for i, t, b in zip(warm, got, f):
         texts[i], fb[i] = t, b
@@ -159,7 +161,7 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
             dataset.item_description(int(i)),
             similar_items=[(dataset.item_title(int(j)), texts[j]) for j in near[r]]), fmt)
             for r, i in enumerate(cold)]
-        got, f = _generate(llm, prompts, "cold_item_profile", [fallback_item_profile(dataset, i) for i in cold],
+        got, f = generate_profiles(llm, prompts, "cold_item_profile", [fallback_item_profile(dataset, i) for i in cold],
                            max_new_tokens, stats)
         for i, t, b in zip(cold, got, f):
             texts[i], fb[i] = t, b
