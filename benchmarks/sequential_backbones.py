@@ -140,7 +140,19 @@ def main(argv: list[str] | None = None) -> dict:
                     help="hyper-parameter for every model (JSON value), e.g. --param lr=0.002")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "sequential_backbones"))
+    ap.add_argument("--merge", nargs="+", metavar="JSON",
+                    help="only combine the runs of earlier reports (e.g. one model per run) into --out")
     args = ap.parse_args(argv)
+    if args.merge:
+        reports = [json.loads(Path(f).read_text()) for f in args.merge]
+        runs = [r for rep in reports for r in rep["runs"]]
+        report = {**reports[0], "runs": runs, "time_comparison": [c for rep in reports for c in rep["time_comparison"]],
+                  "threads": max(rep["threads"] for rep in reports)}
+        out = Path(args.out)
+        write_json(out.with_suffix(".json"), report)
+        write_text(out.with_suffix(".md"), markdown(report))
+        print(markdown(report))
+        return report
     torch.set_num_threads(args.threads)
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
 
