@@ -193,6 +193,14 @@ def memory_worker(n_interactions: int, threads: int, batch_size: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------------
 
+def _median(values: list[float] | None) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else spec.format(value)
 
@@ -210,16 +218,16 @@ def markdown(results: dict) -> str:
         rb_ndcg = rb.get("test", {}).get("ndcg@10")
         rb_ndcg_s = f"{rb_ndcg:.4f} (measured)" if rb_ndcg is not None else (
             f"{RECBOLE_QUOTED_NDCG10[name]:.4f} (quoted)" if name in RECBOLE_QUOTED_NDCG10 else "-")
-        rb_epoch = rb.get("mean_epoch_seconds")
-        rb_eval = rb.get("median_eval_seconds")
-        our_epoch = r["mean_epoch_seconds"]
+        rb_epoch = _median(rb.get("epoch_seconds"))
+        rb_eval = _median(rb.get("eval_seconds"))
+        our_epoch = _median(r["epoch_seconds"])
         our_eval = float(sorted(r["eval_seconds"])[len(r["eval_seconds"]) // 2])
         cells = [name] + [f"{t[m]:.4f}" for m in ("hr@10", "ndcg@10", "hr@5", "ndcg@5", "hr@3", "ndcg@3")] + [
             str(r["best_epoch"]), f"{our_epoch:.3f}", f"{our_eval:.3f}", rb_ndcg_s,
             _fmt(rb_epoch, "{:.3f}"), _fmt(rb_eval, "{:.3f}"),
             _fmt(None if rb_epoch is None else rb_epoch / our_epoch, "{:.1f}x"),
             _fmt(None if rb_epoch is None or not r.get("same_work_epoch_seconds") else
-                 rb_epoch / float(sum(r["same_work_epoch_seconds"]) / len(r["same_work_epoch_seconds"])), "{:.1f}x"),
+                 rb_epoch / _median(r["same_work_epoch_seconds"]), "{:.1f}x"),
             _fmt(None if rb_eval is None else rb_eval / our_eval, "{:.1f}x")]
         lines.append("| " + " | ".join(cells) + " |")
     if results.get("memory"):
@@ -244,6 +252,10 @@ def main() -> None:
     ap.add_argument("--memory-batch-size", type=int, default=4096)
     ap.add_argument("--merge", action="store_true",
                     help="update the models given in an existing results file instead of starting a new one")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the Markdown table from the JSON results")
+    ap.add_argument("--timing-only", action="store_true",
+                    help="re-time ours (same work as RecBole) and RecBole, alternating, and update the results file")
+    ap.add_argument("--timing-epochs", type=int, default=5)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "direct_backbones"))
     ap.add_argument("--recbole-worker", help=argparse.SUPPRESS)
@@ -255,6 +267,13 @@ def main() -> None:
         return
     if args.memory_worker:
         print(json.dumps(memory_worker(args.memory_interactions, args.threads, args.memory_batch_size)))
+        return
+
+    out = Path(args.out)
+    if args.report_only:
+        res = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+        out.with_suffix(".md").write_text(markdown(res), encoding="utf-8")
+        print(markdown(res))
         return
 
     import platform
@@ -275,14 +294,13 @@ def main() -> None:
         "Our epochs and hyper-parameters were selected on validation NDCG@10 only (early stopping, patience 10).",
         "RecBole NDCG@10 marked 'quoted' is the number in issue 3 (RecBole 1.2.1 defaults, measured on this machine "
         "by the lead); RecBole timings are measured in this run, same data, split, batch size 2048 and threads.",
-        "s/epoch: mean wall-clock training seconds per epoch (ours: all epochs run with our selected settings, "
+        "s/epoch: median wall-clock training seconds per epoch (ours: all epochs run with our selected settings, "
         "which may sample several negatives per pair; RecBole: the timed epochs). 'same-work' times 3 epochs of ours "
         "with RecBole's per-epoch work (1 negative per pair, its number of layers). "
         "eval s: median of 3 full-ranking evaluations of all test users (scoring, exclusion, top-k, metrics).",
         "The machine's 2 cores are shared with other jobs, so absolute seconds are noisy; ratios come from one run.",
     ]
-    out = Path(args.out)
-    if args.merge and out.with_suffix(".json").exists():
+    if (args.merge or args.timing_only) and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         for key in ("ours", "recbole"):
             results[key] = {**old.get(key, {}), **results[key]}
@@ -305,6 +323,25 @@ def main() -> None:
         else:
             results["notes"].append(f"memory run failed: {proc.stderr.strip()[-300:]}")
 
+    if args.timing_only:
+        torch.set_num_threads(args.threads)
+        for name in [m for m in args.models if m in RECBOLE_NAME]:
+            r = results["ours"][name]
+            rb = run_recbole(args.recbole_python, name, args.timing_epochs, False, args.threads)
+            same = time_same_work(split, name, r["params"], epochs=args.timing_epochs)
+            r["same_work_epoch_seconds"] = same
+            if "epoch_seconds" in rb:
+                results["recbole"][name] = {**results["recbole"].get(name, {}), **rb}
+            print(f"{name}: ours same-work median {_median(same):.3f}s, RecBole median "
+                  f"{_median(rb.get('epoch_seconds')) or float('nan'):.3f}s, eval ours "
+                  f"{_median(r['eval_seconds']):.3f}s RecBole {_median(rb.get('eval_seconds')) or float('nan'):.3f}s",
+                  flush=True)
+            save()
+        results["notes"].append(f"Timings re-measured with --timing-only ({args.timing_epochs} epochs each side, "
+                                f"alternating ours and RecBole per model, {args.threads} thread(s)).")
+        save()
+        print(markdown(results))
+        return
     for name in args.models:
         r = run_ours(split, name, OUR_CONFIGS[name], args.progress)
         results["ours"][name] = r
