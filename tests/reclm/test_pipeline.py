@@ -33,8 +33,7 @@ def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo
     llm = {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"}
     cfg = from_dict(RecLMConfig, {
         "dataset": "synthetic", "fractions": [0.7, 0.1, 0.2], "backbones": ["biasmf", "lightgcn"],
-        "backbone_params": {"epochs": 2, "embedding_dim": 8, "tower_hidden": [16], "patience": 2,
-                            "valid_metric": "recall@20"},
+        "backbone_params": {"epochs": 2, "embedding_dim": 8, "tower_hidden": [16], "patience": 2},
         "similar_params": {"epochs": 2, "embedding_dim": 8}, "seeds": [0], "variants": list(variants),
         "tunings": tunings, "llm": llm, "teacher": llm, "encoder": "hashing:32",
         "sft": {"max_steps": 2, "batch_size": 2, "lora_r": 2, "max_length": 512},

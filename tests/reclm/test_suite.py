@@ -26,7 +26,7 @@ def test_shipped_configs_load():
     check(cfgs[0])
     cfg = resolve(RecLMConfig, None, yaml_path="configs/reclm_ml100k.yaml")
     check(cfg)
-    assert cfg.seeds == [0, 1, 2] and cfg.backbone_params["valid_metric"] == "recall@20"
+    assert cfg.seeds == [0, 1, 2] and cfg.select_metric == "recall@20"
 
 
 def test_target_check():

@@ -57,8 +57,10 @@ class RecLMConfig:
     dataset: str = option("ml-100k", "dataset name or folder (needs item text and timestamps)")
     fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line")
     backbones: list[str] = option(["biasmf", "lightgcn"], "text-empowered backbones (any registered direct model)")
-    backbone_params: dict = option({"valid_metric": "recall@20"}, "hyper-parameters of every backbone, e.g. "
-                                   "--backbone-param epochs=100", flag="backbone-param")
+    backbone_params: dict = option({}, "hyper-parameters of every backbone, e.g. --backbone-param epochs=100",
+                                   flag="backbone-param")
+    select_metric: str = option("recall@20", "validation metric for early stopping (the validation period, "
+                                             "never the test period)")
     similar_backbone: str = option("lightgcn", "ID model whose user embeddings find similar users")
     similar_params: dict = option({}, "its hyper-parameters", flag="similar-param")
     n_similar: int = option(2, "similar users per target (prompts and instructions)")
@@ -249,7 +251,7 @@ class RecLM:
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, seed)
         hist = prof.histories(split.train, split.n_users)
-        params = dict(cfg.backbone_params)
+        params = {"valid_metric": cfg.select_metric, **cfg.backbone_params}
         per_user: dict[str, Any] = {}
 
         def run(backbone: str, variant: str, tuning: str | None, p: dict | None) -> None:

@@ -129,8 +129,8 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
                   max_new_tokens: int = 96) -> ProfileSet:
     """Profiles of every item (appendix 6.6).
 
-    Items with training interactions: from the profiles of up to ``max_users`` of their users (the most
-    recent rows of the csc column, deterministic). Cold items (no training interaction): from the
+    Items with training interactions: from the profiles of up to ``max_users`` of their users (the
+    lowest user ids, deterministic). Cold items (no training interaction): from the
     ``n_similar`` warm items nearest by raw text embedding (``text_emb``, unit rows) and their profiles.
     """
     from recfuse.reclm.text import nearest
