@@ -120,7 +120,7 @@ def token_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tens
     rewards = -beta * kl
     last = (m.sum(1).long() - 1).clamp(min=0)
     has = m.sum(1) > 0
-    rewards[torch.arange(len(scores)), last] += torch.where(has, scores, torch.zeros_like(scores))
+    rewards[torch.arange(len(scores), device=rewards.device), last] += torch.where(has, scores, torch.zeros_like(scores))
     return rewards, kl.sum(1)
 
 
@@ -157,6 +157,7 @@ class ValueHeadModel(nn.Module):
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(next(lm.parameters()).device)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions(attention_mask),

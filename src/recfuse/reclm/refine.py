@@ -46,6 +46,9 @@ def refine_with_ppo(base: Path, adapter: Path, data: dict, out: Path, reward_cfg
         texts = [tok.decode(r, skip_special_tokens=True).strip() for r in responses]
         return rm.score([query_of[tuple(p)] for p in prompt_ids], texts).tolist()
 
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    policy.to(device)
+    reference.to(device)
     trainer = PPOTrainer(policy, reference, ppo_cfg, pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
     ppo_log = trainer.train(prompts, reward_fn, progress=progress)
     policy.save_pretrained(str(out))

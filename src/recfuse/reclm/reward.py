@@ -125,13 +125,14 @@ class RewardModel:
             from peft import LoraConfig, get_peft_model
             model = get_peft_model(model, LoraConfig(r=self.cfg.lora_r, lora_alpha=2 * self.cfg.lora_r,
                                                      target_modules=["q_proj", "v_proj"], task_type="SEQ_CLS"))
-        self.model = model
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = model.to(self.device)
 
     def _batch(self, queries: Sequence[str], responses: Sequence[str]):
         texts = [render(self.tok, q, r) for q, r in zip(queries, responses, strict=True)]
         self.tok.truncation_side = "left"
         return self.tok(texts, return_tensors="pt", padding=True, truncation=True,
-                        max_length=self.cfg.max_length, add_special_tokens=False)
+                        max_length=self.cfg.max_length, add_special_tokens=False).to(self.device)
 
     def rewards(self, queries: Sequence[str], responses: Sequence[str]):
         enc = self._batch(queries, responses)
@@ -144,7 +145,7 @@ class RewardModel:
         out = []
         with torch.no_grad():
             for s in range(0, len(queries), batch_size):
-                out.append(self.rewards(queries[s:s + batch_size], responses[s:s + batch_size]).float().numpy())
+                out.append(self.rewards(queries[s:s + batch_size], responses[s:s + batch_size]).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def accuracy(self, pairs: Sequence[Pair]) -> dict:
