@@ -159,14 +159,15 @@ class RecLM:
             teacher_of = dict(zip(ask.tolist(), texts))
             kd_dialogues = [ins.kd_dialogue(prompts[int(u)], teacher_of[int(u)]) for u in kd]
             samples, sample_info = ins.sample_collaborative(hist, similar, active, cfg.instructions, rng)
-            two_turn, naive = [], []
-            for s in samples:
-                t1 = ins.turn1_prompts(b, ds, hist, s)
-                alts = [prof.fallback_user_profile(ds, s.target_history)] + \
-                       [prof.fallback_user_profile(ds, hist[v]) for v in s.similar]
-                profiles = self.teacher_profiles(teacher, t1, alts, stats)
-                two_turn.append(ins.two_turn_dialogue(b, ds, hist, s, profiles))
+            t1 = [ins.turn1_prompts(b, ds, hist, s) for s in samples]  # one batched teacher call
+            alts = [prof.fallback_user_profile(ds, h)
+                    for s in samples for h in [s.target_history, *(hist[v] for v in s.similar)]]
+            flat = self.teacher_profiles(teacher, [p for ps in t1 for p in ps], alts, stats)
+            two_turn, naive, pos = [], [], 0
+            for s, ps in zip(samples, t1):
+                two_turn.append(ins.two_turn_dialogue(b, ds, hist, s, flat[pos:pos + len(ps)]))
                 naive.append(ins.naive_dialogue(b, ds, hist, s))
+                pos += len(ps)
             write_json(tmp / "data.json", {
                 "kd": kd_dialogues, "two_turn": two_turn, "naive": naive,
                 "reward_queries": [prompts[int(u)] for u in kd], "reward_better": [teacher_of[int(u)] for u in kd],
