@@ -96,6 +96,8 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
             md.append(f"- {tuning}: users {p['user'].get('user_profile', {})}, fallbacks {p['user']['fallback']}; "
                       f"items fallbacks {p['item']['fallback']}\n")
     if "teacher" in seeds[0]:
-        md.append(f"\nTeacher: {seeds[0]['teacher']['model']}\n")
+        t = seeds[0]["teacher"]
+        md.append(f"\nTeacher (R4): {t['model']['model']} over the {t['model']['backend']} backend; its profile "
+                  f"answers: {t['answers'].get('teacher_profile', {})}; two-turn sampling: {t['sampling']}\n")
     write_text(out / "tables.md", "\n".join(md))
     return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
