@@ -96,26 +96,20 @@ class Llama4RecConfig:
 # ------------------------------------------------------------------------------------------ LLM
 
 def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False) -> LLM:
-    """The configured backend, with an optional LoRA adapter (local backends), behind the answer cache."""
+    """The configured backend (:func:`recfuse.llm.load_llm`) with an optional LoRA adapter, behind the
+    answer cache. Local adapters are merged into the weights for inference."""
+    from recfuse.llm import load_llm as build_llm
     from recfuse.llm.cache import CachedLLM
 
     if cfg.backend == "http":
-        from recfuse.llm.http import OpenAICompatibleLLM
         if adapter is not None:
             raise ConfigError("the http backend cannot apply a local adapter: serve the tuned model instead "
                               "(e.g. vLLM --lora-modules) and name it with --llm.model")
-        return CachedLLM(OpenAICompatibleLLM(base_url=cfg.base_url, model=cfg.model))
-    if cfg.backend == "embedded":
-        from recfuse.llm.embedded import load_embedded
-        llm = load_embedded(adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
-    else:
-        from recfuse.llm.local import LocalLLM
-        if not cfg.model:
-            raise ConfigError("--llm.model is required for the hf backend (a model id or folder)")
-        llm = LocalLLM(cfg.model, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype, progress=progress)
+        return CachedLLM(build_llm("http", cfg.model or None, base_url=cfg.base_url or None))
+    llm = build_llm(cfg.backend, cfg.model or None, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype,
+                    progress=progress)
     if adapter is not None and hasattr(llm.model, "merge_and_unload"):
-        # inference only: fold the adapter into the weights (one matmul per projection instead of three);
-        # the fingerprint was computed with the adapter, so cached answers stay keyed correctly
+        # one matmul per projection instead of three; the fingerprint already includes the adapter
         llm.model = llm.model.merge_and_unload()
         llm.model.eval()
     return CachedLLM(llm)
