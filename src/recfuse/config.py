@@ -246,3 +246,25 @@ def _flat_hints(cls: type, prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + name] = tp
     return out
+
+
+def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,
+               default_out: str = "runs/suite") -> tuple[list[T], Path]:
+    """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``."""
+    try:
+        spec = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"suite file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(spec.get("runs"), list) or not spec["runs"]:
+        raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
+    out = Path(spec.get("out", default_out))
+    common = _merge(spec.get("common", {}), overrides or {})
+    cfgs = []
+    for i, run in enumerate(spec["runs"]):
+        try:
+            cfgs.append(from_dict(cls, _merge(_merge(common, run), {"out": str(out)})))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: run {i + 1}: {e}") from None
+    return cfgs, out

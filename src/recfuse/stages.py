@@ -42,3 +42,18 @@ def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root:
     def build(tmp: Path) -> None:
         (tmp / "result.json").write_text(to_json(compute()))
     return json.loads((stage_dir(name, key, build, root) / "result.json").read_text())
+
+
+class TimedStages:
+    """Mixin: ``self._timed(name, fn, *args)`` runs ``fn`` and adds its seconds to ``self.timings[name]``."""
+
+    timings: dict[str, float]
+
+    def _timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        import time
+
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start

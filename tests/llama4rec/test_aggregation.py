@@ -17,7 +17,7 @@ def test_adaptive_alpha_eq7_by_hand():
     l_u = np.log(np.array([1, 4, 10, 100]) + 1.0)  # N(u) = 1, 4, 10, 100
     l_min, l_max = l_u[0], l_u[-1]
     a1, a2 = 0.5, 0.3
-    expected = [max((l_max - l) / (l_max - l_min), a2) * a1 for l in l_u]
+    expected = [max((l_max - lu) / (l_max - l_min), a2) * a1 for lu in l_u]
     got = agg.adaptive_alpha(l_u, a1, a2)
     assert got.tolist() == pytest.approx(expected)
     # the head user is cut off at alpha2 * alpha1; the tail user gets the full alpha1

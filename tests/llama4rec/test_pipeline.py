@@ -4,29 +4,10 @@ that must come entirely from the stage and answer caches."""
 import json
 
 import numpy as np
-import pytest
 
 from recfuse.config import from_dict
 from recfuse.data import make_synthetic
 from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
-
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    """A 2-layer random LLaMA with the embedded model's tokenizer and chat template."""
-    from transformers import LlamaConfig, LlamaForCausalLM, AutoTokenizer
-    from recfuse.llm.embedded import embedded_model_dir
-
-    tok = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    import torch
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return path
 
 
 def make(task, backbone, tiny_llm_dir, out, variants):

@@ -4,29 +4,11 @@ both teacher and student: every stage runs, the tables are written, and a rerun 
 import json
 
 import numpy as np
-import pytest
 
 from recfuse.config import from_dict
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
 from tests.reclm.conftest import cold_dataset
 
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from recfuse.llm.embedded import embedded_model_dir
-
-    tok = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=4096,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return path
 
 
 def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item")):

@@ -1,28 +1,10 @@
 """The reward model: negatives by substitution and low quality; pairwise training on a tiny random LLaMA."""
 
 import numpy as np
-import pytest
 
 from recfuse.reclm.profiles import format_profile, parse_structured_profile
 from recfuse.reclm.reward import KINDS, RewardConfig, RewardModel, preference_pairs, worse_profile
 
-
-@pytest.fixture(scope="module")
-def tiny_llm_dir(tmp_path_factory):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from recfuse.llm.embedded import embedded_model_dir
-
-    tok = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=1024,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(str(path))
-    tok.save_pretrained(str(path))
-    return path
 
 
 OWN = format_profile("a young engineer", "science fiction, space operas and clever thrillers")

@@ -40,7 +40,7 @@ from recfuse.llama4rec.similar import most_similar_by_interactions, most_similar
 from recfuse.llm.base import LLM, choice_probs, expected_value
 from recfuse.llm.sft import SFTConfig, as_messages, train_sft
 from recfuse.models.base import Recommender, create_model, get_model_class
-from recfuse.stages import stage_dir
+from recfuse.stages import TimedStages, stage_dir
 
 log = logging.getLogger(__name__)
 VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa")
@@ -307,7 +307,7 @@ def choose_alphas(q: RankingQueries, llm_scores: np.ndarray, grid: list[float], 
     return grid[i], (grid[j] if adaptive else float("nan")), table
 
 
-class Llama4Rec:
+class Llama4Rec(TimedStages):
     """The method for one configuration; :meth:`run_seed` does one seed, :meth:`run` all of them."""
 
     def __init__(self, cfg: Llama4RecConfig):
@@ -322,12 +322,6 @@ class Llama4Rec:
         if cfg.kcore:
             self.dataset = kcore(self.dataset, cfg.kcore)
         self.timings: dict[str, float] = {}
-
-    def _timed(self, name: str, fn, *args, **kwargs):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-        return out
 
     # -- stages shared by the ranking tasks --------------------------------------------------------
     def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[list[dict]]]:

@@ -82,6 +82,7 @@ def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: s
 
 
 __all__ = [
+    "item_texts",
     "BACKENDS",
     "LLM",
     "PAIR_CHOICES",

@@ -18,7 +18,6 @@ Per seed, every stage cached by content (:mod:`recfuse.stages`; LLM answers in t
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from recfuse.reclm import profiles as prof
 from recfuse.reclm.ppo import PPOConfig
 from recfuse.reclm.reward import RewardConfig
 from recfuse.reclm.text import DEFAULT_ENCODER, encode
-from recfuse.stages import stage_dir
+from recfuse.stages import TimedStages, stage_dir
 
 log = logging.getLogger(__name__)
 TUNINGS = ("untuned", "gpt_kd", "naive", "mask", "reclm")
@@ -100,7 +99,7 @@ def check(cfg: RecLMConfig) -> None:
         raise ConfigError("fractions needs three shares: train, validation, test")
 
 
-class RecLM:
+class RecLM(TimedStages):
     """The method for one configuration: :meth:`run_seed` does one seed, :meth:`run` all and the report."""
 
     def __init__(self, cfg: RecLMConfig):
@@ -109,12 +108,6 @@ class RecLM:
         self.dataset = load_dataset(cfg.dataset)
         self.builder = PromptBuilder(domain=cfg.domain, history_tokens=cfg.history_tokens)
         self.timings: dict[str, float] = {}
-
-    def _timed(self, name: str, fn, *args, **kwargs):
-        start = time.perf_counter()
-        out = fn(*args, **kwargs)
-        self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
-        return out
 
     # -- stages ---------------------------------------------------------------------------------
     def item_text_features(self) -> np.ndarray:

@@ -15,31 +15,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from recfuse.config import _merge, from_dict, to_dict
-from recfuse.errors import ConfigError
+from recfuse.config import load_suite as config_load_suite
+from recfuse.config import to_dict
 from recfuse.eval.report import markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[RecLMConfig], Path]:
-    try:
-        spec = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"suite file not found: {path}") from None
-    if not isinstance(spec.get("runs"), list) or not spec["runs"]:
-        raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
-    out = Path(spec.get("out", "runs/reclm-suite"))
-    common = _merge(spec.get("common", {}), overrides or {})
-    cfgs = []
-    for i, run in enumerate(spec["runs"]):
-        try:
-            cfgs.append(from_dict(RecLMConfig, _merge(_merge(common, run), {"out": str(out)})))
-        except ConfigError as e:
-            raise ConfigError(f"{path}: run {i + 1}: {e}") from None
-    return cfgs, out
+    return config_load_suite(path, RecLMConfig, overrides, "runs/reclm-suite")
 
 
 def target_check(rows: list[dict]) -> list[dict]:
