@@ -196,21 +196,26 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file holding a mapping; a missing file, bad YAML or another shape raises naming the file."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    return loaded
+
+
 def resolve(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str | Path | None = None,
             overrides: dict[str, Any] | None = None) -> T:
     """Defaults, then the YAML file, then command-line values, then ``overrides``."""
     data: dict[str, Any] = {}
     yaml_path = yaml_path or (getattr(args, "config", None) if args is not None else None)
     if yaml_path:
-        try:
-            loaded = yaml.safe_load(Path(yaml_path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {yaml_path}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{yaml_path}: not valid YAML: {e}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{yaml_path}: expected a mapping of option names to values")
-        data = loaded
+        data = read_yaml_mapping(yaml_path, "config")
     if args is not None:
         hints = _flat_hints(cls)
         given = {}
@@ -251,12 +256,7 @@ def _flat_hints(cls: type, prefix: str = "") -> dict[str, Any]:
 def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,
                default_out: str = "runs/suite") -> tuple[list[T], Path]:
     """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``."""
-    try:
-        spec = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"suite file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    spec = read_yaml_mapping(path, "suite")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
     out = Path(spec.get("out", default_out))

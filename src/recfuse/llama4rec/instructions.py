@@ -75,14 +75,6 @@ class Example:
     presented: np.ndarray | None = None  # order in which candidates appear in the prompt (indices)
 
 
-def history_before(split_part_users: np.ndarray, seqs: list[np.ndarray], inter: Interactions,
-                   user: int, max_items: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """The last ``max_items`` items of a user's sequence, most recent first, with ratings."""
-    pos = seqs[user][::-1][:max_items]
-    ratings = None if inter.rating is None else inter.rating[pos]
-    return inter.item[pos], ratings
-
-
 def plant_target(candidates: np.ndarray, target_item: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Make sure the target is among the candidates: kept where the backbone put it, else it takes the
     place of a uniformly drawn candidate. Returns the candidates and the target's index."""

@@ -31,6 +31,7 @@ from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, kcore, leave_one_out
 from recfuse.errors import ConfigError
 from recfuse.eval import metrics as M
+from recfuse.eval.ranking import hits_of
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
 from recfuse.llama4rec import aggregation as agg
@@ -288,9 +289,7 @@ def ranking_queries(model: Recommender, split: Split, stage: str, k: int, users:
 def ranking_metrics(q: RankingQueries, order: np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
     """Per-user HR@k / NDCG@k of the re-ranked candidate lists (truth outside the list: a miss)."""
     ranked = np.take_along_axis(q.candidates, order, axis=1)
-    hits = np.zeros(ranked.shape, dtype=bool)
-    for r in range(len(ranked)):
-        hits[r] = np.isin(ranked[r], q.truth.indices[q.truth.indptr[r]:q.truth.indptr[r + 1]])
+    hits = hits_of(ranked, q.truth)
     n_rel = np.diff(q.truth.indptr)
     return M.ranking_metrics(hits, n_rel, ["hr", "ndcg"], [k for k in ks if k <= ranked.shape[1]])
 
@@ -393,19 +392,20 @@ class Llama4Rec(TimedStages):
         l_all = agg.long_tail_coefficient(counts)
         l_range = (float(l_all.min()), float(l_all.max()))
 
-        cache: dict[tuple, tuple] = {}
+        queries: dict[tuple, RankingQueries] = {}
+        llm_scores: dict[tuple, np.ndarray] = {}
 
         def queries_and_scores(model_name: str, pa: bool | None, stage: str):
             model = augmented if model_name == "da" else base
             qkey = (model_name, stage)
-            if qkey not in cache:
-                cache[qkey] = (ranking_queries(model, split, stage, cfg.candidates,
-                                               valid_users if stage == "valid" else None),)
-            q = cache[qkey][0]
+            if qkey not in queries:
+                queries[qkey] = ranking_queries(model, split, stage, cfg.candidates,
+                                                valid_users if stage == "valid" else None)
+            q = queries[qkey]
             if pa is None:
                 return q, None
             skey = (model_name, pa, stage)
-            if skey not in cache:
+            if skey not in llm_scores:
                 ctx = make_context(split, stage, similar_user_index(model, split))
                 exs = ranking_examples(ctx, q.users, q.candidates, cfg.max_history, seed,
                                        max_similar=cfg.max_similar_history)
@@ -416,8 +416,8 @@ class Llama4Rec(TimedStages):
                 report["llm"].setdefault("inference", []).append(
                     {"stage": stage, "backbone": model_name, "prompt_augmentation": pa, "queries": len(exs),
                      "seconds": sec, "queries_per_second": len(exs) / sec if sec > 0 else None})
-                cache[skey] = (scores,)
-            return q, cache[skey][0]
+                llm_scores[skey] = scores
+            return q, llm_scores[skey]
 
         identity = lambda q: np.tile(np.arange(q.candidates.shape[1]), (len(q.users), 1))  # noqa: E731
         per_user: dict[str, dict[str, np.ndarray]] = {}
@@ -451,12 +451,10 @@ class Llama4Rec(TimedStages):
                             cfg.select_metric].mean()
                 info["test_grid"] = test_grid.tolist()
             report["variants"][variant] = info
-        users = cache[("base", "test")][0].users
         for variant, values in per_user.items():
             report["variants"][variant]["metrics"] = {k: float(v.mean()) for k, v in values.items()}
             report["variants"][variant]["test_users"] = int(len(values[next(iter(values))]))
         report["per_user"] = per_user
-        report["test_users"] = users
         report["timings"] = dict(self.timings)
         return report
 

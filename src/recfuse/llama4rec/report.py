@@ -97,7 +97,7 @@ def write_llama4rec_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     for r in reports:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{v}__{m}": a for v, d in r["per_user"].items() for m, a in d.items()})
-    light = [{k: v for k, v in r.items() if k not in ("per_user", "test_users")} for r in reports]
+    light = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
     grids = [np.array(r["variants"]["llama4rec"]["valid_grid"]) for r in reports if "llama4rec" in r["variants"]]
     if grids:
         metric = "rmse" if lower else cfg.select_metric

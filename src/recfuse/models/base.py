@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recfuse.data.dataset import Interactions
 from recfuse.data.splits import Split
 from recfuse.errors import ConfigError, UnknownIdError
 from recfuse.eval.ranking import top_k
@@ -154,7 +153,3 @@ def available_models() -> list[str]:
 
 def create_model(name: str, **params: Any) -> Recommender:
     return get_model_class(name)(**params)
-
-
-def interactions_to_csr(inter: Interactions, n_users: int, n_items: int) -> sp.csr_matrix:
-    return inter.to_csr(n_users, n_items)
