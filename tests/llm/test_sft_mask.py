@@ -5,13 +5,6 @@ import pytest
 from recfuse.llm.sft import IGNORE, as_messages, tokenize_dialogue
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    from transformers import AutoTokenizer
-    from recfuse.llm.embedded import embedded_model_dir
-    return AutoTokenizer.from_pretrained(str(embedded_model_dir()))
-
-
 def test_two_turn_mask_token_by_token(tokenizer):
     msgs = [{"role": "user", "content": "Profile these users."}, {"role": "assistant", "content": "Likes sci-fi."},
             {"role": "user", "content": "Will they watch Alien?"}, {"role": "assistant", "content": "Yes"}]
@@ -38,3 +31,29 @@ def test_dialogue_without_response_is_refused(tokenizer):
     from recfuse.errors import ConfigError
     with pytest.raises(ConfigError, match="at least one assistant response"):
         tokenize_dialogue(tokenizer, [{"role": "user", "content": "hi"}], 100)
+
+
+def test_response_only_loss_equals_the_full_logits_loss(tiny_llm, tokenizer):
+    """Logits only where a response token follows give exactly the loss computed over every position."""
+    import torch
+
+    from recfuse.llm.sft import response_only_loss, response_positions
+
+    dialogues = [as_messages("Rate Alien (1979) for a sci-fi fan.", "5"),
+                 [{"role": "user", "content": "Profile this user: Heat; Alien; Toy Story"},
+                  {"role": "assistant", "content": "Likes thrillers and sci-fi."},
+                  {"role": "user", "content": "Will they watch Aliens?"}, {"role": "assistant", "content": "Yes"}]]
+    encoded = [tokenize_dialogue(tokenizer, d, 512) for d in dialogues]
+    width = max(len(i) for i, _ in encoded)
+    ids = torch.full((2, width), tokenizer.pad_token_id)
+    lab = torch.full((2, width), IGNORE)
+    att = torch.zeros((2, width), dtype=torch.long)
+    for r, (i, lb) in enumerate(encoded):  # right padding, rows of different lengths
+        ids[r, :len(i)], lab[r, :len(lb)], att[r, :len(i)] = torch.tensor(i), torch.tensor(lb), 1
+    model = tiny_llm.model
+    positions = response_positions(lab)
+    assert len(positions) < width / 2  # the point: most positions need no logits
+    with torch.no_grad():
+        full = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        fast = response_only_loss(model, ids, att, lab)
+    assert torch.allclose(full, fast, atol=1e-5), (float(full), float(fast))

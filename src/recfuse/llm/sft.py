@@ -50,7 +50,8 @@ class SFTConfig:
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_length: int = option(1024, "longest tokenized example; longer ones lose their oldest prompt tokens")
     gradient_checkpointing: bool = option(False, "trade compute for memory (large models)")
-    bf16: str = option("auto", "bf16 mixed precision: auto (on CUDA with bf16 support), true, false")
+    bf16: str = option("auto", "bf16 mixed precision: auto (CUDA with bf16 support, or a CPU with bf16 units), "
+                               "true, false")
     seed: int = option(0, "random seed (shuffling, LoRA init)")
 
 
@@ -94,6 +95,29 @@ def tokenize_dialogue(tokenizer, messages: Sequence[dict], max_length: int) -> t
     return ids, labels
 
 
+def response_positions(labels):
+    """Sequence positions whose next token carries the loss in any row of a (batch, length) label tensor.
+
+    Only these positions need LM-head logits: with ~3 response tokens per 400-token instruction, computing
+    the vocabulary projection everywhere is most of the head's cost and memory for nothing.
+    """
+    import torch
+    return torch.nonzero((labels[:, 1:] != IGNORE).any(dim=0)).flatten()
+
+
+def response_only_loss(model, input_ids, attention_mask, labels):
+    """Mean cross-entropy over the response tokens, with logits computed only where a response token follows.
+
+    Equal to ``model(..., labels=labels).loss`` (the shifted next-token loss, mean over non-masked tokens).
+    """
+    import torch
+    positions = response_positions(labels)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions).logits
+    targets = labels[:, positions + 1]
+    return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=IGNORE)
+
+
 def as_messages(prompt, response: str) -> list[dict]:
     """A (prompt, response) pair as chat messages; ``prompt`` may already be a message list."""
     if isinstance(prompt, str):
@@ -120,8 +144,10 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
     if not dialogues:
         raise ConfigError("no instruction examples to tune on")
     torch.manual_seed(cfg.seed)
-    use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and torch.cuda.is_available()
-                                       and torch.cuda.is_bf16_supported())
+    from recfuse.llm.local import cpu_bf16_fast
+    use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and (
+        (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        or (not torch.cuda.is_available() and cpu_bf16_fast())))
     acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     if tok.pad_token_id is None:
@@ -173,7 +199,7 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
         for _ in range(cfg.grad_accum):
             ids, lab, att = collate(next(stream))
             with acc.accumulate(model):
-                loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+                loss = response_only_loss(model, ids, att, lab)
                 acc.backward(loss)
                 opt.step()
                 sched.step()
@@ -184,7 +210,7 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
     seconds = time.perf_counter() - start
     out = Path(out_dir)
     log_data = {"config": to_dict(cfg), "examples": len(encoded), "response_tokens": n_response,
-                "steps": total_steps, "seconds": seconds, "seconds_per_step": seconds / total_steps,
+                "steps": total_steps, "bf16": use_bf16, "seconds": seconds, "seconds_per_step": seconds / total_steps,
                 "loss_first": losses[0], "loss_last": losses[-1], "losses": losses, "lora": cfg.lora}
     if acc.is_main_process:
         with atomic_dir(out) as tmp:
