@@ -19,6 +19,43 @@ def test_top_k_excludes_and_breaks_ties_by_index():
     assert top_k(scores, 3, csr([[1]], 5)).tolist() == [[2, 4, 0]]
 
 
+def _stable_sort_reference(scores, k, exclude=None):
+    """Full stable sort: score descending, item index ascending, NaN after everything (even -inf)."""
+    s = np.array(scores, dtype=np.float64)
+    if exclude is not None:
+        r, c = exclude.nonzero()
+        s[r, c] = -np.inf
+    nan = np.isnan(s)
+    index = np.broadcast_to(np.arange(s.shape[1]), s.shape)
+    return np.lexsort((index, np.where(nan, 0, -s), nan), axis=1)[:, :min(k, s.shape[1])]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_top_k_equals_a_full_stable_sort_with_many_ties(dtype):
+    # few distinct values: ties inside the top k, ties across the cut, rows of -inf and NaN
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n, m = int(rng.integers(1, 20)), int(rng.integers(1, 30))
+        scores = rng.integers(0, int(rng.integers(1, 5)), size=(n, m)).astype(dtype)
+        if trial % 5 == 0:
+            scores[rng.random(scores.shape) < 0.1] = np.nan
+        exclude = sp.random(n, m, density=float(rng.random()), format="csr", random_state=trial) \
+            if trial % 3 else None
+        k = int(rng.integers(1, m + 3))
+        before = scores.copy()
+        got = top_k(scores, k, exclude)
+        np.testing.assert_array_equal(got, _stable_sort_reference(scores, k, exclude))
+        np.testing.assert_array_equal(scores, before)  # the caller's array is left alone
+
+
+def test_top_k_ties_at_the_cut_keep_the_lower_index():
+    scores = np.array([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0]], dtype=np.float32)
+    assert top_k(scores, 3).tolist() == [[1, 2, 3]]
+    assert top_k(np.zeros((2, 6)), 4).tolist() == [[0, 1, 2, 3]] * 2
+    # fewer items than k left after exclusion: the excluded ones come last, by index
+    assert top_k(scores, 5, csr([[1, 2, 3, 4]], 6)).tolist() == [[0, 5, 1, 2, 3]]
+
+
 def test_full_ranking_hand_computed():
     # 2 users, 5 items; scores favour item 0 then 1 ...; user 0 has seen item 0, truth item 2
     scores = np.tile(np.array([5.0, 4, 3, 2, 1]), (3, 1))

@@ -35,20 +35,67 @@ class EvalResult:
                 for g in np.unique(groups)}
 
 
-def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
+def _top_k_exact(scores: np.ndarray, k: int) -> np.ndarray:
+    """Reference selection by a full stable sort: score descending, then item index ascending, NaN last."""
+    nan = np.isnan(scores)
+    key = np.where(nan, 0, -scores)
+    index = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return np.lexsort((index, key, nan), axis=1)[:, :k]
+
+
+def _mask_excluded(scores: np.ndarray, exclude: sp.spmatrix | np.ndarray) -> None:
+    """Set ``scores[r, c] = -inf`` for every nonzero (r, c) of ``exclude`` (sparse or dense), in place."""
+    if not sp.issparse(exclude):
+        scores[np.nonzero(exclude)] = -np.inf
+        return
+    exclude = sp.csr_matrix(exclude)
+    nz = exclude.data != 0
+    rows = np.repeat(np.arange(exclude.shape[0]), np.diff(exclude.indptr))
+    scores[rows[nz], exclude.indices[nz]] = -np.inf
+
+
+def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, copy: bool = True) -> np.ndarray:
     """Indices of the k highest scores per row, best first; ``exclude`` entries never ranked.
 
-    Ties are broken by the lower item index, so results are deterministic.
+    Ties are broken by the lower item index, so results are deterministic (NaN ranks below
+    everything, excluded items included). Scores keep their floating dtype (no float64 copy);
+    ``copy=False`` lets the function write the exclusions into ``scores`` itself.
+
+    The selection runs ``torch.topk``; rows where items tied with the k-th score straddle the
+    cut (or that hold NaN) are re-selected exactly, so the result equals a full stable sort.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores = np.asarray(scores)
+    if not np.issubdtype(scores.dtype, np.floating):
+        scores, copy = scores.astype(np.float64), False
+    if scores.ndim != 2:
+        raise ValueError(f"scores must be 2-d (rows x items), got shape {scores.shape}")
+    n_rows, n_cols = scores.shape
+    k = min(int(k), n_cols)
+    if k <= 0 or n_rows == 0:
+        return np.zeros((n_rows, max(k, 0)), dtype=np.int64)
     if exclude is not None:
-        rows, cols = exclude.nonzero()
-        scores[rows, cols] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+        scores = np.array(scores, copy=True) if copy else scores
+        _mask_excluded(scores, exclude)
+    import torch  # imported here: recfuse.eval does not need torch to import
+
+    s = torch.from_numpy(np.ascontiguousarray(scores))
+    # one value more than asked: the (k+1)-th best tells whether the k-th is tied with an item left out
+    kk = min(k + 1, n_cols)
+    vals, idx = torch.topk(s, kk, dim=1, largest=True, sorted=True)
+    straddle = (vals[:, k] == vals[:, k - 1]) if kk > k else torch.zeros(n_rows, dtype=torch.bool)
+    vals, idx = vals[:, :k], idx[:, :k]
+    # order inside the top k: score descending, item index ascending
+    idx, perm = torch.sort(idx, dim=1)
+    vals = torch.gather(vals, 1, perm)
+    vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)
+    out = torch.gather(idx, 1, perm).numpy()
+    # rows whose k-th value ties with an item left out (which tied item topk kept is arbitrary),
+    # or that hold NaN (topk ranks NaN first): exact selection by a full stable sort
+    redo = straddle | torch.isnan(vals).any(1)
+    if bool(redo.any()):
+        rows = redo.nonzero().squeeze(1).numpy()
+        out[rows] = _top_k_exact(scores[rows], k)
+    return out
 
 
 def hits_of(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -81,7 +128,9 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
     tops = []
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        scores = np.asarray(score_fn(batch), dtype=np.float64)
+        scores = np.asarray(score_fn(batch))
+        if not np.issubdtype(scores.dtype, np.floating):
+            scores = scores.astype(np.float64)
         if item_mask is not None:
             scores = np.where(item_mask[None, :], scores, -np.inf)
         tops.append(top_k(scores, kmax, history[batch]))
