@@ -134,3 +134,95 @@ def test_progress_flag_silences_output(split, capsys):
     create_model("mf", seed=0, **{**FAST, "epochs": 2}).fit(split, progress=False)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_seen_pair_bitset_and_binary_search_agree(split):
+    from recfuse.models.training import PairSampler
+
+    fast = PairSampler(split.train_matrix, seed=0)
+    slow = PairSampler(split.train_matrix, seed=0)
+    slow.bits = None
+    assert fast.bits is not None
+    rng = np.random.default_rng(1)
+    u, i = rng.integers(split.n_users, size=5000), rng.integers(split.n_items, size=5000)
+    np.testing.assert_array_equal(fast.is_seen(u, i), slow.is_seen(u, i))
+    assert fast.is_seen(fast.users, fast.items).all()
+
+
+def test_neumf_all_pairs_scoring_equals_pairwise_scores():
+    """The split first layer, chunked all-pairs scoring and the batch loss path agree with scoring
+    each (user, item) pair on its own."""
+    import torch
+
+    from recfuse.models.direct.neumf import NeuMFBackbone
+    from recfuse.models.towers import Tower
+
+    torch.manual_seed(0)
+    bb = NeuMFBackbone(Tower(7, 8, name="user"), Tower(11, 8), dim=4, hidden=[6, 5, 3], max_pairs=9).eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(bb.predict.bias)
+        u, i = bb.users(), bb.items()
+        one_by_one = torch.stack([torch.stack([bb.triple_scores(u[a:a + 1], i[b:b + 1])[0]
+                                               for b in range(11)]) for a in range(7)])
+        np.testing.assert_allclose(bb.pair_scores(u, i).numpy(), one_by_one.numpy(), rtol=1e-5, atol=1e-6)
+        cand = torch.tensor([[1, 3, 3], [0, 10, 2]])  # (B, 1 + K) with a repeated item
+        np.testing.assert_allclose(bb.triple_scores(u[:2], i[cand]).numpy(),
+                                   one_by_one[:2].gather(1, cand).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_fast_dropout_keeps_the_requested_share():
+    import torch
+
+    from recfuse.models.direct.neumf import FastDropout
+
+    d = FastDropout(0.3)
+    x = torch.ones(400_001)
+    y = d(x)
+    assert abs(float((y == 0).float().mean()) - 0.3) < 0.005
+    assert abs(float(y.mean()) - 1.0) < 0.01
+    assert torch.equal(d.eval()(x), x)
+
+
+def test_graph_models_score_from_cached_propagation(split):
+    """Scoring reads the final representations cached after training; it never re-propagates."""
+    m = create_model("lightgcn", seed=0, epochs=2, patience=0, batch_size=256, device="cpu")
+    m.fit(split, progress=False)
+    expected = m.score(np.arange(5))
+
+    def no_propagation(*args, **kwargs):
+        raise AssertionError("propagated while scoring")
+
+    m.backbone.final = no_propagation
+    m.backbone.layers = no_propagation
+    np.testing.assert_array_equal(m.score(np.arange(5)), expected)
+    m.recommend(np.arange(5), k=3, exclude=split.train_matrix)
+
+
+def test_mixgcf_synthesis_equals_building_every_mixture():
+    """Scoring mixtures from dot products picks the same hard negatives, with the same gradients, as
+    building all (B, K, L+1, d) mixtures first (the paper's formulation)."""
+    import torch
+
+    from recfuse.models.direct.mixgcf import MixGCFBackbone
+
+    def reference(user_rep, layers, pos, cand):
+        p, n = layers[pos], layers[cand]
+        alpha = torch.rand(n.shape[0], 1, n.shape[2], 1)
+        mixed = alpha * p.unsqueeze(1) + (1 - alpha) * n
+        best = (user_rep[:, None, None, :] * mixed).sum(-1).argmax(dim=1)
+        index = best[:, None, :, None].expand(-1, 1, -1, n.shape[-1])
+        return torch.gather(mixed, 1, index).squeeze(1).mean(1)
+
+    torch.manual_seed(0)
+    layers = torch.randn(40, 3, 8, requires_grad=True)
+    user_rep, pos, cand = torch.randn(30, 8), torch.randint(40, (30,)), torch.randint(40, (30, 6))
+    weights = torch.randn(30, 8)
+    out = []
+    for fn in (reference, lambda *a: MixGCFBackbone.synthesise(None, *a)):
+        torch.manual_seed(1)
+        value = fn(user_rep, layers, pos, cand)
+        (value * weights).sum().backward()
+        out.append((value.detach().clone(), layers.grad.clone()))
+        layers.grad = None
+    torch.testing.assert_close(out[0][0], out[1][0])
+    torch.testing.assert_close(out[0][1], out[1][1])

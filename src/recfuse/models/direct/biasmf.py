@@ -32,12 +32,12 @@ class BiasMFBackbone(Backbone):
         s_pos = (u * p).sum(-1) + self.item_bias[pos]
         s_neg = (u.unsqueeze(1) * q).sum(-1) + self.item_bias[neg]
         loss = bpr_loss(s_pos.unsqueeze(1), s_neg)
-        parts = {"bpr": float(loss.detach())}
+        parts = {"bpr": loss.detach()}
         if self.reg_weight > 0:
             reg = self.reg_weight * (self.ego_l2(u, p, q) + l2_reg(self.item_bias[pos, None])
                                      + self.item_bias[neg].pow(2).mean() / 2)
             loss = loss + reg
-            parts["reg"] = float(reg.detach())
+            parts["reg"] = reg.detach()
         return loss, parts
 
 

@@ -33,13 +33,18 @@ class GraphBackbone(Backbone):
     def adjacency(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         return normalized_adjacency(users, items, self.n_users, self.n_items, self.device)
 
-    def layers(self, adj: torch.Tensor | None = None, noise_eps: float = 0.0) -> list[torch.Tensor]:
-        """Layer embeddings of all nodes (users first, then items)."""
+    def ego_nodes(self) -> torch.Tensor:
+        """Layer-0 representations of all nodes (users first, then items)."""
+        return torch.cat(self.ego())
+
+    def layers(self, adj: torch.Tensor | None = None, noise_eps: float = 0.0,
+               ego: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Layer embeddings of all nodes (users first, then items); ``ego`` reuses layer 0 computed by
+        :meth:`ego_nodes` (models that propagate several views per batch)."""
         adj = self.adj if adj is None else adj
         if adj is None:
             raise RuntimeError("this graph model has no training graph (loaded from disk); refit it to train")
-        u0, i0 = self.ego()
-        return propagate(adj, torch.cat([u0, i0]), self.n_layers, noise_eps)
+        return propagate(adj, self.ego_nodes() if ego is None else ego, self.n_layers, noise_eps)
 
     def readout(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean over layers, split into (users, items)."""

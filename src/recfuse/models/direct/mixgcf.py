@@ -19,15 +19,22 @@ class MixGCFBackbone(GraphBackbone):
 
     def synthesise(self, user_rep: torch.Tensor, layers: torch.Tensor, pos: torch.Tensor,
                    cand: torch.Tensor) -> torch.Tensor:
-        """user_rep (B, d) pooled users; layers (N_items, L+1, d); pos (B,); cand (B, K) -> (B, d)."""
+        """user_rep (B, d) pooled users; layers (N_items, L+1, d); pos (B,); cand (B, K) -> (B, d).
+
+        The mixed candidates are scored from dot products (``u . (a p + (1 - a) n) = a u.p + (1 - a) u.n``)
+        and only the chosen one per layer is built, never all (B, K, L+1, d) mixtures.
+        """
         p = layers[pos]  # (B, L+1, d)
-        n = layers[cand]  # (B, K, L+1, d)
-        alpha = torch.rand(n.shape[0], 1, n.shape[2], 1, device=n.device)
-        mixed = alpha * p.unsqueeze(1) + (1 - alpha) * n  # positive mixing
-        scores = (user_rep[:, None, None, :] * mixed).sum(-1)  # (B, K, L+1)
-        best = scores.argmax(dim=1).detach()  # hop mixing: best candidate per layer, (B, L+1)
-        chosen = torch.gather(mixed, 1, best[:, None, :, None].expand(-1, 1, -1, mixed.shape[-1])).squeeze(1)
-        return chosen.mean(1)  # (B, d) pooled over layers
+        n_layers = layers.shape[1]
+        alpha = torch.rand(len(pos), 1, n_layers, device=layers.device)  # (B, 1, L+1): one per user and layer
+        with torch.no_grad():  # the choice is not differentiated: score every candidate without a graph
+            s_pos = torch.einsum("bd,bld->bl", user_rep, p)  # (B, L+1)
+            s_neg = torch.einsum("bd,bkld->bkl", user_rep, layers[cand])  # (B, K, L+1)
+            best = (alpha * s_pos.unsqueeze(1) + (1 - alpha) * s_neg).argmax(dim=1)  # hop mixing, (B, L+1)
+        chosen = torch.gather(cand, 1, best)  # (B, L+1): the item kept at each layer
+        n_best = layers[chosen, torch.arange(n_layers, device=layers.device)]  # (B, L+1, d)
+        a = alpha.squeeze(1).unsqueeze(-1)  # (B, L+1, 1)
+        return (a * p + (1 - a) * n_best).mean(1)  # positive mixing of the chosen, pooled over layers
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
         layers = self.layers()
@@ -36,11 +43,11 @@ class MixGCFBackbone(GraphBackbone):
         u = user_rep[users]
         neg_rep = self.synthesise(u, item_layers, pos, neg)
         loss = bpr_loss((u * item_rep[pos]).sum(-1), (u * neg_rep).sum(-1))
-        parts = {"bpr": float(loss.detach())}
+        parts = {"bpr": loss.detach()}
         if self.reg_weight > 0:
             reg = self.reg_weight * l2_reg(self.users(users), self.items(pos), self.items(neg[:, 0]))
             loss = loss + reg
-            parts["reg"] = float(reg.detach())
+            parts["reg"] = reg.detach()
         return loss, parts
 
 

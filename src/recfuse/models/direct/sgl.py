@@ -34,11 +34,12 @@ class SGLBackbone(GraphBackbone):
                       for _ in range(2)]
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        user_rep, item_rep = self.final()
+        ego = self.ego_nodes()  # layer 0 once for the clean graph and both views
+        user_rep, item_rep = self.readout(self.layers(ego=ego))
         loss, parts = self.bpr_with_reg(users, pos, neg, user_rep, item_rep)
-        v1, v2 = (self.readout(self.layers(adj)) for adj in self.views)
+        v1, v2 = (self.readout(self.layers(adj, ego=ego)) for adj in self.views)
         ssl = self.ssl_weight * contrastive_loss(v1, v2, users, pos, self.temperature)
-        parts["ssl"] = float(ssl.detach())
+        parts["ssl"] = ssl.detach()
         return loss + ssl, parts
 
 

@@ -20,11 +20,12 @@ class SimGCLBackbone(GraphBackbone):
         self.eps, self.cl_weight, self.temperature = eps, cl_weight, temperature
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        user_rep, item_rep = self.final()
+        ego = self.ego_nodes()  # layer 0 once for the clean and both noisy propagations
+        user_rep, item_rep = self.readout(self.layers(ego=ego))
         loss, parts = self.bpr_with_reg(users, pos, neg, user_rep, item_rep)
-        v1, v2 = (self.readout(self.layers(noise_eps=self.eps)) for _ in range(2))
+        v1, v2 = (self.readout(self.layers(noise_eps=self.eps, ego=ego)) for _ in range(2))
         cl = self.cl_weight * contrastive_loss(v1, v2, users, pos, self.temperature)
-        parts["cl"] = float(cl.detach())
+        parts["cl"] = cl.detach()
         return loss + cl, parts
 
 
