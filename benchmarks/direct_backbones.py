@@ -41,13 +41,16 @@ RECBOLE_WORK = {"mf": dict(n_negatives=1), "lightgcn": dict(n_negatives=1, n_lay
 #: our candidate settings per model; when there are several, the one with the best *validation* NDCG@10
 #: is kept (the test split is read once, for the kept one). Batch 2048 and dim 64 as RecBole's defaults.
 OUR_CONFIGS: dict[str, list[dict]] = {
-    "mf": [dict(lr=1e-3, reg_weight=1e-4, n_negatives=8), dict(lr=1e-3, reg_weight=1e-4, n_negatives=16)],
-    "biasmf": [dict(lr=1e-3, reg_weight=1e-4, n_negatives=8)],
-    "neumf": [dict(lr=1e-3, n_negatives=4)],
-    "lightgcn": [dict(lr=1e-3, n_layers=2, reg_weight=1e-4, n_negatives=4)],
+    "mf": [dict(lr=lr, reg_weight=1e-4, n_negatives=k) for lr in (1e-3, 5e-3) for k in (4, 8)],
+    "biasmf": [dict(lr=1e-3, reg_weight=1e-4, n_negatives=8), dict(lr=5e-3, reg_weight=1e-4, n_negatives=8),
+               dict(lr=1e-3, reg_weight=1e-3, n_negatives=8)],
+    "neumf": [dict(lr=1e-3, n_negatives=4, init_std=0.1), dict(lr=1e-3, n_negatives=1, init_std=0.1),
+              dict(lr=5e-4, n_negatives=4, init_std=0.1), dict(lr=1e-3, n_negatives=4, init_std=0.01)],
+    "lightgcn": [dict(lr=lr, n_layers=2, reg_weight=1e-4, n_negatives=4) for lr in (1e-3, 5e-3)],
     "mixgcf": [dict(lr=5e-3, n_layers=2, n_negatives=16, reg_weight=1e-4)],
     "sgl": [dict(lr=5e-3, n_layers=2, ssl_weight=0.05, temperature=0.5, drop_ratio=0.1, n_negatives=4)],
-    "simgcl": [dict(lr=1e-3, n_layers=2, cl_weight=0.02, temperature=0.5, eps=0.1, n_negatives=4)],
+    "simgcl": [dict(lr=lr, n_layers=2, cl_weight=0.02, temperature=0.5, eps=0.1, n_negatives=4)
+               for lr in (1e-3, 5e-3)],
 }
 COMMON = dict(embedding_dim=64, batch_size=2048, epochs=300, patience=10, eval_every=1, device="auto")
 
@@ -255,7 +258,9 @@ def markdown(results: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=["mf", "biasmf", "lightgcn", "neumf", "sgl", "mixgcf", "simgcl"])
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads, both sides (default 1: on a shared 2-core machine, 2 threads stall "
+                         "whenever another process holds a core)")
     ap.add_argument("--recbole-python", default="/work/recbole-venv/bin/python")
     ap.add_argument("--recbole-epochs", type=int, default=3, help="RecBole epochs timed (default 3)")
     ap.add_argument("--recbole-full", action="store_true", help="train RecBole to the end (slow) for its quality")
@@ -311,7 +316,11 @@ def main() -> None:
         "which may sample several negatives per pair; RecBole: the timed epochs). 'same-work' times 3 epochs of ours "
         "with RecBole's per-epoch work (1 negative per pair, its number of layers). "
         "eval s: median of 3 full-ranking evaluations of all test users (scoring, exclusion, top-k, metrics).",
-        "The machine's 2 cores are shared with other jobs, so absolute seconds are noisy; ratios come from one run.",
+        "The machine's 2 cores are shared with other jobs, so absolute seconds are noisy; ratios come from one run "
+        f"(each model's own job: its training, RecBole's timed epochs and both evaluations, back to back), "
+        f"{args.threads} torch thread(s) on both sides.",
+        "Where OUR_CONFIGS lists several candidate settings for a model, all were trained and the one with the best "
+        "validation NDCG@10 was kept ('candidates' in the JSON); the test split was read for the kept one only.",
     ]
     if (args.merge or args.timing_only) and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
