@@ -147,6 +147,12 @@ def test_adapter_is_applied_and_fingerprinted(tokenizer, tmp_path):
     b = tuned.choice_logprobs(PROMPTS[:2], CHOICES)
     assert not np.allclose(a, b)
     assert LocalLLM(base_dir, adapter=adapter_dir, dtype="float32").fingerprint == tuned.fingerprint
+    # merged into the weights by default: same answers as the separate low-rank layers, none left behind
+    separate = LocalLLM(base_dir, adapter=adapter_dir, dtype="float32", merge_adapter=False)
+    assert not any("lora" in name for name, _ in tuned.model.named_modules())
+    assert any("lora" in name for name, _ in separate.model.named_modules())
+    np.testing.assert_allclose(separate.choice_logprobs(PROMPTS[:2], CHOICES), b, atol=1e-5)
+    assert separate.fingerprint != tuned.fingerprint  # cached answers of the two are never mixed
     with pytest.raises(LLMError):
         LocalLLM(base_dir, adapter=tmp_path / "missing")
 

@@ -99,11 +99,13 @@ class LocalLLM:
 
     ``model`` is a Hugging Face id, a local folder, a ``.gguf`` file, or an already loaded
     ``PreTrainedModel`` (then pass ``tokenizer`` too). ``adapter`` is a peft adapter folder applied on
-    top. ``chat`` renders string prompts with the model's chat template (``system_prompt`` adds a
+    top, merged into the weights (in float32, before the cast to ``dtype``) so that inference pays nothing
+    for it (``merge_adapter=False`` keeps it as separate low-rank layers). ``chat`` renders string prompts with the model's chat template (``system_prompt`` adds a
     system message). ``batch_size`` is the number of prompts per forward pass.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, adapter: str | Path | None = None,
+                 merge_adapter: bool = True,
                  dtype: Any = "auto", device: str = "auto", batch_size: int = 8, chat: bool = True,
                  system_prompt: str | None = None, max_prompt_tokens: int | None = None,
                  progress: bool = False, fingerprint: str | None = None, name: str | None = None):
@@ -125,8 +127,9 @@ class LocalLLM:
             self.name = name or model_ref
             path = Path(model_ref).expanduser()
             try:
+                load_dtype = torch.float32 if adapter is not None and merge_adapter else self.dtype
                 with quiet_loading(progress):
-                    self.model, tok, weights_id = _load(path, model_ref, self.dtype)
+                    self.model, tok, weights_id = _load(path, model_ref, load_dtype)
             except LLMError:
                 raise
             except (OSError, ValueError) as e:
@@ -153,8 +156,10 @@ class LocalLLM:
             if not adapter.is_dir():
                 raise LLMError(f"adapter folder not found: {adapter}")
             self.model = PeftModel.from_pretrained(self.model, str(adapter))
+            if merge_adapter:  # W + BA once, in the loaded precision: LoRA then costs nothing per token
+                self.model = self.model.merge_and_unload()
             self.adapter = str(adapter)
-            weights_id = (weights_id, "adapter", _file_hash(adapter))
+            weights_id = (weights_id, "adapter", _file_hash(adapter), "merged" if merge_adapter else "separate")
         if isinstance(model, (str, Path)) or adapter is not None:
             self.model.to(device=self.device, dtype=self.dtype)
         else:
