@@ -106,6 +106,7 @@ class SequentialRecommender(Recommender):
         stopper = EarlyStopping(patience=self.patience, mode="max")
         history_valid, truth_valid = (split.history("valid"), split.ground_truth("valid")) if has_valid else (None, None)
         epoch_seconds: list[float] = []
+        valid_seconds: list[float] = []
         t0 = time.perf_counter()
         bar = progress_bar(range(self.epochs), enabled=progress, desc=f"{self.name} epochs")
         for epoch in bar:
@@ -121,8 +122,10 @@ class SequentialRecommender(Recommender):
                 total += float(loss.detach())
             epoch_seconds.append(time.perf_counter() - start)
             if has_valid and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
+                start = time.perf_counter()
                 ndcg = evaluate_full_ranking(lambda u: self.score(u, stage="valid"), history_valid, truth_valid,
                                              ks=[10], metrics=["ndcg"]).mean()["ndcg@10"]
+                valid_seconds.append(time.perf_counter() - start)
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{total:.3f}", valid_ndcg10=f"{ndcg:.4f}")
                 if stopper.step(ndcg, epoch, self.encoder.state_dict()):
@@ -132,6 +135,7 @@ class SequentialRecommender(Recommender):
         self.encoder.eval()
         self.train_log = {
             "epoch_seconds": epoch_seconds,
+            "valid_seconds": valid_seconds,
             "total_seconds": time.perf_counter() - t0,
             "epochs_run": len(epoch_seconds),
             "best_epoch": stopper.best_epoch if has_valid else len(epoch_seconds) - 1,
