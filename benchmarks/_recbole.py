@@ -1,0 +1,191 @@
+"""RecBole 1.2.1 side by side with recfuse: a worker run as a subprocess under RecBole's own virtual environment.
+
+RecBole needs ``numpy<2`` (and ``setuptools<81`` for ray's ``pkg_resources``), so it lives in its own venv
+(default ``/work/recbole-venv``) and this file is run there as a script; it imports nothing from recfuse.
+The one compatibility fix it needs with torch >= 2.6 (``torch.load(weights_only=False)`` for RecBole's own
+checkpoints) is applied inside the worker only.
+
+Generic over models and settings: ``run_recbole(python, "SASRec", {"MAX_ITEM_LIST_LENGTH": 50, ...})``.
+Two modes:
+
+* ``epochs=N`` (probe): time N training epochs and one validation pass, nothing else;
+* ``full=True``: RecBole's own ``trainer.fit`` with early stopping on the validation metric, then the test
+  metrics of the best model; per-epoch training and validation seconds are recorded by wrapping the
+  trainer's ``_train_epoch`` / ``_valid_epoch``.
+
+OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count are set before torch is imported (with the default
+busy-waiting, torch on a small shared CPU runs many times slower; recfuse sets the same policy).
+
+    /work/recbole-venv/bin/python benchmarks/_recbole.py --model SASRec --epochs 2 --threads 2 \
+        --config '{"MAX_ITEM_LIST_LENGTH": 50}' --result /tmp/out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_PYTHON = "/work/recbole-venv/bin/python"
+
+#: RecBole's standard setting for sequential models under the leave-one-out-by-time protocol
+SEQUENTIAL_CONFIG = {
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
+    "MAX_ITEM_LIST_LENGTH": 50, "hidden_size": 64, "loss_type": "CE", "train_neg_sample_args": None,
+    "metrics": ["Hit", "NDCG"], "topk": [3, 5, 10], "valid_metric": "NDCG@10",
+    "epochs": 300, "stopping_step": 10, "eval_step": 1,
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[recbole] {msg}", file=sys.stderr, flush=True)
+
+
+def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads: int,
+                   dataset: str = "ml-100k") -> dict:
+    """Runs inside RecBole's venv. Returns timings (and, with ``full``, test metrics)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import functools
+    import logging
+
+    import torch
+    torch.set_num_threads(threads)
+    torch.load = functools.partial(torch.load, weights_only=False)  # RecBole 1.2.1 on torch >= 2.6
+    import recbole
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    cfg = {"data_path": str(Path(recbole.__file__).parent / "dataset_example"), "use_gpu": torch.cuda.is_available(),
+           "seed": 2020, "reproducibility": True, "show_progress": False, "state": "WARNING",
+           "checkpoint_dir": tempfile.mkdtemp(prefix="recbole-ckpt-"), "log_wandb": False, **overrides}
+    t_setup = time.perf_counter()
+    config = Config(model=model, dataset=dataset, config_dict=cfg)
+    logging.getLogger().setLevel(logging.WARNING)
+    init_seed(config["seed"], config["reproducibility"])
+    ds = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, ds)
+    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
+    setup_seconds = time.perf_counter() - t_setup
+    valid_metric = str(config["valid_metric"]).lower()
+    out: dict = {"model": model, "dataset": dataset, "device": str(config["device"]), "threads": threads,
+                 "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "n_train_instances": len(train_data.dataset),
+                 "setup_seconds": setup_seconds, "valid_metric": valid_metric,
+                 "config": {k: config[k] for k in sorted(overrides) if k in config.final_config_dict} | {
+                     k: config[k] for k in ("learning_rate", "train_batch_size", "n_layers", "n_heads", "inner_size",
+                                            "hidden_dropout_prob", "attn_dropout_prob", "mask_ratio", "ft_ratio",
+                                            "stopping_step", "epochs") if k in config.final_config_dict}}
+    _log(f"{model}: {out['n_train_instances']} training instances, setup {setup_seconds:.1f} s, "
+         f"{threads} thread(s), OMP_WAIT_POLICY={out['omp_wait_policy']}")
+
+    train_secs: list[float] = []
+    valid_secs: list[float] = []
+    valid_scores: list[float] = []
+    orig_train, orig_valid = trainer._train_epoch, trainer._valid_epoch
+
+    def timed_train(*a, **kw):
+        t0 = time.perf_counter()
+        r = orig_train(*a, **kw)
+        train_secs.append(time.perf_counter() - t0)
+        return r
+
+    def timed_valid(*a, **kw):
+        t0 = time.perf_counter()
+        score, result = orig_valid(*a, **kw)
+        valid_secs.append(time.perf_counter() - t0)
+        valid_scores.append(float(score))
+        _log(f"epoch {len(train_secs)}: train {train_secs[-1]:.1f} s, valid {valid_secs[-1]:.1f} s, "
+             f"valid {valid_metric} {float(score):.4f}")
+        return score, result
+
+    trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
+    if full:
+        t0 = time.perf_counter()
+        trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False)
+        out["train_seconds"] = time.perf_counter() - t0
+        best = int(max(range(len(valid_scores)), key=lambda i: (valid_scores[i], -i))) if valid_scores else -1
+        out.update(best_epoch=best, epochs_run=len(train_secs), best_valid=valid_scores[best] if best >= 0 else None,
+                   stopped_early=len(train_secs) < int(config["epochs"]),
+                   seconds_to_best_epoch=float(sum(train_secs[:best + 1]) + sum(valid_secs[:best + 1])))
+        t0 = time.perf_counter()
+        res = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+        out["test_eval_seconds"] = time.perf_counter() - t0
+        out["test"] = {k.lower(): float(v) for k, v in res.items()}
+        out["test_pairs"] = _test_pairs(test_data)
+    else:
+        for epoch in range(epochs):
+            trainer._train_epoch(train_data, epoch, show_progress=False)
+            _log(f"epoch {epoch + 1}: train {train_secs[-1]:.1f} s")
+        trainer._valid_epoch(valid_data, show_progress=False)
+    out.update(epoch_seconds=train_secs, valid_seconds=valid_secs, valid_scores=valid_scores)
+    return out
+
+
+def _test_pairs(test_data) -> list[list[str]]:
+    """(user token, test item token) of every test row: lets the caller check that both sides split alike."""
+    d = test_data._dataset
+    uf, itf = d.uid_field, d.iid_field
+    users = d.id2token(uf, d.inter_feat[uf].numpy())
+    items = d.id2token(itf, d.inter_feat[itf].numpy())
+    return [[str(u), str(i)] for u, i in zip(users, items)]
+
+
+def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFAULT_PYTHON, epochs: int = 2,
+                full: bool = False, threads: int = 2, dataset: str = "ml-100k", timeout: float | None = None) -> dict:
+    """Run :func:`recbole_worker` in a subprocess under ``python`` (RecBole's venv); its progress goes to our
+    stderr. Returns the worker's result, or ``{"error": ...}``."""
+    if not Path(python).exists():
+        return {"model": model, "error": f"{python} not found (RecBole's venv)"}
+    with tempfile.TemporaryDirectory(prefix="recbole-run-") as tmp:
+        result = Path(tmp) / "result.json"
+        cmd = [python, str(Path(__file__).resolve()), "--model", model, "--config", json.dumps(overrides or {}),
+               "--epochs", str(epochs), "--threads", str(threads), "--dataset", dataset, "--result", str(result)]
+        if full:
+            cmd.append("--full")
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(threads)}
+        t0 = time.perf_counter()
+        tail: list[str] = []
+        with subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp,
+                              env=env) as proc:
+            for line in proc.stderr:  # live progress, one line per epoch
+                if line.startswith("[recbole]"):
+                    print(line.rstrip(), file=sys.stderr, flush=True)
+                tail = (tail + [line.rstrip()])[-5:]
+                if timeout is not None and time.perf_counter() - t0 > timeout:
+                    proc.kill()
+                    return {"model": model, "error": f"stopped after {timeout:.0f} s (timeout)"}
+            proc.wait()
+        if proc.returncode != 0 or not result.exists():
+            return {"model": model, "error": " | ".join(tail or [f"exit {proc.returncode}"])}
+        out = json.loads(result.read_text())
+        out["process_seconds"] = time.perf_counter() - t0
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="RecBole model name, e.g. SASRec")
+    ap.add_argument("--config", default="{}", help="JSON object of RecBole config overrides")
+    ap.add_argument("--epochs", type=int, default=2, help="probe mode: training epochs to time")
+    ap.add_argument("--full", action="store_true", help="train to RecBole's early stop, then test")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--result", help="write the JSON result here (else stdout)")
+    args = ap.parse_args()
+    out = recbole_worker(args.model, json.loads(args.config), args.epochs, args.full, args.threads, args.dataset)
+    text = json.dumps(out, default=str)
+    if args.result:
+        Path(args.result).write_text(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
