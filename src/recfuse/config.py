@@ -253,6 +253,18 @@ def _flat_hints(cls: type, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every suite command takes: the suite file and repeatable ``--set key=value`` overrides."""
+    parser.add_argument("file", help="suite YAML file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+
+
+def suite_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--set`` overrides of a suite command as a mapping."""
+    return _parse_pairs(args.set, "set")
+
+
 def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,
                default_out: str = "runs/suite") -> tuple[list[T], Path]:
     """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``."""

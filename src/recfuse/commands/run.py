@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recfuse.config import add_arguments, resolve
+from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run every Llama4Rec configuration of a suite file (YAML with 'common', 'runs', 'out') and "
                     "write the combined tables: Base / IFT / Llama4Rec / improvement / paired t-test per "
                     "backbone, the ablations, the alpha heatmaps and the cost. See configs/llama4rec_ml100k_suite.yaml.")
-    suite.add_argument("file", help="suite YAML file")
-    suite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    add_suite_arguments(suite)
     suite.set_defaults(func=_run_suite)
 
     try:  # RecLM registers its own sub-commands (recfuse run reclm ...)
@@ -46,7 +44,6 @@ def _run_llama4rec(cfg) -> int:
 
 
 def _run_suite(args) -> int:
-    from recfuse.config import _parse_pairs
     from recfuse.llama4rec.suite import run_suite
-    run_suite(args.file, _parse_pairs(args.set, "set"))
+    run_suite(args.file, suite_overrides(args))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recfuse.config import add_arguments, resolve
+from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_overrides
 
 
 def register(msub: argparse._SubParsersAction) -> None:
@@ -33,15 +33,12 @@ def register_suite(msub: argparse._SubParsersAction) -> None:
         description="Run every RecLM configuration of a suite file (YAML with 'common', 'runs', 'out') and write "
                     "the combined tables: Base / Augment per backbone and setting, the ablations, the cost, and "
                     "the Augment-above-Base check. See configs/reclm_ml100k_suite.yaml.")
-    suite.add_argument("file", help="suite YAML file")
-    suite.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    add_suite_arguments(suite)
     suite.set_defaults(func=_run_suite)
 
 
 def _run_suite(args) -> int:
-    from recfuse.config import _parse_pairs
     from recfuse.reclm.suite import run_suite
-    res = run_suite(args.file, _parse_pairs(args.set, "set"))
+    res = run_suite(args.file, suite_overrides(args))
     print(f"suite written to {res['out']}")
     return 0
