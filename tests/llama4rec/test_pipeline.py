@@ -22,7 +22,7 @@ def make(task, backbone, tiny_llm_dir, out, variants):
     return method
 
 
-ALL = ["base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa"]
+ALL = ["base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only"]
 
 
 def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
@@ -63,10 +63,10 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
 
 
 def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):
-    make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec", "wo_aa"]).run()
+    make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec", "wo_aa", "da_only"]).run()
     data = json.loads((tmp_path / "synthetic" / "rating-deepfm" / "results.json").read_text())
     rows = {r["variant"]: r for r in data["rows"]}
-    assert set(rows) == {"base", "ift", "llama4rec", "wo_aa"}
+    assert set(rows) == {"base", "ift", "llama4rec", "wo_aa", "da_only"}
     assert all(0 < r["rmse"] < 5 for r in rows.values())
     counts = data["seeds"][0]["data_augmentation"]["attribute_answers"]["director"]
     assert counts["director"]["total"] == 30  # one parsed answer per item, failures counted

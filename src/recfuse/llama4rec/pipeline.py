@@ -11,8 +11,10 @@ nothing:
 5. LLM scoring of the backbone's top-k' lists (or of the rated pairs) for validation and test;
 6. adaptive aggregation with (alpha1, alpha2) chosen on validation, applied once to test.
 
-Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation), ``llama4rec``, and the ablations
-``wo_da`` (no data augmentation), ``wo_pa`` (no prompt augmentation), ``wo_aa`` (one weight for all users).
+Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation), ``llama4rec``, the ablations
+``wo_da`` (no data augmentation), ``wo_pa`` (no prompt augmentation), ``wo_aa`` (one weight for all users),
+and the diagnostic ``da_only`` (the backbone retrained on the LLM-augmented data, no LLM re-ranking: what
+data augmentation alone does to the backbone).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from recfuse.models.base import Recommender, create_model, get_model_class
 from recfuse.stages import TimedStages, stage_dir
 
 log = logging.getLogger(__name__)
-VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa")
+VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only")
 DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
 
 
@@ -363,9 +365,9 @@ class Llama4Rec(TimedStages):
         cfg, ds = self.cfg, self.dataset
         split = leave_one_out(ds, seed=seed)
         want = set(cfg.variants)
-        need_pa_llm = bool(want & {"llama4rec", "wo_da", "wo_aa"})
+        need_da = bool(want & {"llama4rec", "wo_pa", "wo_aa", "da_only"})
         need_ift_llm = bool(want & {"ift", "wo_pa"})
-        need_da = bool(want & {"llama4rec", "wo_pa", "wo_aa"})
+        need_pa_llm = bool(want & {"llama4rec", "wo_da", "wo_aa"}) or need_da  # DA: always the Llama4Rec LLM
         base, base_log = self._timed("backbone training", fit_backbone, cfg, split, seed)
         report: dict[str, Any] = {"seed": seed, "split": split.summary(), "variants": {}, "llm": {}}
 
@@ -381,7 +383,7 @@ class Llama4Rec(TimedStages):
 
         augmented = base
         if need_da:
-            augmented, da_info = self._augment_and_retrain(split, seed, llms[True] if True in llms else llms[False])
+            augmented, da_info = self._augment_and_retrain(split, seed, llms[True])
             report["data_augmentation"] = da_info
 
         rng = np.random.default_rng(seed)
@@ -422,10 +424,10 @@ class Llama4Rec(TimedStages):
         identity = lambda q: np.tile(np.arange(q.candidates.shape[1]), (len(q.users), 1))  # noqa: E731
         per_user: dict[str, dict[str, np.ndarray]] = {}
         for variant in cfg.variants:
-            if variant == "base":
-                q, _ = queries_and_scores("base", None, "test")
+            if variant in ("base", "da_only"):  # the backbone's own ranking
+                q, _ = queries_and_scores("base" if variant == "base" else "da", None, "test")
                 per_user[variant] = ranking_metrics(q, identity(q), cfg.ks)
-                report["variants"][variant] = {"train_seconds": base_log["seconds"]}
+                report["variants"][variant] = {"train_seconds": base_log["seconds"]} if variant == "base" else {}
                 continue
             if variant == "ift":  # the tuned LLM alone re-ranks the base backbone's list
                 q, s = queries_and_scores("base", False, "test")

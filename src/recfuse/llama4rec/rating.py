@@ -69,8 +69,11 @@ def run_rating(method, seed: int) -> dict:
     want = set(cfg.variants)
     base, base_log = method._timed("backbone training", fit_backbone, cfg, split, seed)
     report: dict[str, Any] = {"seed": seed, "split": split.summary(), "variants": {}, "llm": {}}
+    need_da = bool(want & {"llama4rec", "wo_pa", "wo_aa", "da_only"})
     need = {pa for pa, names in ((True, {"llama4rec", "wo_da", "wo_aa"}), (False, {"ift", "wo_pa"}))
             if want & names}
+    if need_da:
+        need.add(True)  # data augmentation always asks the Llama4Rec (prompt-augmented) LLM
     adapters = {}
     if need:
         inner = inner_split(split)
@@ -87,8 +90,8 @@ def run_rating(method, seed: int) -> dict:
             report["llm"][f"tuning_{'pa' if pa else 'ift'}"] = log_
     llms = {pa: load_llm(cfg.llm, path, progress=cfg.progress) for pa, path in adapters.items()}
     augmented = base
-    if want & {"llama4rec", "wo_pa", "wo_aa"}:
-        da_split, counts = with_attributes(method, split, llms[True] if True in llms else llms[False], seed)
+    if need_da:
+        da_split, counts = with_attributes(method, split, llms[True], seed)
         augmented, log_ = method._timed("backbone training", fit_backbone, cfg, da_split, seed, label="augmented")
         report["data_augmentation"] = {"attribute_answers": counts, "train_seconds": log_["seconds"]}
 
@@ -121,10 +124,10 @@ def run_rating(method, seed: int) -> dict:
 
     per_user = {}
     for variant in cfg.variants:
-        if variant == "base":
-            part, u_rec, _, _ = scored("base", None, "test")
+        if variant in ("base", "da_only"):  # the backbone's own ratings
+            part, u_rec, _, _ = scored("base" if variant == "base" else "da", None, "test")
             per_user[variant] = errors(u_rec, part)
-            report["variants"][variant] = {"train_seconds": base_log["seconds"]}
+            report["variants"][variant] = {"train_seconds": base_log["seconds"]} if variant == "base" else {}
             continue
         if variant == "ift":
             part, _, u_llm, _ = scored("base", False, "test")

@@ -19,7 +19,7 @@ PAPER = {
     ("ml-100k", "deepfm"): {"metric": "rmse", "base": 1.0487, "llama4rec": 1.0306, "ift": 1.2792},
 }
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
-          "wo_aa": "w/o AA"}
+          "wo_aa": "w/o AA", "da_only": "Base + DA"}
 
 
 def display_rows(cfg, rows: list[dict], n_seeds: int) -> list[dict]:
