@@ -4,6 +4,7 @@ both teacher and student: every stage runs, the tables are written, and a rerun 
 import json
 
 import numpy as np
+import pytest
 
 from recfuse.config import from_dict
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
@@ -11,10 +12,11 @@ from tests.reclm.conftest import cold_dataset
 
 
 
-def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item")):
+def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item"), dataset=None):
+    """RecLM with tiny settings on the synthetic cold-start data, or on the dataset folder ``dataset``."""
     llm = {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"}
     cfg = from_dict(RecLMConfig, {
-        "dataset": "synthetic", "fractions": [0.7, 0.1, 0.2], "backbones": ["biasmf", "lightgcn"],
+        "dataset": str(dataset or "synthetic"), "fractions": [0.7, 0.1, 0.2], "backbones": ["biasmf", "lightgcn"],
         "backbone_params": {"epochs": 2, "embedding_dim": 8, "tower_hidden": [16], "patience": 2},
         "similar_params": {"epochs": 2, "embedding_dim": 8}, "seeds": [0], "variants": list(variants),
         "tunings": tunings, "llm": llm, "teacher": llm, "encoder": "hashing:32",
@@ -24,7 +26,8 @@ def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo
         "instructions": 6, "kd_users": 4, "ppo_prompts": 2, "max_new_tokens": 6, "out": str(out),
         "progress": False})
     method = RecLM(cfg)
-    method.dataset = cold_dataset(n_users=16, n_items=40)
+    if dataset is None:
+        method.dataset = cold_dataset(n_users=16, n_items=40)
     return method
 
 
@@ -78,3 +81,56 @@ def test_tuning_ablation_runs(tiny_llm_dir, tmp_path):
     make(tiny_llm_dir, tmp_path, ["untuned", "gpt_kd", "naive", "mask"], variants=("base", "augment")).run()
     rows = json.loads((tmp_path / "synthetic" / "results.json").read_text())["rows"]
     assert {r["profiles"] for r in rows if r["variant"] == "augment"} == {"untuned", "gpt_kd", "naive", "mask"}
+
+
+# ---- the same command on other data layouts: a plain CSV folder, MIND files (no code change) ----------
+
+def write_csv_folder(ds, folder):
+    """``ds`` as a Book-Crossing-like CSV folder: interactions, an item file with text, a dataset.yaml."""
+    import pandas as pd
+
+    folder.mkdir()
+    inter = ds.interactions
+    pd.DataFrame({"reader": ds.users.external(inter.user), "book": ds.items.external(inter.item),
+                  "stars": inter.rating, "when": inter.timestamp.astype(int)}).to_csv(folder / "ratings.csv", index=False)
+    feats = ds.item_features
+    pd.DataFrame({"book": ds.items.external(np.arange(ds.n_items)), "name": feats["title"].values,
+                  "tags": ["|".join(feats["genres"].row_values(i)) for i in range(ds.n_items)]}
+                 ).to_csv(folder / "books.csv", index=False)
+    (folder / "dataset.yaml").write_text(
+        "interactions: ratings.csv\nuser: reader\nitem: book\nrating: stars\ntimestamp: when\n"
+        "items: {file: books.csv, id: book, text: [name], multi: {tags: '|'}}\n")
+    return folder
+
+
+def write_mind_folder(ds, folder):
+    """``ds`` as MIND files: one impression per interaction (the item clicked), news.tsv with the titles."""
+    import datetime as dt
+
+    folder.mkdir()
+    inter, start = ds.interactions, dt.datetime(2019, 11, 9)
+    feats = ds.item_features
+    with open(folder / "news.tsv", "w") as f:
+        for i, nid in enumerate(ds.items.external(np.arange(ds.n_items))):
+            topic = feats["genres"].row_values(i)[0]
+            f.write(f"{nid}\t{topic}\t{topic}\t{feats['title'].values[i]}\tAn abstract.\thttp://x\t[]\t[]\n")
+    with open(folder / "behaviors.tsv", "w") as f:
+        for r, (u, i, t) in enumerate(zip(ds.users.external(inter.user), ds.items.external(inter.item),
+                                          inter.timestamp)):
+            when = (start + dt.timedelta(seconds=float(t))).strftime("%m/%d/%Y %I:%M:%S %p")
+            f.write(f"{r + 1}\t{u}\t{when}\t\t{i}-1\n")
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["csv", "mind"])
+def test_reclm_runs_on_other_layouts_with_no_code_change(tiny_llm_dir, tmp_path, layout):
+    ds = cold_dataset(n_users=16, n_items=40)
+    folder = (write_csv_folder if layout == "csv" else write_mind_folder)(ds, tmp_path / layout)
+    method = make(tiny_llm_dir, tmp_path / "out", ["reclm"], variants=("base", "augment"), dataset=folder)
+    assert method.dataset.has_timestamps and method.dataset.item_text_fields()
+    assert (method.dataset.n_users, method.dataset.n_items) == (16, 40)
+    method.run()
+    data = json.loads((tmp_path / "out" / layout / "results.json").read_text())
+    settings = {(r["backbone"], r["variant"], r["setting"]) for r in data["rows"]}
+    assert {("biasmf", "augment", "zero_shot"), ("lightgcn", "augment", "full_shot")} <= settings
+    assert data["seeds"][0]["cold_items_test"] > 0
