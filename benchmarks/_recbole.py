@@ -13,6 +13,8 @@ Two modes:
   metrics of the best model; per-epoch training and validation seconds are recorded by wrapping the
   trainer's ``_train_epoch`` / ``_valid_epoch``.
 
+Either mode can then time ``eval_repeats`` full-ranking evaluations of all test users (``eval_seconds``).
+
 OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count are set before torch is imported (with the default
 busy-waiting, torch on a small shared CPU runs many times slower; recfuse sets the same policy).
 
@@ -41,13 +43,21 @@ SEQUENTIAL_CONFIG = {
     "epochs": 300, "stopping_step": 10, "eval_step": 1,
 }
 
+#: RecBole's setting for the direct (general) models of issue 3: leave-one-out by time, full ranking,
+#: embedding size 64, batch 2048, early stopping on validation NDCG@10
+DIRECT_CONFIG = {
+    "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
+    "metrics": ["Hit", "NDCG"], "topk": [3, 5, 10], "valid_metric": "NDCG@10", "embedding_size": 64,
+    "train_batch_size": 2048, "epochs": 300, "stopping_step": 10,
+}
+
 
 def _log(msg: str) -> None:
     print(f"[recbole] {msg}", file=sys.stderr, flush=True)
 
 
 def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads: int,
-                   dataset: str = "ml-100k") -> dict:
+                   dataset: str = "ml-100k", eval_repeats: int = 0) -> dict:
     """Runs inside RecBole's venv. Returns timings (and, with ``full``, test metrics)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -125,6 +135,14 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
             _log(f"epoch {epoch + 1}: train {train_secs[-1]:.1f} s")
         trainer._valid_epoch(valid_data, show_progress=False)
     out.update(epoch_seconds=train_secs, valid_seconds=valid_secs, valid_scores=valid_scores)
+    evals = []
+    for _ in range(eval_repeats):
+        t0 = time.perf_counter()
+        trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+        evals.append(time.perf_counter() - t0)
+    if evals:
+        out["eval_seconds"] = evals
+        _log(f"test full-ranking evaluation: {min(evals):.2f} s (best of {len(evals)})")
     return out
 
 
@@ -138,7 +156,8 @@ def _test_pairs(test_data) -> list[list[str]]:
 
 
 def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFAULT_PYTHON, epochs: int = 2,
-                full: bool = False, threads: int = 2, dataset: str = "ml-100k", timeout: float | None = None) -> dict:
+                full: bool = False, threads: int = 2, dataset: str = "ml-100k", eval_repeats: int = 0,
+                timeout: float | None = None) -> dict:
     """Run :func:`recbole_worker` in a subprocess under ``python`` (RecBole's venv); its progress goes to our
     stderr. Returns the worker's result, or ``{"error": ...}``."""
     if not Path(python).exists():
@@ -146,7 +165,8 @@ def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFA
     with tempfile.TemporaryDirectory(prefix="recbole-run-") as tmp:
         result = Path(tmp) / "result.json"
         cmd = [python, str(Path(__file__).resolve()), "--model", model, "--config", json.dumps(overrides or {}),
-               "--epochs", str(epochs), "--threads", str(threads), "--dataset", dataset, "--result", str(result)]
+               "--epochs", str(epochs), "--threads", str(threads), "--dataset", dataset, "--result", str(result),
+               "--eval-repeats", str(eval_repeats)]
         if full:
             cmd.append("--full")
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(threads)}
@@ -177,9 +197,11 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="train to RecBole's early stop, then test")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dataset", default="ml-100k")
+    ap.add_argument("--eval-repeats", type=int, default=0, help="then time this many test evaluations")
     ap.add_argument("--result", help="write the JSON result here (else stdout)")
     args = ap.parse_args()
-    out = recbole_worker(args.model, json.loads(args.config), args.epochs, args.full, args.threads, args.dataset)
+    out = recbole_worker(args.model, json.loads(args.config), args.epochs, args.full, args.threads, args.dataset,
+                         args.eval_repeats)
     text = json.dumps(out, default=str)
     if args.result:
         Path(args.result).write_text(text)

@@ -9,8 +9,8 @@ Protocol (both sides): leave-one-out by time (last item test, second last valida
     python benchmarks/direct_backbones.py --recbole-python /work/recbole-venv/bin/python
 
 RecBole runs in its own virtual environment (it needs ``numpy<2`` and ``setuptools<81`` for ray's
-``pkg_resources``), as a subprocess of this script (``--recbole-worker``); the only compat fix needed
-with torch 2.13 (``torch.load(weights_only=False)`` for its own checkpoints) is applied inside that
+``pkg_resources``), through the shared subprocess worker ``benchmarks/_recbole.py``; the only compat fix
+needed with torch 2.13 (``torch.load(weights_only=False)`` for its own checkpoints) is applied inside that
 worker, never in recfuse. RecBole is timed over ``--recbole-epochs`` training epochs and one full-ranking
 evaluation of all test users. RecBole's *quality* numbers are those quoted in issue 3 (measured on
 this machine by the lead, default RecBole settings) unless ``--recbole-full`` trains it to the end.
@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import _recbole  # benchmarks/_recbole.py, shared with other benchmarks
+
 RESULTS = HERE / "results"
 
 #: issue 3: RecBole 1.2.1 test NDCG@10 on ML-100K measured by the lead on this machine
@@ -55,67 +58,11 @@ OUR_CONFIGS: dict[str, list[dict]] = {
 COMMON = dict(embedding_dim=64, batch_size=2048, epochs=300, patience=10, eval_every=1, device="auto")
 
 
-# ---------------------------------------------------------------------------------------------------
-# RecBole side (runs under the RecBole virtual environment, imports nothing from recfuse)
-# ---------------------------------------------------------------------------------------------------
-
-def recbole_worker(model: str, epochs: int, full: bool, threads: int) -> dict:
-    import functools
-    import logging
-
-    import torch
-    torch.set_num_threads(threads)
-    torch.load = functools.partial(torch.load, weights_only=False)  # RecBole 1.2.1 on torch >= 2.6
-    import recbole
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, get_trainer, init_seed
-
-    data_path = str(Path(recbole.__file__).parent / "dataset_example")
-    config = Config(model=model, dataset="ml-100k", config_dict={
-        "data_path": data_path, "use_gpu": torch.cuda.is_available(), "seed": 2020, "reproducibility": True,
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
-        "metrics": ["Hit", "NDCG"], "topk": [3, 5, 10], "valid_metric": "NDCG@10", "embedding_size": 64,
-        "train_batch_size": 2048, "epochs": 300, "stopping_step": 10, "show_progress": False,
-        "state": "WARNING", "checkpoint_dir": "/tmp/recbole-ckpt", "log_wandb": False,
-    })
-    logging.getLogger().setLevel(logging.WARNING)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    net = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, net)
-    out: dict = {"model": model, "n_train": len(train_data.dataset), "device": str(config["device"])}
-    if full:
-        t0 = time.perf_counter()
-        trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False)
-        out["train_seconds"] = time.perf_counter() - t0
-        res = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
-        out["test"] = {k.lower(): float(v) for k, v in res.items()}
-        out["best_epoch_note"] = "RecBole stopped on valid NDCG@10"
-    else:
-        secs = []
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            trainer._train_epoch(train_data, epoch, show_progress=False)
-            secs.append(time.perf_counter() - t0)
-        out["epoch_seconds"] = secs
-    evals = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-        evals.append(time.perf_counter() - t0)
-    out["eval_seconds"] = evals
-    return out
-
-
 def run_recbole(python: str, model: str, epochs: int, full: bool, threads: int) -> dict:
-    cmd = [python, str(Path(__file__).resolve()), "--recbole-worker", RECBOLE_NAME[model],
-           "--recbole-epochs", str(epochs), "--threads", str(threads)] + (["--recbole-full"] if full else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd="/tmp")
-    if proc.returncode != 0:
-        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """RecBole's model in its own venv (:mod:`_recbole`): ``epochs`` timed (or a full run), then three timed
+    full-ranking evaluations of all test users."""
+    return _recbole.run_recbole(RECBOLE_NAME[model], _recbole.DIRECT_CONFIG, python=python, epochs=epochs,
+                                full=full, threads=threads, eval_repeats=3)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -261,7 +208,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads, both sides (default 1: on a shared 2-core machine, 2 threads stall "
                          "whenever another process holds a core)")
-    ap.add_argument("--recbole-python", default="/work/recbole-venv/bin/python")
+    ap.add_argument("--recbole-python", default=_recbole.DEFAULT_PYTHON)
     ap.add_argument("--recbole-epochs", type=int, default=3, help="RecBole epochs timed (default 3)")
     ap.add_argument("--recbole-full", action="store_true", help="train RecBole to the end (slow) for its quality")
     ap.add_argument("--skip-recbole", action="store_true")
@@ -276,13 +223,9 @@ def main() -> None:
     ap.add_argument("--timing-epochs", type=int, default=5)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "direct_backbones"))
-    ap.add_argument("--recbole-worker", help=argparse.SUPPRESS)
     ap.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args.recbole_worker:
-        print(json.dumps(recbole_worker(args.recbole_worker, args.recbole_epochs, args.recbole_full, args.threads)))
-        return
     if args.memory_worker:
         print(json.dumps(memory_worker(args.memory_interactions, args.threads, args.memory_batch_size)))
         return
