@@ -5,13 +5,21 @@
 ``build(tmp)`` writes into a fresh temporary folder; only when it returns is the folder renamed to
 ``<cache>/stages/<name>/<key hash>/`` (with ``key.json`` beside the outputs). A folder that exists is
 complete by construction, so it is reused as it is.
+
+Costs survive reuse: a stage records the seconds its build took (``cost.json``), and :func:`stage_cost`
+measures a block of work with every reused stage (and every cached LLM answer, see
+:mod:`recfuse.llm.cache`) counted at what it cost when it was computed, so a resumed run reports the
+same cost table as an uninterrupted one. Reused work without a recorded cost is counted as unknown.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +32,65 @@ def stage_root() -> Path:
     return cache_dir() / "stages"
 
 
+@dataclass
+class StageCost:
+    """Seconds of a block of work, reused work counted at its recorded cost (see :func:`stage_cost`)."""
+
+    wall: float = 0.0  # measured around the block
+    reused: float = 0.0  # recorded compute seconds of the reused stages and cached answers inside it
+    unknown_stages: int = 0  # reused stages without a recorded cost (written before costs were recorded)
+    unknown_answers: int = 0  # cached LLM answers without a recorded cost
+
+    @property
+    def seconds(self) -> float:
+        return self.wall + self.reused
+
+    @property
+    def complete(self) -> bool:
+        return not (self.unknown_stages or self.unknown_answers)
+
+
+_active: list[StageCost] = []
+
+
+@contextmanager
+def stage_cost() -> Iterator[StageCost]:
+    """Measure a block: wall seconds plus the recorded cost of whatever it reused from the caches."""
+    cost = StageCost()
+    _active.append(cost)
+    start = time.perf_counter()
+    try:
+        yield cost
+    finally:
+        cost.wall = time.perf_counter() - start
+        _active.remove(cost)
+
+
+def add_reused_cost(seconds: float | None, *, answers: int = 0) -> None:
+    """Tell the open :func:`stage_cost` blocks that reused work cost ``seconds`` when it was computed
+    (``None``: not recorded). ``answers``: how many cached LLM answers that was (0: one stage)."""
+    for cost in _active:
+        if seconds is not None:
+            cost.reused += seconds
+        elif answers:
+            cost.unknown_answers += answers
+        else:
+            cost.unknown_stages += 1
+
+
 def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
     """The output folder of stage ``name`` for ``key``, built by ``build(tmp_folder)`` if missing."""
     root = Path(root) if root is not None else stage_root()
     target = root / name / fingerprint(key)
     if (target / "key.json").is_file():
         log.debug("stage %s: reusing %s", name, target)
+        cost_file = target / "cost.json"
+        add_reused_cost(json.loads(cost_file.read_text())["seconds"] if cost_file.is_file() else None)
         return target
     with atomic_dir(target, keep_existing=True) as tmp:  # a concurrent run that finished first wins
+        start = time.perf_counter()
         build(tmp)
+        (tmp / "cost.json").write_text(to_json({"seconds": time.perf_counter() - start}))
         (tmp / "key.json").write_text(to_json(key))
     return target
 
@@ -45,15 +103,21 @@ def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root:
 
 
 class TimedStages:
-    """Mixin: ``self._timed(name, fn, *args)`` runs ``fn`` and adds its seconds to ``self.timings[name]``."""
+    """Mixin: ``self._timed(name, fn, *args)`` runs ``fn`` and adds its cost (:func:`stage_cost`) to
+    ``self.timings[name]``; ``with self._timing(name):`` does the same for a block. Reused work without a
+    recorded cost is counted in ``self.unknown_costs[name]``."""
 
     timings: dict[str, float]
 
-    def _timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        import time
+    @contextmanager
+    def _timing(self, name: str) -> Iterator[StageCost]:
+        with stage_cost() as cost:
+            yield cost
+        self.timings[name] = self.timings.get(name, 0.0) + cost.seconds
+        if not cost.complete:
+            unknown = self.__dict__.setdefault("unknown_costs", {})
+            unknown[name] = unknown.get(name, 0) + cost.unknown_stages + cost.unknown_answers
 
-        start = time.perf_counter()
-        try:
+    def _timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._timing(name):
             return fn(*args, **kwargs)
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start

@@ -60,6 +60,13 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
         local.LocalLLM.choice_logprobs = original
     assert calls["n"] == 0
     assert res2["rows"] == res["rows"]
+    # the cost table does not depend on the cache: reused stages and answers count at their recorded cost
+    cost1 = {r["stage"]: r["seconds (mean over seeds)"] for r in data["cost"]}
+    data2 = json.loads((out / "results.json").read_text())
+    cost2 = {r["stage"]: r["seconds (mean over seeds)"] for r in data2["cost"]}
+    assert set(cost1) == set(cost2) and "LLM instructions per second" in cost2
+    for stage in ("LLM inference", "instruction tuning", "data augmentation", "backbone training"):
+        assert cost2[stage] >= 0.9 * cost1[stage] and cost2[stage] <= 1.1 * cost1[stage] + 1.0, stage
 
 
 def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):

@@ -296,6 +296,16 @@ def ranking_metrics(q: RankingQueries, order: np.ndarray, ks: list[int]) -> dict
     return M.ranking_metrics(hits, n_rel, ["hr", "ndcg"], [k for k in ks if k <= ranked.shape[1]])
 
 
+def inference_record(cost, **fields: Any) -> dict:
+    """One LLM scoring call for the report: its cost in seconds (cached answers at their recorded cost)
+    and queries per second, or, where some cached answers carry no recorded cost, the count of those."""
+    rec = {**fields, "seconds": cost.seconds}
+    rec["queries_per_second"] = fields["queries"] / cost.seconds if cost.complete and cost.seconds > 0 else None
+    if not cost.complete:
+        rec["answers_without_recorded_cost"] = cost.unknown_answers
+    return rec
+
+
 def choose_alphas(q: RankingQueries, llm_scores: np.ndarray, grid: list[float], metric: str, ks: list[int],
                   l_range: tuple[float, float], adaptive: bool = True) -> tuple[float, float, np.ndarray]:
     """(alpha1, alpha2) maximising the validation ``metric``; also the whole grid (alpha1 x alpha2)."""
@@ -356,7 +366,7 @@ class Llama4Rec(TimedStages):
         return out
 
     def run_seed(self, seed: int) -> dict:
-        self.timings = {}
+        self.timings, self.unknown_costs = {}, {}
         if self.cfg.task == "rating":
             return self._run_rating(seed)
         return self._run_ranking(seed)
@@ -411,13 +421,10 @@ class Llama4Rec(TimedStages):
                 ctx = make_context(split, stage, similar_user_index(model, split))
                 exs = ranking_examples(ctx, q.users, q.candidates, cfg.max_history, seed,
                                        max_similar=cfg.max_similar_history)
-                start = time.perf_counter()
-                scores = score_ranking(llms[pa], exs, ds, pa, cfg.ranking)
-                sec = time.perf_counter() - start
-                self.timings["LLM inference"] = self.timings.get("LLM inference", 0) + sec
-                report["llm"].setdefault("inference", []).append(
-                    {"stage": stage, "backbone": model_name, "prompt_augmentation": pa, "queries": len(exs),
-                     "seconds": sec, "queries_per_second": len(exs) / sec if sec > 0 else None})
+                with self._timing("LLM inference") as cost:
+                    scores = score_ranking(llms[pa], exs, ds, pa, cfg.ranking)
+                report["llm"].setdefault("inference", []).append(inference_record(
+                    cost, stage=stage, backbone=model_name, prompt_augmentation=pa, queries=len(exs)))
                 llm_scores[skey] = scores
             return q, llm_scores[skey]
 
@@ -458,6 +465,7 @@ class Llama4Rec(TimedStages):
             report["variants"][variant]["test_users"] = int(len(values[next(iter(values))]))
         report["per_user"] = per_user
         report["timings"] = dict(self.timings)
+        report["unknown_costs"] = dict(getattr(self, "unknown_costs", {}))
         return report
 
     def _augment_and_retrain(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict]:
@@ -465,14 +473,12 @@ class Llama4Rec(TimedStages):
         users = np.flatnonzero(np.diff(split.train_matrix.indptr) > 0)
         key = {"split": split.fingerprint(), "llm": llm.fingerprint, "task": cfg.task, "seed": seed,
                "pairs": cfg.da_pairs_per_user, "cands": cfg.da_candidates, "hist": cfg.max_history}
-        start = time.perf_counter()
         if cfg.task == "direct":
             def build(tmp: Path) -> None:
                 res = augment.pairwise_triples(llm, split, users, cfg.da_pairs_per_user, cfg.max_history, seed=seed)
                 save_npz(tmp / "triples.npz", triples=res.triples, confidence=res.confidence)
-            d = stage_dir("llama4rec-da", key, build)
-            z = load_npz(d / "triples.npz")
-            self.timings["data augmentation"] = self.timings.get("data augmentation", 0) + time.perf_counter() - start
+            with self._timing("data augmentation"):
+                z = load_npz(stage_dir("llama4rec-da", key, build) / "triples.npz")
             model, log_ = self._timed("backbone training", fit_backbone, cfg, split, seed,
                                       extra_triples=z["triples"], label="augmented")
             return model, {"triples": int(len(z["triples"])), "mean_confidence": float(z["confidence"].mean())
@@ -481,9 +487,8 @@ class Llama4Rec(TimedStages):
         def build_seq(tmp: Path) -> None:
             rows = augment.sequence_insertions(llm, split, users, cfg.da_candidates, cfg.max_history, seed=seed)
             save_npz(tmp / "insertions.npz", insertions=rows)
-        d = stage_dir("llama4rec-da", key, build_seq)
-        rows = load_npz(d / "insertions.npz")["insertions"]
-        self.timings["data augmentation"] = self.timings.get("data augmentation", 0) + time.perf_counter() - start
+        with self._timing("data augmentation"):
+            rows = load_npz(stage_dir("llama4rec-da", key, build_seq) / "insertions.npz")["insertions"]
         model, log_ = self._timed("backbone training", fit_backbone, cfg, split, seed, insertions=rows,
                                   label="augmented")
         return model, {"insertions": int(len(rows)), "train_seconds": log_["seconds"]}

@@ -3,7 +3,6 @@ and eq. 6-7 on the ratings themselves."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,9 +49,8 @@ def with_attributes(method, split: Split, llm, seed: int) -> tuple[Split, dict]:
             out[attr] = {"values": res.values, "counts": res.counts}
         write_json(tmp / "attributes.json", out)
 
-    start = time.perf_counter()
-    data = read_json(stage_dir("llama4rec-attributes", key, build) / "attributes.json")
-    method.timings["data augmentation"] = method.timings.get("data augmentation", 0) + time.perf_counter() - start
+    with method._timing("data augmentation"):
+        data = read_json(stage_dir("llama4rec-attributes", key, build) / "attributes.json")
     table = FeatureTable(ds.n_items, list(ds.item_features))
     augmented = replace(ds, item_features=table, notes=list(ds.notes))
     for attr, res in data.items():
@@ -62,7 +60,14 @@ def with_attributes(method, split: Split, llm, seed: int) -> tuple[Split, dict]:
 
 
 def run_rating(method, seed: int) -> dict:
-    from recfuse.llama4rec.pipeline import fit_backbone, load_llm, make_context, similar_user_index, tune
+    from recfuse.llama4rec.pipeline import (
+        fit_backbone,
+        inference_record,
+        load_llm,
+        make_context,
+        similar_user_index,
+        tune,
+    )
 
     cfg, ds = method.cfg, method.dataset
     split = leave_one_out(ds, seed=seed)
@@ -107,14 +112,12 @@ def run_rating(method, seed: int) -> dict:
             part = split.part(stage)
             ctx = make_context(split, stage, similar_user_index(model, split))
             exs = rating_examples(ctx, part, model, cfg.max_history, cfg.max_similar_history)
-            start = time.perf_counter()
-            u_llm = llm_ratings(llms[pa], exs, ds, pa) if pa is not None else None
-            sec = time.perf_counter() - start
+            u_llm = None
             if pa is not None:
-                method.timings["LLM inference"] = method.timings.get("LLM inference", 0) + sec
-                report["llm"].setdefault("inference", []).append(
-                    {"stage": stage, "backbone": model_name, "prompt_augmentation": pa, "queries": len(exs),
-                     "seconds": sec, "queries_per_second": len(exs) / sec if sec > 0 else None})
+                with method._timing("LLM inference") as cost:
+                    u_llm = llm_ratings(llms[pa], exs, ds, pa)
+                report["llm"].setdefault("inference", []).append(inference_record(
+                    cost, stage=stage, backbone=model_name, prompt_augmentation=pa, queries=len(exs)))
             cache[key] = (part, np.array([e.backbone_rating for e in exs]), u_llm,
                           agg.long_tail_coefficient(counts_u[part.user]))
         return cache[key]
@@ -156,5 +159,6 @@ def run_rating(method, seed: int) -> dict:
         report["variants"][variant]["test_users"] = int(len(v["se"]))
     report["per_user"] = per_user
     report["timings"] = dict(method.timings)
+    report["unknown_costs"] = dict(getattr(method, "unknown_costs", {}))
     report["fingerprint"] = fingerprint(split.fingerprint(), cfg.backbone)
     return report

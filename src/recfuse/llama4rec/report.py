@@ -73,10 +73,17 @@ def cost_rows(reports: list[dict]) -> list[dict]:
     rows = [{"stage": s, "seconds (mean over seeds)": float(np.mean([r["timings"].get(s, 0) for r in reports]))}
             for s in stages]
     inf = [i for r in reports for i in r["llm"].get("inference", [])]
-    if inf:
+    if inf and all(i.get("queries_per_second") is not None for i in inf):
         q = sum(i["queries"] for i in inf)
         sec = sum(i["seconds"] for i in inf)
         rows.append({"stage": "LLM instructions per second", "seconds (mean over seeds)": q / sec if sec else None})
+    unknown: dict[str, int] = {}
+    for r in reports:
+        for stage, n in r.get("unknown_costs", {}).items():
+            unknown[stage] = unknown.get(stage, 0) + n
+    for stage, n in sorted(unknown.items()):  # reused from a cache written before costs were recorded
+        rows.append({"stage": f"{stage}: reused without a recorded cost (not in its seconds)",
+                     "seconds (mean over seeds)": f"{n} stage(s) / cached answer(s)"})
     tunes = [v for r in reports for k, v in r["llm"].items() if k.startswith("tuning")]
     if tunes:
         rows.append({"stage": "tuning seconds per step", "seconds (mean over seeds)":

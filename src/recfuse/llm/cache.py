@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,26 +41,34 @@ class AnswerCache:
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
+                               "seconds REAL)")
+            columns = {row[1] for row in self._conn.execute("PRAGMA table_info(answers)")}
+            if "seconds" not in columns:  # a cache written before answers recorded their cost
+                self._conn.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
             self._conn.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that are present."""
-        out: dict[str, Any] = {}
+        return {k: v for k, (v, _) in self.get_many_with_cost(keys).items()}
+
+    def get_many_with_cost(self, keys: Sequence[str]) -> dict[str, tuple[Any, float | None]]:
+        """(value, model seconds it cost or None) of those keys that are present."""
+        out: dict[str, tuple[Any, float | None]] = {}
         uniq = list(dict.fromkeys(keys))
         with self._lock:
             for s in range(0, len(uniq), 500):
                 chunk = uniq[s:s + 500]
-                q = f"SELECT key, value FROM answers WHERE key IN ({','.join('?' * len(chunk))})"
-                for k, v in self._conn.execute(q, chunk):
-                    out[k] = json.loads(v)
+                q = f"SELECT key, value, seconds FROM answers WHERE key IN ({','.join('?' * len(chunk))})"
+                for k, v, sec in self._conn.execute(q, chunk):
+                    out[k] = (json.loads(v), sec)
         return out
 
-    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
-        """Store values in one transaction (all or nothing)."""
-        rows = [(k, json.dumps(v)) for k, v in items]
+    def put_many(self, items: Iterable[tuple[str, Any]], seconds_each: float | None = None) -> None:
+        """Store values in one transaction (all or nothing), each with the model seconds it cost."""
+        rows = [(k, json.dumps(v), seconds_each) for k, v in items]
         with self._lock, self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO answers (key, value) VALUES (?, ?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO answers (key, value, seconds) VALUES (?, ?, ?)", rows)
 
     def __len__(self) -> int:
         with self._lock:
@@ -74,7 +83,9 @@ class CachedLLM:
     """Wraps any :class:`~recfuse.llm.base.LLM`; answers already on disk are not asked again.
 
     Misses are sent to the model in chunks of ``chunk_size`` prompts and stored after each chunk, so an
-    interrupted run resumes where it stopped. ``stats`` counts hits, misses and calls to the model.
+    interrupted run resumes where it stopped. ``stats`` counts hits, misses and calls to the model. Each
+    answer is stored with its share of its chunk's model seconds; a hit adds that recorded cost to the open
+    :func:`recfuse.stages.stage_cost` blocks, so cost tables do not depend on what was cached.
     Other attributes (``render``, ``count_tokens``, ...) pass through to the wrapped model.
     """
 
@@ -92,9 +103,19 @@ class CachedLLM:
         return getattr(self.llm, name)
 
     def _run(self, kind: str, prompts: Sequence[Prompt], settings: Any, compute) -> list[Any]:
+        from recfuse.stages import add_reused_cost
+
         fp = self.llm.fingerprint
         keys = [answer_key(kind, fp, p, settings) for p in prompts]
-        found = self.cache.get_many(keys)
+        cached = self.cache.get_many_with_cost(keys)
+        found = {k: v for k, (v, _) in cached.items()}
+        recorded = [sec for _, sec in cached.values()]
+        if recorded:
+            known = [sec for sec in recorded if sec is not None]
+            if known:
+                add_reused_cost(float(sum(known)))
+            if len(known) < len(recorded):
+                add_reused_cost(None, answers=len(recorded) - len(known))
         todo: dict[str, Prompt] = {}
         for k, p in zip(keys, prompts):
             if k not in found and k not in todo:
@@ -104,10 +125,11 @@ class CachedLLM:
         pending = list(todo.items())
         for s in range(0, len(pending), self.chunk_size):
             chunk = pending[s:s + self.chunk_size]
+            start = time.perf_counter()
             values = compute([p for _, p in chunk])
             self.stats["model_calls"] += 1
             items = [(k, v) for (k, _), v in zip(chunk, values)]
-            self.cache.put_many(items)
+            self.cache.put_many(items, (time.perf_counter() - start) / len(chunk))
             found.update(items)
         return [found[k] for k in keys]
 

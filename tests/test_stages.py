@@ -1,0 +1,60 @@
+"""Stage outputs and their costs: a reused stage or cached answer counts at what it cost when computed."""
+
+import json
+import sqlite3
+import time
+
+import numpy as np
+
+from recfuse.llm.cache import CachedLLM
+from recfuse.stages import stage_cost, stage_dir
+
+
+def test_reused_stage_counts_at_its_recorded_cost(tmp_path):
+    def build(tmp):
+        time.sleep(0.2)
+        (tmp / "out.txt").write_text("x")
+
+    with stage_cost() as first:
+        d = stage_dir("demo", {"a": 1}, build, root=tmp_path)
+    recorded = json.loads((d / "cost.json").read_text())["seconds"]
+    assert recorded >= 0.2 and first.complete
+    with stage_cost() as again:
+        assert stage_dir("demo", {"a": 1}, build, root=tmp_path) == d
+    assert again.wall < 0.1 and abs(again.seconds - again.wall - recorded) < 1e-9 and again.complete
+
+    (d / "cost.json").unlink()  # a stage written before costs were recorded: counted as unknown
+    with stage_cost() as old:
+        stage_dir("demo", {"a": 1}, build, root=tmp_path)
+    assert old.unknown_stages == 1 and not old.complete
+
+
+class _Slow:
+    fingerprint = "slow-v1"
+
+    def choice_logprobs(self, prompts, choices):
+        time.sleep(0.05 * len(prompts))
+        return np.full((len(prompts), len(choices)), -1.0)
+
+
+def test_cached_answers_carry_their_cost_and_old_caches_migrate(tmp_path):
+    path = tmp_path / "answers.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema before answers recorded their cost
+        conn.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    llm = CachedLLM(_Slow(), path)
+    with stage_cost() as first:
+        llm.choice_logprobs(["p1", "p2", "p3"], ["a", "b"])
+    with stage_cost() as again:
+        llm.choice_logprobs(["p1", "p2", "p3"], ["a", "b"])
+    assert llm.stats["hits"] == 3 and again.complete
+    assert abs(again.seconds - first.seconds) < 0.05 + again.wall
+    with sqlite3.connect(path) as conn:  # an answer cached by an older version: cost unknown
+        conn.execute("INSERT INTO answers (key, value) VALUES ('old', '[-1.0, -1.0]')")
+    from recfuse.llm.cache import answer_key
+
+    key = answer_key("choice", "slow-v1", "p4", ["a", "b"])
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO answers (key, value) VALUES (?, '[-2.0, -2.0]')", (key,))
+    with stage_cost() as mixed:
+        out = llm.choice_logprobs(["p1", "p4"], ["a", "b"])
+    assert out[1, 0] == -2.0 and mixed.unknown_answers == 1 and not mixed.complete
