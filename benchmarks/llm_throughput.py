@@ -100,33 +100,42 @@ def time_scoring(fn, prompts: list, repeats: int = 2) -> float:
     return best
 
 
-def with_random_lora(llm, r: int = 16):
-    """The model with a LoRA adapter of the pipelines' default shape (r=16 on every projection), its
-    weights random: speed does not depend on what the adapter learned."""
+def random_adapter(folder: Path, r: int = 16) -> Path:
+    """A LoRA adapter of the pipelines' default shape (r=16 on every projection) with small random
+    weights, like a tuned one's, saved to ``folder``: speed does not depend on what an adapter learned."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    cfg = LoraConfig(r=r, lora_alpha=2 * r, init_lora_weights=False, task_type="CAUSAL_LM",
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, task_type="CAUSAL_LM",
                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    return get_peft_model(llm.model, cfg).eval()
+    model = get_peft_model(load_embedded(dtype="float32").model, cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 1e-3)
+    model.save_pretrained(str(folder))
+    return folder
 
 
 def local_variant(backend: str, llm) -> tuple[object, str, float | None]:
     """(an LLM to time, a description, seconds of one-off preparation) for a local bf16 variant."""
+    if backend in ("lora-separate", "lora-merged"):
+        import tempfile
+
+        adapter = random_adapter(Path(tempfile.mkdtemp(prefix="recfuse-lora-")))
+        merged = backend == "lora-merged"
+        model = load_embedded(dtype="bfloat16", adapter=adapter, merge_adapter=merged)  # the pipelines' path
+        model.batch_size = llm.batch_size
+        return model, ("LoRA r=16 merged into the weights (in fp32, then bf16)" if merged
+                       else "LoRA r=16 as separate low-rank layers"), None
     model = load_embedded(dtype="bfloat16")
     model.batch_size = llm.batch_size
-    start = time.perf_counter()
     if backend == "local-bf16-eager":
         model.model.set_attn_implementation("eager")
         return model, "eager attention instead of SDPA", None
-    if backend == "local-bf16-compile":
-        model.model.forward = torch.compile(model.model.forward, dynamic=True)
-        return model, "torch.compile(dynamic=True) of the forward pass", time.perf_counter() - start
-    model.model = with_random_lora(model)
-    if backend == "lora-merged":
-        model.model = model.model.merge_and_unload().eval()
-        return model, "LoRA r=16 merged into the weights", time.perf_counter() - start
-    return model, "LoRA r=16 as separate low-rank layers", None
+    start = time.perf_counter()
+    model.model.forward = torch.compile(model.model.forward, dynamic=True)
+    return model, "torch.compile(dynamic=True) of the forward pass", time.perf_counter() - start
 
 
 def main() -> int:
