@@ -105,9 +105,13 @@ def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root:
 class TimedStages:
     """Mixin: ``self._timed(name, fn, *args)`` runs ``fn`` and adds its cost (:func:`stage_cost`) to
     ``self.timings[name]``; ``with self._timing(name):`` does the same for a block. Reused work without a
-    recorded cost is counted in ``self.unknown_costs[name]``."""
+    recorded cost is counted in ``self.unknown_costs[name]``. ``_reset_timings()`` starts both afresh."""
 
     timings: dict[str, float]
+    unknown_costs: dict[str, int]
+
+    def _reset_timings(self) -> None:
+        self.timings, self.unknown_costs = {}, {}
 
     @contextmanager
     def _timing(self, name: str) -> Iterator[StageCost]:
@@ -115,8 +119,7 @@ class TimedStages:
             yield cost
         self.timings[name] = self.timings.get(name, 0.0) + cost.seconds
         if not cost.complete:
-            unknown = self.__dict__.setdefault("unknown_costs", {})
-            unknown[name] = unknown.get(name, 0) + cost.unknown_stages + cost.unknown_answers
+            self.unknown_costs[name] = self.unknown_costs.get(name, 0) + cost.unknown_stages + cost.unknown_answers
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._timing(name):

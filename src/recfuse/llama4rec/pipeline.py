@@ -100,7 +100,7 @@ class Llama4RecConfig:
 
 def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False) -> LLM:
     """The configured backend (:func:`recfuse.llm.load_llm`) with an optional LoRA adapter, behind the
-    answer cache. Local adapters are merged into the weights for inference."""
+    answer cache. Local adapters are merged into the weights for inference (by :class:`LocalLLM`)."""
     from recfuse.llm import load_llm as build_llm
     from recfuse.llm.cache import CachedLLM
 
@@ -109,13 +109,8 @@ def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False
             raise ConfigError("the http backend cannot apply a local adapter: serve the tuned model instead "
                               "(e.g. vLLM --lora-modules) and name it with --llm.model")
         return CachedLLM(build_llm("http", cfg.model or None, base_url=cfg.base_url or None))
-    llm = build_llm(cfg.backend, cfg.model or None, adapter=adapter, batch_size=cfg.batch_size, dtype=cfg.dtype,
-                    progress=progress)
-    if adapter is not None and hasattr(llm.model, "merge_and_unload"):
-        # one matmul per projection instead of three; the fingerprint already includes the adapter
-        llm.model = llm.model.merge_and_unload()
-        llm.model.eval()
-    return CachedLLM(llm)
+    return CachedLLM(build_llm(cfg.backend, cfg.model or None, adapter=adapter, batch_size=cfg.batch_size,
+                               dtype=cfg.dtype, progress=progress))
 
 
 def base_model_dir(cfg: LLMConfig) -> Path:
@@ -332,7 +327,7 @@ class Llama4Rec(TimedStages):
         self.dataset = load_dataset(cfg.dataset)
         if cfg.kcore:
             self.dataset = kcore(self.dataset, cfg.kcore)
-        self.timings: dict[str, float] = {}
+        self._reset_timings()
 
     # -- stages shared by the ranking tasks --------------------------------------------------------
     def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[list[dict]]]:
@@ -366,7 +361,7 @@ class Llama4Rec(TimedStages):
         return out
 
     def run_seed(self, seed: int) -> dict:
-        self.timings, self.unknown_costs = {}, {}
+        self._reset_timings()
         if self.cfg.task == "rating":
             return self._run_rating(seed)
         return self._run_ranking(seed)
@@ -465,7 +460,7 @@ class Llama4Rec(TimedStages):
             report["variants"][variant]["test_users"] = int(len(values[next(iter(values))]))
         report["per_user"] = per_user
         report["timings"] = dict(self.timings)
-        report["unknown_costs"] = dict(getattr(self, "unknown_costs", {}))
+        report["unknown_costs"] = dict(self.unknown_costs)
         return report
 
     def _augment_and_retrain(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict]:

@@ -159,6 +159,6 @@ def run_rating(method, seed: int) -> dict:
         report["variants"][variant]["test_users"] = int(len(v["se"]))
     report["per_user"] = per_user
     report["timings"] = dict(method.timings)
-    report["unknown_costs"] = dict(getattr(method, "unknown_costs", {}))
+    report["unknown_costs"] = dict(method.unknown_costs)
     report["fingerprint"] = fingerprint(split.fingerprint(), cfg.backbone)
     return report

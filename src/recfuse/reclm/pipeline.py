@@ -107,7 +107,7 @@ class RecLM(TimedStages):
         self.cfg = cfg
         self.dataset = load_dataset(cfg.dataset)
         self.builder = PromptBuilder(domain=cfg.domain, history_tokens=cfg.history_tokens)
-        self.timings: dict[str, float] = {}
+        self._reset_timings()
 
     # -- stages ---------------------------------------------------------------------------------
     def item_text_features(self) -> np.ndarray:
@@ -238,7 +238,7 @@ class RecLM(TimedStages):
     # -- one seed -------------------------------------------------------------------------------
     def run_seed(self, seed: int) -> dict:
         cfg, ds = self.cfg, self.dataset
-        self.timings = {}
+        self._reset_timings()
         split = temporal(ds, fractions=tuple(cfg.fractions))
         report: dict[str, Any] = {"seed": seed, "split": split.summary(), "rows": [], "profiles": {},
                                   "cold_items_test": len(split.cold_items("test"))}
