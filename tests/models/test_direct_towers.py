@@ -70,3 +70,27 @@ def test_profile_fusion_trains_and_round_trips(split, tmp_path, fusion):
     loaded = type(m).load(tmp_path / "m")
     np.testing.assert_allclose(loaded.score(np.arange(5)), m.score(np.arange(5)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(loaded.arrays["user_profiles"], user_prof)
+
+
+@pytest.mark.parametrize("kind", ["features", "id+features"])
+def test_tower_rows_by_index_equal_all_rows_and_their_gradients(kind):
+    """Indexing runs the MLPs once per distinct row; values and gradients equal the full pass's rows."""
+    import torch
+
+    from recfuse.models.towers import Tower
+
+    rng = np.random.default_rng(0)
+    feats, profs = rng.normal(size=(9, 5)), rng.normal(size=(9, 4))
+    index = torch.as_tensor(rng.integers(0, 9, size=(6, 7)))  # repeated rows, a (B, K) shape
+    grads = []
+    for by_index in (True, False):
+        torch.manual_seed(0)
+        tower = Tower(9, 3, kind, features=feats, profiles=profs, hidden=[8], fusion="concat")
+        out = tower(index) if by_index else tower()[index]
+        assert out.shape == (6, 7, 3)
+        (out * torch.arange(out.numel(), dtype=out.dtype).view(out.shape)).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in tower.parameters()]))
+    (a, ga), (b, gb) = grads
+    torch.testing.assert_close(a, b)
+    for x, y in zip(ga, gb, strict=True):
+        torch.testing.assert_close(x, y)

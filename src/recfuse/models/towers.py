@@ -117,6 +117,19 @@ class Tower(nn.Module):
         return self.feature_mlp is not None or self.profile_mlp is not None
 
     def forward(self, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Representations of all rows, or of ``index`` (any shape; the result adds a last ``dim`` axis).
+
+        The MLPs run once per distinct row of ``index``: a BPR batch names the same few thousand items
+        tens of thousands of times (positives and K negatives), and an item's representation does not
+        depend on where it appears (rows of one item also share a dropout mask within a call).
+        """
+        if index is not None and self.uses_features:
+            uniq, inverse = torch.unique(index, return_inverse=True)
+            if len(uniq) < inverse.numel():
+                return self._rows(uniq)[inverse]
+        return self._rows(index)
+
+    def _rows(self, index: torch.Tensor | None) -> torch.Tensor:
         def rows(t: torch.Tensor) -> torch.Tensor:
             return t if index is None else t[index]
 
