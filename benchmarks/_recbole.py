@@ -1,7 +1,8 @@
 """RecBole 1.2.1 side by side with recfuse: a worker run as a subprocess under RecBole's own virtual environment.
 
 RecBole needs ``numpy<2`` (and ``setuptools<81`` for ray's ``pkg_resources``), so it lives in its own venv
-(default ``/work/recbole-venv``) and this file is run there as a script; it imports nothing from recfuse.
+(made by ``scripts/setup_recbole.sh``: ``.recbole-venv`` in the repository, or ``$RECFUSE_RECBOLE_PYTHON``)
+and this file is run there as a script; it imports nothing from recfuse.
 The one compatibility fix it needs with torch >= 2.6 (``torch.load(weights_only=False)`` for RecBole's own
 checkpoints) is applied inside the worker only.
 
@@ -18,7 +19,7 @@ Either mode can then time ``eval_repeats`` full-ranking evaluations of all test 
 OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count are set before torch is imported (with the default
 busy-waiting, torch on a small shared CPU runs many times slower; recfuse sets the same policy).
 
-    /work/recbole-venv/bin/python benchmarks/_recbole.py --model SASRec --epochs 2 --threads 2 \
+    .recbole-venv/bin/python benchmarks/_recbole.py --model SASRec --epochs 2 --threads 2 \
         --config '{"MAX_ITEM_LIST_LENGTH": 50}' --result /tmp/out.json
 """
 
@@ -33,7 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_PYTHON = "/work/recbole-venv/bin/python"
+DEFAULT_PYTHON = os.environ.get(
+    "RECFUSE_RECBOLE_PYTHON", str(Path(__file__).resolve().parent.parent / ".recbole-venv" / "bin" / "python"))
 
 #: RecBole's standard setting for sequential models under the leave-one-out-by-time protocol
 SEQUENTIAL_CONFIG = {

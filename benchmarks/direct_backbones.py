@@ -6,7 +6,7 @@ Protocol (both sides): leave-one-out by time (last item test, second last valida
 
     python benchmarks/direct_backbones.py                        # ours + RecBole timings + 1M memory
     python benchmarks/direct_backbones.py --models mf lightgcn   # a subset
-    python benchmarks/direct_backbones.py --recbole-python /work/recbole-venv/bin/python
+    python benchmarks/direct_backbones.py   # RecBole from .recbole-venv (scripts/setup_recbole.sh)
 
 RecBole runs in its own virtual environment (it needs ``numpy<2`` and ``setuptools<81`` for ray's
 ``pkg_resources``), through the shared subprocess worker ``benchmarks/_recbole.py``; the only compat fix
@@ -64,6 +64,27 @@ def run_recbole(python: str, model: str, epochs: int, full: bool, threads: int) 
     full-ranking evaluations of all test users."""
     return _recbole.run_recbole(RECBOLE_NAME[model], _recbole.DIRECT_CONFIG, python=python, epochs=epochs,
                                 full=full, threads=threads, eval_repeats=3)
+
+
+def recbole_quality(python: str, model: str, seeds: int, threads: int) -> dict:
+    """RecBole's test metrics over ``seeds`` whole runs (its defaults, early stopping on validation NDCG@10,
+    seeds 0..N-1): the spread of RecBole's own number, to set against ours over the same number of seeds."""
+    import numpy as np
+
+    runs = []
+    for seed in range(seeds):
+        rb = _recbole.run_recbole(RECBOLE_NAME[model], {**_recbole.DIRECT_CONFIG, "seed": seed}, python=python,
+                                  full=True, threads=threads)
+        if "test" not in rb:
+            return {"error": rb.get("error", "no test metrics"), "seeds_done": len(runs), "runs": runs}
+        runs.append({"seed": seed, "test": rb["test"], "best_epoch": rb["best_epoch"],
+                     "epochs_run": rb["epochs_run"], "train_seconds": rb["train_seconds"]})
+        print(f"recbole {RECBOLE_NAME[model]} seed {seed}: test ndcg@10 {rb['test']['ndcg@10']:.4f} "
+              f"hit@10 {rb['test']['hit@10']:.4f} (best epoch {rb['best_epoch']})", flush=True)
+    keys = runs[0]["test"]
+    return {"seeds": seeds, "runs": runs,
+            "mean": {k: float(np.mean([r["test"][k] for r in runs])) for k in keys},
+            "std": {k: float(np.std([r["test"][k] for r in runs], ddof=1)) if seeds > 1 else 0.0 for k in keys}}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -185,22 +206,25 @@ def markdown(results: dict) -> str:
     lines = ["# Direct backbones on ML-100K (leave-one-out by time, full ranking, dim 64)", "",
              f"Measured {results['date']} on {results['machine']}; torch threads {results['threads']}.", "",
              "| model | HR@10 | NDCG@10 | HR@5 | NDCG@5 | HR@3 | NDCG@3 | best epoch | s/epoch | eval s (all users) "
-             "| RecBole NDCG@10 | RecBole s/epoch | RecBole eval s | epoch speed-up | same-work epoch speed-up "
-             "| eval speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| RecBole NDCG@10 | RecBole NDCG@10, several seeds | RecBole s/epoch | RecBole eval s | epoch speed-up "
+             "| same-work epoch speed-up | eval speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["ours"].items():
         t = r["test"]
         rb = results["recbole"].get(name, {})
         rb_ndcg = rb.get("test", {}).get("ndcg@10")
         rb_ndcg_s = f"{rb_ndcg:.4f} (measured)" if rb_ndcg is not None else (
             f"{RECBOLE_QUOTED_NDCG10[name]:.4f} (quoted)" if name in RECBOLE_QUOTED_NDCG10 else "-")
+        rq = results.get("recbole_quality", {}).get(name, {})
+        rq_s = (f"{rq['mean']['ndcg@10']:.4f} ± {rq['std']['ndcg@10']:.4f} ({rq['seeds']} seeds)"
+                if "mean" in rq else "-")
         rb_epoch = _median(rb.get("epoch_seconds"))
         rb_eval = _median(rb.get("eval_seconds"))
         our_epoch = _median(r.get("retimed_epoch_seconds") or r["epoch_seconds"])
         our_eval = float(sorted(r["eval_seconds"])[len(r["eval_seconds"]) // 2])
         label = name + (f" (mean of {r['seeds']} seeds)" if r.get("seeds", 1) > 1 else "")
         cells = [label] + [f"{t[m]:.4f}" for m in ("hr@10", "ndcg@10", "hr@5", "ndcg@5", "hr@3", "ndcg@3")] + [
-            str(r["best_epoch"]), f"{our_epoch:.3f}", f"{our_eval:.3f}", rb_ndcg_s,
+            str(r["best_epoch"]), f"{our_epoch:.3f}", f"{our_eval:.3f}", rb_ndcg_s, rq_s,
             _fmt(rb_epoch, "{:.3f}"), _fmt(rb_eval, "{:.3f}"),
             _fmt(None if rb_epoch is None else rb_epoch / our_epoch, "{:.1f}x"),
             _fmt(None if rb_epoch is None or not r.get("same_work_epoch_seconds") else
@@ -236,6 +260,9 @@ def main() -> None:
                     help="re-time ours (same work as RecBole) and RecBole, alternating, and update the results file")
     ap.add_argument("--timing-epochs", type=int, default=5)
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--recbole-seeds", type=int, default=0,
+                    help="only run RecBole's models (of --models) to the end with seeds 0..N-1 and record the mean "
+                         "and spread of their test metrics in the results file (ours untouched)")
     ap.add_argument("--seeds", type=int, default=1,
                     help="seeds per candidate setting: selection on mean validation NDCG@10, test as the mean")
     ap.add_argument("--out", default=str(RESULTS / "direct_backbones"))
@@ -283,12 +310,13 @@ def main() -> None:
         "A model run with --seeds N trained every candidate with N seeds, selected on the mean validation NDCG@10 "
         "and reports the test mean over those N models ('seeds', 'test_per_seed', 'test_std' in the JSON).",
     ]
-    if (args.merge or args.timing_only) and out.with_suffix(".json").exists():
+    if (args.merge or args.timing_only or args.recbole_seeds) and out.with_suffix(".json").exists():
         old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         for key in ("ours", "recbole"):
             results[key] = {**old.get(key, {}), **results[key]}
-        if "memory" in old:
-            results["memory"] = old["memory"]
+        for key in ("memory", "recbole_quality"):
+            if key in old:
+                results[key] = old[key]
         results["date"] = f"{old['date']}; updated {results['date']} ({', '.join(args.models)})"
 
     def save() -> None:  # after every model, so that an interrupted run keeps what it measured
@@ -306,6 +334,18 @@ def main() -> None:
         else:
             results["notes"].append(f"memory run failed: {proc.stderr.strip()[-300:]}")
 
+    if args.recbole_seeds:
+        quality = results.setdefault("recbole_quality", {})
+        for name in [m for m in args.models if m in RECBOLE_NAME]:
+            quality[name] = recbole_quality(args.recbole_python, name, args.recbole_seeds, args.threads)
+            save()
+        note = (f"'RecBole NDCG@10, {args.recbole_seeds} seeds' (recbole_quality in the JSON): RecBole 1.2.1 run to "
+                f"its early stop with its default settings and seeds 0..{args.recbole_seeds - 1}, mean ± std of its "
+                "test metrics (--recbole-seeds).")
+        results["notes"] = [n for n in results["notes"] if "--recbole-seeds" not in n] + [note]
+        save()
+        print(markdown(results))
+        return
     if args.timing_only:
         torch.set_num_threads(args.threads)
         for name in [m for m in args.models if m in RECBOLE_NAME]:

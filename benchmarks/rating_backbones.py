@@ -3,7 +3,7 @@
 Trains DeepFM, NFM, DCN, AFM, xDeepFM and AutoInt over several seeds, selects epochs on validation RMSE
 only, and reports test RMSE / MAE (mean +- std over seeds) as JSON and Markdown under
 ``benchmarks/results/``. When RecBole with its dependencies is importable from ``--recbole-python``
-(default ``/work/recbole-venv/bin/python``), RecBole's DeepFM with a squared-error loss runs on the
+(default: ``.recbole-venv`` from ``scripts/setup_recbole.sh``), RecBole's DeepFM with a squared-error loss runs on the
 same split side by side (``benchmarks/recbole_rating_deepfm.py``).
 
     python benchmarks/rating_backbones.py                      # all six, 3 seeds
@@ -30,6 +30,8 @@ from recfuse.models.base import create_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+import _recbole  # noqa: E402  (benchmarks/_recbole.py: where RecBole's interpreter is)
 MODELS = ["deepfm", "nfm", "dcn", "afm", "xdeepfm", "autoint"]
 #: Llama4Rec's rating table, ML-100K, Base (RMSE, MAE)
 PAPER_BASE = {"deepfm": (1.0487, 0.8082), "nfm": (1.0284, 0.8005), "dcn": (1.0478, 0.8063), "afm": (1.0471, 0.8035),
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--recbole-python", default="/work/recbole-venv/bin/python")
+    ap.add_argument("--recbole-python", default=_recbole.DEFAULT_PYTHON)
     ap.add_argument("--no-recbole", action="store_true")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",

@@ -5,7 +5,7 @@ Runs in an interpreter that has RecBole and its dependencies (not recfuse's); pr
 DeepFM otherwise (embedding 10, MLP [128, 128, 128], dropout 0.2, Adam 1e-3, batch 2048), early
 stopping on validation RMSE.
 
-    /work/recbole-venv/bin/python benchmarks/recbole_rating_deepfm.py --seed 0
+    .recbole-venv/bin/python benchmarks/recbole_rating_deepfm.py --seed 0
 """
 
 from __future__ import annotations
