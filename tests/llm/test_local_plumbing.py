@@ -55,6 +55,22 @@ def test_left_padding_matches_single_prompts(tiny_llm):
     assert gen_b == gen_s
 
 
+def test_single_token_choices_right_padded_equal_manual_and_single_prompts(tiny_llm):
+    """Single-token answers take the right-padded, mask-free path: same values as each prompt alone."""
+    choices = ["1", "2", "3", "4", "5"]
+    assert all(len(tiny_llm.choice_token_ids(c)) == 1 for c in choices)
+    batched = tiny_llm.choice_logprobs(PROMPTS, choices)  # batch_size 3: prompts of different lengths
+    want = np.array([[manual_logprob(tiny_llm, p, c) for c in choices] for p in PROMPTS])
+    np.testing.assert_allclose(batched, want, atol=1e-4)
+    single = np.vstack([tiny_llm.choice_logprobs([p], choices) for p in PROMPTS])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    top = tiny_llm.next_token_top_logprobs(PROMPTS, 3)
+    for p, row in zip(PROMPTS, top, strict=True):
+        with torch.no_grad():
+            lp = tiny_llm.model(input_ids=torch.tensor([tiny_llm.encode(p)])).logits[0, -1].float().log_softmax(-1)
+        np.testing.assert_allclose([v for _, v in row], lp.topk(3).values.numpy(), atol=1e-4)
+
+
 def test_choice_probs_sum_to_one(tiny_llm):
     p = choice_probs(tiny_llm.choice_logprobs(PROMPTS[:2], ["1", "2", "3", "4", "5"]))
     np.testing.assert_allclose(p.sum(1), 1.0)

@@ -1,9 +1,11 @@
 """Local transformers backend: any model id or folder, GGUF files, peft adapters, CPU or CUDA.
 
-Choice scoring runs the prompt once with ``logits_to_keep=1`` (all-position logits would cost about
-2 GB per batch); answers longer than one token continue from the prompt's key/value cache, so every
-choice costs only its own tokens. Prompts are left-padded with explicit position ids, so a batch
-scores the same as each prompt alone.
+Choice scoring runs each prompt once and sends only its last position through the LM head
+(all-position logits would cost about 2 GB per batch). Single-token answers (ratings, letters, Yes/No):
+prompts are right-padded and run without an attention mask, so attention takes the fused causal kernel.
+Answers longer than one token: prompts are left-padded with explicit position ids and the answers continue
+from the prompt's key/value cache, so every choice costs only its own tokens. Either way a batch scores the
+same as each prompt alone.
 """
 
 from __future__ import annotations
@@ -289,6 +291,26 @@ class LocalLLM:
         for s in progress(starts, enabled=self.progress, desc=desc, total=len(starts)):
             yield order[s:s + self.batch_size]
 
+    def _next_token_logprobs(self, seqs: list[list[int]]):
+        """Log-probabilities of the token after each sequence, ``(len(seqs), vocab)``, in one forward pass.
+
+        The batch is padded on the right and run without an attention mask: under the causal mask a real
+        token never sees the padding after it, so every row reads exactly as alone, and attention takes
+        the fused causal kernel instead of an explicit (len x len) mask. Only the last real position of
+        each row goes through the LM head (``logits_to_keep`` with those positions).
+        """
+        import torch
+
+        lengths = torch.tensor([len(s) for s in seqs])
+        ids = torch.full((len(seqs), int(lengths.max())), self.tokenizer.pad_token_id, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        last, row_pos = torch.unique(lengths - 1, return_inverse=True)
+        logits = self.model(input_ids=ids.to(self.device), use_cache=False,
+                            logits_to_keep=last.to(self.device)).logits  # (b, len(last), V)
+        picked = logits[torch.arange(len(seqs)), row_pos.to(self.device)]
+        return picked.float().log_softmax(-1)
+
     # ------------------------------------------------------------ choice scoring
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
         """Log-probability of each choice after each prompt, ``(len(prompts), len(choices))``."""
@@ -313,9 +335,12 @@ class LocalLLM:
             rest, rest_mask = rest.to(self.device), rest_mask.to(self.device)
         with torch.inference_mode():
             for idx in self._batches(len(prompts), [len(e) for e in encoded], "scoring"):
+                if lmax == 1:
+                    out[idx] = self._next_token_logprobs([encoded[i] for i in idx])[:, first].double().cpu().numpy()
+                    continue
                 ids, mask, pos = self._batch([encoded[i] for i in idx])
                 res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                 use_cache=lmax > 1, logits_to_keep=1)
+                                 use_cache=True, logits_to_keep=1)
                 lp = res.logits[:, -1, :].float().log_softmax(-1)
                 score = lp[:, first]  # (b, k)
                 if lmax > 1:
@@ -406,10 +431,7 @@ class LocalLLM:
         out: list[list[tuple[str, float]]] = [[] for _ in prompts]
         with torch.inference_mode():
             for idx in self._batches(len(prompts), [len(e) for e in encoded], "scoring"):
-                ids, mask, pos = self._batch([encoded[i] for i in idx])
-                lp = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
-                                logits_to_keep=1).logits[:, -1].float().log_softmax(-1)
-                top = lp.topk(k, dim=-1)
+                top = self._next_token_logprobs([encoded[i] for i in idx]).topk(k, dim=-1)
                 for row, i in enumerate(idx):
                     out[i] = [(self.tokenizer.decode([int(t)]), float(v))
                               for v, t in zip(top.values[row], top.indices[row])]
