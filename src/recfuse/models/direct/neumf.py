@@ -43,7 +43,9 @@ class FastDropout(nn.Dropout):
             return super().forward(x)
         if self.p >= 1:
             return x * 0
-        return x.masked_fill(_drop_mask(x.shape, self.p), 0.0) * (1.0 / (1.0 - self.p))
+        # a product with the scaled keep mask: its backward is one more product (masked_fill's costs ~2x)
+        keep = (~_drop_mask(x.shape, self.p)).to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        return x * keep
 
 
 class NeuMFBackbone(Backbone):
