@@ -42,17 +42,35 @@ RECBOLE_STOPPING_STEP = _recbole.SEQUENTIAL_CONFIG["stopping_step"]
 KS = [3, 5, 10]
 
 
-def run_ours(name: str, split, seed: int, params: dict, show_progress: bool) -> dict:
+#: candidate settings of ours, beyond the defaults (an empty dict): with several, each is trained and the one with
+#: the best validation NDCG@10 is kept; the test split is read for the kept one only (``--candidates``)
+CANDIDATES: dict[str, list[dict]] = {
+    "cl4srec": [{}, {"cl_weight": 0.05}, {"cl_weight": 0.1, "temperature": 0.5},
+                {"cl_weight": 0.05, "temperature": 0.5}, {"cl_weight": 0.2, "temperature": 0.5}],
+}
+
+
+def run_ours(name: str, split, seed: int, params: dict, show_progress: bool, candidates: list[dict] | None = None) -> dict:
+    """Train ``name`` (each candidate setting on top of ``params``, kept by validation NDCG@10), then test it."""
     import numpy as np
     import scipy.sparse as sp
 
     from recfuse.eval import evaluate_full_ranking
     from recfuse.models.base import create_model
 
-    model = create_model(name, seed=seed, **params)
-    start = time.perf_counter()
-    model.fit(split, progress=show_progress)
-    wall = time.perf_counter() - start
+    tried, best = [], None
+    for cand in candidates or [{}]:
+        model = create_model(name, seed=seed, **{**params, **cand})
+        start = time.perf_counter()
+        model.fit(split, progress=show_progress)
+        wall = time.perf_counter() - start
+        valid = float(model.train_log["best_valid_ndcg@10"])
+        tried.append({"params": cand, "valid_ndcg@10": valid, "train_seconds": wall,
+                      "best_epoch": model.train_log["best_epoch"]})
+        print(f"recfuse {name} {cand or 'defaults'}: valid NDCG@10 {valid:.4f} ({wall:.0f} s)", flush=True)
+        if best is None or valid > best[0]:
+            best = (valid, model, wall)
+    _, model, wall = best
     history, truth = split.history("test"), split.ground_truth("test")
     res = evaluate_full_ranking(model.score, history, truth, ks=KS)
     no_excl = evaluate_full_ranking(model.score, sp.csr_matrix(history.shape, dtype=history.dtype), truth, ks=KS)
@@ -67,6 +85,7 @@ def run_ours(name: str, split, seed: int, params: dict, show_progress: bool) -> 
         "seconds_to_best_epoch": float(np.sum(log["epoch_seconds"][:best + 1])
                                        + np.sum(log.get("valid_seconds", [])[:best + 1])),
         "training_windows": log["training_windows"], "valid_history": log["valid_history"],
+        **({"candidates": tried} if len(tried) > 1 else {}),
     }
 
 
@@ -182,6 +201,11 @@ def markdown(report: dict) -> str:
                        f"({ne['ndcg@10']:.4f} / {ne['hr@10']:.4f} without exclusion, RecBole's protocol) vs RecBole "
                        f"{rb['ndcg@10']:.4f} / {rb['hr@10']:.4f}: {'at least' if ok else 'below'} RecBole's under our "
                        f"protocol, {'at least' if ok_ne else 'below'} under RecBole's.")]
+    for r in report["runs"]:
+        if r.get("candidates"):
+            tried = "; ".join(f"{c['params'] or 'defaults'} {c['valid_ndcg@10']:.4f}" for c in r["candidates"])
+            lines += ["", f"recfuse {r['model']}: kept the best of {len(r['candidates'])} settings on validation "
+                          f"NDCG@10 ({tried}); test read for the kept one only."]
     by = {r["model"]: r["test"] for r in report["runs"]}
     if "sasrec" in by and "cl4srec" in by:
         ok = all(by["cl4srec"][m] >= by["sasrec"][m] for m in ("ndcg@10", "hr@10"))
@@ -227,6 +251,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="hyper-parameter for every model of ours (JSON value), e.g. --param lr=0.002")
+    ap.add_argument("--candidates", action="store_true",
+                    help="train each of the model's CANDIDATES settings and keep the best on validation NDCG@10")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--recbole", choices=["full", "probe", "off"], default="full",
                     help="RecBole side: train to its early stop (full), time --recbole-epochs epochs (probe), or not")
@@ -286,7 +312,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     for name in args.models:
         if not args.recbole_only:
-            r = run_ours(name, split, args.seed, params, not args.no_progress)
+            r = run_ours(name, split, args.seed, params, not args.no_progress,
+                         CANDIDATES.get(name) if args.candidates else None)
             report["runs"].append(r)
             t, ne = r["test"], r["test_no_exclusion"]
             print(f"recfuse {name}: test HR@10 {t['hr@10']:.4f} NDCG@10 {t['ndcg@10']:.4f} (no exclusion "
