@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option, to_dict
 from recfuse.errors import ConfigError
 from recfuse.io import atomic_dir
@@ -137,6 +138,8 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
     import torch
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
+
+    return_large_blocks_to_os()  # variable-length batches: keep freed activations from piling up
 
     from recfuse.models.torch_utils import progress as bar
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option
 from recfuse.errors import ConfigError
 
@@ -298,6 +299,7 @@ class PPOTrainer:
 
         if not prompts:
             raise ConfigError("PPO needs at least one prompt")
+        return_large_blocks_to_os()
         rng = np.random.default_rng(self.cfg.seed)
         order: list[int] = []
         out = PPOLog()

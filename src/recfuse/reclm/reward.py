@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option, to_dict
 from recfuse.errors import ConfigError
 from recfuse.reclm.profiles import format_profile
@@ -167,6 +168,7 @@ class RewardModel:
 
         if not pairs:
             raise ConfigError("no preference pairs to train the reward model on")
+        return_large_blocks_to_os()
         cfg = self.cfg
         before = self.accuracy(pairs)
         params = [p for p in self.model.parameters() if p.requires_grad]
