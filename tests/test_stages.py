@@ -58,3 +58,48 @@ def test_cached_answers_carry_their_cost_and_old_caches_migrate(tmp_path):
     with stage_cost() as mixed:
         out = llm.choice_logprobs(["p1", "p4"], ["a", "b"])
     assert out[1, 0] == -2.0 and mixed.unknown_answers == 1 and not mixed.complete
+
+
+def test_half_built_stages_of_dead_processes_are_swept(tmp_path):
+    """A stage killed mid-build (SIGKILL, out of memory) leaves its temporary folder; the next build of the same
+    stage removes it, but never one of a live process (a concurrent build)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    calls = []
+    key = {"x": 1}
+    first = stage_dir("demo", key, lambda tmp: (tmp / "out.txt").write_text("1"), root=tmp_path)
+    orphan = first.parent / f".{first.name}x.{dead_pid}.abc"  # another stage's name: untouched
+    mine_dead = first.parent / f".{first.name}.{dead_pid}.abc"
+    mine_live = first.parent / f".{first.name}.{os.getpid()}.abc"
+    for d in (orphan, mine_dead, mine_live):
+        d.mkdir()
+    shutil.rmtree(first)
+    stage_dir("demo", key, lambda tmp: calls.append((tmp / "out.txt").write_text("2")), root=tmp_path)
+    assert calls and not mine_dead.exists() and mine_live.exists() and orphan.exists()
+
+
+def test_sigterm_interrupts_the_command_like_ctrl_c(capsys, monkeypatch):
+    """`kill` reaches the CLI as KeyboardInterrupt: finally-blocks clean up and the exit code is 130."""
+    import argparse
+    import os
+    import signal
+
+    from recfuse import cli
+
+    def command(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("not interrupted")
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=command, verbose=False)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main([]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before

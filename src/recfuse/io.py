@@ -40,6 +40,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _sweep_orphans(target: Path) -> None:
+    """Remove temporary folders of ``target`` left by processes that died mid-build (killed, out of memory).
+
+    Temporary folders carry their builder's pid (``.<name>.<pid>.<random>``); those of live processes (a
+    concurrent build) are left alone.
+    """
+    prefix = f".{target.name}."
+    for path in target.parent.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split(".", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | Path, keep_existing: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; it becomes ``target`` only if the block succeeds.
@@ -49,7 +72,8 @@ def atomic_dir(target: str | Path, keep_existing: bool = False) -> Iterator[Path
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _sweep_orphans(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", dir=target.parent))
     try:
         yield tmp
         if target.exists():
