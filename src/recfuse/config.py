@@ -258,6 +258,9 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="suite YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    parser.add_argument("--recompute", action="store_true",
+                        help="run every configuration again, even one whose results are already written "
+                             "with the same settings (by default those are reused)")
 
 
 def suite_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -49,3 +49,14 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         write_json(path, {"a": object()})
     assert json.loads(path.read_text()) == {"a": 1}
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_finished_run_needs_the_same_config(tmp_path):
+    from recfuse.eval.report import finished_run
+    config = {"seeds": (0, 1), "lr": 0.01, "progress": True}
+    assert finished_run(tmp_path, config) is None  # nothing written yet
+    write_report(tmp_path, [{"variant": "base", "hr@3": 0.5}], config=config)
+    assert finished_run(tmp_path, config)["rows"] == [{"variant": "base", "hr@3": 0.5}]
+    assert finished_run(tmp_path, {**config, "progress": False}) is not None  # does not change results
+    assert finished_run(tmp_path, {**config, "lr": 0.02}) is None
+    assert finished_run(tmp_path, {**config, "seeds": [0, 1, 2]}) is None

@@ -45,5 +45,5 @@ def _run_llama4rec(cfg) -> int:
 
 def _run_suite(args) -> int:
     from recfuse.llama4rec.suite import run_suite
-    run_suite(args.file, suite_overrides(args))
+    run_suite(args.file, suite_overrides(args), reuse=not args.recompute)
     return 0

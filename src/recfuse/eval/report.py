@@ -41,6 +41,26 @@ def csv_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     return buf.getvalue()
 
 
+def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("progress",)) -> dict | None:
+    """The ``results.json`` of a run already written in ``out_dir`` with the same ``config``, else None.
+
+    Configs are compared as :func:`write_report` stores them (``config.yaml``), keys in ``ignore`` aside
+    (settings that do not change results). Suites use it to skip finished runs even when the stage
+    cache that produced them is gone (another machine, a cleared cache).
+    """
+    out = Path(out_dir)
+    if not (out / "results.json").is_file() or not (out / "config.yaml").is_file():
+        return None
+    with open(out / "config.yaml", encoding="utf-8") as fh:
+        old = yaml.safe_load(fh) or {}
+    # through YAML, as write_report stores it: tuples become lists, and so on
+    new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False)) or {}
+    if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}:
+        return None
+    from recfuse.io import read_json
+    return read_json(out / "results.json")
+
+
 def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | None = None,
                  title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None) -> Path:
     """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``."""

@@ -91,12 +91,17 @@ def cost_rows(reports: list[dict]) -> list[dict]:
     return rows
 
 
+def output_dir(cfg, dataset: Dataset) -> Path:
+    """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>``."""
+    return Path(cfg.out) / dataset.name / f"{cfg.task}-{cfg.backbone}"
+
+
 def write_llama4rec_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     from recfuse.llama4rec.pipeline import summarize
 
     lower = cfg.task == "rating"
     rows = summarize(cfg, reports, lower_is_better=lower)
-    out = Path(cfg.out) / dataset.name / f"{cfg.task}-{cfg.backbone}"
+    out = output_dir(cfg, dataset)
     out.mkdir(parents=True, exist_ok=True)
     table = display_rows(cfg, rows, len(reports))
     costs = cost_rows(reports)

@@ -11,31 +11,40 @@ A suite file (YAML) gives the shared settings and the runs::
 
 Each run writes its own folder (tables, heatmaps, per-user values); ``suite.md`` / ``suite.json``
 gather the main tables (Tables 2-4 layout), the ablations (Table 5) and the cost, with the paper's
-numbers beside ours.
+numbers beside ours. A run whose folder already holds results of the same settings is reused, not run
+again (``reuse=False`` / ``--recompute`` runs it anyway), so a suite resumes run by run even without the
+stage cache that produced the earlier runs.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from recfuse.config import load_suite as config_load_suite
 from recfuse.config import to_dict
-from recfuse.eval.report import markdown_table
+from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
-from recfuse.llama4rec.report import PAPER
+from recfuse.llama4rec.report import PAPER, output_dir
 
+log = logging.getLogger(__name__)
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[Llama4RecConfig], Path]:
     return config_load_suite(path, Llama4RecConfig, overrides, "runs/llama4rec-suite")
 
 
-def run_suite(path: str | Path, overrides: dict | None = None) -> dict:
+def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = True) -> dict:
     cfgs, out = load_suite(path, overrides)
     sections, summary = [], []
     for cfg in cfgs:
         method = Llama4Rec(cfg)
-        result = method.run()
+        result = finished_run(output_dir(cfg, method.dataset), to_dict(cfg)) if reuse else None
+        if result is not None:
+            log.warning("%s %s: reusing the results already written with the same settings in %s "
+                        "(--recompute to run again)", cfg.task, cfg.backbone, output_dir(cfg, method.dataset))
+        else:
+            result = method.run()
         paper = PAPER.get((method.dataset.name, cfg.backbone))
         sections.append(f"## {cfg.task}: {cfg.backbone} on {method.dataset.name}\n\n"
                         + markdown_table(result["display"])

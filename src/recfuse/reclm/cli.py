@@ -39,6 +39,6 @@ def register_suite(msub: argparse._SubParsersAction) -> None:
 
 def _run_suite(args) -> int:
     from recfuse.reclm.suite import run_suite
-    res = run_suite(args.file, suite_overrides(args))
+    res = run_suite(args.file, suite_overrides(args), reuse=not args.recompute)
     print(f"suite written to {res['out']}")
     return 0

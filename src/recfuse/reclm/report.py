@@ -76,9 +76,14 @@ def display(rows: list[dict], ks: list[int]) -> list[dict]:
     return out
 
 
+def output_dir(cfg, dataset: Dataset) -> Path:
+    """Where one RecLM configuration writes its results: ``<out>/<dataset>``."""
+    return Path(cfg.out) / dataset.name
+
+
 def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     """results.json / .md / .csv under ``<out>/<dataset>``, plus cost.md; returns the JSON content."""
-    out = Path(cfg.out) / dataset.name
+    out = output_dir(cfg, dataset)
     rows = summarize(reports, cfg.ks)
     cost = cost_rows(rows)
     seeds = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]

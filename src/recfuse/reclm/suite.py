@@ -8,18 +8,23 @@ A suite file (YAML) gives shared settings and the runs (each a :class:`RecLMConf
     out: benchmarks/results/reclm
 
 Each run writes its own folder (``<out>/<dataset>``); ``suite.md`` / ``suite.json`` gather the tables
-and a check of the paper's target: Augment above Base on Recall@20, full-shot and zero-shot.
+and a check of the paper's target: Augment above Base on Recall@20, full-shot and zero-shot. A run whose
+folder already holds results of the same settings is reused (``reuse=False`` / ``--recompute`` runs it again).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from recfuse.config import load_suite as config_load_suite
 from recfuse.config import to_dict
-from recfuse.eval.report import markdown_table
+from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
+from recfuse.reclm.report import output_dir
+
+log = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[RecLMConfig], Path]:
@@ -40,12 +45,19 @@ def target_check(rows: list[dict]) -> list[dict]:
     return out
 
 
-def run_suite(path: str | Path, overrides: dict | None = None) -> dict:
+def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = True) -> dict:
     cfgs, out = load_suite(path, overrides)
     sections, summary = [], []
     for cfg in cfgs:
         method = RecLM(cfg)
-        result = method.run()
+        run_dir = output_dir(cfg, method.dataset)
+        result = finished_run(run_dir, to_dict(cfg)) if reuse else None
+        if result is not None:
+            log.warning("%s: reusing the results already written with the same settings in %s "
+                        "(--recompute to run again)", method.dataset.name, run_dir)
+            result["out"] = str(run_dir)
+        else:
+            result = method.run()
         check = target_check(result["rows"])
         tables = (Path(result["out"]) / "tables.md").read_text()
         sections.append(f"## {method.dataset.name}\n\n{tables}\n### Target: Augment above Base (Recall@20)\n\n"

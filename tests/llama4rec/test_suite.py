@@ -1,0 +1,32 @@
+"""Suite mode of Llama4Rec: finished runs are reused, not recomputed."""
+
+import pytest
+
+from recfuse.config import to_dict
+from recfuse.eval.report import write_report
+from recfuse.llama4rec import suite
+from recfuse.llama4rec.pipeline import Llama4Rec
+from recfuse.llama4rec.report import output_dir
+
+
+def test_suite_reuses_a_finished_run_with_the_same_settings(tmp_path, monkeypatch):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"common: {{dataset: synthetic, seeds: [0]}}\nruns:\n  - {{task: direct, backbone: mf}}\n"
+                 f"out: {tmp_path / 'out'}\n")
+    (cfg,), _ = suite.load_suite(f)
+    method = Llama4Rec(cfg)
+    rows = [{"variant": "base", "hr@3": 0.25}]
+    write_report(output_dir(cfg, method.dataset), rows, config=to_dict(cfg),
+                 extra={"display": [{"method": "Base", "hr@3": "0.2500"}]})
+
+    def must_not_run(self):
+        raise AssertionError("a finished run was recomputed")
+
+    monkeypatch.setattr(Llama4Rec, "run", must_not_run)
+    res = suite.run_suite(f)
+    assert res["runs"][0]["rows"] == rows
+    assert "0.2500" in (tmp_path / "out" / "suite.md").read_text()
+    with pytest.raises(AssertionError, match="recomputed"):
+        suite.run_suite(f, reuse=False)
+    with pytest.raises(AssertionError, match="recomputed"):  # other settings: not the same run
+        suite.run_suite(f, {"instructions": 7})
