@@ -73,3 +73,32 @@ def test_completions_mode_needs_a_tokenizer_for_messages(flaky):
         llm.choice_logprobs([[{"role": "user", "content": "q"}]], ["Yes"])
     with pytest.raises(LLMError):
         HTTPLLM(flaky, model="toy", mode="bogus")
+
+
+class _Strict(_Flaky):
+    """A hosted-API-like server: refuses unknown fields (vLLM's continue_final_message) with a 400."""
+
+    bodies: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).bodies.append(body)
+        if "continue_final_message" in body:
+            return self._send(400, {"error": "Unrecognized request argument: continue_final_message"})
+        self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "a new answer"}}]})
+
+
+def test_started_answer_continues_where_supported_else_plain_chat():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Strict)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        llm = HTTPLLM(f"http://127.0.0.1:{srv.server_address[1]}/v1", retries=0, concurrency=1)
+        started = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "Identities:"}]
+        assert llm.generate([started, started]) == ["a new answer", "a new answer"]
+        first, retried, later = _Strict.bodies
+        assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
+        assert "continue_final_message" not in retried and "continue_final_message" not in later  # asked once
+        llm.generate(["plain"])
+        assert "continue_final_message" not in _Strict.bodies[-1]  # a plain prompt never carries it
+    finally:
+        srv.shutdown()

@@ -68,6 +68,7 @@ class HTTPLLM:
             tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.tokenizer = tokenizer
         self._session_local: Any = None
+        self._continues_answers = True  # until a server refuses vLLM's continue_final_message
         self.model = model or self._first_model()
 
     # ------------------------------------------------------------------ transport
@@ -233,7 +234,22 @@ class HTTPLLM:
 
         def one(p: Prompt) -> str:
             if self.mode == "chat":
-                res = self._request("POST", "/chat/completions", {**common, "messages": self._messages(p)})
+                msgs = self._messages(p)
+                body = {**common, "messages": msgs}
+                if msgs[-1]["role"] == "assistant" and self._continues_answers:
+                    # a started answer: vLLM's extension continues it instead of opening a new turn
+                    try:
+                        res = self._request("POST", "/chat/completions",
+                                            {**body, "continue_final_message": True, "add_generation_prompt": False})
+                    except LLMError as e:
+                        if "refused" not in str(e):
+                            raise
+                        log.warning("%s refused continue_final_message; started answers are sent as plain "
+                                    "chat turns (the model answers anew)", self.base_url)
+                        self._continues_answers = False
+                        res = self._request("POST", "/chat/completions", body)
+                else:
+                    res = self._request("POST", "/chat/completions", body)
                 try:
                     return str(res["choices"][0]["message"]["content"] or "")
                 except (KeyError, IndexError, TypeError):
