@@ -35,6 +35,11 @@ def test_ml100k_raw():
     assert ds.item_features["year"].values[item] == 1995
     assert ds.item_features["genres"].row_values(item) == ["Action", "Adventure", "Thriller"]
     assert ds.user_features["gender"].row_values(ds.users.index("2")[0]) == "F"
+    # one-line texts for prompts: categorical side information in brackets, user features as name: value
+    assert ds.item_brief(item) == "GoldenEye (Action, Adventure, Thriller)"
+    user = ds.users.index("1")[0]
+    assert ds.user_brief(user) == "age: 24, gender: M, occupation: technician, zip code: 85711"
+    assert ds.user_brief(user, ["occupation"]) == "occupation: technician"
 
 
 def test_ml1m_raw():

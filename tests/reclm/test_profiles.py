@@ -10,17 +10,47 @@ from recfuse.reclm.text import encode
 GOOD = "Identities: a curious viewer; Interests: {}"
 
 
+def as_text(prompt) -> str:
+    """A prompt as one text (chat messages joined), what the scripted answers read."""
+    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+
 class ScriptedLLM:
-    """Answers from a function of the prompt; records the prompts."""
+    """Answers from a function of the prompt's text; records the prompts (as texts) and the calls."""
 
     fingerprint = "scripted"
 
     def __init__(self, answer):
-        self.answer, self.prompts = answer, []
+        self.answer, self.prompts, self.calls = answer, [], []
 
     def generate(self, prompts, max_new_tokens=128, **kw):
-        self.prompts += list(prompts)
-        return [self.answer(p) for p in prompts]
+        texts = [as_text(p) for p in prompts]
+        self.prompts += texts
+        self.calls.append({"prompts": list(prompts), **kw})
+        return [self.answer(t) for t in texts]
+
+
+def test_structured_answers_start_each_part_for_the_model():
+    def continue_(text):  # a model that continues the started answer
+        if text.endswith("Interests:"):
+            return " westerns and dramas\nmore"
+        return " a patient viewer" if "user A" in text else " a fan of noir; Interests: crime films"
+    llm = ScriptedLLM(continue_)
+    got = prof.structured_answers(llm, ["Profile of user A:", "Profile of user B:"])
+    assert got == ["Identities: a patient viewer; Interests: westerns and dramas\nmore",
+                   "Identities: a fan of noir; Interests: crime films"]
+    first, second = llm.calls
+    assert all(p[-1] == {"role": "assistant", "content": "Identities:"} for p in first["prompts"])
+    assert first["stop"] == ["\n"] and second["stop"] == ["\n"]
+    # only the answer without interests gets a second pass, started with its own identities
+    assert [p[-1]["content"] for p in second["prompts"]] == ["Identities: a patient viewer; Interests:"]
+    assert [prof.parse_structured_profile(t).ok for t in got] == [True, True]
+    # a backend that ignores the started answer and writes a whole one: kept once, not doubled
+    whole = ScriptedLLM(lambda t: "Identities: a critic; Interests: silent films")
+    assert prof.structured_answers(whole, ["Profile:"]) == ["Identities: a critic; Interests: silent films"]
+    assert len(whole.calls) == 1
+    assert prof.prefilled([{"role": "user", "content": "q"}, {"role": "assistant", "content": "A: "}], "x")[-1] == \
+        {"role": "assistant", "content": "A: x"}
 
 
 def test_user_profiles_count_invalid_answers_and_fall_back(cold_split):
@@ -34,6 +64,7 @@ def test_user_profiles_count_invalid_answers_and_fall_back(cold_split):
     first = llm.prompts[0]
     assert ds.item_title(int(hist[0][-1])) in first and ds.item_title(int(hist[1][-1])) in first
     assert "Identities:" in first  # the structured format is asked for
+    assert f"Target user information: {ds.user_brief(0)}" in first or not ds.user_brief(0)
     bad = ScriptedLLM(lambda p: "")
     got = prof.user_profiles(bad, PromptBuilder(), ds, hist, similar, users)
     rep = got.report()

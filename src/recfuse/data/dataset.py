@@ -347,6 +347,35 @@ class Dataset:
                 parts.append(f"{f.name}: {value}")
         return "; ".join(parts)
 
+    def item_brief(self, item: int, fields: Sequence[str] | None = None) -> str:
+        """The item's title with its categorical side information in brackets: ``Toy Story (Animation,
+        Comedy)``, short enough for histories in prompts. ``fields`` limits which features are shown
+        (default: every categorical feature)."""
+        values: list[str] = []
+        for f in self.item_features.of_kind("categorical", "multi"):
+            if fields is not None and f.name not in fields:
+                continue
+            value = f.row_values(item)
+            values.extend(str(v) for v in (value if isinstance(value, list) else [value]) if v)
+        title = self.item_title(item)
+        return f"{title} ({', '.join(values)})" if values else title
+
+    def user_brief(self, user: int, fields: Sequence[str] | None = None) -> str:
+        """The user's side information in one line (``age: 24, gender: M, occupation: technician``), for
+        prompts; empty when the dataset has none. ``fields`` limits which features are shown."""
+        parts = []
+        for f in self.user_features:
+            if f.kind == "text" or (fields is not None and f.name not in fields):
+                continue
+            value = f.row_values(user)
+            if isinstance(value, list):
+                value = ", ".join(map(str, value))
+            if isinstance(value, float):
+                value = "" if np.isnan(value) else f"{value:g}"
+            if value not in ("", None):
+                parts.append(f"{f.name.replace('_', ' ')}: {value}")
+        return ", ".join(parts)
+
     def filter(self, keep_interactions: np.ndarray, *, drop_unused: bool = True) -> Dataset:
         """A dataset with only the kept interactions; unused users and items dropped and reindexed."""
         inter = self.interactions.take(keep_interactions)

@@ -21,7 +21,7 @@ import numpy as np
 from recfuse.data.dataset import Dataset
 from recfuse.llm.prompts import YES_NO, PromptBuilder
 from recfuse.llm.sft import as_messages
-from recfuse.reclm.profiles import titles, user_profile_prompt
+from recfuse.reclm.profiles import history_texts, user_profile_prompt
 
 VARIANTS = ("gpt_kd", "naive", "mask")
 
@@ -77,28 +77,29 @@ def answer(label: bool) -> str:
 
 
 def turn1_prompts(builder: PromptBuilder, dataset: Dataset, hist: list[np.ndarray],
-                  s: CollabSample) -> list[str]:
+                  s: CollabSample, user_info: bool = True) -> list[str]:
     """The teacher's profile prompts for turn 1: the target (its leakage-free history, neighbours as
-    context), then each similar user from their own history."""
-    out = [user_profile_prompt(builder, dataset, s.target_history, [hist[v] for v in s.similar])]
-    out += [user_profile_prompt(builder, dataset, hist[v], []) for v in s.similar]
+    context), then each similar user from their own history; ``user_info`` shows their side information."""
+    out = [user_profile_prompt(builder, dataset, s.target_history, [hist[v] for v in s.similar],
+                               s.user if user_info else None)]
+    out += [user_profile_prompt(builder, dataset, hist[v], [], v if user_info else None) for v in s.similar]
     return out
 
 
 def two_turn_dialogue(builder: PromptBuilder, dataset: Dataset, hist: list[np.ndarray], s: CollabSample,
                       profiles: Sequence[str]) -> list[dict]:
     """Figure 6: system, turn-1 query, profiles (response 1), turn-2 query, Yes/No (response 2)."""
-    return builder.collaborative_dialogue(titles(dataset, s.target_history),
-                                          [titles(dataset, hist[v]) for v in s.similar],
-                                          dataset.item_title(s.candidate), profiles=list(profiles),
+    return builder.collaborative_dialogue(history_texts(dataset, s.target_history),
+                                          [history_texts(dataset, hist[v]) for v in s.similar],
+                                          dataset.item_brief(s.candidate), profiles=list(profiles),
                                           answer=answer(s.label))
 
 
 def naive_dialogue(builder: PromptBuilder, dataset: Dataset, hist: list[np.ndarray], s: CollabSample) -> list[dict]:
     """The Naive variant: one turn (histories and the candidate in one query), Yes/No response."""
-    msgs = builder.collaborative_dialogue(titles(dataset, s.target_history),
-                                          [titles(dataset, hist[v]) for v in s.similar],
-                                          dataset.item_title(s.candidate))
+    msgs = builder.collaborative_dialogue(history_texts(dataset, s.target_history),
+                                          [history_texts(dataset, hist[v]) for v in s.similar],
+                                          dataset.item_brief(s.candidate))
     system, queries = msgs[0], [m["content"] for m in msgs[1:]]
     return [system, *as_messages("\n".join(queries), answer(s.label))]
 

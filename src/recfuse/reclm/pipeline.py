@@ -80,7 +80,9 @@ class RecLMConfig:
     encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "
                                            "model or folder, or hashing:<dim>")
     domain: str = option("movie", "what the items are, in prompts")
-    history_tokens: int = option(200, "token budget of each history in a prompt (the most recent items kept)")
+    history_tokens: int = option(100, "token budget of each history in a prompt (the most recent items kept)")
+    user_info: bool = option(True, "show the user's side information (age, occupation, ...) in profile prompts "
+                                   "(R4: user text), where the dataset has any")
     ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
     out: str = option("runs/reclm", "output folder")
     progress: bool = option(True, "show progress bars")
@@ -137,7 +139,8 @@ class RecLM(TimedStages):
         teacher = load_llm(cfg.teacher, progress=cfg.progress)
         key = {"split": split.fingerprint(), "teacher": teacher.fingerprint, "similar": fingerprint(similar),
                "seed": seed, "instructions": cfg.instructions, "kd_users": cfg.kd_users,
-               "tokens": cfg.max_new_tokens, "domain": cfg.domain, "history": cfg.history_tokens}
+               "tokens": cfg.max_new_tokens, "domain": cfg.domain, "history": cfg.history_tokens,
+               "user_info": cfg.user_info}
 
         def build(tmp: Path) -> None:
             rng = np.random.default_rng(seed)
@@ -146,13 +149,14 @@ class RecLM(TimedStages):
             kd = np.sort(rng.choice(active, min(cfg.kd_users, len(active)), replace=False))
             neigh = np.array([similar[u][0] for u in kd])
             ask = np.unique(np.concatenate([kd, neigh]))
-            prompts = {int(u): prof.user_profile_prompt(b, ds, hist[u], [hist[s] for s in similar[u]]) for u in ask}
+            prompts = {int(u): prof.user_profile_prompt(b, ds, hist[u], [hist[s] for s in similar[u] if s >= 0],
+                                                        int(u) if cfg.user_info else None) for u in ask}
             texts = self.teacher_profiles(teacher, [prompts[int(u)] for u in ask],
                                           [prof.fallback_user_profile(ds, hist[u]) for u in ask], stats)
             teacher_of = dict(zip(ask.tolist(), texts))
             kd_dialogues = [ins.kd_dialogue(prompts[int(u)], teacher_of[int(u)]) for u in kd]
             samples, sample_info = ins.sample_collaborative(hist, similar, active, cfg.instructions, rng)
-            t1 = [ins.turn1_prompts(b, ds, hist, s) for s in samples]  # one batched teacher call
+            t1 = [ins.turn1_prompts(b, ds, hist, s, cfg.user_info) for s in samples]  # one batched teacher call
             alts = [prof.fallback_user_profile(ds, h)
                     for s in samples for h in [s.target_history, *(hist[v] for v in s.similar)]]
             flat = self.teacher_profiles(teacher, [p for ps in t1 for p in ps], alts, stats)
@@ -215,11 +219,12 @@ class RecLM(TimedStages):
         key = {"llm": llm.fingerprint, "split": split.fingerprint(), "similar": fingerprint(similar),
                "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
                "cold_similar": cfg.cold_similar_items, "domain": cfg.domain,
-               "history": cfg.history_tokens}
+               "history": cfg.history_tokens, "user_info": cfg.user_info}
 
         def build(tmp: Path) -> None:
             active = np.flatnonzero([len(h) > 0 for h in hist])
-            got = prof.user_profiles(llm, self.builder, ds, hist, similar, active, cfg.max_new_tokens)
+            got = prof.user_profiles(llm, self.builder, ds, hist, similar, active, cfg.max_new_tokens,
+                                     cfg.user_info)
             users = [prof.fallback_user_profile(ds, h) for h in hist]
             fb_u = np.ones(len(hist), dtype=bool)
             for u, t, f in zip(active, got.texts, got.fallback):

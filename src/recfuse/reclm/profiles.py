@@ -4,9 +4,12 @@
 * item profiles of items with training interactions from the profiles of their users (appendix 6.6);
 * cold-start item profiles from the most similar items by raw text embedding, and their profiles.
 
-Every answer is parsed by :func:`parse_structured_profile`; an invalid answer (too short, repetitive,
-missing identities or interests) is counted in a :class:`~recfuse.llm.parsing.ParseStats` and replaced
-by a fallback built from the data (recent titles), also counted, so no profile is silently empty.
+Profiles are written by structured generation (:func:`structured_answers`): the answer is started with
+"Identities:" for the model, and where its line ends without "Interests:", a second pass starts that part
+too, so even a small model answers in the format. Every answer is then parsed by
+:func:`parse_structured_profile`; an invalid one (too short, repetitive, a part missing or trivial) is
+counted in a :class:`~recfuse.llm.parsing.ParseStats` and replaced by a fallback built from the data
+(recent titles), also counted, so no profile is silently empty.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import scipy.sparse as sp
 
 from recfuse.data.dataset import Dataset, Interactions
 from recfuse.llama4rec.instructions import user_sequences
-from recfuse.llm.base import LLM
+from recfuse.llm.base import LLM, Prompt, normalize_prompt
 from recfuse.llm.parsing import ParseResult, ParseStats, parse_profile
 from recfuse.llm.prompts import PromptBuilder, escape_text
 
@@ -29,6 +32,8 @@ USER_FORMAT = ("Answer in exactly this format: Identities: <who the user is, e.g
 ITEM_FORMAT = ("Answer in exactly this format: Identities: <the kinds of users it appeals to>; "
                "Interests: <what the {domain} offers them>")
 _PART = re.compile(r"(identit(?:y|ies)|interests?)\s*[:\-]\s*", re.IGNORECASE)
+_INTERESTS = re.compile(r"interests?\s*:", re.IGNORECASE)
+IDENTITIES_HEAD = "Identities:"
 
 
 def format_profile(identities: str, interests: str) -> str:
@@ -62,6 +67,49 @@ def with_format(prompt: str, fmt: str) -> str:
     return f"{head}\n{fmt}\n{last}" if head else f"{fmt}\n{prompt}"
 
 
+def prefilled(prompt: Prompt, head: str) -> list[dict[str, str]]:
+    """Chat messages whose assistant answer already starts with ``head`` (the model continues it)."""
+    p = normalize_prompt(prompt)
+    msgs = [{"role": "user", "content": p}] if isinstance(p, str) else list(p)
+    if msgs[-1]["role"] == "assistant":
+        return msgs[:-1] + [{"role": "assistant", "content": msgs[-1]["content"] + head}]
+    return msgs + [{"role": "assistant", "content": head}]
+
+
+def _continued(head: str, answer: str) -> str:
+    """``head`` + the model's continuation (a backend that ignored the started answer repeats it: kept once)."""
+    a = answer.strip()
+    if a.lower().startswith(head.split(":")[0].lower()):
+        return a
+    return f"{head} {a}"
+
+
+def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int = 96) -> list[str]:
+    """Raw one-line profiles in the "Identities: ...; Interests: ..." format, in at most two batched passes.
+
+    Pass 1 starts every answer with "Identities:" and stops at the end of the line. Where that line has
+    no "Interests:", pass 2 starts "Identities: <what pass 1 wrote, up to its first ';'>; Interests:" and
+    lets the model write the interests. The texts still go through :func:`parse_structured_profile`:
+    the format is guaranteed, the content is not.
+    """
+    if not prompts:
+        return []
+    first = llm.generate([prefilled(p, IDENTITIES_HEAD) for p in prompts], max_new_tokens=max_new_tokens,
+                         stop=["\n"])
+    texts = [_continued(IDENTITIES_HEAD, a) for a in first]
+    todo = [r for r, t in enumerate(texts) if not _INTERESTS.search(t)]
+    if todo:
+        heads = []
+        for r in todo:
+            ident = texts[r][len(IDENTITIES_HEAD):].split(";")[0].strip().rstrip(".,")
+            heads.append(f"{IDENTITIES_HEAD} {ident}; Interests:")
+        rest = llm.generate([prefilled(prompts[r], h) for r, h in zip(todo, heads)],
+                            max_new_tokens=max(16, max_new_tokens // 2), stop=["\n"])
+        for r, h, a in zip(todo, heads, rest):
+            texts[r] = _continued(h, a)
+    return texts
+
+
 def histories(inter: Interactions, n_users: int) -> list[np.ndarray]:
     """Each user's items in ``inter``, oldest first."""
     return [inter.item[pos] for pos in user_sequences(inter, n_users)]
@@ -69,6 +117,11 @@ def histories(inter: Interactions, n_users: int) -> list[np.ndarray]:
 
 def titles(dataset: Dataset, items: Sequence[int]) -> list[str]:
     return [dataset.item_title(int(i)) for i in items]
+
+
+def history_texts(dataset: Dataset, items: Sequence[int]) -> list[str]:
+    """Items as prompts show them: the title with its categorical side information (genres, category)."""
+    return [dataset.item_brief(int(i)) for i in items]
 
 
 def fallback_user_profile(dataset: Dataset, history: Sequence[int], n: int = 5) -> str:
@@ -94,9 +147,9 @@ class ProfileSet:
 
 def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[str], max_new_tokens: int,
                       stats: ParseStats) -> tuple[list[str], np.ndarray]:
-    """Generate, parse (counted under ``task``) and replace invalid answers by ``fallbacks``; returns the
-    texts and which rows fell back."""
-    answers = llm.generate(prompts, max_new_tokens=max_new_tokens) if prompts else []
+    """Generate (structured, :func:`structured_answers`), parse (counted under ``task``) and replace invalid
+    answers by ``fallbacks``; returns the texts and which rows fell back."""
+    answers = structured_answers(llm, prompts, max_new_tokens)
     texts, fb = [], np.zeros(len(prompts), dtype=bool)
     for r, (ans, alt) in enumerate(zip(answers, fallbacks, strict=True)):
         res = stats.record(task, parse_structured_profile(ans))
@@ -106,17 +159,22 @@ def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[s
 
 
 def user_profile_prompt(builder: PromptBuilder, dataset: Dataset, history: Sequence[int],
-                        similar_histories: Sequence[Sequence[int]]) -> str:
-    """Eq. 5: the target's and its neighbours' histories -> the target's structured profile."""
-    p = builder.user_profile(titles(dataset, history),
-                             similar_histories=[titles(dataset, h) for h in similar_histories])
+                        similar_histories: Sequence[Sequence[int]], user: int | None = None) -> str:
+    """Eq. 5: the target's and its neighbours' histories -> the target's structured profile; with ``user``,
+    the target's side information too (R4: user text), where the dataset has any."""
+    p = builder.user_profile(history_texts(dataset, history),
+                             user_text=dataset.user_brief(user) if user is not None else None,
+                             similar_histories=[history_texts(dataset, h) for h in similar_histories])
     return with_format(p, USER_FORMAT.format(plural=builder.plural))
 
 
 def user_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, hist: list[np.ndarray],
-                  similar: np.ndarray, users: np.ndarray, max_new_tokens: int = 96) -> ProfileSet:
-    """Profiles of ``users`` (rows in the order of ``users``); ``similar`` is (n_users, k) neighbours."""
-    prompts = [user_profile_prompt(builder, dataset, hist[u], [hist[s] for s in similar[u] if s >= 0])
+                  similar: np.ndarray, users: np.ndarray, max_new_tokens: int = 96,
+                  user_info: bool = True) -> ProfileSet:
+    """Profiles of ``users`` (rows in the order of ``users``); ``similar`` is (n_users, k) neighbours;
+    ``user_info`` shows each target's side information."""
+    prompts = [user_profile_prompt(builder, dataset, hist[u], [hist[s] for s in similar[u] if s >= 0],
+                                   int(u) if user_info else None)
                for u in users]
     stats = ParseStats()
     texts, fb = generate_profiles(llm, prompts, "user_profile", [fallback_user_profile(dataset, hist[u]) for u in users],
