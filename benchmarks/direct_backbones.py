@@ -30,7 +30,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import _recbole  # benchmarks/_recbole.py, shared with other benchmarks
+import _recbole  # noqa: E402  (benchmarks/_recbole.py, shared with other benchmarks)
 
 RESULTS = HERE / "results"
 

@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -180,7 +181,7 @@ def main() -> int:
             dt = "bf16"
             model, detail, prep = local_variant(backend, llm)
             model.batch_size = best_bf16_batch or int(args.batch_sizes.split(",")[0])
-            fn = lambda ps, m=model: m.choice_logprobs(ps, RATING_CHOICES)
+            fn = partial(model.choice_logprobs, choices=RATING_CHOICES)
             if backend == "local-bf16-compile":  # compilation happens in the first calls: time them apart
                 t = time.perf_counter()
                 fn(prompts)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import _recbole  # benchmarks/_recbole.py, shared with other benchmarks
+import _recbole  # noqa: E402  (benchmarks/_recbole.py, shared with other benchmarks)
 
 RESULTS = HERE / "results"
 RECBOLE_NAME = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}

@@ -99,7 +99,10 @@ def test_eos_ends_the_response(tiny_lm):
 
 def test_toy_reward_goes_up(tiny_lm):
     target = 5
-    reward = lambda prompts, responses: [float(np.mean([t == target for t in r])) for r in responses]
+
+    def reward(prompts, responses):
+        return [float(np.mean([t == target for t in r])) for r in responses]
+
     t = _trainer(tiny_lm, steps=25, batch_size=16, mini_batch_size=8, ppo_epochs=2, lr=3e-2, init_kl=0.01,
                  max_new_tokens=6)
     rng = np.random.default_rng(0)

@@ -64,7 +64,10 @@ def sample_collaborative(hist: list[np.ndarray], similar: np.ndarray, users: Seq
         else:
             no_neg += 1
     m = min(len(pos), len(neg), n // 2)
-    take = lambda xs: [xs[i] for i in np.sort(rng.choice(len(xs), m, replace=False))] if m else []
+
+    def take(xs: list[CollabSample]) -> list[CollabSample]:
+        return [xs[i] for i in np.sort(rng.choice(len(xs), m, replace=False))] if m else []
+
     out = take(pos) + take(neg)
     order = rng.permutation(len(out))
     info = {"samples": len(out), "positives": m, "negatives": m, "users_without_positive": no_pos,
