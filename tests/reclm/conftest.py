@@ -26,3 +26,34 @@ def cold_dataset(n_users: int = 40, n_items: int = 120, seed: int = 2) -> Datase
 def cold_split():
     from recfuse.data.splits import temporal
     return temporal(cold_dataset(), fractions=(0.7, 0.1, 0.2))
+
+
+class ScriptedTeacher:
+    """A teacher that writes a valid structured profile for every prompt (different per prompt), continuing
+    the started answer as a chat model does: stands in for a strong teacher over the HTTP backend."""
+
+    fingerprint = "scripted-teacher"
+
+    def __init__(self):
+        self.prompts = 0
+
+    def generate(self, prompts, max_new_tokens=128, **kw):
+        import zlib
+
+        out = []
+        for p in prompts:
+            self.prompts += 1
+            text = p if isinstance(p, str) else "\n".join(m["content"] for m in p)
+            n = zlib.crc32(text.encode()) % 97
+            out.append(f" a viewer of kind {n}; Interests: stories of topic {n % 7} and genre {n % 5}")
+        return out
+
+
+@pytest.fixture()
+def scripted_teacher(monkeypatch):
+    """RecLM's teacher replaced by :class:`ScriptedTeacher` (the student stays the tiny real model)."""
+    from recfuse.reclm.pipeline import RecLM
+
+    teacher = ScriptedTeacher()
+    monkeypatch.setattr(RecLM, "load_teacher", lambda self: teacher)
+    return teacher

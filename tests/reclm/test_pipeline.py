@@ -1,5 +1,6 @@
-"""RecLM end to end on small synthetic data (items new in the test period) with a tiny random LLaMA as
-both teacher and student: every stage runs, the tables are written, and a rerun comes from the caches."""
+"""RecLM end to end on small synthetic data (items new in the test period) with a tiny random LLaMA as the
+student and a scripted teacher that writes valid profiles (a strong teacher's stand-in): every stage runs,
+the tables are written, and a rerun comes from the caches. A teacher with no valid profile is an error."""
 
 import json
 
@@ -7,9 +8,12 @@ import numpy as np
 import pytest
 
 from recfuse.config import from_dict
+from recfuse.errors import ConfigError
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
 from tests.reclm.conftest import cold_dataset
 
+
+pytestmark = pytest.mark.usefixtures("scripted_teacher")
 
 
 def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item"), dataset=None):
@@ -51,8 +55,9 @@ def test_reclm_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert p["user"]["user_profile"]["total"] == p["user"]["rows"]
     assert p["item"]["fallback"] <= p["item"]["rows"] == 40
     assert p["item"].get("cold_item_profile", {"total": 0})["total"] >= 1
-    # teacher, tuning and refinement logged
+    # teacher, tuning and refinement logged; distillation uses the teacher's valid profiles only
     assert seed["teacher"]["answers"]["teacher_profile"]["total"] > 0
+    assert seed["teacher"]["kd_users"] == {"sampled": 4, "with_valid_teacher_profile": 4}
     assert seed["teacher"]["sampling"]["positives"] == seed["teacher"]["sampling"]["negatives"]
     ppo = seed["refinement"]["ppo"]["steps"]
     assert len(ppo) == 2 and all(np.isfinite([s["reward"], s["kl"], s["beta"]]).all() for s in ppo)
@@ -75,6 +80,20 @@ def test_reclm_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
         local.LocalLLM.generate = original
     assert calls["n"] == 0
     assert res2["rows"] == res["rows"]
+
+
+def test_teacher_without_valid_profiles_is_a_clear_error(tiny_llm_dir, tmp_path, monkeypatch):
+    from recfuse.reclm.pipeline import RecLM
+
+    class Mute:  # a teacher whose every profile is invalid (empty): nothing to distil
+        fingerprint = "mute-teacher"
+
+        def generate(self, prompts, **kw):
+            return [""] * len(prompts)
+
+    monkeypatch.setattr(RecLM, "load_teacher", lambda self: Mute())
+    with pytest.raises(ConfigError, match="no valid profile for any of the 4 distillation users"):
+        make(tiny_llm_dir, tmp_path, ["gpt_kd"], variants=("base", "augment")).run()
 
 
 def test_tuning_ablation_runs(tiny_llm_dir, tmp_path):

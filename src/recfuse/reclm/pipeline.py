@@ -128,15 +128,19 @@ class RecLM(TimedStages):
                                         seed, None, progress=cfg.progress, label="similar-users")
         return most_similar_users(model.user_embeddings(), k=cfg.n_similar)
 
+    def load_teacher(self) -> LLM:
+        """The LLM that writes the profiles to distil (R4): ``--teacher.*``, any backend."""
+        return load_llm(self.cfg.teacher, progress=self.cfg.progress)
+
     def teacher_profiles(self, teacher: LLM, prompts: list[str], fallbacks: list[str],
-                         stats: ParseStats) -> list[str]:
-        texts, _ = prof.generate_profiles(teacher, prompts, "teacher_profile", fallbacks, self.cfg.max_new_tokens, stats)
-        return texts
+                         stats: ParseStats) -> tuple[list[str], np.ndarray]:
+        """The teacher's validated profiles (invalid ones replaced by ``fallbacks``) and which fell back."""
+        return prof.generate_profiles(teacher, prompts, "teacher_profile", fallbacks, self.cfg.max_new_tokens, stats)
 
     def tuning_data(self, split: Split, hist: list[np.ndarray], similar: np.ndarray, seed: int) -> dict:
         """Teacher profiles (R4) and the dialogues of every tuning variant; cached by the teacher's answers."""
         cfg, ds, b = self.cfg, self.dataset, self.builder
-        teacher = load_llm(cfg.teacher, progress=cfg.progress)
+        teacher = self.load_teacher()
         key = {"split": split.fingerprint(), "teacher": teacher.fingerprint, "similar": fingerprint(similar),
                "seed": seed, "instructions": cfg.instructions, "kd_users": cfg.kd_users,
                "tokens": cfg.max_new_tokens, "domain": cfg.domain, "history": cfg.history_tokens,
@@ -151,15 +155,20 @@ class RecLM(TimedStages):
             ask = np.unique(np.concatenate([kd, neigh]))
             prompts = {int(u): prof.user_profile_prompt(b, ds, hist[u], [hist[s] for s in similar[u] if s >= 0],
                                                         int(u) if cfg.user_info else None) for u in ask}
-            texts = self.teacher_profiles(teacher, [prompts[int(u)] for u in ask],
-                                          [prof.fallback_user_profile(ds, hist[u]) for u in ask], stats)
+            texts, fell_back = self.teacher_profiles(teacher, [prompts[int(u)] for u in ask],
+                                                     [prof.fallback_user_profile(ds, hist[u]) for u in ask], stats)
             teacher_of = dict(zip(ask.tolist(), texts))
-            kd_dialogues = [ins.kd_dialogue(prompts[int(u)], teacher_of[int(u)]) for u in kd]
+            # distillation and the reward model's "better" profiles: the teacher's valid answers only (a
+            # fallback is ours, not the teacher's); a neighbour's profile may be a fallback (a negative)
+            valid = {int(u) for u, f in zip(ask, fell_back) if not f}
+            kd_pairs = [(int(u), int(v)) for u, v in zip(kd, neigh) if int(u) in valid]
+            kd_dialogues = [ins.kd_dialogue(prompts[u], teacher_of[u]) for u, _ in kd_pairs]
             samples, sample_info = ins.sample_collaborative(hist, similar, active, cfg.instructions, rng)
             t1 = [ins.turn1_prompts(b, ds, hist, s, cfg.user_info) for s in samples]  # one batched teacher call
             alts = [prof.fallback_user_profile(ds, h)
                     for s in samples for h in [s.target_history, *(hist[v] for v in s.similar)]]
-            flat = self.teacher_profiles(teacher, [p for ps in t1 for p in ps], alts, stats)
+            # turn 1's responses keep the counted fallbacks: the collaborative Yes/No of turn 2 is the signal
+            flat, _ = self.teacher_profiles(teacher, [p for ps in t1 for p in ps], alts, stats)
             two_turn, naive, pos = [], [], 0
             for s, ps in zip(samples, t1):
                 two_turn.append(ins.two_turn_dialogue(b, ds, hist, s, flat[pos:pos + len(ps)]))
@@ -167,8 +176,9 @@ class RecLM(TimedStages):
                 pos += len(ps)
             write_json(tmp / "data.json", {
                 "kd": kd_dialogues, "two_turn": two_turn, "naive": naive,
-                "reward_queries": [prompts[int(u)] for u in kd], "reward_better": [teacher_of[int(u)] for u in kd],
-                "reward_neighbour": [teacher_of[int(v)] for v in neigh],
+                "reward_queries": [prompts[u] for u, _ in kd_pairs], "reward_better": [teacher_of[u] for u, _ in kd_pairs],
+                "reward_neighbour": [teacher_of[v] for _, v in kd_pairs],
+                "kd_users": {"sampled": int(len(kd)), "with_valid_teacher_profile": len(kd_pairs)},
                 "teacher": {"fingerprint": teacher.fingerprint, "backend": cfg.teacher.backend,
                             "model": cfg.teacher.model or "embedded SmolLM2-135M-Instruct"},
                 "teacher_answers": stats.to_dict(), "sampling": sample_info})
@@ -199,8 +209,13 @@ class RecLM(TimedStages):
             return load_llm(cfg.llm, progress=cfg.progress)
         data = self._timed("teacher profiles", self.tuning_data, split, hist, similar, seed)
         report.setdefault("teacher", {"model": data["teacher"], "answers": data["teacher_answers"],
-                                      "sampling": data["sampling"]})
+                                      "sampling": data["sampling"], "kd_users": data["kd_users"]})
         dialogues = list(data["kd"])
+        if not dialogues and tuning in ("gpt_kd", "reclm"):
+            raise ConfigError(f"the teacher ({data['teacher']['model']}) wrote no valid profile for any of the "
+                              f"{data['kd_users']['sampled']} distillation users, so '{tuning}' has nothing to "
+                              "distil or to train the reward model on: use a stronger teacher "
+                              "(--teacher.backend http --teacher.base-url URL) or more --kd-users")
         if tuning == "naive":
             dialogues += data["naive"]
         elif tuning in ("mask", "reclm"):
