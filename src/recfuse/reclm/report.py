@@ -102,7 +102,10 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
                       f"items fallbacks {p['item']['fallback']}\n")
     if "teacher" in seeds[0]:
         t = seeds[0]["teacher"]
+        kd = t.get("kd_users")
         md.append(f"\nTeacher (R4): {t['model']['model']} over the {t['model']['backend']} backend; its profile "
-                  f"answers: {t['answers'].get('teacher_profile', {})}; two-turn sampling: {t['sampling']}\n")
+                  f"answers: {t['answers'].get('teacher_profile', {})}; two-turn sampling: {t['sampling']}"
+                  + (f"; distilled from the {kd['with_valid_teacher_profile']} of {kd['sampled']} sampled users "
+                     f"whose teacher profile was valid" if kd else "") + "\n")
     write_text(out / "tables.md", "\n".join(md))
     return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
