@@ -43,3 +43,16 @@ def test_cli_registers_reclm(capsys):
         main(["run", "reclm", "--help"])
     assert e.value.code == 0
     assert "--tunings" in capsys.readouterr().out
+
+
+def test_recall_on_a_pool_no_larger_than_k_is_marked_not_measured():
+    from recfuse.reclm.report import display, trivial
+    base = {"backbone": "biasmf", "variant": "base", "profiles": "-", "setting": "zero_shot", "recall@20": 1.0,
+            "recall@20_std": 0.0, "ndcg@20": 0.5, "ndcg@20_std": 0.0, "pool_items": 20, "users": 5}
+    aug = {**base, "variant": "augment", "profiles": "reclm", "recall@20_impr": 0.0}
+    assert trivial(aug, "recall@20") and not trivial(aug, "recall@10") and not trivial(aug, "ndcg@20")
+    assert not trivial({**aug, "pool_items": 21}, "recall@20")
+    (row,) = target_check([base, aug])
+    assert row["augment above base"].startswith("not measurable")
+    shown = display([aug], [20])[0]
+    assert shown["recall@20"] == "(1 by construction: pool of 20 items)" and "recall@20 impr" not in shown

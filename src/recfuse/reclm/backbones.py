@@ -66,14 +66,21 @@ def setting_masks(split: Split, stage: str = "test") -> dict[str, np.ndarray]:
 
 def evaluate(model: Recommender, split: Split, ks: list[int], stage: str = "test",
              metrics: tuple[str, ...] = ("recall", "ndcg")) -> dict[str, EvalResult]:
-    """All-rank Recall / NDCG@ks in both settings on ``stage`` (validation for selection, test once)."""
+    """All-rank Recall / NDCG@ks in both settings on ``stage`` (validation for selection, test once).
+
+    Each result's ``info["pool_items"]`` is the size of the ranked pool: where it is at most k, every
+    candidate is in the top k and Recall@k is 1 whatever the model (ML-100K's test period brings ~20 new
+    items), which the report marks as uninformative.
+    """
     out = {}
     history, truth = split.history(stage), split.ground_truth(stage)
     for setting, mask in setting_masks(split, stage).items():
         if not mask.any():
             continue
-        out[setting] = evaluate_full_ranking(lambda u: model.score(u), history, truth, ks=list(ks),
-                                             metrics=list(metrics), item_mask=mask)
+        res = evaluate_full_ranking(lambda u: model.score(u), history, truth, ks=list(ks),
+                                    metrics=list(metrics), item_mask=mask)
+        res.info["pool_items"] = int(mask.sum())
+        out[setting] = res
     return out
 
 

@@ -277,7 +277,7 @@ class RecLM(TimedStages):
             for setting, res in results.items():
                 row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
                        **{k: float(v) for k, v in res.mean().items()}, "users": len(res.users),
-                       "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
+                       "pool_items": res.info["pool_items"], "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
                 report["rows"].append(row)
                 per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user
 

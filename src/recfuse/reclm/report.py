@@ -44,6 +44,8 @@ def summarize(reports: list[dict], ks: list[int]) -> list[dict]:
                 if len(a) >= 2 and len(a) == len(b):
                     out[f"{m}_p_users"] = paired_ttest(a, b)["p"]
         out["users"] = runs[0]["users"]
+        if "pool_items" in runs[0]:
+            out["pool_items"] = runs[0]["pool_items"]
         out["epoch_seconds"] = float(np.mean([x["epoch_seconds"] or 0.0 for x in runs]))
         rows.append(out)
     return rows
@@ -62,16 +64,43 @@ def cost_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def trivial(row: dict, metric: str) -> bool:
+    """Whether ``metric`` (``recall@k``) is 1 whatever the model: the ranked pool holds at most k items."""
+    name, _, k = metric.partition("@")
+    return name == "recall" and row.get("pool_items") is not None and row["pool_items"] <= int(k)
+
+
+def target_check(rows: list[dict]) -> list[dict]:
+    """Augment vs Base Recall@20 per backbone, profile source and setting."""
+    base = {(r["backbone"], r["setting"]): r for r in rows if r["variant"] == "base"}
+    out = []
+    for r in rows:
+        b = base.get((r["backbone"], r["setting"]))
+        if r["variant"] == "augment" and b is not None and "recall@20" in r:
+            informative = not trivial(r, "recall@20")
+            out.append({"backbone": r["backbone"], "profiles": r["profiles"], "setting": r["setting"],
+                        "base recall@20": b["recall@20"], "augment recall@20": r["recall@20"],
+                        "augment above base": (r["recall@20"] > b["recall@20"]) if informative else
+                        f"not measurable: Recall@20 is 1 on a pool of {r['pool_items']} items",
+                        "p (users)": r.get("recall@20_p_users", float("nan"))})
+    return out
+
+
 def display(rows: list[dict], ks: list[int]) -> list[dict]:
     """Readable rows: metric as mean ± std, improvement in % for non-base rows."""
     out = []
     for r in rows:
         d = {k: r[k] for k in KEYS}
         for m in metric_names(ks):
+            if trivial(r, m):
+                d[m] = f"(1 by construction: pool of {r['pool_items']} items)"
+                continue
             d[m] = f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}"
             if f"{m}_impr" in r:
                 d[f"{m} impr"] = f"{100 * r[f'{m}_impr']:+.1f}%"
         d["users"] = r["users"]
+        if "pool_items" in r:
+            d["pool"] = r["pool_items"]
         out.append(d)
     return out
 
@@ -93,6 +122,7 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
     md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", markdown_table(display(rows, cfg.ks)),
+          "\n## Target: Augment above Base (Recall@20)\n", markdown_table(target_check(rows)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
     prof = seeds[0].get("profiles", {})
     if prof:

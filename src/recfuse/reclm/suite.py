@@ -22,27 +22,13 @@ from recfuse.config import to_dict
 from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
-from recfuse.reclm.report import output_dir
+from recfuse.reclm.report import output_dir, target_check
 
 log = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[RecLMConfig], Path]:
     return config_load_suite(path, RecLMConfig, overrides, "runs/reclm-suite")
-
-
-def target_check(rows: list[dict]) -> list[dict]:
-    """Augment vs Base Recall@20 per backbone, profile source and setting."""
-    base = {(r["backbone"], r["setting"]): r for r in rows if r["variant"] == "base"}
-    out = []
-    for r in rows:
-        b = base.get((r["backbone"], r["setting"]))
-        if r["variant"] == "augment" and b is not None and "recall@20" in r:
-            out.append({"backbone": r["backbone"], "profiles": r["profiles"], "setting": r["setting"],
-                        "base recall@20": b["recall@20"], "augment recall@20": r["recall@20"],
-                        "augment above base": r["recall@20"] > b["recall@20"],
-                        "p (users)": r.get("recall@20_p_users", float("nan"))})
-    return out
 
 
 def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = True) -> dict:
