@@ -181,6 +181,20 @@ def test_generation_stops_at_stop_strings(tiny_llm):
         assert f.startswith(c) and stop[0] not in c
 
 
+def test_static_and_dynamic_kv_cache_generate_the_same(tiny_llm):
+    """The pre-allocated (static) cache is a speed choice: greedy and seeded sampled answers are unchanged,
+    for a batch of prompts of different lengths (left padding)."""
+    import copy
+
+    dynamic = copy.copy(tiny_llm)
+    dynamic.kv_cache = "dynamic"
+    assert tiny_llm.kv_cache == "static"
+    for kw in ({}, {"temperature": 0.8, "seed": 3}):
+        assert tiny_llm.generate(PROMPTS, max_new_tokens=10, **kw) == dynamic.generate(PROMPTS, max_new_tokens=10, **kw)
+    with pytest.raises(LLMError, match="kv_cache"):
+        type(tiny_llm)(tiny_llm.model, tiny_llm.tokenizer, kv_cache="paged")
+
+
 class _Crashy:
     """An LLM that fails on its second call (a crash mid-run)."""
 

@@ -240,7 +240,8 @@ class PPOTrainer:
             out = lm.generate(input_ids=ids, attention_mask=mask, do_sample=True,
                               temperature=self.cfg.temperature, top_k=0, top_p=1.0,
                               max_new_tokens=self.cfg.max_new_tokens, pad_token_id=self.pad_id,
-                              eos_token_id=self.eos_ids or None)
+                              eos_token_id=self.eos_ids or None,
+                              cache_implementation="static")  # pre-allocated: no cache copy per token
         resp = out[:, ids.shape[1]:]
         rmask = torch.ones_like(resp)
         if self.eos_ids:
