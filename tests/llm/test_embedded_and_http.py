@@ -108,6 +108,15 @@ def test_http_chat_matches_local_scores(server_url, embedded_llm, request):
                        embedded_llm.generate(prompts[:1], max_new_tokens=8)[0], embedded_llm.tokenizer)
 
 
+def test_http_sends_the_repetition_penalty(server_url, embedded_llm, request):
+    client = HTTPLLM(server_url, concurrency=2, timeout=60)
+    prompt = ["List ten movie genres, separated by commas."]
+    remote = client.generate(prompt, max_new_tokens=24, repetition_penalty=1.5)[0]
+    local = embedded_llm.generate(prompt, max_new_tokens=24, repetition_penalty=1.5)[0]
+    assert_same_greedy(request, remote, local, embedded_llm.tokenizer)
+    assert local != embedded_llm.generate(prompt, max_new_tokens=24)[0]
+
+
 def test_http_completions_echo_scores_multi_token_answers(server_url, embedded_llm, request):
     client = HTTPLLM(server_url, mode="completions", concurrency=2)
     prompts = ["Question: Is Paris the capital of France?\nAnswer:", "The best movie of 1995 is"]

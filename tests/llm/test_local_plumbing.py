@@ -195,6 +195,18 @@ def test_static_and_dynamic_kv_cache_generate_the_same(tiny_llm):
         type(tiny_llm)(tiny_llm.model, tiny_llm.tokenizer, kv_cache="paged")
 
 
+def test_repetition_penalty_changes_answers_and_the_cache_key(tiny_llm, tmp_path):
+    plain = tiny_llm.generate(PROMPTS, max_new_tokens=12)
+    penalized = tiny_llm.generate(PROMPTS, max_new_tokens=12, repetition_penalty=3.0)
+    assert plain != penalized  # the random model repeats itself; the penalty steers it elsewhere
+    cached = CachedLLM(tiny_llm, tmp_path / "c.sqlite")
+    assert cached.generate(PROMPTS, max_new_tokens=12) == plain
+    assert cached.generate(PROMPTS, max_new_tokens=12, repetition_penalty=3.0) == penalized  # not the cached plain
+    assert cached.stats["misses"] == 2 * len(PROMPTS) and cached.stats["hits"] == 0
+    assert cached.generate(PROMPTS, max_new_tokens=12, repetition_penalty=3.0) == penalized
+    assert cached.stats["hits"] == len(PROMPTS)
+
+
 class _Crashy:
     """An LLM that fails on its second call (a crash mid-run)."""
 

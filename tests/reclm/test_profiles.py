@@ -48,6 +48,10 @@ def test_structured_answers_start_each_part_for_the_model():
     # a backend that ignores the started answer and writes a whole one: kept once, not doubled
     whole = ScriptedLLM(lambda t: "Identities: a critic; Interests: silent films")
     assert prof.structured_answers(whole, ["Profile:"]) == ["Identities: a critic; Interests: silent films"]
+    assert "repetition_penalty" not in first  # 1.0: not sent, so backends without the field still work
+    penalized = ScriptedLLM(continue_)
+    prof.structured_answers(penalized, ["Profile of user A:"], repetition_penalty=1.3)
+    assert [c["repetition_penalty"] for c in penalized.calls] == [1.3, 1.3]  # both passes
     assert len(whole.calls) == 1
     assert prof.prefilled([{"role": "user", "content": "q"}, {"role": "assistant", "content": "A: "}], "x")[-1] == \
         {"role": "assistant", "content": "A: x"}

@@ -45,8 +45,11 @@ class LLM(Protocol):
         ...
 
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
-        """Generated continuation of each prompt (greedy when ``temperature`` is 0)."""
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 repetition_penalty: float = 1.0) -> list[str]:
+        """Generated continuation of each prompt (greedy when ``temperature`` is 0). ``repetition_penalty``
+        above 1 divides the logits of tokens already in the prompt or answer (CTRL's penalty, as in
+        transformers and vLLM): small models otherwise loop on a phrase."""
         ...
 
 

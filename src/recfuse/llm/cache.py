@@ -141,11 +141,15 @@ class CachedLLM:
         return np.asarray(rows, dtype=np.float64).reshape(len(prompts), len(choices))
 
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 repetition_penalty: float = 1.0) -> list[str]:
         """Cached :meth:`LLM.generate` (the key holds every decoding setting)."""
         settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                     "top_p": float(top_p), "seed": int(seed) if temperature > 0 else 0,
                     "stop": list(stop or [])}
+        extra = {}
+        if repetition_penalty != 1.0:  # in the key only when used: answers cached without it stay valid
+            settings["repetition_penalty"] = extra["repetition_penalty"] = float(repetition_penalty)
         return self._run("generate", prompts, settings,
                          lambda ps: self.llm.generate(ps, max_new_tokens=max_new_tokens, temperature=temperature,
-                                                      top_p=top_p, seed=seed, stop=stop))
+                                                      top_p=top_p, seed=seed, stop=stop, **extra))

@@ -224,13 +224,17 @@ class HTTPLLM:
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
-        """Generated continuation of each prompt."""
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 repetition_penalty: float = 1.0) -> list[str]:
+        """Generated continuation of each prompt. A ``repetition_penalty`` other than 1 is sent as vLLM's
+        (and ``recfuse llm serve``'s) ``repetition_penalty`` field; a server that refuses it says so."""
         self.stats["generate_calls"] += 1
         common: dict[str, Any] = {"model": self.model, "max_tokens": int(max_new_tokens),
                                   "temperature": float(temperature), "top_p": float(top_p), "seed": int(seed)}
         if stop:
             common["stop"] = list(stop)
+        if repetition_penalty != 1.0:
+            common["repetition_penalty"] = float(repetition_penalty)
 
         def one(p: Prompt) -> str:
             if self.mode == "chat":

@@ -372,7 +372,8 @@ class LocalLLM:
 
     # ------------------------------------------------------------- generation
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None) -> list[str]:
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 repetition_penalty: float = 1.0) -> list[str]:
         """Continuations of the prompts; greedy when ``temperature`` is 0, sampled (seeded) otherwise."""
         import torch
 
@@ -385,6 +386,8 @@ class LocalLLM:
         sample = temperature > 0
         kw: dict[str, Any] = {"do_sample": sample, "max_new_tokens": int(max_new_tokens),
                               "pad_token_id": self.tokenizer.pad_token_id, "cache_implementation": self.kv_cache}
+        if repetition_penalty != 1.0:
+            kw["repetition_penalty"] = float(repetition_penalty)
         if sample:
             kw.update(temperature=float(temperature), top_p=float(top_p))
         else:

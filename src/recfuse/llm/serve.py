@@ -121,7 +121,8 @@ class _Server(ThreadingHTTPServer):
         return {"max_new_tokens": int(body.get("max_tokens") or 16),
                 "temperature": float(body.get("temperature", 1.0) or 0.0),
                 "top_p": float(body.get("top_p", 1.0) or 1.0), "seed": int(body.get("seed") or 0),
-                "stop": [stop] if isinstance(stop, str) else stop}
+                "stop": [stop] if isinstance(stop, str) else stop,
+                "repetition_penalty": float(body.get("repetition_penalty") or 1.0)}
 
     def _envelope(self, kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {"id": f"recfuse-{uuid.uuid4().hex[:12]}", "object": kind, "created": int(time.time()),

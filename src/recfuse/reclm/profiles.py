@@ -84,18 +84,20 @@ def _continued(head: str, answer: str) -> str:
     return f"{head} {a}"
 
 
-def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int = 96) -> list[str]:
+def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int = 96,
+                       repetition_penalty: float = 1.0) -> list[str]:
     """Raw one-line profiles in the "Identities: ...; Interests: ..." format, in at most two batched passes.
 
     Pass 1 starts every answer with "Identities:" and stops at the end of the line. Where that line has
     no "Interests:", pass 2 starts "Identities: <what pass 1 wrote, up to its first ';'>; Interests:" and
     lets the model write the interests. The texts still go through :func:`parse_structured_profile`:
-    the format is guaranteed, the content is not.
+    the format is guaranteed, the content is not. ``repetition_penalty`` goes to both passes.
     """
     if not prompts:
         return []
+    penalty = {"repetition_penalty": repetition_penalty} if repetition_penalty != 1.0 else {}
     first = llm.generate([prefilled(p, IDENTITIES_HEAD) for p in prompts], max_new_tokens=max_new_tokens,
-                         stop=["\n"])
+                         stop=["\n"], **penalty)
     texts = [_continued(IDENTITIES_HEAD, a) for a in first]
     todo = [r for r, t in enumerate(texts) if not _INTERESTS.search(t)]
     if todo:
@@ -104,7 +106,7 @@ def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int 
             ident = texts[r][len(IDENTITIES_HEAD):].split(";")[0].strip().rstrip(".,")
             heads.append(f"{IDENTITIES_HEAD} {ident}; Interests:")
         rest = llm.generate([prefilled(prompts[r], h) for r, h in zip(todo, heads)],
-                            max_new_tokens=max(16, max_new_tokens // 2), stop=["\n"])
+                            max_new_tokens=max(16, max_new_tokens // 2), stop=["\n"], **penalty)
         for r, h, a in zip(todo, heads, rest):
             texts[r] = _continued(h, a)
     return texts
@@ -146,10 +148,10 @@ class ProfileSet:
 
 
 def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[str], max_new_tokens: int,
-                      stats: ParseStats) -> tuple[list[str], np.ndarray]:
+                      stats: ParseStats, repetition_penalty: float = 1.0) -> tuple[list[str], np.ndarray]:
     """Generate (structured, :func:`structured_answers`), parse (counted under ``task``) and replace invalid
     answers by ``fallbacks``; returns the texts and which rows fell back."""
-    answers = structured_answers(llm, prompts, max_new_tokens)
+    answers = structured_answers(llm, prompts, max_new_tokens, repetition_penalty)
     texts, fb = [], np.zeros(len(prompts), dtype=bool)
     for r, (ans, alt) in enumerate(zip(answers, fallbacks, strict=True)):
         res = stats.record(task, parse_structured_profile(ans))
@@ -170,7 +172,7 @@ def user_profile_prompt(builder: PromptBuilder, dataset: Dataset, history: Seque
 
 def user_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, hist: list[np.ndarray],
                   similar: np.ndarray, users: np.ndarray, max_new_tokens: int = 96,
-                  user_info: bool = True) -> ProfileSet:
+                  user_info: bool = True, repetition_penalty: float = 1.0) -> ProfileSet:
     """Profiles of ``users`` (rows in the order of ``users``); ``similar`` is (n_users, k) neighbours;
     ``user_info`` shows each target's side information."""
     prompts = [user_profile_prompt(builder, dataset, hist[u], [hist[s] for s in similar[u] if s >= 0],
@@ -178,13 +180,13 @@ def user_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, hist: list
                for u in users]
     stats = ParseStats()
     texts, fb = generate_profiles(llm, prompts, "user_profile", [fallback_user_profile(dataset, hist[u]) for u in users],
-                          max_new_tokens, stats)
+                                  max_new_tokens, stats, repetition_penalty)
     return ProfileSet(texts, fb, stats)
 
 
 def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.csr_matrix,
                   user_texts: Sequence[str], text_emb: np.ndarray, max_users: int = 3, n_similar: int = 2,
-                  max_new_tokens: int = 96) -> ProfileSet:
+                  max_new_tokens: int = 96, repetition_penalty: float = 1.0) -> ProfileSet:
     """Profiles of every item (appendix 6.6).
 
     Items with training interactions: from the profiles of up to ``max_users`` of their users (the
@@ -208,7 +210,7 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
         prompts.append(with_format(builder.item_profile(dataset.item_description(int(i)),
                                                         user_profiles=[user_texts[u] for u in users]), fmt))
     got, f = generate_profiles(llm, prompts, "item_profile", [fallback_item_profile(dataset, i) for i in warm],
-                       max_new_tokens, stats)
+                               max_new_tokens, stats, repetition_penalty)
     for i, t, b in zip(warm, got, f):
         texts[i], fb[i] = t, b
     if len(cold):
@@ -220,7 +222,7 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
             similar_items=[(dataset.item_title(int(j)), texts[j]) for j in near[r]]), fmt)
             for r, i in enumerate(cold)]
         got, f = generate_profiles(llm, prompts, "cold_item_profile", [fallback_item_profile(dataset, i) for i in cold],
-                           max_new_tokens, stats)
+                                   max_new_tokens, stats, repetition_penalty)
         for i, t, b in zip(cold, got, f):
             texts[i], fb[i] = t, b
     return ProfileSet(texts, fb, stats)
