@@ -11,5 +11,5 @@ VENV="${RECBOLE_VENV:-.recbole-venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 # torch first: the CPU wheel (TORCH_SPEC overrides it), not the multi-GB CUDA build
 "$VENV/bin/pip" install -q "${TORCH_SPEC:-torch==2.13.0}"
-"$VENV/bin/pip" install -q "numpy<2" "setuptools<81" recbole==1.2.1 ray
+"$VENV/bin/pip" install -q "numpy<2" "setuptools<81" "scipy<1.13" recbole==1.2.1 ray
 "$VENV/bin/python" -c "import recbole, numpy; print('RecBole', recbole.__version__, 'ready (numpy', numpy.__version__ + '):', '$VENV/bin/python')"

@@ -207,6 +207,29 @@ def test_repetition_penalty_changes_answers_and_the_cache_key(tiny_llm, tmp_path
     assert cached.stats["hits"] == len(PROMPTS)
 
 
+def test_required_part_is_written_where_the_answer_would_end(tiny_llm, tmp_path):
+    from recfuse.llm.base import RequiredPart
+
+    plain = tiny_llm.generate(PROMPTS, max_new_tokens=12)
+    # never written by the model: inserted after `within` tokens, then the model goes on
+    part = RequiredPart("zzqx", " ZZQX:", within=3)
+    short = tiny_llm.generate(PROMPTS, max_new_tokens=3)
+    forced = tiny_llm.generate(PROMPTS, max_new_tokens=12, require=part)
+    for s_, f in zip(short, forced):
+        assert f.startswith(s_ + " ZZQX:") and len(f) > len(s_ + " ZZQX:")
+    # already there (any character matches): nothing changes
+    assert tiny_llm.generate(PROMPTS, max_new_tokens=12, require=RequiredPart(r"[\s\S]", " ZZQX:", 3)) == plain
+    # where the answer would stop (the random model writes only newlines: at once), the insert comes first
+    assert set(plain[0]) == {"\n"} and tiny_llm.generate(PROMPTS[:1], max_new_tokens=12, stop=["\n"]) == [""]
+    cont = tiny_llm.generate(PROMPTS[:1], max_new_tokens=12, stop=["\n"], require=RequiredPart("zzqx", " ZZQX:", 12))[0]
+    assert cont.startswith(" ZZQX:") and "\n" not in cont
+    # cached under its own key
+    cached = CachedLLM(tiny_llm, tmp_path / "c.sqlite")
+    assert cached.generate(PROMPTS, max_new_tokens=12) == plain
+    assert cached.generate(PROMPTS, max_new_tokens=12, require=part) == forced
+    assert cached.stats["hits"] == 0
+
+
 class _Crashy:
     """An LLM that fails on its second call (a crash mid-run)."""
 

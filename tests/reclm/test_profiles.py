@@ -26,7 +26,7 @@ class ScriptedLLM:
     def generate(self, prompts, max_new_tokens=128, **kw):
         texts = [as_text(p) for p in prompts]
         self.prompts += texts
-        self.calls.append({"prompts": list(prompts), **kw})
+        self.calls.append({"prompts": list(prompts), "max_new_tokens": max_new_tokens, **kw})
         return [self.answer(t) for t in texts]
 
 
@@ -95,3 +95,19 @@ def test_item_profiles_warm_from_users_cold_from_similar_items(cold_split):
     assert ds.item_title(int(nearest_warm)) in cold_prompts[0]
     assert "Similar movie 1" in cold_prompts[0] and "Its profile: Identities" in cold_prompts[0]
     assert len(got.texts) == ds.n_items and not got.fallback.any()
+
+
+def test_structured_answers_in_one_pass_where_the_backend_supports_it():
+    from recfuse.llm.base import RequiredPart
+
+    class OnePass(ScriptedLLM):
+        supports_required_part = True
+
+    llm = OnePass(lambda t: " a fan of noir; Interests: crime films")
+    got = prof.structured_answers(llm, ["Profile of user A:", "Profile of user B:"], max_new_tokens=40,
+                                  repetition_penalty=1.3)
+    assert got == ["Identities: a fan of noir; Interests: crime films"] * 2
+    (call,) = llm.calls  # one call: the backend writes "; Interests:" itself where needed
+    assert call["require"] == RequiredPart(prof._INTERESTS.pattern, "; Interests:", within=40)
+    assert call["max_new_tokens"] == 40 + 20 and call["stop"] == ["\n"] and call["repetition_penalty"] == 1.3
+

@@ -17,6 +17,7 @@ RecLM's two-turn instruction).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -51,6 +52,25 @@ class LLM(Protocol):
         above 1 divides the logits of tokens already in the prompt or answer (CTRL's penalty, as in
         transformers and vLLM): small models otherwise loop on a phrase."""
         ...
+
+
+@dataclass(frozen=True)
+class RequiredPart:
+    """A part a generated answer must contain (structured generation in one pass, where a backend can).
+
+    Where the answer would end (at a stop string or the end token) or has used ``within`` new tokens
+    without a match of ``marker`` (a regular expression, case-insensitive) in it, ``insert`` is written for the model and the answer goes
+    on, up to the call's ``max_new_tokens`` in all. A backend that can (``supports_required_part = True``,
+    the local one) takes it as ``generate(..., require=part)``; for the others the caller emulates it in
+    two calls (:func:`recfuse.reclm.profiles.structured_answers`).
+    """
+
+    marker: str
+    insert: str
+    within: int
+
+    def key(self) -> list:
+        return [self.marker, self.insert, int(self.within)]
 
 
 def check_choices(choices: Sequence[str]) -> list[str]:

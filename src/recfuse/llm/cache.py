@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recfuse.io import cache_dir
-from recfuse.llm.base import LLM, Prompt, check_choices, normalize_prompt
+from recfuse.llm.base import LLM, Prompt, RequiredPart, check_choices, normalize_prompt
 
 
 def answer_key(kind: str, model_fingerprint: str, prompt: Prompt, settings: Any) -> str:
@@ -142,14 +142,17 @@ class CachedLLM:
 
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
-                 repetition_penalty: float = 1.0) -> list[str]:
+                 repetition_penalty: float = 1.0, require: RequiredPart | None = None) -> list[str]:
         """Cached :meth:`LLM.generate` (the key holds every decoding setting)."""
         settings = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                     "top_p": float(top_p), "seed": int(seed) if temperature > 0 else 0,
                     "stop": list(stop or [])}
-        extra = {}
+        extra: dict[str, Any] = {}
         if repetition_penalty != 1.0:  # in the key only when used: answers cached without it stay valid
             settings["repetition_penalty"] = extra["repetition_penalty"] = float(repetition_penalty)
+        if require is not None:  # only wrapped models that support it are given one
+            settings["require"] = require.key()
+            extra["require"] = require
         return self._run("generate", prompts, settings,
                          lambda ps: self.llm.generate(ps, max_new_tokens=max_new_tokens, temperature=temperature,
                                                       top_p=top_p, seed=seed, stop=stop, **extra))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 
 from recfuse import _env  # noqa: F401  (before torch)
 from recfuse.io import fingerprint as content_hash
-from recfuse.llm.base import LLMError, Prompt, check_choices, normalize_prompt
+from recfuse.llm.base import LLMError, Prompt, RequiredPart, check_choices, normalize_prompt
 
 log = logging.getLogger(__name__)
 
@@ -371,10 +372,14 @@ class LocalLLM:
         return out
 
     # ------------------------------------------------------------- generation
+    #: ``generate(..., require=RequiredPart(...))`` is done in one pass (:class:`_RequiredPartProcessor`)
+    supports_required_part = True
+
     def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
                  top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
-                 repetition_penalty: float = 1.0) -> list[str]:
-        """Continuations of the prompts; greedy when ``temperature`` is 0, sampled (seeded) otherwise."""
+                 repetition_penalty: float = 1.0, require: RequiredPart | None = None) -> list[str]:
+        """Continuations of the prompts; greedy when ``temperature`` is 0, sampled (seeded) otherwise;
+        ``require``: a part every answer must contain, written for the model where it would end without it."""
         import torch
 
         texts: list[str] = [""] * len(prompts)
@@ -406,6 +411,11 @@ class LocalLLM:
                 ids, mask, _ = self._batch([encoded[i] for i in idx])
                 if sample:
                     torch.manual_seed(seed + bi)
+                if require is not None:
+                    from transformers import LogitsProcessorList
+
+                    kw["logits_processor"] = LogitsProcessorList([_RequiredPartProcessor(
+                        self.tokenizer, require, ids.shape[1], stop or [], kw.get("eos_token_id", []))])
                 gen = self.model.generate(input_ids=ids, attention_mask=mask, **kw)
                 new = gen[:, ids.shape[1]:]
                 for row, i in enumerate(idx):
@@ -450,6 +460,54 @@ class LocalLLM:
     def __repr__(self) -> str:
         return (f"LocalLLM({self.name!r}, device={self.device.type}, dtype={str(self.dtype).replace('torch.', '')}, "
                 f"adapter={self.adapter!r})")
+
+
+class _RequiredPartProcessor:
+    """Logits processor of one generation batch that writes ``part.insert`` for a row whose answer would end
+    (its likeliest next token is an end token or completes a stop string) or has used ``part.within`` new
+    tokens while ``part.marker`` is not in it; then the row goes on as the model likes."""
+
+    def __init__(self, tokenizer: Any, part: RequiredPart, width: int, stop: Sequence[str], eos_ids: Sequence[int]):
+        self.tokenizer = tokenizer
+        self.marker = re.compile(part.marker, re.IGNORECASE)
+        self.insert = tokenizer(part.insert, add_special_tokens=False)["input_ids"]
+        self.within = int(part.within)
+        self.width = width  # the (left-padded) prompt width: new tokens start here in every row
+        self.stop = [s for s in stop if s]
+        self.eos = {int(t) for t in eos_ids}
+        self.forcing: dict[int, list[int]] = {}  # row -> tokens of the insert still to write
+        self.settled: set[int] = set()  # rows whose answer holds the marker (or got the insert)
+
+    def _ends(self, text: str, token: int) -> bool:
+        if token in self.eos:
+            return True
+        nxt = self.tokenizer.decode([token])
+        return any(s in text[-len(s):] + nxt for s in self.stop)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        written = input_ids.shape[1] - self.width
+        top = scores.argmax(-1).tolist()
+        for r in range(scores.shape[0]):
+            queue = self.forcing.get(r)
+            if queue is None:
+                if r in self.settled:
+                    continue
+                text = self.tokenizer.decode(input_ids[r, self.width:], skip_special_tokens=True)
+                if self.marker.search(text):
+                    self.settled.add(r)
+                    continue
+                # transformers' stop strings match across the prompt's end too: look at its last tokens
+                tail = self.tokenizer.decode(input_ids[r, max(0, self.width - 4):], skip_special_tokens=True)
+                if written < self.within and not self._ends(tail, top[r]):
+                    continue
+                queue = self.forcing[r] = list(self.insert)
+                self.settled.add(r)
+            token = queue.pop(0)
+            if not queue:
+                del self.forcing[r]
+            scores[r] = float("-inf")
+            scores[r, token] = 0.0
+        return scores
 
 
 def _cut(text: str, stop: Sequence[str] | None) -> str:

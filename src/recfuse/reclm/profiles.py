@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from recfuse.data.dataset import Dataset, Interactions
 from recfuse.llama4rec.instructions import user_sequences
-from recfuse.llm.base import LLM, Prompt, normalize_prompt
+from recfuse.llm.base import LLM, Prompt, RequiredPart, normalize_prompt
 from recfuse.llm.parsing import ParseResult, ParseStats, parse_profile
 from recfuse.llm.prompts import PromptBuilder, escape_text
 
@@ -34,6 +34,7 @@ ITEM_FORMAT = ("Answer in exactly this format: Identities: <the kinds of users i
 _PART = re.compile(r"(identit(?:y|ies)|interests?)\s*[:\-]\s*", re.IGNORECASE)
 _INTERESTS = re.compile(r"interests?\s*:", re.IGNORECASE)
 IDENTITIES_HEAD = "Identities:"
+INTERESTS_INSERT = "; Interests:"
 
 
 def format_profile(identities: str, interests: str) -> str:
@@ -86,16 +87,26 @@ def _continued(head: str, answer: str) -> str:
 
 def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int = 96,
                        repetition_penalty: float = 1.0) -> list[str]:
-    """Raw one-line profiles in the "Identities: ...; Interests: ..." format, in at most two batched passes.
+    """Raw one-line profiles in the "Identities: ...; Interests: ..." format.
 
-    Pass 1 starts every answer with "Identities:" and stops at the end of the line. Where that line has
-    no "Interests:", pass 2 starts "Identities: <what pass 1 wrote, up to its first ';'>; Interests:" and
-    lets the model write the interests. The texts still go through :func:`parse_structured_profile`:
-    the format is guaranteed, the content is not. ``repetition_penalty`` goes to both passes.
+    Every answer is started with "Identities:" and ends at the end of its line. Where the model would end
+    the line (or has written ``max_new_tokens`` tokens) without "Interests:", "; Interests:" is written for
+    it and it goes on for up to ``max(16, max_new_tokens // 2)`` more tokens. A backend that supports
+    :class:`~recfuse.llm.base.RequiredPart` (the local one) does this in one pass; with the others it takes
+    two batched calls: pass 1 writes the line, and where it has no "Interests:", pass 2 starts
+    "Identities: <what pass 1 wrote, up to its first ';'>; Interests:". The texts still go through
+    :func:`parse_structured_profile`: the format is guaranteed, the content is not.
+    ``repetition_penalty`` goes to every call.
     """
     if not prompts:
         return []
     penalty = {"repetition_penalty": repetition_penalty} if repetition_penalty != 1.0 else {}
+    rest_tokens = max(16, max_new_tokens // 2)
+    if getattr(llm, "supports_required_part", False):
+        part = RequiredPart(_INTERESTS.pattern, INTERESTS_INSERT, within=max_new_tokens)
+        answers = llm.generate([prefilled(p, IDENTITIES_HEAD) for p in prompts],
+                               max_new_tokens=max_new_tokens + rest_tokens, stop=["\n"], require=part, **penalty)
+        return [_continued(IDENTITIES_HEAD, a) for a in answers]
     first = llm.generate([prefilled(p, IDENTITIES_HEAD) for p in prompts], max_new_tokens=max_new_tokens,
                          stop=["\n"], **penalty)
     texts = [_continued(IDENTITIES_HEAD, a) for a in first]
@@ -104,9 +115,9 @@ def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int 
         heads = []
         for r in todo:
             ident = texts[r][len(IDENTITIES_HEAD):].split(";")[0].strip().rstrip(".,")
-            heads.append(f"{IDENTITIES_HEAD} {ident}; Interests:")
+            heads.append(f"{IDENTITIES_HEAD} {ident}{INTERESTS_INSERT}")
         rest = llm.generate([prefilled(prompts[r], h) for r, h in zip(todo, heads)],
-                            max_new_tokens=max(16, max_new_tokens // 2), stop=["\n"], **penalty)
+                            max_new_tokens=rest_tokens, stop=["\n"], **penalty)
         for r, h, a in zip(todo, heads, rest):
             texts[r] = _continued(h, a)
     return texts
