@@ -9,7 +9,7 @@ from recfuse.reclm.suite import load_suite, target_check
 def test_suite_file_merges_common_and_runs(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text("common: {seeds: [0, 1], backbones: [biasmf]}\nruns:\n  - {dataset: synthetic, tunings: [mask]}\n"
-                 "  - {dataset: synthetic, backbones: [lightgcn]}\nout: x\n")
+                 "  - {dataset: synthetic, backbones: [lightgcn], name: other}\nout: x\n")
     cfgs, out = load_suite(f, {"seeds": [3]})
     assert [c.backbones for c in cfgs] == [["biasmf"], ["lightgcn"]]
     assert cfgs[0].tunings == ["mask"] and cfgs[1].tunings == ["reclm"]
@@ -17,6 +17,15 @@ def test_suite_file_merges_common_and_runs(tmp_path):
     f.write_text("runs: []\n")
     with pytest.raises(ConfigError):
         load_suite(f)
+    # two runs of one dataset need their own folders
+    f.write_text("runs:\n  - {dataset: synthetic, seeds: [0, 1]}\n  - {dataset: synthetic, tunings: [mask]}\nout: x\n")
+    with pytest.raises(ConfigError, match="runs 1 and 2 would write the same folder"):
+        load_suite(f)
+    f.write_text("runs:\n  - {dataset: synthetic, name: main}\n  - {dataset: synthetic, name: ablation}\nout: x\n")
+    from recfuse.data import make_synthetic
+    from recfuse.reclm.report import output_dir
+    ds = make_synthetic(n_users=5, n_items=5, seed=0)
+    assert [output_dir(c, ds).parts[-2:] for c in load_suite(f)[0]] == [(ds.name, "main"), (ds.name, "ablation")]
 
 
 def test_shipped_configs_load():

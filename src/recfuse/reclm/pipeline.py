@@ -87,7 +87,9 @@ class RecLMConfig:
     user_info: bool = option(True, "show the user's side information (age, occupation, ...) in profile prompts "
                                    "(R4: user text), where the dataset has any")
     ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
-    out: str = option("runs/reclm", "output folder")
+    out: str = option("runs/reclm", "output folder (results go to <out>/<dataset>)")
+    name: str = option("", "a sub-folder for this run's results, <out>/<dataset>/<name> (several runs of one "
+                           "dataset in a suite, e.g. the main run over seeds and a tuning ablation)")
     progress: bool = option(True, "show progress bars")
 
 

@@ -106,8 +106,9 @@ def display(rows: list[dict], ks: list[int]) -> list[dict]:
 
 
 def output_dir(cfg, dataset: Dataset) -> Path:
-    """Where one RecLM configuration writes its results: ``<out>/<dataset>``."""
-    return Path(cfg.out) / dataset.name
+    """Where one RecLM configuration writes its results: ``<out>/<dataset>``, or ``<out>/<dataset>/<name>``."""
+    out = Path(cfg.out) / dataset.name
+    return out / cfg.name if getattr(cfg, "name", "") else out
 
 
 def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:

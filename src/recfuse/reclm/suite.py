@@ -7,7 +7,8 @@ A suite file (YAML) gives shared settings and the runs (each a :class:`RecLMConf
       - {dataset: ml-100k, tunings: [reclm, mask, naive, gpt_kd, untuned]}
     out: benchmarks/results/reclm
 
-Each run writes its own folder (``<out>/<dataset>``); ``suite.md`` / ``suite.json`` gather the tables
+Each run writes its own folder (``<out>/<dataset>``, or ``<out>/<dataset>/<name>`` for a run with a
+``name``: two runs of one dataset need one); ``suite.md`` / ``suite.json`` gather the tables
 and a check of the paper's target: Augment above Base on Recall@20, full-shot and zero-shot. A run whose
 folder already holds results of the same settings is reused (``reuse=False`` / ``--recompute`` runs it again).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from recfuse.config import load_suite as config_load_suite
 from recfuse.config import to_dict
+from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
@@ -28,7 +30,15 @@ log = logging.getLogger(__name__)
 
 
 def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[RecLMConfig], Path]:
-    return config_load_suite(path, RecLMConfig, overrides, "runs/reclm-suite")
+    cfgs, out = config_load_suite(path, RecLMConfig, overrides, "runs/reclm-suite")
+    seen: dict[tuple[str, str], int] = {}
+    for i, cfg in enumerate(cfgs, 1):
+        where = (cfg.dataset, cfg.name)
+        if where in seen:
+            raise ConfigError(f"{path}: runs {seen[where]} and {i} would write the same folder "
+                              f"({'/'.join(filter(None, where))}): give them different 'name's")
+        seen[where] = i
+    return cfgs, out
 
 
 def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = True) -> dict:
@@ -46,9 +56,10 @@ def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = Tru
             result = method.run()
         check = target_check(result["rows"])
         tables = (Path(result["out"]) / "tables.md").read_text()
-        sections.append(f"## {method.dataset.name}\n\n{tables}\n### Target: Augment above Base (Recall@20)\n\n"
+        title = f"{method.dataset.name}: {cfg.name}" if cfg.name else method.dataset.name
+        sections.append(f"## {title}\n\n{tables}\n### Target: Augment above Base (Recall@20)\n\n"
                         + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
-        summary.append({"dataset": method.dataset.name, "rows": result["rows"], "cost": result["cost"],
+        summary.append({"dataset": method.dataset.name, "name": cfg.name, "rows": result["rows"], "cost": result["cost"],
                         "target": check, "config": to_dict(cfg)})
     write_json(out / "suite.json", {"runs": summary})
     write_text(out / "suite.md", "# RecLM suite\n\n" + "\n".join(sections))
