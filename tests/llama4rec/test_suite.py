@@ -30,3 +30,18 @@ def test_suite_reuses_a_finished_run_with_the_same_settings(tmp_path, monkeypatc
         suite.run_suite(f, reuse=False)
     with pytest.raises(AssertionError, match="recomputed"):  # other settings: not the same run
         suite.run_suite(f, {"instructions": 7})
+
+
+def test_data_augmentation_table_is_readable():
+    """Parse counts of attribute answers become one cell per attribute; examples stay out of the table."""
+    from recfuse.llama4rec.report import augmentation_rows
+
+    counts = {"valid": 704, "invalid": 755, "hallucinated": 223, "total": 1682, "valid_rate": 704 / 1682}
+    reports = [{"seed": 0, "data_augmentation": {
+        "attribute_answers": {"director": {"director": counts, "examples": {"director": [{"raw": "John Lasseter"}]}}},
+        "train_seconds": 15.939540776}},
+        {"seed": 1, "data_augmentation": {"triples": 943, "mean_confidence": 0.60826896}}]
+    rows = augmentation_rows(reports)
+    assert rows[0] == {"seed": 0, "director answers": "704 valid, 755 invalid, 223 hallucinated of 1682 (42% valid)",
+                       "train_seconds": 15.9395}
+    assert rows[1] == {"seed": 1, "triples": 943, "mean_confidence": 0.6083}

@@ -91,6 +91,46 @@ def cost_rows(reports: list[dict]) -> list[dict]:
     return rows
 
 
+def augmentation_rows(reports: list[dict]) -> list[dict]:
+    """One row per seed of what data augmentation did: counts and rates as readable cells.
+
+    Parse counts of the LLM's attribute answers ({valid, invalid, hallucinated, total}) become one cell
+    per attribute; example answers stay in the JSON only.
+    """
+    rows = []
+    for r in reports:
+        row: dict[str, Any] = {"seed": r["seed"]}
+        for key, value in r.get("data_augmentation", {}).items():
+            if key == "attribute_answers":
+                for attr, answers in value.items():
+                    c = answers.get(attr, answers)
+                    row[f"{attr} answers"] = (f"{c['valid']} valid, {c['invalid']} invalid, "
+                                              f"{c['hallucinated']} hallucinated of {c['total']} "
+                                              f"({c['valid'] / max(c['total'], 1):.0%} valid)")
+            elif isinstance(value, float):
+                row[key] = round(value, 4)
+            else:
+                row[key] = value if isinstance(value, (int, str)) else str(value)
+        rows.append(row)
+    return rows
+
+
+def results_markdown(cfg, dataset_name: str, table: list[dict], paper: dict | None, costs: list[dict],
+                     reports: list[dict]) -> str:
+    """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
+    md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset_name}",
+          f"\nTest split, leave-one-out by time; {len(reports)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
+          f"LLM: {cfg.llm.backend} {cfg.llm.model}; mean ± std, (improvement over Base).\n",
+          markdown_table(table)]
+    if paper:
+        md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"
+                  + (f", IFT {paper['ift']}" if "ift" in paper else "") + ".\n")
+    md.append("\n## Cost\n\n" + markdown_table(costs))
+    if any("data_augmentation" in r for r in reports):
+        md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(reports)))
+    return "\n".join(md)
+
+
 def output_dir(cfg, dataset: Dataset) -> Path:
     """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>``."""
     return Path(cfg.out) / dataset.name / f"{cfg.task}-{cfg.backbone}"
@@ -122,19 +162,8 @@ def write_llama4rec_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
                     out / "alpha_heatmap_test.png", lower)
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset.name}",
                  extra={"display": table, "cost": costs, "paper": paper, "seeds": light})
-    md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset.name}",
-          f"\nTest split, leave-one-out by time; {len(reports)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
-          f"LLM: {cfg.llm.backend} {cfg.llm.model}; mean ± std, (improvement over Base).\n",
-          markdown_table(table)]
-    if paper:
-        md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"
-                  + (f", IFT {paper['ift']}" if "ift" in paper else "") + ".\n")
-    md.append("\n## Cost\n\n" + markdown_table(costs))
-    if any("data_augmentation" in r for r in reports):
-        md.append("\n## Data augmentation\n\n" + markdown_table([{"seed": r["seed"], **{k: str(v) for k, v in
-                                                                   r.get("data_augmentation", {}).items()}}
-                                                                  for r in reports]))
-    write_text(out / "results.md", "\n".join(md))
-    print("\n".join(md))
+    md = results_markdown(cfg, dataset.name, table, paper, costs, light)
+    write_text(out / "results.md", md)
+    print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")
     return {"out": str(out), "rows": rows, "display": table}
