@@ -65,8 +65,10 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     data2 = json.loads((out / "results.json").read_text())
     cost2 = {r["stage"]: r["seconds (mean over seeds)"] for r in data2["cost"]}
     assert set(cost1) == set(cost2) and "LLM instructions per second" in cost2
+    # (a few hundredths of a second of slack: a rerun counts a reused stage at its recorded build time, while the
+    # first run's clock also ran over saving and reloading it; cache lookups, the bug this guards, cost ~nothing)
     for stage in ("LLM inference", "instruction tuning", "data augmentation", "backbone training"):
-        assert cost2[stage] >= 0.9 * cost1[stage] and cost2[stage] <= 1.1 * cost1[stage] + 1.0, stage
+        assert 0.9 * cost1[stage] - 0.05 <= cost2[stage] <= 1.1 * cost1[stage] + 1.0, stage
 
 
 def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):
