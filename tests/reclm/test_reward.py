@@ -32,6 +32,9 @@ def test_reward_model_learns_the_pairs_and_round_trips(tiny_llm_dir, tmp_path):
     log = rm.train(pairs)
     assert log["loss_last"] < log["loss_first"]
     assert log["train_accuracy_after"]["accuracy"] >= 0.9
+    assert log["accuracy_pairs"] == len(pairs)  # fewer pairs than eval_pairs: all of them
+    few = RewardModel(tiny_llm_dir, cfg=RewardConfig(lora=False, epochs=1, batch_size=4, max_length=256, eval_pairs=5))
+    assert few.train(pairs)["accuracy_pairs"] == 5
     rm.save(tmp_path / "rm")
     again = RewardModel.load(tmp_path / "rm")
     q = [p.query for p in pairs[:3]]
