@@ -50,3 +50,15 @@ def test_lora_reward_model_saves_adapter(tiny_llm_dir, tmp_path):
     assert (tmp_path / "rm" / "adapter").is_dir()
     again = RewardModel.load(tmp_path / "rm")
     assert np.allclose(again.score(["q"], [OWN]), rm.score(["q"], [OWN]), atol=1e-4)
+
+
+def test_lora_reward_model_round_trips_with_its_head(tiny_llm_dir, tmp_path):
+    """The pipeline caches the reward model as its own stage and PPO loads it: the LoRA adapter and the
+    scalar head must come back exactly."""
+    pairs = preference_pairs(["q0", "q1"], [OWN, NEIGHBOUR], [NEIGHBOUR, OWN], kinds=("empty",), per_query=1)
+    rm = RewardModel(tiny_llm_dir, cfg=RewardConfig(lora=True, lr=3e-3, epochs=2, batch_size=2, max_length=256))
+    rm.train(pairs)
+    rm.save(tmp_path / "rm")
+    again = RewardModel.load(tmp_path / "rm")
+    q, r = [p.query for p in pairs], [p.better for p in pairs]
+    assert np.allclose(again.score(q, r), rm.score(q, r), atol=1e-5)

@@ -197,22 +197,32 @@ class RecLM(TimedStages):
         return read_json(stage_dir("reclm-tuning-data", key, build) / "data.json")
 
     def refine(self, adapter: Path, data: dict, seed: int) -> tuple[Path, dict]:
-        """Reward model (pairwise) and PPO from the tuned adapter; returns the refined adapter and logs."""
-        from recfuse.reclm.refine import refine_with_ppo
+        """Reward model (pairwise) and PPO from the tuned adapter, two cached stages; returns the refined
+        adapter and the logs."""
+        from recfuse.reclm.refine import refine_with_ppo, train_reward_model
+        from recfuse.reclm.reward import RewardModel
 
         cfg = self.cfg
         base = base_model_dir(cfg.llm)
+        rkey = {"base": str(base), "reward": to_dict(cfg.reward), "seed": seed,
+                "data": fingerprint(data["reward_queries"], data["reward_better"], data["reward_neighbour"])}
+
+        def build_reward(tmp: Path) -> None:
+            rm, log_ = train_reward_model(base, data, cfg.reward, seed, progress=cfg.progress)
+            rm.save(tmp / "reward_model")
+            write_json(tmp / "log.json", log_)
+
+        rdir = stage_dir("reclm-reward", rkey, build_reward)
         key = {"base": str(base), "adapter": adapter.parent.name,  # the SFT stage's content hash
-               "data": fingerprint(data["reward_queries"], data["reward_better"], data["reward_neighbour"]),
-               "reward": to_dict(cfg.reward), "ppo": to_dict(cfg.ppo), "prompts": cfg.ppo_prompts, "seed": seed}
+               "reward_model": rdir.name, "ppo": to_dict(cfg.ppo), "prompts": cfg.ppo_prompts, "seed": seed}
 
         def build(tmp: Path) -> None:
-            info = refine_with_ppo(base, adapter, data, tmp / "adapter", cfg.reward, cfg.ppo, cfg.ppo_prompts,
-                                   seed, progress=cfg.progress)
+            info = refine_with_ppo(base, adapter, RewardModel.load(rdir / "reward_model"), list(data["reward_queries"]),
+                                   tmp / "adapter", cfg.ppo, cfg.ppo_prompts, seed, progress=cfg.progress)
             write_json(tmp / "log.json", info)
 
         d = stage_dir("reclm-ppo", key, build)
-        return d / "adapter", read_json(d / "log.json")
+        return d / "adapter", {"reward_model": read_json(rdir / "log.json"), **read_json(d / "log.json")}
 
     def profile_llm(self, tuning: str, split: Split, hist, similar, seed: int, report: dict) -> LLM:
         cfg = self.cfg

@@ -1,5 +1,6 @@
-"""RecLM's reinforcement refinement (R8): a reward model on teacher-vs-worse profiles, then PPO on the
-instruction-tuned LLM with a KL penalty to it (the reference policy)."""
+"""RecLM's reinforcement refinement (R8): a reward model on teacher-vs-worse profiles
+(:func:`train_reward_model`), then PPO on the instruction-tuned LLM with a KL penalty to it, the reference
+policy (:func:`refine_with_ppo`). The pipeline caches the two as separate stages."""
 
 from __future__ import annotations
 
@@ -10,22 +11,26 @@ from recfuse.reclm.ppo import PPOConfig, PPOTrainer
 from recfuse.reclm.reward import RewardConfig, RewardModel, preference_pairs
 
 
-def refine_with_ppo(base: Path, adapter: Path, data: dict, out: Path, reward_cfg: RewardConfig,
+def train_reward_model(base: Path, data: dict, reward_cfg: RewardConfig, seed: int,
+                       progress: bool = False) -> tuple[RewardModel, dict]:
+    """The pairwise reward model on ``data`` (reward_queries / reward_better / reward_neighbour) and its log."""
+    pairs = preference_pairs(list(data["reward_queries"]), data["reward_better"], data["reward_neighbour"],
+                             per_query=reward_cfg.pairs_per_query, seed=seed)
+    rm = RewardModel(base, cfg=reward_cfg)
+    rm_log = rm.train(pairs, progress=progress)
+    rm_log.pop("losses", None)
+    return rm, rm_log
+
+
+def refine_with_ppo(base: Path, adapter: Path, rm: RewardModel, queries: list[str], out: Path,
                     ppo_cfg: PPOConfig, n_prompts: int, seed: int, progress: bool = False) -> dict:
-    """Train the reward model on ``data`` (reward_queries / reward_better / reward_neighbour), run PPO from
-    ``adapter`` on the first ``n_prompts`` queries, save the refined adapter to ``out``; return the logs."""
+    """PPO from ``adapter`` on the first ``n_prompts`` of ``queries``, rewarded by ``rm``, with a KL penalty
+    to the tuned model; saves the refined adapter to ``out`` and returns the log."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     start = time.perf_counter()
-    queries = list(data["reward_queries"])
-    pairs = preference_pairs(queries, data["reward_better"], data["reward_neighbour"],
-                             per_query=reward_cfg.pairs_per_query, seed=seed)
-    rm = RewardModel(base, cfg=reward_cfg)
-    rm_log = rm.train(pairs, progress=progress)
-    rm_log.pop("losses", None)
-
     tok = AutoTokenizer.from_pretrained(str(base))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -52,5 +57,4 @@ def refine_with_ppo(base: Path, adapter: Path, data: dict, out: Path, reward_cfg
     trainer = PPOTrainer(policy, reference, ppo_cfg, pad_id=tok.pad_token_id, eos_ids=[tok.eos_token_id])
     ppo_log = trainer.train(prompts, reward_fn, progress=progress)
     policy.save_pretrained(str(out))
-    return {"reward_model": rm_log, "ppo": ppo_log.to_dict(), "prompts": len(prompts),
-            "seconds": time.perf_counter() - start}
+    return {"ppo": ppo_log.to_dict(), "prompts": len(prompts), "seconds": time.perf_counter() - start}
