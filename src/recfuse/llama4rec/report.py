@@ -94,7 +94,7 @@ def cost_rows(reports: list[dict]) -> list[dict]:
 def augmentation_rows(reports: list[dict]) -> list[dict]:
     """One row per seed of what data augmentation did: counts and rates as readable cells.
 
-    Parse counts of the LLM's attribute answers ({valid, invalid, hallucinated, total}) become one cell
+    Parse counts of the LLM's attribute answers (:meth:`ParseStats.to_dict`) become one cell
     per attribute; example answers stay in the JSON only.
     """
     rows = []
@@ -106,7 +106,7 @@ def augmentation_rows(reports: list[dict]) -> list[dict]:
                     c = answers.get(attr, answers)
                     row[f"{attr} answers"] = (f"{c['valid']} valid, {c['invalid']} invalid, "
                                               f"{c['hallucinated']} hallucinated of {c['total']} "
-                                              f"({c['valid'] / max(c['total'], 1):.0%} valid)")
+                                              f"({c['valid_rate']:.0%} valid)")
             elif isinstance(value, float):
                 row[key] = round(value, 4)
             else:

@@ -173,7 +173,7 @@ class RewardModel:
         return_large_blocks_to_os()
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed)
-        probe = list(pairs)
+        probe = pairs
         if 0 < cfg.eval_pairs < len(pairs):
             probe = [pairs[i] for i in np.sort(rng.choice(len(pairs), cfg.eval_pairs, replace=False))]
         before = self.accuracy(probe)
