@@ -16,7 +16,7 @@ from tests.reclm.conftest import cold_dataset
 pytestmark = pytest.mark.usefixtures("scripted_teacher")
 
 
-def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item"), dataset=None):
+def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo_item"), dataset=None, **extra):
     """RecLM with tiny settings on the synthetic cold-start data, or on the dataset folder ``dataset``."""
     llm = {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"}
     cfg = from_dict(RecLMConfig, {
@@ -28,7 +28,7 @@ def make(tiny_llm_dir, out, tunings, variants=("base", "augment", "wo_user", "wo
         "reward": {"epochs": 1, "batch_size": 2, "lora_r": 2, "max_length": 256},
         "ppo": {"steps": 2, "batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 6},
         "instructions": 6, "kd_users": 4, "ppo_prompts": 2, "max_new_tokens": 6, "out": str(out),
-        "progress": False})
+        "progress": False, **extra})
     method = RecLM(cfg)
     if dataset is None:
         method.dataset = cold_dataset(n_users=16, n_items=40)
@@ -94,6 +94,22 @@ def test_teacher_without_valid_profiles_is_a_clear_error(tiny_llm_dir, tmp_path,
     monkeypatch.setattr(RecLM, "load_teacher", lambda self: Mute())
     with pytest.raises(ConfigError, match="no valid profile for any of the 4 distillation users"):
         make(tiny_llm_dir, tmp_path, ["gpt_kd"], variants=("base", "augment")).run()
+
+
+def test_llm_seed_writes_the_profiles_once_for_all_seeds(tiny_llm_dir, tmp_path):
+    method = make(tiny_llm_dir, tmp_path, ["gpt_kd"], variants=("base", "augment"), seeds=[0, 1], llm_seed=0)
+    asked, original = [], method.profile_llm
+
+    def recording(tuning, split, hist, similar, seed, report):
+        asked.append((seed, similar.copy()))
+        return original(tuning, split, hist, similar, seed, report)
+
+    method.profile_llm = recording
+    seeds = method.run()["seeds"]
+    assert [s for s, _ in asked] == [0, 0] and np.array_equal(asked[0][1], asked[1][1])
+    assert [s["seed"] for s in seeds] == [0, 1] and [s["llm_seed"] for s in seeds] == [0, 0]
+    assert json.dumps(seeds[0]["profiles"], default=str) == json.dumps(seeds[1]["profiles"], default=str)
+    assert "LLM side (similar users, tuning, profiles) from seed 0" in (tmp_path / "synthetic" / "tables.md").read_text()
 
 
 def test_tuning_ablation_runs(tiny_llm_dir, tmp_path):

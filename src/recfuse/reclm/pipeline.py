@@ -1,6 +1,7 @@
 """RecLM end to end (seed 002, sections 2-3): ``recfuse run reclm``.
 
-Per seed, every stage cached by content (:mod:`recfuse.stages`; LLM answers in the answer cache):
+Per seed (``llm_seed`` set: the LLM side once, the backbones per seed), every stage cached by content
+(:mod:`recfuse.stages`; LLM answers in the answer cache):
 
 1. a global temporal split with a validation period (model selection on validation, never test);
 2. item text features (all-MiniLM-L6-v2 by default) and an ID LightGCN whose user embeddings give each
@@ -64,6 +65,10 @@ class RecLMConfig:
     similar_params: dict = option({}, "its hyper-parameters", flag="similar-param")
     n_similar: int = option(2, "similar users per target (prompts and instructions)")
     seeds: list[int] = option([0], "random seeds")
+    llm_seed: int | None = option(None, "seed of the LLM side (similar users, teacher sampling, tuning, reward "
+                                        "model, PPO, hence the profiles); unset: each seed's own, so every seed "
+                                        "re-runs the LLM pipeline. Set, the profiles are written once and the "
+                                        "seeds vary the backbones' training only (hours less on a CPU)")
     variants: list[str] = option(["base", "augment"], f"what to run and report: {', '.join(VARIANTS)}")
     tunings: list[str] = option(["reclm"], f"profile sources: {', '.join(TUNINGS)} (several: the tuning ablation)")
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -281,11 +286,12 @@ class RecLM(TimedStages):
     def run_seed(self, seed: int) -> dict:
         cfg, ds = self.cfg, self.dataset
         self._reset_timings()
+        lseed = seed if cfg.llm_seed is None else cfg.llm_seed
         split = temporal(ds, fractions=tuple(cfg.fractions))
-        report: dict[str, Any] = {"seed": seed, "split": split.summary(), "rows": [], "profiles": {},
-                                  "cold_items_test": len(split.cold_items("test"))}
+        report: dict[str, Any] = {"seed": seed, "llm_seed": lseed, "split": split.summary(), "rows": [],
+                                  "profiles": {}, "cold_items_test": len(split.cold_items("test"))}
         text_emb = self._timed("text features", self.item_text_features)
-        similar = self._timed("similar users", self.similar_users, split, seed)
+        similar = self._timed("similar users", self.similar_users, split, lseed)
         hist = prof.histories(split.train, split.n_users)
         params = {"valid_metric": cfg.select_metric, **cfg.backbone_params}
         per_user: dict[str, Any] = {}
@@ -309,7 +315,7 @@ class RecLM(TimedStages):
         for tuning in cfg.tunings:
             if not set(cfg.variants) - {"base"}:
                 break
-            llm = self.profile_llm(tuning, split, hist, similar, seed, report)
+            llm = self.profile_llm(tuning, split, hist, similar, lseed, report)
             p = self._timed("profiles", self.profiles, llm, split, hist, similar, text_emb)
             report["profiles"][tuning] = p["report"]
             report["profiles"][tuning]["example_user"] = p["users"][int(np.flatnonzero([len(h) for h in hist])[0])]

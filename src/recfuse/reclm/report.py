@@ -105,6 +105,15 @@ def display(rows: list[dict], ks: list[int]) -> list[dict]:
     return out
 
 
+def seed_note(reports: list[dict]) -> list[str]:
+    """What the seeds vary: everything, or (one ``llm_seed`` for all) only the backbones' training."""
+    lseeds = {r.get("llm_seed", r["seed"]) for r in reports}
+    if len(reports) < 2 or len(lseeds) > 1:
+        return []
+    return [f"LLM side (similar users, tuning, profiles) from seed {lseeds.pop()} for every seed: the seeds "
+            "vary the backbones' training only, so ± and the seed p-values leave out the LLM's own variance.\n\n"]
+
+
 def output_dir(cfg, dataset: Dataset) -> Path:
     """Where one RecLM configuration writes its results: ``<out>/<dataset>``, or ``<out>/<dataset>/<name>``."""
     out = Path(cfg.out) / dataset.name
@@ -122,7 +131,7 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     for r in reports:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
-    md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", markdown_table(display(rows, cfg.ks)),
+    md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", *seed_note(reports), markdown_table(display(rows, cfg.ks)),
           "\n## Target: Augment above Base (Recall@20)\n", markdown_table(target_check(rows)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
     prof = seeds[0].get("profiles", {})
