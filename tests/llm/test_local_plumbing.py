@@ -266,3 +266,34 @@ def test_choice_ids_match_in_context_tokenization(tiny_llm, tokenizer):
         for c in CHOICES:
             joined = tokenizer(text + c, add_special_tokens=False)["input_ids"]
             assert joined == tiny_llm.encode(p) + tiny_llm.choice_token_ids(c)
+
+
+def test_worker_processes_answer_as_one_process(tiny_llm_dir):
+    """``workers=2``: the batches go to two spawned processes (own model copies); greedy and sampled answers,
+    structured generation and choice scores are those of one process; changed weights stop the workers."""
+    import torch
+
+    from recfuse.llm.base import RequiredPart
+    from recfuse.llm.local import LocalLLM
+
+    prompts = [f"Tell me about movie number {i}." + " More." * (i % 4) for i in range(7)]
+    one = LocalLLM(tiny_llm_dir, batch_size=2, dtype="float32")
+    two = LocalLLM(tiny_llm_dir, batch_size=2, dtype="float32", workers=2)
+    try:
+        part = RequiredPart("interests?:", "; Interests:", within=3)
+        for kw in ({"max_new_tokens": 5}, {"max_new_tokens": 5, "temperature": 1.0, "seed": 3},
+                   {"max_new_tokens": 8, "require": part, "stop": ["\n"]}):
+            assert two.generate(prompts, **kw) == one.generate(prompts, **kw)
+        assert "pool" in two._pool  # the batches did go to the workers
+        choices = ["Yes", "No", "Maybe not"]
+        np.testing.assert_allclose(two.choice_logprobs(prompts, choices), one.choice_logprobs(prompts, choices),
+                                   atol=1e-5)
+        assert one.fingerprint == two.fingerprint
+        with torch.no_grad():
+            next(two.model.parameters()).add_(1.0)
+        two.refresh_fingerprint()  # weights changed in memory: the workers' copies are stale
+        assert "pool" not in two._pool
+        two.generate(prompts[:4], max_new_tokens=2)
+        assert "pool" not in two._pool
+    finally:
+        two.close()

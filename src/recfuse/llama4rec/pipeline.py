@@ -61,6 +61,8 @@ class LLMConfig:
     base_url: str = option("", "server URL for the http backend, e.g. http://127.0.0.1:8000/v1")
     batch_size: int = option(8, "prompts per forward pass")
     dtype: str = option("auto", "auto (bf16 where faster), float32, bfloat16")
+    workers: int = option(1, "processes sharing the batches on CPU, each with its own copy of the model and "
+                             "an equal share of the threads (2 on 2 cores: 1.6x the profiles per second)")
 
 
 @dataclass
@@ -110,7 +112,7 @@ def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False
                               "(e.g. vLLM --lora-modules) and name it with --llm.model")
         return CachedLLM(build_llm("http", cfg.model or None, base_url=cfg.base_url or None))
     return CachedLLM(build_llm(cfg.backend, cfg.model or None, adapter=adapter, batch_size=cfg.batch_size,
-                               dtype=cfg.dtype, progress=progress))
+                               dtype=cfg.dtype, progress=progress, workers=cfg.workers))
 
 
 def base_model_dir(cfg: LLMConfig) -> Path:
