@@ -62,7 +62,8 @@ class LLMConfig:
     batch_size: int = option(8, "prompts per forward pass")
     dtype: str = option("auto", "auto (bf16 where faster), float32, bfloat16")
     workers: int = option(1, "processes sharing the batches on CPU, each with its own copy of the model and "
-                             "an equal share of the threads (2 on 2 cores: 1.6x the profiles per second)")
+                             "an equal share of the threads (2 on 2 CPU cores: 1.24x the profiles per second of one "
+                             "2-thread process; benchmarks/llm_generation.py)")
 
 
 @dataclass

@@ -111,7 +111,7 @@ class LocalLLM:
     ``workers`` > 1 (CPU, a model loaded from a path) spreads the batches of ``generate`` and
     ``choice_logprobs`` over that many processes, each with its own copy of the model and an equal share
     of the threads: a small model's decoding steps are too small to keep several threads of one process
-    busy (on 2 cores, 2 single-thread workers write profiles 1.6x faster than one 2-thread process).
+    busy (on 2 cores, 2 single-thread workers wrote profiles 1.24x faster than one 2-thread process).
     Answers are the same as with one process.
     """
 
