@@ -16,6 +16,14 @@ Two modes:
 
 Either mode can then time ``eval_repeats`` full-ranking evaluations of all test users (``eval_seconds``).
 
+A full run can be **resumed** (``resume_dir``): after every epoch the trainer's state (model, optimizer,
+early-stopping counters, the random generators, the shuffling generator of the training data) and the
+per-epoch timings are saved there atomically, and the best model too; ``budget_seconds`` pauses the run
+after the epoch that passes the budget (the result says ``paused``), and the same call later goes on from
+the next epoch, as if never stopped (a resumed run scores exactly as an uninterrupted one). A whole RecBole
+sequential run on ML-100K is hours on a small CPU; this lets it accumulate over several sittings. Its
+``train_seconds`` is then the sum of the time spent in training over all sittings.
+
 OpenMP: ``OMP_WAIT_POLICY=PASSIVE`` and the thread count are set before torch is imported (with the default
 busy-waiting, torch on a small shared CPU runs many times slower; recfuse sets the same policy).
 
@@ -58,9 +66,23 @@ def _log(msg: str) -> None:
     print(f"[recbole] {msg}", file=sys.stderr, flush=True)
 
 
+class _Pause(Exception):
+    """The sitting's time budget is spent: the run stops after a saved epoch."""
+
+
+def _save_atomic(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads: int,
-                   dataset: str = "ml-100k", eval_repeats: int = 0) -> dict:
-    """Runs inside RecBole's venv. Returns timings (and, with ``full``, test metrics)."""
+                   dataset: str = "ml-100k", eval_repeats: int = 0, resume_dir: str | None = None,
+                   budget_seconds: float | None = None) -> dict:
+    """Runs inside RecBole's venv. Returns timings (and, with ``full``, test metrics); with ``resume_dir``
+    a full run saves its state after every epoch there and goes on from it when called again."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import functools
@@ -74,9 +96,22 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
+    state_file = None
+    if resume_dir:
+        Path(resume_dir).mkdir(parents=True, exist_ok=True)
+        key = json.dumps({"model": model, "dataset": dataset, "overrides": overrides}, sort_keys=True)
+        key_file = Path(resume_dir) / "key.json"
+        if key_file.exists() and key_file.read_text() != key:
+            raise SystemExit(f"{resume_dir} holds a run of other settings: {key_file.read_text()}")
+        key_file.write_text(key)
+        state_file = Path(resume_dir) / "resume.pth"
+        done = Path(resume_dir) / "result.json"
+        if full and done.exists():  # this run finished in an earlier sitting: its measured result
+            _log(f"{model}: finished earlier, result read from {done}")
+            return {**json.loads(done.read_text()), "read_from": str(done)}
     cfg = {"data_path": str(Path(recbole.__file__).parent / "dataset_example"), "use_gpu": torch.cuda.is_available(),
            "seed": 2020, "reproducibility": True, "show_progress": False, "state": "WARNING",
-           "checkpoint_dir": tempfile.mkdtemp(prefix="recbole-ckpt-"), "log_wandb": False, **overrides}
+           "checkpoint_dir": resume_dir or tempfile.mkdtemp(prefix="recbole-ckpt-"), "log_wandb": False, **overrides}
     t_setup = time.perf_counter()
     config = Config(model=model, dataset=dataset, config_dict=cfg)
     logging.getLogger().setLevel(logging.WARNING)
@@ -119,9 +154,51 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
 
     trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
     if full:
+        import random
+
+        import numpy as np
+
+        earlier = {"fit_seconds": 0.0, "sittings": 0}
+        if state_file is not None and state_file.exists():
+            st = torch.load(state_file, map_location=config["device"])
+            trainer.model.load_state_dict(st["state_dict"])
+            trainer.model.load_other_parameter(st.get("other_parameter"))
+            trainer.optimizer.load_state_dict(st["optimizer"])
+            trainer.start_epoch, trainer.cur_step = st["epoch"] + 1, st["cur_step"]
+            trainer.best_valid_score, trainer.best_valid_result = st["best_valid_score"], st["best_valid_result"]
+            trainer.saved_model_file = st["saved_model_file"]
+            torch.set_rng_state(st["rng"]["torch"])
+            np.random.set_state(st["rng"]["numpy"])
+            random.setstate(st["rng"]["random"])
+            train_data.generator.set_state(st["rng"]["train_data"])
+            train_secs[:], valid_secs[:], valid_scores[:] = st["train_secs"], st["valid_secs"], st["valid_scores"]
+            earlier = st["earlier"]
+            _log(f"resumed after epoch {st['epoch'] + 1} (sitting {earlier['sittings'] + 1})")
         t0 = time.perf_counter()
-        trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False)
-        out["train_seconds"] = time.perf_counter() - t0
+
+        def after_epoch(epoch: int, _score: float) -> None:  # RecBole calls it once early stopping is updated
+            if state_file is None:
+                return
+            _save_atomic({"epoch": epoch, "cur_step": trainer.cur_step, "best_valid_score": trainer.best_valid_score,
+                          "best_valid_result": trainer.best_valid_result, "saved_model_file": trainer.saved_model_file,
+                          "state_dict": trainer.model.state_dict(), "other_parameter": trainer.model.other_parameter(),
+                          "optimizer": trainer.optimizer.state_dict(),
+                          "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                                  "random": random.getstate(), "train_data": train_data.generator.get_state()},
+                          "train_secs": train_secs, "valid_secs": valid_secs, "valid_scores": valid_scores,
+                          "earlier": {"fit_seconds": earlier["fit_seconds"] + time.perf_counter() - t0,
+                                      "sittings": earlier["sittings"] + 1}}, state_file)
+            if budget_seconds is not None and time.perf_counter() - t0 > budget_seconds:
+                raise _Pause
+
+        try:
+            trainer.fit(train_data, valid_data, verbose=False, saved=True, show_progress=False, callback_fn=after_epoch)
+        except _Pause:
+            _log(f"paused after epoch {len(train_secs)} (budget {budget_seconds:.0f} s); the same call goes on")
+            return {**out, "paused": True, "epochs_run": len(train_secs), "valid_scores": valid_scores,
+                    "epoch_seconds": train_secs, "valid_seconds": valid_secs}
+        out["train_seconds"] = earlier["fit_seconds"] + time.perf_counter() - t0
+        out["sittings"] = earlier["sittings"] + 1
         best = int(max(range(len(valid_scores)), key=lambda i: (valid_scores[i], -i))) if valid_scores else -1
         out.update(best_epoch=best, epochs_run=len(train_secs), best_valid=valid_scores[best] if best >= 0 else None,
                    stopped_early=len(train_secs) < int(config["epochs"]),
@@ -145,6 +222,10 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
     if evals:
         out["eval_seconds"] = evals
         _log(f"test full-ranking evaluation: {min(evals):.2f} s (best of {len(evals)})")
+    if full and resume_dir:
+        done = Path(resume_dir) / "result.json"
+        done.with_suffix(".tmp").write_text(json.dumps(out, default=str))
+        os.replace(done.with_suffix(".tmp"), done)
     return out
 
 
@@ -159,9 +240,11 @@ def _test_pairs(test_data) -> list[list[str]]:
 
 def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFAULT_PYTHON, epochs: int = 2,
                 full: bool = False, threads: int = 2, dataset: str = "ml-100k", eval_repeats: int = 0,
-                timeout: float | None = None) -> dict:
+                timeout: float | None = None, resume_dir: str | Path | None = None,
+                budget_seconds: float | None = None) -> dict:
     """Run :func:`recbole_worker` in a subprocess under ``python`` (RecBole's venv); its progress goes to our
-    stderr. Returns the worker's result, or ``{"error": ...}``."""
+    stderr. Returns the worker's result (``paused`` where ``budget_seconds`` stopped a resumable run), or
+    ``{"error": ...}``."""
     if not Path(python).exists():
         return {"model": model, "error": f"{python} not found (RecBole's venv)"}
     with tempfile.TemporaryDirectory(prefix="recbole-run-") as tmp:
@@ -171,6 +254,10 @@ def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFA
                "--eval-repeats", str(eval_repeats)]
         if full:
             cmd.append("--full")
+        if resume_dir is not None:
+            cmd += ["--resume-dir", str(Path(resume_dir).resolve())]
+        if budget_seconds is not None:
+            cmd += ["--budget-seconds", str(budget_seconds)]
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": str(threads)}
         t0 = time.perf_counter()
         tail: list[str] = []
@@ -201,9 +288,11 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--eval-repeats", type=int, default=0, help="then time this many test evaluations")
     ap.add_argument("--result", help="write the JSON result here (else stdout)")
+    ap.add_argument("--resume-dir", help="full run: save the state after every epoch here, and go on from it")
+    ap.add_argument("--budget-seconds", type=float, help="full run with --resume-dir: pause after this long")
     args = ap.parse_args()
     out = recbole_worker(args.model, json.loads(args.config), args.epochs, args.full, args.threads, args.dataset,
-                         args.eval_repeats)
+                         args.eval_repeats, args.resume_dir, args.budget_seconds)
     text = json.dumps(out, default=str)
     if args.result:
         Path(args.result).write_text(text)

@@ -52,6 +52,14 @@ def profile_prompts(n: int) -> list[str]:
             for u in users]
 
 
+def markdown(report: dict) -> str:
+    """The results as a readable table."""
+    rows = [{**r, "seconds": f"{r['seconds']:.1f}", "s / profile": f"{r['s / profile']:.2f}",
+             "speed-up": f"{r['speed-up']:.2f}x"} for r in report["rows"]]
+    return (f"# Profile generation, embedded SmolLM2-135M fp32, {report['prompts']} ML-100K user-profile prompts, "
+            f"{report['threads']} threads in all ({report['cpu']})\n\n" + markdown_table(rows))
+
+
 def main(argv: list[str] | None = None) -> dict:
     from recfuse.reclm.profiles import structured_answers
 
@@ -87,9 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
               "cpu": cpu_model(), "platform": platform.platform(), "torch": torch.__version__}
     out = Path(args.out)
     write_json(out / "llm_generation.json", report)
-    write_text(out / "llm_generation.md",
-               f"# Profile generation, embedded SmolLM2-135M fp32, {len(prompts)} ML-100K user-profile prompts, "
-               f"{args.threads} threads in all ({cpu_model()})\n\n" + markdown_table(rows))
+    write_text(out / "llm_generation.md", markdown(report))
     return report
 
 

@@ -5,6 +5,7 @@
     ... --models sasrec --skip-recbole                                   # ours only
     ... --models sasrec --recbole-only                                   # RecBole's only (a separate locked job)
     ... --models sasrec --recbole probe --recbole-epochs 2               # RecBole: time 2 epochs only
+    ... --models sasrec --recbole-only --recbole-budget 3600             # RecBole's run in sittings of ~1 h
     .venv/bin/python benchmarks/sequential_backbones.py --merge A.json B.json --out benchmarks/results/sequential_backbones
 
 Both sides: ML-100K, leave-one-out by time (last item test, second last validation), hidden size 64, at most
@@ -17,6 +18,12 @@ RecBole runs in its own venv as a subprocess (``benchmarks/_recbole.py``), with 
 and the same number of threads as ours. Whole-run training time is compared, not epochs: RecBole trains on
 every prefix of every sequence (about 97K instances per epoch), ours on windows of 51 items (about 2.5K).
 Writes ``--out``.json and .md after every model.
+
+A whole RecBole run is hours on a small CPU, so it is resumable: its state is saved after every epoch under
+``--recbole-resume-dir`` (default ``$RECFUSE_CACHE/recbole/<model>``, else ``~/.cache/recfuse/recbole``),
+``--recbole-budget SECONDS`` pauses it after the epoch that passes the budget, and the same command goes on
+from there (exactly as an uninterrupted run: ``tests/benchmarks/test_recbole_resume.py``); a finished run's
+result is kept there and read again. A paused run's time is reported as a lower bound.
 """
 
 from __future__ import annotations
@@ -102,8 +109,13 @@ def split_agreement(split, pairs: list[list[str]]) -> dict:
 def run_recbole(name: str, split, args) -> dict:
     cfg = {**_recbole.SEQUENTIAL_CONFIG, **RECBOLE_CONFIG[name]}
     full = args.recbole == "full"
+    resume = None
+    if full and args.recbole_resume_dir != "off":
+        root = args.recbole_resume_dir or Path(os.environ.get("RECFUSE_CACHE", "~/.cache/recfuse")).expanduser() / "recbole"
+        resume = Path(root) / RECBOLE_NAME[name]
     rb = _recbole.run_recbole(RECBOLE_NAME[name], cfg, python=args.recbole_python, epochs=args.recbole_epochs,
-                              full=full, threads=args.threads, timeout=args.recbole_timeout)
+                              full=full, threads=args.threads, timeout=args.recbole_timeout, resume_dir=resume,
+                              budget_seconds=args.recbole_budget)
     rb["mode"] = "full" if full else "probe"
     if "test_pairs" in rb:
         rb["split_agreement"] = split_agreement(split, rb.pop("test_pairs"))
@@ -128,7 +140,18 @@ def comparisons(report: dict) -> dict:
         if name not in ours or "error" in rb:
             continue
         r = ours[name]
-        if rb.get("mode") == "full":
+        if rb.get("mode") == "full" and rb.get("paused"):  # at least the epochs so far, and stopping_step + 1
+            so_far = sum(rb["epoch_seconds"]) + sum(rb["valid_seconds"])
+            epoch = _median(rb["epoch_seconds"]) + (_median(rb["valid_seconds"]) if rb["valid_seconds"] else 0.0)
+            bound = max(so_far, epoch * (RECBOLE_STOPPING_STEP + 1))
+            time_rows.append({"model": name, "recfuse_seconds": r["train_seconds"], "recbole_seconds": bound,
+                              "ratio": r["train_seconds"] / bound,
+                              "kind": f"lower bound (paused after {rb['epochs_run']} epochs)",
+                              "recfuse_to_best": r["seconds_to_best_epoch"], "recbole_to_best": None,
+                              "recbole_epochs": f"> {rb['epochs_run']} (paused)",
+                              "recbole_epoch_seconds": _median(rb["epoch_seconds"]),
+                              "recbole_valid_seconds": _median(rb["valid_seconds"]) if rb["valid_seconds"] else None})
+        elif rb.get("mode") == "full":
             time_rows.append({"model": name, "recfuse_seconds": r["train_seconds"], "recbole_seconds": rb["train_seconds"],
                               "ratio": r["train_seconds"] / rb["train_seconds"], "kind": "measured",
                               "recfuse_to_best": r["seconds_to_best_epoch"], "recbole_to_best": rb["seconds_to_best_epoch"],
@@ -179,7 +202,7 @@ def markdown(report: dict) -> str:
     for name, rb in report.get("recbole", {}).items():
         if "error" in rb:
             lines.append(f"| RecBole {RECBOLE_NAME[name]} | error: {rb['error']} |")
-        elif rb.get("mode") == "full":
+        elif rb.get("mode") == "full" and not rb.get("paused"):
             t = rb["test"]
             lines.append(
                 f"| RecBole {RECBOLE_NAME[name]} (measured) | " + " | ".join(
@@ -189,7 +212,8 @@ def markdown(report: dict) -> str:
                   f"| {rb['train_seconds']:.1f} |")
         else:
             vs = rb.get("valid_scores") or []
-            lines.append(f"| RecBole {RECBOLE_NAME[name]} (probe: {len(rb['epoch_seconds'])} epoch(s) timed, "
+            what = "paused, resumable" if rb.get("paused") else "probe"
+            lines.append(f"| RecBole {RECBOLE_NAME[name]} ({what}: {len(rb['epoch_seconds'])} epoch(s) timed, "
                          f"test not measured) | - | - | - | - | - | - | - | "
                          f"{_f(vs[-1] if vs else None, '{:.4f}')} after {len(rb['epoch_seconds'])} epoch(s) | - | "
                          f"{_median(rb['epoch_seconds']):.1f} + {_f(_median(rb['valid_seconds']) if rb.get('valid_seconds') else None, '{:.2f}')} | - |")
@@ -261,6 +285,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--recbole-epochs", type=int, default=2)
     ap.add_argument("--recbole-python", default=_recbole.DEFAULT_PYTHON)
     ap.add_argument("--recbole-timeout", type=float, default=None, help="seconds; a run cut off reports an error")
+    ap.add_argument("--recbole-resume-dir", default="",
+                    help="where a full RecBole run saves its state after every epoch and goes on from it "
+                         "(default $RECFUSE_CACHE/recbole/<model>; 'off' for a fresh, unsaved run)")
+    ap.add_argument("--recbole-budget", type=float, default=None,
+                    help="seconds: pause a resumable RecBole run after the epoch that passes this (run again to go on)")
     ap.add_argument("--out", default=str(RESULTS / "sequential_backbones"))
     ap.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
@@ -325,6 +354,9 @@ def main(argv: list[str] | None = None) -> dict:
             report["recbole"][name] = rb
             if "error" in rb:
                 print(f"RecBole {RECBOLE_NAME[name]}: error: {rb['error']}", flush=True)
+            elif rb.get("paused"):
+                print(f"RecBole {RECBOLE_NAME[name]}: paused after {rb['epochs_run']} epochs (valid "
+                      f"{[round(v, 4) for v in rb['valid_scores']]}); run the same command to go on", flush=True)
             elif rb["mode"] == "full":
                 print(f"RecBole {RECBOLE_NAME[name]}: test {json.dumps({k: round(v, 4) for k, v in rb['test'].items()})}"
                       f" | best epoch {rb['best_epoch'] + 1}/{rb['epochs_run']} | {rb['train_seconds']:.1f} s "
