@@ -51,3 +51,19 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 def test_unknown_model(capsys):
     assert main(["train", "--model", "nosuchmodel", "--dataset", "synthetic"]) == 2
     assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
+
+
+def test_report_rerenders_committed_results_exactly(tmp_path, capsys):
+    """``recfuse report``: a Llama4Rec results folder's results.md and heatmaps come back from results.json."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-mf"
+    folder = tmp_path / "direct-mf"
+    shutil.copytree(src, folder)
+    for f in ["results.md", *(p.name for p in folder.glob("alpha_heatmap_*.png"))]:
+        (folder / f).unlink()
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "results.md").read_text() == (src / "results.md").read_text()
+    assert (folder / "alpha_heatmap_valid.png").stat().st_size > 0
+    assert main(["report", str(tmp_path)]) != 0
+    assert "no results.json" in capsys.readouterr().err

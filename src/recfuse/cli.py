@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "recfuse.llm.cli",
     "recfuse.commands.tune",
     "recfuse.commands.run",
+    "recfuse.commands.report",
 )
 
 

@@ -81,6 +81,14 @@ def test_reclm_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert calls["n"] == 0
     assert res2["rows"] == res["rows"]
 
+    # recfuse report: tables.md comes back from results.json alone
+    from recfuse.cli import main
+
+    tables = (out / "tables.md").read_text()
+    (out / "tables.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert (out / "tables.md").read_text() == tables
+
 
 def test_teacher_without_valid_profiles_is_a_clear_error(tiny_llm_dir, tmp_path, monkeypatch):
     from recfuse.reclm.pipeline import RecLM

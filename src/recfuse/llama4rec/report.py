@@ -131,6 +131,36 @@ def results_markdown(cfg, dataset_name: str, table: list[dict], paper: dict | No
     return "\n".join(md)
 
 
+def render(cfg, dataset_name: str, out: Path, table: list[dict], paper: dict | None, costs: list[dict],
+           reports: list[dict]) -> str:
+    """results.md and the alpha heatmaps of a run from its summarized results; returns the Markdown."""
+    lower = cfg.task == "rating"
+    grids = [np.array(r["variants"]["llama4rec"]["valid_grid"]) for r in reports if "llama4rec" in r["variants"]]
+    if grids:
+        metric = "rmse" if lower else cfg.select_metric
+        heatmap(np.mean(grids, axis=0), cfg.alphas, f"validation {metric}, mean over {len(grids)} seed(s)",
+                out / "alpha_heatmap_valid.png", lower)
+        tests = [np.array(r["variants"]["llama4rec"]["test_grid"]) for r in reports
+                 if "test_grid" in r["variants"].get("llama4rec", {})]
+        if tests:
+            heatmap(np.mean(tests, axis=0), cfg.alphas, f"test {metric} (analysis only; alphas chosen on validation)",
+                    out / "alpha_heatmap_test.png", lower)
+    md = results_markdown(cfg, dataset_name, table, paper, costs, reports)
+    write_text(out / "results.md", md)
+    return md
+
+
+def rerender(out: Path, config: dict, results: dict) -> list[Path]:
+    """Re-render a results folder's results.md and heatmaps from its results.json and config.yaml."""
+    from recfuse.config import from_dict
+    from recfuse.llama4rec.pipeline import Llama4RecConfig
+
+    cfg = from_dict(Llama4RecConfig, config)
+    render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"], results.get("paper"),
+           results["cost"], results["seeds"])
+    return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
+
+
 def output_dir(cfg, dataset: Dataset) -> Path:
     """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>``."""
     return Path(cfg.out) / dataset.name / f"{cfg.task}-{cfg.backbone}"
@@ -150,20 +180,9 @@ def write_llama4rec_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{v}__{m}": a for v, d in r["per_user"].items() for m, a in d.items()})
     light = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
-    grids = [np.array(r["variants"]["llama4rec"]["valid_grid"]) for r in reports if "llama4rec" in r["variants"]]
-    if grids:
-        metric = "rmse" if lower else cfg.select_metric
-        heatmap(np.mean(grids, axis=0), cfg.alphas, f"validation {metric}, mean over {len(grids)} seed(s)",
-                out / "alpha_heatmap_valid.png", lower)
-        tests = [np.array(r["variants"]["llama4rec"]["test_grid"]) for r in reports
-                 if "test_grid" in r["variants"].get("llama4rec", {})]
-        if tests:
-            heatmap(np.mean(tests, axis=0), cfg.alphas, f"test {metric} (analysis only; alphas chosen on validation)",
-                    out / "alpha_heatmap_test.png", lower)
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset.name}",
-                 extra={"display": table, "cost": costs, "paper": paper, "seeds": light})
-    md = results_markdown(cfg, dataset.name, table, paper, costs, light)
-    write_text(out / "results.md", md)
+                 extra={"display": table, "cost": costs, "paper": paper, "seeds": light, "dataset_name": dataset.name})
+    md = render(cfg, dataset.name, out, table, paper, costs, light)
     print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")
     return {"out": str(out), "rows": rows, "display": table}

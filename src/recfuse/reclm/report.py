@@ -131,7 +131,13 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
     for r in reports:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
-    md = [f"# RecLM on {dataset.name} ({len(reports)} seed(s))\n", *seed_note(reports), markdown_table(display(rows, cfg.ks)),
+    write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, seeds, cfg.ks))
+    return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
+
+
+def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds: list[dict], ks: list[int]) -> str:
+    """tables.md: the results, the target check, the per-epoch cost, the profile and teacher answers."""
+    md = [f"# RecLM on {dataset_name} ({len(seeds)} seed(s))\n", *seed_note(seeds), markdown_table(display(rows, ks)),
           "\n## Target: Augment above Base (Recall@20)\n", markdown_table(target_check(rows)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
     prof = seeds[0].get("profiles", {})
@@ -147,5 +153,12 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
                   f"answers: {t['answers'].get('teacher_profile', {})}; two-turn sampling: {t['sampling']}"
                   + (f"; distilled from the {kd['with_valid_teacher_profile']} of {kd['sampled']} sampled users "
                      f"whose teacher profile was valid" if kd else "") + "\n")
-    write_text(out / "tables.md", "\n".join(md))
-    return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
+    return "\n".join(md)
+
+
+def rerender(out: Path, config: dict, results: dict) -> list[Path]:
+    """Re-render a results folder's tables.md from its results.json and config.yaml."""
+    name = results.get("dataset", {}).get("name") or Path(str(config["dataset"])).name
+    write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], results["seeds"],
+                                                  config["ks"]))
+    return [out / "tables.md"]
