@@ -54,6 +54,8 @@ KS = [3, 5, 10]
 CANDIDATES: dict[str, list[dict]] = {
     "cl4srec": [{}, {"cl_weight": 0.05}, {"cl_weight": 0.1, "temperature": 0.5},
                 {"cl_weight": 0.05, "temperature": 0.5}, {"cl_weight": 0.2, "temperature": 0.5}],
+    # RecBole's BERT4Rec masks only the last item in half of its training samples (ft_ratio 0.5); ours in 10%
+    "bert4rec": [{}, {"last_ratio": 0.5}],
 }
 
 
