@@ -142,37 +142,28 @@ def comparisons(report: dict) -> dict:
         if name not in ours or "error" in rb:
             continue
         r = ours[name]
-        if rb.get("mode") == "full" and rb.get("paused"):  # at least the epochs so far, and stopping_step + 1
-            so_far = sum(rb["epoch_seconds"]) + sum(rb["valid_seconds"])
-            epoch = _median(rb["epoch_seconds"]) + (_median(rb["valid_seconds"]) if rb["valid_seconds"] else 0.0)
-            bound = max(so_far, epoch * (RECBOLE_STOPPING_STEP + 1))
-            time_rows.append({"model": name, "recfuse_seconds": r["train_seconds"], "recbole_seconds": bound,
-                              "ratio": r["train_seconds"] / bound,
-                              "kind": f"lower bound (paused after {rb['epochs_run']} epochs)",
-                              "recfuse_to_best": r["seconds_to_best_epoch"], "recbole_to_best": None,
-                              "recbole_epochs": f"> {rb['epochs_run']} (paused)",
-                              "recbole_epoch_seconds": _median(rb["epoch_seconds"]),
-                              "recbole_valid_seconds": _median(rb["valid_seconds"]) if rb["valid_seconds"] else None})
-        elif rb.get("mode") == "full":
-            time_rows.append({"model": name, "recfuse_seconds": r["train_seconds"], "recbole_seconds": rb["train_seconds"],
-                              "ratio": r["train_seconds"] / rb["train_seconds"], "kind": "measured",
-                              "recfuse_to_best": r["seconds_to_best_epoch"], "recbole_to_best": rb["seconds_to_best_epoch"],
-                              "recbole_epochs": f"{rb['best_epoch'] + 1} / {rb['epochs_run']}",
-                              "recbole_epoch_seconds": _median(rb["epoch_seconds"]),
-                              "recbole_valid_seconds": _median(rb["valid_seconds"]) if rb["valid_seconds"] else None})
+        valid = _median(rb["valid_seconds"]) if rb.get("valid_seconds") else None
+        row = {"model": name, "recfuse_seconds": r["train_seconds"], "recfuse_to_best": r["seconds_to_best_epoch"],
+               "recbole_to_best": None, "recbole_epoch_seconds": _median(rb["epoch_seconds"]),
+               "recbole_valid_seconds": valid}
+        if rb.get("mode") == "full" and not rb.get("paused"):
+            row.update(recbole_seconds=rb["train_seconds"], kind="measured", recbole_to_best=rb["seconds_to_best_epoch"],
+                       recbole_epochs=f"{rb['best_epoch'] + 1} / {rb['epochs_run']}")
             t = rb["test"]
             quality_rows.append({"model": name, "recbole": {m: t[m] for m in ("ndcg@10", "hr@10")},
                                  "recfuse": {m: r["test"][m] for m in ("ndcg@10", "hr@10")},
                                  "recfuse_no_exclusion": {m: r["test_no_exclusion"][m] for m in ("ndcg@10", "hr@10")}})
-        else:  # probe: a whole run is at least stopping_step + 1 epochs of training and validation
-            epoch = _median(rb["epoch_seconds"]) + (_median(rb["valid_seconds"]) if rb.get("valid_seconds") else 0.0)
-            bound = epoch * (RECBOLE_STOPPING_STEP + 1)
-            time_rows.append({"model": name, "recfuse_seconds": r["train_seconds"], "recbole_seconds": bound,
-                              "ratio": r["train_seconds"] / bound, "kind": "lower bound (probe)",
-                              "recfuse_to_best": r["seconds_to_best_epoch"], "recbole_to_best": None,
-                              "recbole_epochs": f">= {RECBOLE_STOPPING_STEP + 1} (bound)",
-                              "recbole_epoch_seconds": _median(rb["epoch_seconds"]),
-                              "recbole_valid_seconds": _median(rb["valid_seconds"]) if rb.get("valid_seconds") else None})
+        else:  # probe or paused: a whole run is at least stopping_step + 1 epochs (and the epochs already run)
+            bound = (row["recbole_epoch_seconds"] + (valid or 0.0)) * (RECBOLE_STOPPING_STEP + 1)
+            if rb.get("paused"):
+                bound = max(bound, sum(rb["epoch_seconds"]) + sum(rb["valid_seconds"]))
+                row.update(kind=f"lower bound (paused after {rb['epochs_run']} epochs)",
+                           recbole_epochs=f"> {rb['epochs_run']} (paused)")
+            else:
+                row.update(kind="lower bound (probe)", recbole_epochs=f">= {RECBOLE_STOPPING_STEP + 1} (bound)")
+            row["recbole_seconds"] = bound
+        row["ratio"] = r["train_seconds"] / row["recbole_seconds"]
+        time_rows.append(row)
     return {"time": time_rows, "quality": quality_rows}
 
 
