@@ -284,7 +284,8 @@ def test_worker_processes_answer_as_one_process(tiny_llm_dir):
         for kw in ({"max_new_tokens": 5}, {"max_new_tokens": 5, "temperature": 1.0, "seed": 3},
                    {"max_new_tokens": 8, "require": part, "stop": ["\n"]}):
             assert two.generate(prompts, **kw) == one.generate(prompts, **kw)
-        assert "pool" in two._pool  # the batches did go to the workers
+        assert two._workers_state["pool"] is not None  # the batches did go to the workers
+        assert two.with_chat(False)._workers_state is two._workers_state  # views share the workers
         choices = ["Yes", "No", "Maybe not"]
         np.testing.assert_allclose(two.choice_logprobs(prompts, choices), one.choice_logprobs(prompts, choices),
                                    atol=1e-5)
@@ -292,8 +293,8 @@ def test_worker_processes_answer_as_one_process(tiny_llm_dir):
         with torch.no_grad():
             next(two.model.parameters()).add_(1.0)
         two.refresh_fingerprint()  # weights changed in memory: the workers' copies are stale
-        assert "pool" not in two._pool
+        assert two._workers_state["pool"] is None
         two.generate(prompts[:4], max_new_tokens=2)
-        assert "pool" not in two._pool
+        assert two._workers_state["pool"] is None
     finally:
         two.close()

@@ -132,8 +132,9 @@ class LocalLLM:
             raise LLMError(f"unknown kv_cache {kv_cache!r}: use static or dynamic")
         self.kv_cache = kv_cache
         self.workers = max(1, int(workers))
-        self._pool: dict[str, _WorkerPool] = {}  # shared with views (with_chat): one pool per weights
-        self._spec: dict | None = None  # how a worker process rebuilds these weights (models loaded from a path)
+        # shared with views (with_chat), which share the weights: how a worker rebuilds them (models loaded
+        # from a path, until they change in memory) and the running worker pool
+        self._workers_state: dict[str, Any] = {"spec": None, "pool": None}
         self.chat = chat
         self.system_prompt = system_prompt
         self.progress = progress
@@ -190,7 +191,7 @@ class LocalLLM:
         self._fixed_fingerprint = fingerprint
         self._fingerprint = fingerprint or self._compute_fingerprint()
         if isinstance(model, (str, Path)):
-            self._spec = {"model": str(model), "adapter": str(adapter) if adapter is not None else None,
+            self._workers_state["spec"] = {"model": str(model), "adapter": str(adapter) if adapter is not None else None,
                           "merge_adapter": merge_adapter, "dtype": str(self.dtype).replace("torch.", ""),
                           "device": "cpu", "max_prompt_tokens": self.max_prompt_tokens, "kv_cache": kv_cache,
                           "weights": self._weights_id}
@@ -225,23 +226,23 @@ class LocalLLM:
         """Recompute the fingerprint after the in-memory weights changed (e.g. after tuning)."""
         self._weights_id = self._weights_hash()
         self._fingerprint = self._fixed_fingerprint or self._compute_fingerprint()
-        self._spec = None  # the weights in memory are no longer those on disk: no worker processes
+        self._workers_state["spec"] = None  # the weights in memory are no longer those on disk: no workers
         self.close()
-        self._pool = {}
         return self._fingerprint
 
     # ------------------------------------------------------------- workers
     def _worker_pool(self, n_batches: int) -> _WorkerPool | None:
         """The worker processes for ``n_batches`` batches, or None to run them here."""
-        if self.workers < 2 or n_batches < 2 or self._spec is None or self.device.type != "cpu":
+        state = self._workers_state
+        if self.workers < 2 or n_batches < 2 or state["spec"] is None or self.device.type != "cpu":
             return None
-        if "pool" not in self._pool:
-            self._pool["pool"] = _WorkerPool(self._spec, self.workers)
-        return self._pool["pool"]
+        if state["pool"] is None:
+            state["pool"] = _WorkerPool(state["spec"], self.workers)
+        return state["pool"]
 
     def close(self) -> None:
         """Stop the worker processes (they also stop when this process exits)."""
-        pool = self._pool.pop("pool", None)
+        pool, self._workers_state["pool"] = self._workers_state["pool"], None
         if pool is not None:
             pool.close()
 
@@ -327,7 +328,7 @@ class LocalLLM:
         order = np.argsort(-np.asarray(lengths), kind="stable")
         return [order[s:s + self.batch_size] for s in range(0, len(lengths), self.batch_size)]
 
-    def _batches(self, n: int, lengths: list[int], desc: str):
+    def _batches(self, lengths: list[int], desc: str):
         from recfuse.models.torch_utils import progress
 
         batches = self._batch_indices(lengths)
@@ -504,7 +505,7 @@ class LocalLLM:
         encoded = [self.encode(p) for p in prompts]
         out: list[list[tuple[str, float]]] = [[] for _ in prompts]
         with torch.inference_mode():
-            for idx in self._batches(len(prompts), [len(e) for e in encoded], "scoring"):
+            for idx in self._batches([len(e) for e in encoded], "scoring"):
                 top = self._next_token_logprobs([encoded[i] for i in idx]).topk(k, dim=-1)
                 for row, i in enumerate(idx):
                     out[i] = [(self.tokenizer.decode([int(t)]), float(v))
