@@ -96,7 +96,7 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
-    state_file = None
+    state_file = done_file = None
     if resume_dir:
         Path(resume_dir).mkdir(parents=True, exist_ok=True)
         key = json.dumps({"model": model, "dataset": dataset, "overrides": overrides}, sort_keys=True)
@@ -105,10 +105,10 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
             raise SystemExit(f"{resume_dir} holds a run of other settings: {key_file.read_text()}")
         key_file.write_text(key)
         state_file = Path(resume_dir) / "resume.pth"
-        done = Path(resume_dir) / "result.json"
-        if full and done.exists():  # this run finished in an earlier sitting: its measured result
-            _log(f"{model}: finished earlier, result read from {done}")
-            return {**json.loads(done.read_text()), "read_from": str(done)}
+        done_file = Path(resume_dir) / "result.json"
+        if full and done_file.exists():  # this run finished in an earlier sitting: its measured result
+            _log(f"{model}: finished earlier, result read from {done_file}")
+            return {**json.loads(done_file.read_text()), "read_from": str(done_file)}
     cfg = {"data_path": str(Path(recbole.__file__).parent / "dataset_example"), "use_gpu": torch.cuda.is_available(),
            "seed": 2020, "reproducibility": True, "show_progress": False, "state": "WARNING",
            "checkpoint_dir": resume_dir or tempfile.mkdtemp(prefix="recbole-ckpt-"), "log_wandb": False, **overrides}
@@ -222,10 +222,9 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
     if evals:
         out["eval_seconds"] = evals
         _log(f"test full-ranking evaluation: {min(evals):.2f} s (best of {len(evals)})")
-    if full and resume_dir:
-        done = Path(resume_dir) / "result.json"
-        done.with_suffix(".tmp").write_text(json.dumps(out, default=str))
-        os.replace(done.with_suffix(".tmp"), done)
+    if full and done_file is not None:
+        done_file.with_suffix(".tmp").write_text(json.dumps(out, default=str))
+        os.replace(done_file.with_suffix(".tmp"), done_file)
     return out
 
 
