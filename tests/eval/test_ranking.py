@@ -78,6 +78,18 @@ def test_item_mask_restricts_the_pool():
     assert res.per_user["hr@1"].tolist() == [1]
 
 
+def test_ties_at_the_cut_are_counted_per_k():
+    # item 4 is outside the pool. user 0: distinct scores; user 1: items 1-3 tie (item 0 excluded as
+    # history); user 2: items 0-2 tie. The -inf of excluded and masked items never counts as a tie.
+    scores = np.array([[5.0, 4, 3, 2, 1], [9.0, 2, 2, 2, 1], [7.0, 7, 7, 0, 0]])
+    history = csr([[], [0], []], 5)
+    truth = csr([[1], [3], [3]], 5)
+    mask = np.array([True, True, True, True, False])
+    res = evaluate_full_ranking(lambda u: scores[u], history, truth, ks=[1, 2, 3, 4], item_mask=mask)
+    assert res.info["tied_at_cut"] == {1: 2, 2: 2, 3: 0, 4: 0}
+    assert res.per_user["hr@3"].tolist() == [1, 1, 0]
+
+
 def test_candidates_protocol():
     scores = np.array([[0.1, 0.9, 0.5], [0.3, 0.2, 0.1]])
     labels = np.array([[0, 0, 1], [1, 0, 0]], dtype=bool)

@@ -36,7 +36,8 @@ def _topic_auc(model, split, cold) -> float:
     return float(np.mean(wins))
 
 
-@pytest.mark.parametrize("model_name, extra", [("mf", {}), ("lightgcn", {"n_layers": 2})])
+@pytest.mark.parametrize("model_name, extra", [("mf", {}), ("lightgcn", {"n_layers": 2}),
+                                               ("simgcl", {"n_layers": 2})])  # SimGCL: no layer 0 but cold items
 def test_cold_items_get_meaningful_scores_from_features(cold_split, model_name, extra):
     split, cold = cold_split
     assert split.train_matrix[:, cold].nnz == 0

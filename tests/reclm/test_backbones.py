@@ -18,7 +18,7 @@ def test_settings_partition_the_items(split):
     assert not (masks["full_shot"] & masks["zero_shot"]).any()
 
 
-@pytest.mark.parametrize("name", ["biasmf", "lightgcn", "neumf"])
+@pytest.mark.parametrize("name", ["biasmf", "lightgcn", "neumf", "simgcl"])
 def test_base_and_augment_score_cold_items(split, name):
     feats = encode([split.dataset.item_title(i) for i in range(split.n_items)], "hashing:32")
     rng = np.random.default_rng(0)

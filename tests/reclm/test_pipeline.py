@@ -49,6 +49,7 @@ def test_reclm_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
         for m in ("recall@20", "recall@40", "ndcg@20", "ndcg@40"):
             assert 0 <= r[m] <= 1
         assert ("recall@20_impr" in r) == (r["variant"] != "base")
+        assert set(r["tied_share"]) == {"20", "40"} and all(0 <= v <= 1 for v in r["tied_share"].values())
     seed = data["seeds"][0]
     # profiles: every answer parsed and counted; failures replaced by counted fallbacks
     p = seed["profiles"]["reclm"]

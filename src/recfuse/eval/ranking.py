@@ -116,6 +116,10 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
 
     ``score_fn(users) -> (len(users), n_items)`` scores. ``item_mask`` restricts the ranked pool (for
     example to cold-start items in the zero-shot setting); truth outside the pool is not counted.
+
+    Ties are broken by the lower item index. ``info["tied_at_cut"][k]`` counts the users whose k-th
+    best score ties an item ranked below it: for them metric@k depends on that tie-break (a model that
+    gives every item of the pool one score is ranking by item index), which reports should say.
     """
     truth = truth.tocsr()
     if item_mask is not None:
@@ -126,19 +130,28 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
     users = np.asarray(users, dtype=np.int64)
     kmax = max(ks)
     tops = []
+    tied = {int(k): 0 for k in ks}
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
-        scores = np.asarray(score_fn(batch))
+        scores = np.array(score_fn(batch), copy=True)
         if not np.issubdtype(scores.dtype, np.floating):
             scores = scores.astype(np.float64)
         if item_mask is not None:
-            scores = np.where(item_mask[None, :], scores, -np.inf)
-        tops.append(top_k(scores, kmax, history[batch]))
+            scores[:, ~item_mask] = -np.inf
+        _mask_excluded(scores, history[batch])
+        # one more than the largest k: the next item tells whether a cut falls inside a tie
+        top = top_k(scores, kmax + 1, copy=False)
+        ranked = np.take_along_axis(scores, top, axis=1)
+        for k in tied:
+            if k < ranked.shape[1]:
+                tied[k] += int((np.isfinite(ranked[:, k - 1]) & (ranked[:, k - 1] == ranked[:, k])).sum())
+        tops.append(top[:, :kmax])
     topk = np.concatenate(tops) if tops else np.zeros((0, kmax), dtype=np.int64)
     sub_truth = truth[users]
     hits = hits_of(topk, sub_truth)
     n_rel = np.diff(sub_truth.indptr)
-    return EvalResult(users, M.ranking_metrics(hits, n_rel, list(metrics), list(ks)), info={"top_k": topk})
+    return EvalResult(users, M.ranking_metrics(hits, n_rel, list(metrics), list(ks)),
+                      info={"top_k": topk, "tied_at_cut": tied})
 
 
 def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: list[int] = (3, 5),

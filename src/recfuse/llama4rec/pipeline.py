@@ -42,7 +42,7 @@ from recfuse.llama4rec.instructions import Example, inner_split, plant_target, u
 from recfuse.llama4rec.similar import most_similar_by_interactions, most_similar_users
 from recfuse.llm.base import LLM, choice_probs, expected_value
 from recfuse.llm.sft import SFTConfig, as_messages, train_sft
-from recfuse.models.base import Recommender, create_model, get_model_class
+from recfuse.models.base import Recommender, create_model, get_model_class, model_cache_key
 from recfuse.stages import TimedStages, stage_dir
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def fit_backbone(cfg: Llama4RecConfig, split: Split, seed: int, *, extra_triples
     key = {"backbone": name, "params": cfg.backbone_params, "seed": seed, "split": split.fingerprint(),
            "triples": fingerprint(extra_triples) if extra_triples is not None else None,
            "insertions": fingerprint(insertions) if insertions is not None else None,
-           "features": split.dataset.item_features.names}
+           "features": split.dataset.item_features.names, **model_cache_key(name)}
 
     def build(tmp: Path) -> None:
         model = create_model(name, seed=seed, **cfg.backbone_params)

@@ -30,6 +30,8 @@ class Recommender:
     name: ClassVar[str] = "recommender"
     #: "direct" (top-k from interactions), "sequential" or "rating"
     task: ClassVar[str] = "direct"
+    #: raised when a change alters what :meth:`fit` produces, so cached trained models are not reused
+    revision: ClassVar[int] = 1
 
     def __init__(self, **params: Any):
         self.params = params
@@ -125,6 +127,13 @@ def _import_builtin_models() -> None:
         except ModuleNotFoundError as e:
             if e.name != module:
                 raise
+
+
+def model_cache_key(name: str) -> dict[str, int]:
+    """What a stage cache key holds of a model's code: its ``revision`` when raised (else nothing, so
+    models trained before revisions existed stay cached)."""
+    revision = getattr(get_model_class(name), "revision", 1)
+    return {"revision": revision} if revision != 1 else {}
 
 
 def get_model_class(name: str) -> type:

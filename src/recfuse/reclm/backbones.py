@@ -26,7 +26,7 @@ import numpy as np
 from recfuse.data.splits import Split
 from recfuse.eval.ranking import EvalResult, evaluate_full_ranking
 from recfuse.io import fingerprint, read_json, write_json
-from recfuse.models.base import Recommender, create_model, get_model_class
+from recfuse.models.base import Recommender, create_model, get_model_class, model_cache_key
 from recfuse.stages import stage_dir
 
 SETTINGS = ("full_shot", "zero_shot")
@@ -39,7 +39,7 @@ def fit_text_backbone(name: str, params: dict, split: Split, seed: int, item_fea
     params = {"item_tower": "features" if item_features is not None else "id", **params}
     arrays = {"item_features": item_features, "user_profiles": user_profiles, "item_profiles": item_profiles}
     key = {"backbone": name, "params": params, "seed": seed, "split": split.fingerprint(), "label": label,
-           "arrays": {k: fingerprint(v) for k, v in arrays.items() if v is not None}}
+           "arrays": {k: fingerprint(v) for k, v in arrays.items() if v is not None}, **model_cache_key(name)}
 
     def build(tmp: Path) -> None:
         model = create_model(name, seed=seed, **{k: v for k, v in arrays.items() if v is not None}, **params)

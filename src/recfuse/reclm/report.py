@@ -46,6 +46,9 @@ def summarize(reports: list[dict], ks: list[int]) -> list[dict]:
         out["users"] = runs[0]["users"]
         if "pool_items" in runs[0]:
             out["pool_items"] = runs[0]["pool_items"]
+        if all("tied_at_cut" in x for x in runs):  # the largest share of users over the seeds
+            out["tied_share"] = {k: max(x["tied_at_cut"][k] / max(x["users"], 1) for x in runs)
+                                 for k in runs[0]["tied_at_cut"]}
         out["epoch_seconds"] = float(np.mean([x["epoch_seconds"] or 0.0 for x in runs]))
         rows.append(out)
     return rows
@@ -68,6 +71,13 @@ def trivial(row: dict, metric: str) -> bool:
     """Whether ``metric`` (``recall@k``) is 1 whatever the model: the ranked pool holds at most k items."""
     name, _, k = metric.partition("@")
     return name == "recall" and row.get("pool_items") is not None and row["pool_items"] <= int(k)
+
+
+def tie_note(row: dict, metric: str) -> str:
+    """`` (ties at the cut: N% of users)`` where some users' k-th score ties an item ranked below it,
+    so that their metric@k rests on the tie-break by item index (for example constant scores); else ""."""
+    share = row.get("tied_share", {}).get(metric.partition("@")[2], 0.0)
+    return f" (ties at the cut: {100 * share:.0f}% of users)" if share > 0 else ""
 
 
 def target_check(rows: list[dict]) -> list[dict]:
@@ -95,7 +105,7 @@ def display(rows: list[dict], ks: list[int]) -> list[dict]:
             if trivial(r, m):
                 d[m] = f"(1 by construction: pool of {r['pool_items']} items)"
                 continue
-            d[m] = f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}"
+            d[m] = f"{r[m]:.4f} ± {r[f'{m}_std']:.4f}" + tie_note(r, m)
             if f"{m}_impr" in r:
                 d[f"{m} impr"] = f"{100 * r[f'{m}_impr']:+.1f}%"
         d["users"] = r["users"]

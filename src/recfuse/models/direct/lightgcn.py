@@ -15,7 +15,9 @@ from recfuse.models.towers import Tower
 class GraphBackbone(Backbone):
     """Shared by LightGCN, MixGCF, SGL and SimGCL: the training graph and layer propagation.
 
-    Final representations are the mean of layers 0..L (``include_ego``) or 1..L (SimGCL).
+    Final representations are the mean of layers 0..L (``include_ego``) or 1..L (SimGCL); without
+    layer 0, a node with no training edge (a cold-start item) would be all zeros whatever its features,
+    so such nodes keep their layer 0.
     A backbone rebuilt by ``load`` has no graph; it scores from the saved final representations.
     """
 
@@ -25,10 +27,14 @@ class GraphBackbone(Backbone):
         self.n_users, self.n_items = users.n, items.n
         self.n_layers, self.include_ego, self.device = n_layers, include_ego, torch.device(device)
         self.adj: torch.Tensor | None = None
+        self.isolated: torch.Tensor | None = None  # nodes without a training edge (users first, then items)
         if split is not None:
             self.edge_users = split.train.user.astype(np.int64)
             self.edge_items = split.train.item.astype(np.int64)
             self.adj = self.adjacency(self.edge_users, self.edge_items)
+            degree = np.concatenate([np.bincount(self.edge_users, minlength=self.n_users),
+                                     np.bincount(self.edge_items, minlength=self.n_items)])
+            self.isolated = torch.from_numpy(degree == 0).to(self.device)
 
     def adjacency(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         return normalized_adjacency(users, items, self.n_users, self.n_items, self.device)
@@ -47,9 +53,13 @@ class GraphBackbone(Backbone):
         return propagate(adj, self.ego_nodes() if ego is None else ego, self.n_layers, noise_eps)
 
     def readout(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean over layers, split into (users, items)."""
-        used = layers if self.include_ego or len(layers) == 1 else layers[1:]
-        x = torch.stack(used).mean(0)
+        """Mean over layers, split into (users, items); without ``include_ego``, isolated nodes keep layer 0."""
+        if self.include_ego or len(layers) == 1:
+            x = torch.stack(layers).mean(0)
+        else:
+            x = torch.stack(layers[1:]).mean(0)
+            if self.isolated is not None and bool(self.isolated.any()):
+                x = torch.where(self.isolated[:, None], layers[0], x)
         return x[:self.n_users], x[self.n_users:]
 
     def final(self) -> tuple[torch.Tensor, torch.Tensor]:
