@@ -260,6 +260,20 @@ def test_cache_keeps_finished_chunks_after_a_crash(tmp_path):
     np.testing.assert_array_equal(out[:2], -1.0)  # the chunk finished before the crash, not recomputed
 
 
+def test_cache_shows_one_bar_over_the_chunks_when_the_model_shows_progress(tmp_path, capsys):
+    crashy = _Crashy()
+    cached = CachedLLM(crashy, tmp_path / "c.sqlite", chunk_size=2)
+    cached.generate(["p0"])
+    cached.generate([f"p{i}" for i in range(5)])  # progress off: no bar
+    assert "answers" not in capsys.readouterr().err
+    crashy.progress = True
+    cached.generate([f"q{i}" for i in range(2)])  # one chunk: the model's own bar is enough
+    assert "answers" not in capsys.readouterr().err
+    cached.generate([f"p{i}" for i in range(9)])
+    err = capsys.readouterr().err
+    assert "generate answers (cached: 5)" in err and "/4 " in err  # 9 asked, 5 cached: 4 to compute
+
+
 def test_choice_ids_match_in_context_tokenization(tiny_llm, tokenizer):
     for p in PROMPTS:
         text = tiny_llm.render(p)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from recfuse.io import cache_dir
 from recfuse.llm.base import LLM, Prompt, RequiredPart, check_choices, normalize_prompt
@@ -123,14 +124,20 @@ class CachedLLM:
         self.stats["hits"] += len(prompts) - sum(1 for k in keys if k not in found)
         self.stats["misses"] += sum(1 for k in keys if k not in found)
         pending = list(todo.items())
-        for s in range(0, len(pending), self.chunk_size):
-            chunk = pending[s:s + self.chunk_size]
-            start = time.perf_counter()
-            values = compute([p for _, p in chunk])
-            self.stats["model_calls"] += 1
-            items = [(k, v) for (k, _), v in zip(chunk, values)]
-            self.cache.put_many(items, (time.perf_counter() - start) / len(chunk))
-            found.update(items)
+        # over several chunks, one bar for the whole request (the model's own bar covers one chunk)
+        show = bool(getattr(self.llm, "progress", False)) and len(pending) > self.chunk_size
+        bar = tqdm(total=len(pending), disable=not show, leave=False, dynamic_ncols=True,
+                   desc=f"{kind} answers (cached: {len(found)})")
+        with bar:
+            for s in range(0, len(pending), self.chunk_size):
+                chunk = pending[s:s + self.chunk_size]
+                start = time.perf_counter()
+                values = compute([p for _, p in chunk])
+                self.stats["model_calls"] += 1
+                items = [(k, v) for (k, _), v in zip(chunk, values)]
+                self.cache.put_many(items, (time.perf_counter() - start) / len(chunk))
+                found.update(items)
+                bar.update(len(chunk))
         return [found[k] for k in keys]
 
     def choice_logprobs(self, prompts: Sequence[Prompt], choices: Sequence[str]) -> np.ndarray:
