@@ -67,3 +67,18 @@ def test_report_rerenders_committed_results_exactly(tmp_path, capsys):
     assert (folder / "alpha_heatmap_valid.png").stat().st_size > 0
     assert main(["report", str(tmp_path)]) != 0
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_report_rerenders_a_committed_suite_exactly(tmp_path):
+    """``recfuse report`` on a suite's folder: every run folder, then suite.md, from the JSON files alone."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "llama4rec"
+    folder = tmp_path / "llama4rec"
+    shutil.copytree(src, folder)
+    (folder / "suite.md").unlink()
+    (folder / "ml-100k" / "direct-mf" / "results.md").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "suite.md").read_text() == (src / "suite.md").read_text()
+    assert (folder / "ml-100k" / "direct-mf" / "results.md").read_text() == \
+        (src / "ml-100k" / "direct-mf" / "results.md").read_text()

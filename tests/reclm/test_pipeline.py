@@ -126,6 +126,19 @@ def test_tuning_ablation_runs(tiny_llm_dir, tmp_path):
     rows = json.loads((tmp_path / "synthetic" / "results.json").read_text())["rows"]
     assert {r["profiles"] for r in rows if r["variant"] == "augment"} == {"untuned", "gpt_kd", "naive", "mask"}
 
+    # a suite folder re-rendered by recfuse report: the run's tables.md, then suite.md with the target check
+    import yaml
+
+    from recfuse.cli import main
+    config = yaml.safe_load((tmp_path / "synthetic" / "config.yaml").read_text())
+    (tmp_path / "suite.json").write_text(json.dumps({"runs": [{"dataset": "synthetic", "name": "", "config": config,
+                                                                "rows": []}]}))
+    (tmp_path / "synthetic" / "tables.md").unlink()
+    assert main(["report", str(tmp_path)]) == 0
+    suite_md = (tmp_path / "suite.md").read_text()
+    assert suite_md.startswith("# RecLM suite\n\n## synthetic\n\n# RecLM on synthetic")
+    assert (tmp_path / "synthetic" / "tables.md").read_text() in suite_md and "augment above base" in suite_md
+
 
 # ---- the same command on other data layouts: a plain CSV folder, MIND files (no code change) ----------
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from recfuse.config import load_suite as config_load_suite
 from recfuse.config import to_dict
 from recfuse.eval.report import finished_run, markdown_table
-from recfuse.io import write_json, write_text
+from recfuse.io import read_json, write_json, write_text
 from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
 from recfuse.llama4rec.report import PAPER, output_dir
 
@@ -46,12 +46,34 @@ def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = Tru
         else:
             result = method.run()
         paper = PAPER.get((method.dataset.name, cfg.backbone))
-        sections.append(f"## {cfg.task}: {cfg.backbone} on {method.dataset.name}\n\n"
-                        + markdown_table(result["display"])
-                        + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
-                           f"{paper['llama4rec']}.\n" if paper else ""))
+        sections.append(suite_section(cfg.task, cfg.backbone, method.dataset.name, result["display"], paper))
         summary.append({"task": cfg.task, "backbone": cfg.backbone, "dataset": method.dataset.name,
                         "rows": result["rows"], "paper": paper, "config": to_dict(cfg)})
     write_json(out / "suite.json", {"runs": summary})
-    write_text(out / "suite.md", "# Llama4Rec suite\n\n" + "\n".join(sections))
+    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
     return {"out": str(out), "runs": summary}
+
+
+SUITE_TITLE = "# Llama4Rec suite\n\n"
+
+
+def suite_section(task: str, backbone: str, dataset_name: str, display: list[dict], paper: dict | None) -> str:
+    """One run's part of suite.md: its table, and the paper's numbers where the paper has them."""
+    return (f"## {task}: {backbone} on {dataset_name}\n\n" + markdown_table(display)
+            + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
+               f"{paper['llama4rec']}.\n" if paper else ""))
+
+
+def rerender_suite(out: Path, suite: dict) -> list[Path]:
+    """suite.md again from each run folder's results.json (each folder re-rendered first)."""
+    from recfuse.commands.report import rerender
+
+    sections, written = [], []
+    for run in suite["runs"]:
+        run_dir = out / run["dataset"] / f"{run['task']}-{run['backbone']}"
+        written += rerender(run_dir)
+        results = read_json(run_dir / "results.json")
+        sections.append(suite_section(run["task"], run["backbone"], run["dataset"], results["display"],
+                                      results.get("paper")))
+    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
+    return written + [out / "suite.md"]

@@ -22,7 +22,7 @@ from recfuse.config import load_suite as config_load_suite
 from recfuse.config import to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run, markdown_table
-from recfuse.io import write_json, write_text
+from recfuse.io import read_json, write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
 from recfuse.reclm.report import output_dir, target_check
 
@@ -54,13 +54,34 @@ def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = Tru
             result["out"] = str(run_dir)
         else:
             result = method.run()
-        check = target_check(result["rows"])
-        tables = (Path(result["out"]) / "tables.md").read_text()
-        title = f"{method.dataset.name}: {cfg.name}" if cfg.name else method.dataset.name
-        sections.append(f"## {title}\n\n{tables}\n### Target: Augment above Base (Recall@20)\n\n"
-                        + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
+        sections.append(suite_section(method.dataset.name, cfg.name, Path(result["out"]), result["rows"]))
         summary.append({"dataset": method.dataset.name, "name": cfg.name, "rows": result["rows"], "cost": result["cost"],
-                        "target": check, "config": to_dict(cfg)})
+                        "target": target_check(result["rows"]), "config": to_dict(cfg)})
     write_json(out / "suite.json", {"runs": summary})
-    write_text(out / "suite.md", "# RecLM suite\n\n" + "\n".join(sections))
+    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
     return {"out": str(out), "runs": summary}
+
+
+SUITE_TITLE = "# RecLM suite\n\n"
+
+
+def suite_section(dataset_name: str, name: str, run_dir: Path, rows: list[dict]) -> str:
+    """One run's part of suite.md: its tables.md and the target check."""
+    check = target_check(rows)
+    title = f"{dataset_name}: {name}" if name else dataset_name
+    return (f"## {title}\n\n{(run_dir / 'tables.md').read_text()}\n### Target: Augment above Base (Recall@20)\n\n"
+            + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
+
+
+def rerender_suite(out: Path, suite: dict) -> list[Path]:
+    """suite.md again from each run folder's results.json (each folder's tables.md re-rendered first)."""
+    from recfuse.commands.report import rerender
+
+    sections, written = [], []
+    for run in suite["runs"]:
+        run_dir = out / run["dataset"] / run["name"] if run.get("name") else out / run["dataset"]
+        written += rerender(run_dir)
+        sections.append(suite_section(run["dataset"], run.get("name", ""), run_dir,
+                                      read_json(run_dir / "results.json")["rows"]))
+    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
+    return written + [out / "suite.md"]
