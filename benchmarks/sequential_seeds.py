@@ -1,0 +1,160 @@
+"""Sequential models over several seeds on ML-100K: is a gap between two models larger than seed noise?
+
+    .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2
+    .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2 --param loss=\"bpr\" \\
+        --out benchmarks/results/sequential_seeds_bpr        # both models with a one-negative loss
+
+Same protocol as ``sequential_backbones.py`` (leave-one-out by time, hidden size 64, at most 50 items, early
+stopping on validation NDCG@10, training items excluded from the ranking), every model with its registered
+defaults (``--param`` overrides them for every model). Each (model, seed) is trained once and tested once; the
+settings are not chosen here, so the test split plays no part in any choice. The report gives each model's mean
+± std over seeds, and each model against the first one (``--models``' first): the mean difference, a paired
+t-test over seeds, and a paired t-test over users of the per-user metric averaged over seeds.
+
+Results are written after every run and a finished (model, seed, settings) is not trained again, so an
+interrupted run goes on where it stopped (``--out``.json holds the per-user values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+METRICS = ("ndcg@10", "hr@10")
+
+
+def run_one(name: str, seed: int, params: dict, split, progress: bool) -> dict:
+    """Train one model with one seed, test it once; per-user test values kept."""
+    from recfuse.eval import evaluate_full_ranking
+    from recfuse.models.base import create_model
+
+    model = create_model(name, seed=seed, **params)
+    start = time.perf_counter()
+    model.fit(split, progress=progress)
+    wall = time.perf_counter() - start
+    res = evaluate_full_ranking(model.score, split.history("test"), split.ground_truth("test"), ks=[10])
+    log = model.train_log
+    return {"model": name, "seed": seed, "params": params, "test": res.mean(),
+            "per_user": {m: [float(v) for v in res.per_user[m]] for m in METRICS}, "users": res.users.tolist(),
+            "valid_ndcg@10": float(log["best_valid_ndcg@10"]), "best_epoch": int(log["best_epoch"]),
+            "epochs_run": int(log["epochs_run"]), "train_seconds": wall}
+
+
+def summarize(runs: list[dict], models: list[str]) -> dict:
+    """Per model mean ± std over seeds; each model against the first: over seeds and over users."""
+    import numpy as np
+
+    from recfuse.eval.stats import mean_std, paired_ttest
+
+    by = {m: sorted((r for r in runs if r["model"] == m), key=lambda r: r["seed"]) for m in models}
+    rows, against = [], []
+    for m, rs in by.items():
+        if not rs:
+            continue
+        row = {"model": m, "seeds": [r["seed"] for r in rs]}
+        for k in (*METRICS, "valid_ndcg@10", "train_seconds"):
+            vals = [r["test"][k] if k in METRICS else r[k] for r in rs]
+            row[k], row[f"{k}_std"] = mean_std(vals)
+            row[f"{k}_per_seed"] = vals
+        rows.append(row)
+    ref = models[0]
+    for m in models[1:]:
+        seeds = sorted({r["seed"] for r in by[m]} & {r["seed"] for r in by[ref]})
+        if not seeds:
+            continue
+        a = {r["seed"]: r for r in by[m]}
+        b = {r["seed"]: r for r in by[ref]}
+        entry = {"model": m, "against": ref, "seeds": seeds}
+        for k in METRICS:
+            x, y = [a[s]["test"][k] for s in seeds], [b[s]["test"][k] for s in seeds]
+            entry[f"{k}_diff"] = float(np.mean(x) - np.mean(y))
+            entry[f"{k}_p_seeds"] = paired_ttest(x, y)["p"] if len(seeds) >= 2 else None
+            ux = np.mean([a[s]["per_user"][k] for s in seeds], axis=0)
+            uy = np.mean([b[s]["per_user"][k] for s in seeds], axis=0)
+            entry[f"{k}_p_users"] = paired_ttest(ux, uy)["p"]
+        against.append(entry)
+    return {"rows": rows, "against": against}
+
+
+def markdown(report: dict) -> str:
+    s = report["summary"]
+    lines = [f"# Sequential models over seeds on ML-100K ({report['split']})", "",
+             f"Measured {report['date']} on {report['machine']}; torch {report['torch']}, {report['threads']} thread(s). "
+             f"Settings: each model's defaults{' with ' + json.dumps(report['params']) if report['params'] else ''}; "
+             "each (model, seed) trained and tested once.", "",
+             "| model | seeds | test NDCG@10 | test HR@10 | valid NDCG@10 | NDCG@10 per seed | training (s) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in s["rows"]:
+        lines.append(f"| {r['model']} | {', '.join(map(str, r['seeds']))} | {r['ndcg@10']:.4f} ± {r['ndcg@10_std']:.4f} "
+                     f"| {r['hr@10']:.4f} ± {r['hr@10_std']:.4f} | {r['valid_ndcg@10']:.4f} ± {r['valid_ndcg@10_std']:.4f} "
+                     f"| {', '.join(f'{v:.4f}' for v in r['ndcg@10_per_seed'])} | {r['train_seconds']:.0f} |")
+    if s["against"]:
+        lines += ["", "| model | against | seeds | NDCG@10 diff | p (seeds) | p (users) | HR@10 diff | p (seeds) | p (users) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+
+        def p(v):
+            return "-" if v is None else f"{v:.3f}"
+        for a in s["against"]:
+            lines.append(f"| {a['model']} | {a['against']} | {len(a['seeds'])} | {a['ndcg@10_diff']:+.4f} | "
+                         f"{p(a['ndcg@10_p_seeds'])} | {p(a['ndcg@10_p_users'])} | {a['hr@10_diff']:+.4f} | "
+                         f"{p(a['hr@10_p_seeds'])} | {p(a['hr@10_p_users'])} |")
+    lines += ["", "- p (seeds): paired t-test over the seeds' test values; p (users): paired t-test over test users "
+                  "of the per-user value averaged over seeds. Differences are the first model subtracted."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--models", nargs="+", default=["sasrec", "cl4srec"],
+                    help="models to run; the others are compared against the first")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting for every model, VALUE as JSON")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "results" / "sequential_seeds"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from recfuse.data import leave_one_out, load_dataset
+    from recfuse.io import write_json, write_text
+
+    torch.set_num_threads(args.threads)
+    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
+    out = Path(args.out)
+    done: list[dict] = []
+    if out.with_suffix(".json").is_file():  # resume: keep finished runs of the same settings
+        old = json.loads(out.with_suffix(".json").read_text())
+        done = [r for r in old.get("runs", []) if r["params"] == params]
+    split = leave_one_out(load_dataset("ml-100k"), order="time")
+    report = {"dataset": "ml-100k", "split": split.protocol, "params": params, "threads": args.threads,
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done}
+    for name in args.models:
+        for seed in args.seeds:
+            if any(r["model"] == name and r["seed"] == seed for r in report["runs"]):
+                continue
+            r = run_one(name, seed, params, split, not args.no_progress)
+            report["runs"].append(r)
+            print(f"{name} seed {seed}: test NDCG@10 {r['test']['ndcg@10']:.4f} HR@10 {r['test']['hr@10']:.4f} | "
+                  f"valid {r['valid_ndcg@10']:.4f} | epoch {r['best_epoch'] + 1}/{r['epochs_run']} | "
+                  f"{r['train_seconds']:.0f} s", flush=True)
+            report["summary"] = summarize(report["runs"], args.models)
+            write_json(out.with_suffix(".json"), report)
+            write_text(out.with_suffix(".md"), markdown(report))
+    report["summary"] = summarize(report["runs"], args.models)
+    write_json(out.with_suffix(".json"), report)
+    write_text(out.with_suffix(".md"), markdown(report))
+    print(markdown(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

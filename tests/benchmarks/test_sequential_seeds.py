@@ -1,0 +1,55 @@
+"""benchmarks/sequential_seeds.py: models over seeds, compared with the first over seeds and over users; resumable."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("sequential_seeds", ROOT / "benchmarks" / "sequential_seeds.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fake_run(model, seed, shift, rng):
+    per_user = {m: list(np.clip(rng.random(50) * 0.3 + shift, 0, 1)) for m in ("ndcg@10", "hr@10")}
+    return {"model": model, "seed": seed, "params": {}, "per_user": per_user, "users": list(range(50)),
+            "test": {m: float(np.mean(v)) for m, v in per_user.items()}, "valid_ndcg@10": 0.1,
+            "best_epoch": 3, "epochs_run": 8, "train_seconds": 10.0}
+
+
+def test_summary_compares_each_model_with_the_first():
+    mod, rng = load(), np.random.default_rng(0)
+    runs = [fake_run("a", s, 0.0, rng) for s in (0, 1, 2)] + [fake_run("b", s, 0.2, rng) for s in (0, 1)]
+    s = mod.summarize(runs, ["a", "b"])
+    a, b = s["rows"]
+    assert a["seeds"] == [0, 1, 2] and b["seeds"] == [0, 1]
+    assert a["ndcg@10"] == pytest.approx(np.mean([r["test"]["ndcg@10"] for r in runs[:3]]))
+    (vs,) = s["against"]
+    assert vs["seeds"] == [0, 1]  # the seeds both models have
+    assert vs["ndcg@10_diff"] == pytest.approx(np.mean([r["test"]["ndcg@10"] for r in runs[3:]])
+                                               - np.mean([r["test"]["ndcg@10"] for r in runs[:2]]))
+    assert vs["ndcg@10_diff"] > 0.15 and vs["ndcg@10_p_users"] < 1e-6
+    md = mod.markdown({"summary": s, "split": "leave-one-out", "date": "d", "machine": "m", "torch": "t",
+                       "threads": 1, "params": {}})
+    assert "| b | a | 2 | +0.2" in md
+
+
+def test_runs_on_ml100k_and_resumes(tmp_path):
+    mod = load()
+    args = ["--models", "sasrec", "bert4rec", "--seeds", "0", "1", "--no-progress", "--out", str(tmp_path / "r"),
+            "--param", "epochs=1", "--param", "max_len=8", "--param", "hidden_size=8"]
+    first = mod.main(args)
+    assert [(r["model"], r["seed"]) for r in first["runs"]] == [("sasrec", 0), ("sasrec", 1), ("bert4rec", 0),
+                                                                  ("bert4rec", 1)]
+    assert all(len(r["per_user"]["ndcg@10"]) == len(r["users"]) == 943 for r in first["runs"])
+    again = mod.main(args)  # nothing trained again: the same stored runs
+    assert [r["train_seconds"] for r in again["runs"]] == [r["train_seconds"] for r in first["runs"]]
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["summary"]["against"][0]["model"] == "bert4rec" and (tmp_path / "r.md").is_file()
