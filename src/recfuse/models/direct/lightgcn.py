@@ -27,14 +27,15 @@ class GraphBackbone(Backbone):
         self.n_users, self.n_items = users.n, items.n
         self.n_layers, self.include_ego, self.device = n_layers, include_ego, torch.device(device)
         self.adj: torch.Tensor | None = None
-        self.isolated: torch.Tensor | None = None  # nodes without a training edge (users first, then items)
+        self.isolated: torch.Tensor | None = None  # nodes without a training edge, if any (users, then items)
         if split is not None:
             self.edge_users = split.train.user.astype(np.int64)
             self.edge_items = split.train.item.astype(np.int64)
             self.adj = self.adjacency(self.edge_users, self.edge_items)
             degree = np.concatenate([np.bincount(self.edge_users, minlength=self.n_users),
                                      np.bincount(self.edge_items, minlength=self.n_items)])
-            self.isolated = torch.from_numpy(degree == 0).to(self.device)
+            if (degree == 0).any():
+                self.isolated = torch.from_numpy(degree == 0).to(self.device)
 
     def adjacency(self, users: np.ndarray, items: np.ndarray) -> torch.Tensor:
         return normalized_adjacency(users, items, self.n_users, self.n_items, self.device)
@@ -58,7 +59,7 @@ class GraphBackbone(Backbone):
             x = torch.stack(layers).mean(0)
         else:
             x = torch.stack(layers[1:]).mean(0)
-            if self.isolated is not None and bool(self.isolated.any()):
+            if self.isolated is not None:
                 x = torch.where(self.isolated[:, None], layers[0], x)
         return x[:self.n_users], x[self.n_users:]
 
