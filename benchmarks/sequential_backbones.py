@@ -367,4 +367,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    failed = [name for name, rb in main().get("recbole", {}).items() if "error" in rb]
+    sys.exit(f"RecBole failed for {', '.join(failed)} (see the report)" if failed else 0)
