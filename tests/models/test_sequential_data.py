@@ -100,6 +100,9 @@ def test_mask_and_reorder_keep_lengths_and_items():
 def test_info_nce_prefers_matching_views():
     z = torch.eye(4)
     assert info_nce(z, z, 0.1) < info_nce(z, z.roll(1, 0), 0.1)
+    # cosine: scaling the views changes nothing; dot: larger norms sharpen the softmax
+    assert torch.isclose(info_nce(z, z, 0.5, "cos"), info_nce(3 * z, 3 * z, 0.5, "cos"))
+    assert info_nce(3 * z, 3 * z, 0.5) < info_nce(z, z, 0.5)
 
 
 # -- protocol: the test item never reaches training or validation inputs --------------------------

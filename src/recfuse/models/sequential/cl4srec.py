@@ -50,9 +50,12 @@ def augment(seq: torch.Tensor, eta: float, gamma: float, beta: float, mask_id: i
     return torch.where(op == 0, crop(seq, eta), torch.where(op == 1, mask(seq, gamma, mask_id), reorder(seq, beta)))
 
 
-def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """NT-Xent: each view's positive is the other view of the same row, negatives all other 2B - 2 views."""
+def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float, similarity: str = "dot") -> torch.Tensor:
+    """NT-Xent: each view's positive is the other view of the same row, negatives all other 2B - 2 views;
+    ``similarity`` "dot" (the paper's) or "cos" (dot of unit vectors: the loss cannot be lowered by norms alone)."""
     z = torch.cat([z1, z2])
+    if similarity == "cos":
+        z = F.normalize(z, dim=-1)
     sim = z @ z.T / temperature
     sim.fill_diagonal_(float("-inf"))
     b = len(z1)
@@ -64,15 +67,18 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
 class CL4SRec(SASRec):
     """CL4SRec: SASRec's next-item loss + ``cl_weight`` x contrastive loss between two augmented views
     (crop ``eta``, mask ``gamma``, reorder ``beta``) of each training sequence, on the sequence encoding
-    at the last position, with ``temperature``."""
+    at the last position, with ``temperature`` and ``similarity`` ("dot" as in the paper, or "cos")."""
 
     # cl_weight 0.05, temperature 0.5: the best of 5 settings on ML-100K validation NDCG@10 (0.1181; the paper's
     # 0.1 / 1.0 gave 0.1095): benchmarks/results/sequential_cl4srec_candidates.md
     def __init__(self, cl_weight: float = 0.05, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
-                 beta: float = 0.6, **kwargs):
+                 beta: float = 0.6, similarity: str = "dot", **kwargs):
         if cl_weight < 0 or temperature <= 0 or not all(0 <= x <= 1 for x in (eta, gamma, beta)):
             raise ConfigError("cl_weight >= 0, temperature > 0 and eta, gamma, beta in [0, 1] are required")
-        super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta, **kwargs)
+        if similarity not in ("dot", "cos"):
+            raise ConfigError(f"similarity must be 'dot' or 'cos', not {similarity!r}")
+        super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta,
+                         similarity=similarity, **kwargs)
 
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         inp = rows[:, :-1]
@@ -83,4 +89,4 @@ class CL4SRec(SASRec):
         views = torch.cat([augment(inp, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
         z = self.encoder(views)[:, -1]
         z1, z2 = z.chunk(2)
-        return rec + self.cl_weight * info_nce(z1, z2, self.temperature)
+        return rec + self.cl_weight * info_nce(z1, z2, self.temperature, self.similarity)
