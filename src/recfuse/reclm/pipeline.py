@@ -306,7 +306,8 @@ class RecLM(TimedStages):
                 row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
                        **{k: float(v) for k, v in res.mean().items()}, "users": len(res.users),
                        "pool_items": res.info["pool_items"],
-                       "tied_at_cut": {str(k): n for k, n in res.info["tied_at_cut"].items()}, "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
+                       "tied_at_cut": {str(k): n for k, n in res.info["tied_at_cut"].items()},
+                       "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
                 report["rows"].append(row)
                 per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user
 
