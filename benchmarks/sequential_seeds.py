@@ -11,8 +11,10 @@ settings are not chosen here, so the test split plays no part in any choice. The
 ± std over seeds, and each model against the first one (``--models``' first): the mean difference, a paired
 t-test over seeds, and a paired t-test over users of the per-user metric averaged over seeds.
 
-Results are written after every run and a finished (model, seed, settings) is not trained again, so an
-interrupted run goes on where it stopped (``--out``.json holds the per-user values).
+``--valid-only`` trains and records validation only (for trying settings without reading the test split).
+
+Results are written after every run and a finished (model, seed) is not trained again, so an interrupted run
+goes on where it stopped (``--out``.json holds the per-user values; one file holds one setting of ``--param``).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ HERE = Path(__file__).resolve().parent
 METRICS = ("ndcg@10", "hr@10")
 
 
-def run_one(name: str, seed: int, params: dict, split, progress: bool) -> dict:
-    """Train one model with one seed, test it once; per-user test values kept."""
+def run_one(name: str, seed: int, params: dict, split, progress: bool, test: bool = True) -> dict:
+    """Train one model with one seed, test it once (unless ``test`` is off); per-user test values kept."""
     from recfuse.eval import evaluate_full_ranking
     from recfuse.models.base import create_model
 
@@ -37,12 +39,14 @@ def run_one(name: str, seed: int, params: dict, split, progress: bool) -> dict:
     start = time.perf_counter()
     model.fit(split, progress=progress)
     wall = time.perf_counter() - start
-    res = evaluate_full_ranking(model.score, split.history("test"), split.ground_truth("test"), ks=[10])
     log = model.train_log
-    return {"model": name, "seed": seed, "params": params, "test": res.mean(),
-            "per_user": {m: [float(v) for v in res.per_user[m]] for m in METRICS}, "users": res.users.tolist(),
-            "valid_ndcg@10": float(log["best_valid_ndcg@10"]), "best_epoch": int(log["best_epoch"]),
-            "epochs_run": int(log["epochs_run"]), "train_seconds": wall}
+    out = {"model": name, "seed": seed, "params": params, "valid_ndcg@10": float(log["best_valid_ndcg@10"]),
+           "best_epoch": int(log["best_epoch"]), "epochs_run": int(log["epochs_run"]), "train_seconds": wall}
+    if test:
+        res = evaluate_full_ranking(model.score, split.history("test"), split.ground_truth("test"), ks=[10])
+        out.update(test=res.mean(), per_user={m: [float(v) for v in res.per_user[m]] for m in METRICS},
+                   users=res.users.tolist())
+    return out
 
 
 def summarize(runs: list[dict], models: list[str]) -> dict:
@@ -51,6 +55,7 @@ def summarize(runs: list[dict], models: list[str]) -> dict:
 
     from recfuse.eval.stats import mean_std, paired_ttest
 
+    runs = [r for r in runs if "test" in r]  # validation-only runs have no test values
     by = {m: sorted((r for r in runs if r["model"] == m), key=lambda r: r["seed"]) for m in models}
     rows, against = [], []
     for m, rs in by.items():
@@ -86,9 +91,16 @@ def markdown(report: dict) -> str:
     lines = [f"# Sequential models over seeds on ML-100K ({report['split']})", "",
              f"Measured {report['date']} on {report['machine']}; torch {report['torch']}, {report['threads']} thread(s). "
              f"Settings: each model's defaults{' with ' + json.dumps(report['params']) if report['params'] else ''}; "
-             "each (model, seed) trained and tested once.", "",
-             "| model | seeds | test NDCG@10 | test HR@10 | valid NDCG@10 | NDCG@10 per seed | training (s) |",
-             "|---|---|---|---|---|---|---|"]
+             "each (model, seed) trained once, and tested once unless validation only.", ""]
+    valid_only = [r for r in report.get("runs", []) if "test" not in r]
+    if valid_only:
+        lines += ["Validation only (the test split not read):", "",
+                  "| model | seed | valid NDCG@10 | best epoch / run | training (s) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['seed']} | {r['valid_ndcg@10']:.4f} | {r['best_epoch'] + 1} / {r['epochs_run']} "
+                  f"| {r['train_seconds']:.0f} |" for r in valid_only] + [""]
+    if s["rows"]:
+        lines += ["| model | seeds | test NDCG@10 | test HR@10 | valid NDCG@10 | NDCG@10 per seed | training (s) |",
+                  "|---|---|---|---|---|---|---|"]
     for r in s["rows"]:
         lines.append(f"| {r['model']} | {', '.join(map(str, r['seeds']))} | {r['ndcg@10']:.4f} ± {r['ndcg@10_std']:.4f} "
                      f"| {r['hr@10']:.4f} ± {r['hr@10_std']:.4f} | {r['valid_ndcg@10']:.4f} ± {r['valid_ndcg@10_std']:.4f} "
@@ -103,8 +115,8 @@ def markdown(report: dict) -> str:
             lines.append(f"| {a['model']} | {a['against']} | {len(a['seeds'])} | {a['ndcg@10_diff']:+.4f} | "
                          f"{p(a['ndcg@10_p_seeds'])} | {p(a['ndcg@10_p_users'])} | {a['hr@10_diff']:+.4f} | "
                          f"{p(a['hr@10_p_seeds'])} | {p(a['hr@10_p_users'])} |")
-    lines += ["", "- p (seeds): paired t-test over the seeds' test values; p (users): paired t-test over test users "
-                  "of the per-user value averaged over seeds. Differences are the first model subtracted."]
+        lines += ["", "- p (seeds): paired t-test over the seeds' test values; p (users): paired t-test over test "
+                      "users of the per-user value averaged over seeds. Differences are the first model subtracted."]
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="a setting for every model, VALUE as JSON")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--valid-only", action="store_true", help="train and record validation only; the test is not read")
     ap.add_argument("--out", default=str(HERE / "results" / "sequential_seeds"))
     args = ap.parse_args(argv)
 
@@ -130,22 +143,26 @@ def main(argv: list[str] | None = None) -> dict:
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     out = Path(args.out)
     done: list[dict] = []
-    if out.with_suffix(".json").is_file():  # resume: keep finished runs of the same settings
+    if out.with_suffix(".json").is_file():  # resume: keep the finished runs
         old = json.loads(out.with_suffix(".json").read_text())
-        done = [r for r in old.get("runs", []) if r["params"] == params]
+        if old.get("params", {}) != params:
+            raise SystemExit(f"{out.with_suffix('.json')} holds runs with the settings {old.get('params')}, not "
+                             f"{params}: give these another --out")
+        done = old.get("runs", [])
     split = leave_one_out(load_dataset("ml-100k"), order="time")
     report = {"dataset": "ml-100k", "split": split.protocol, "params": params, "threads": args.threads,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done}
     for name in args.models:
         for seed in args.seeds:
-            if any(r["model"] == name and r["seed"] == seed for r in report["runs"]):
+            if any(r["model"] == name and r["seed"] == seed and ("test" in r) != args.valid_only
+                   for r in report["runs"]):
                 continue
-            r = run_one(name, seed, params, split, not args.no_progress)
+            r = run_one(name, seed, params, split, not args.no_progress, test=not args.valid_only)
             report["runs"].append(r)
-            print(f"{name} seed {seed}: test NDCG@10 {r['test']['ndcg@10']:.4f} HR@10 {r['test']['hr@10']:.4f} | "
-                  f"valid {r['valid_ndcg@10']:.4f} | epoch {r['best_epoch'] + 1}/{r['epochs_run']} | "
-                  f"{r['train_seconds']:.0f} s", flush=True)
+            tested = f"test NDCG@10 {r['test']['ndcg@10']:.4f} HR@10 {r['test']['hr@10']:.4f} | " if "test" in r else ""
+            print(f"{name} seed {seed}: {tested}valid {r['valid_ndcg@10']:.4f} | epoch {r['best_epoch'] + 1}/"
+                  f"{r['epochs_run']} | {r['train_seconds']:.0f} s", flush=True)
             report["summary"] = summarize(report["runs"], args.models)
             write_json(out.with_suffix(".json"), report)
             write_text(out.with_suffix(".md"), markdown(report))

@@ -53,3 +53,22 @@ def test_runs_on_ml100k_and_resumes(tmp_path):
     assert [r["train_seconds"] for r in again["runs"]] == [r["train_seconds"] for r in first["runs"]]
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["summary"]["against"][0]["model"] == "bert4rec" and (tmp_path / "r.md").is_file()
+
+
+def test_validation_only_runs_never_read_the_test(tmp_path, monkeypatch):
+    mod = load()
+    from recfuse.data.splits import Split
+
+    def no_test(self, stage):
+        assert stage != "test", "the test split was read"
+        return original(self, stage)
+    original = Split.ground_truth
+    monkeypatch.setattr(Split, "ground_truth", no_test)
+    rep = mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--no-progress", "--out", str(tmp_path / "v"),
+                    "--param", "epochs=1", "--param", "max_len=8", "--param", "hidden_size=8"])
+    (run,) = rep["runs"]
+    assert "test" not in run and run["valid_ndcg@10"] > 0 and rep["summary"] == {"rows": [], "against": []}
+    assert "Validation only" in (tmp_path / "v.md").read_text()
+    with pytest.raises(SystemExit, match="another --out"):  # other settings never mix into one file
+        mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--out", str(tmp_path / "v"),
+                  "--param", "epochs=2"])
