@@ -1,7 +1,7 @@
 """Sequential models over several seeds on ML-100K: is a gap between two models larger than seed noise?
 
     .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2
-    .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2 --param loss=\"bpr\" \\
+    .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2 --param 'loss="bpr"' \\
         --out benchmarks/results/sequential_seeds_bpr        # both models with a one-negative loss
 
 Same protocol as ``sequential_backbones.py`` (leave-one-out by time, hidden size 64, at most 50 items, early
