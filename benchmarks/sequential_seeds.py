@@ -142,11 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     out = Path(args.out)
+    # --out names both files, without extension (not with_suffix: "temperature_0.5" has a dot of its own)
+    json_path, md_path = (out.parent / f"{out.name}{ext}" for ext in (".json", ".md"))
     done: list[dict] = []
-    if out.with_suffix(".json").is_file():  # resume: keep the finished runs
-        old = json.loads(out.with_suffix(".json").read_text())
+    if json_path.is_file():  # resume: keep the finished runs
+        old = json.loads(json_path.read_text())
         if old.get("params", {}) != params:
-            raise SystemExit(f"{out.with_suffix('.json')} holds runs with the settings {old.get('params')}, not "
+            raise SystemExit(f"{json_path} holds runs with the settings {old.get('params')}, not "
                              f"{params}: give these another --out")
         done = old.get("runs", [])
     split = leave_one_out(load_dataset("ml-100k"), order="time")
@@ -164,11 +166,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name} seed {seed}: {tested}valid {r['valid_ndcg@10']:.4f} | epoch {r['best_epoch'] + 1}/"
                   f"{r['epochs_run']} | {r['train_seconds']:.0f} s", flush=True)
             report["summary"] = summarize(report["runs"], args.models)
-            write_json(out.with_suffix(".json"), report)
-            write_text(out.with_suffix(".md"), markdown(report))
+            write_json(json_path, report)
+            write_text(md_path, markdown(report))
     report["summary"] = summarize(report["runs"], args.models)
-    write_json(out.with_suffix(".json"), report)
-    write_text(out.with_suffix(".md"), markdown(report))
+    write_json(json_path, report)
+    write_text(md_path, markdown(report))
     print(markdown(report))
     return report
 

@@ -64,11 +64,11 @@ def test_validation_only_runs_never_read_the_test(tmp_path, monkeypatch):
         return original(self, stage)
     original = Split.ground_truth
     monkeypatch.setattr(Split, "ground_truth", no_test)
-    rep = mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--no-progress", "--out", str(tmp_path / "v"),
+    rep = mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--no-progress", "--out", str(tmp_path / "v_0.5"),
                     "--param", "epochs=1", "--param", "max_len=8", "--param", "hidden_size=8"])
     (run,) = rep["runs"]
     assert "test" not in run and run["valid_ndcg@10"] > 0 and rep["summary"] == {"rows": [], "against": []}
-    assert "Validation only" in (tmp_path / "v.md").read_text()
+    assert "Validation only" in (tmp_path / "v_0.5.md").read_text()  # a dot in --out is kept
     with pytest.raises(SystemExit, match="another --out"):  # other settings never mix into one file
-        mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--out", str(tmp_path / "v"),
+        mod.main(["--models", "sasrec", "--seeds", "0", "--valid-only", "--out", str(tmp_path / "v_0.5"),
                   "--param", "epochs=2"])
