@@ -155,6 +155,12 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"dataset": "ml-100k", "split": split.protocol, "params": params, "threads": args.threads,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done}
+
+    def save() -> None:  # after every run, so that a cut-off run keeps what it did
+        report["summary"] = summarize(report["runs"], args.models)
+        write_json(json_path, report)
+        write_text(md_path, markdown(report))
+
     for name in args.models:
         for seed in args.seeds:
             if any(r["model"] == name and r["seed"] == seed and ("test" in r) != args.valid_only
@@ -165,12 +171,8 @@ def main(argv: list[str] | None = None) -> dict:
             tested = f"test NDCG@10 {r['test']['ndcg@10']:.4f} HR@10 {r['test']['hr@10']:.4f} | " if "test" in r else ""
             print(f"{name} seed {seed}: {tested}valid {r['valid_ndcg@10']:.4f} | epoch {r['best_epoch'] + 1}/"
                   f"{r['epochs_run']} | {r['train_seconds']:.0f} s", flush=True)
-            report["summary"] = summarize(report["runs"], args.models)
-            write_json(json_path, report)
-            write_text(md_path, markdown(report))
-    report["summary"] = summarize(report["runs"], args.models)
-    write_json(json_path, report)
-    write_text(md_path, markdown(report))
+            save()
+    save()  # also when every run was already done
     print(markdown(report))
     return report
 
