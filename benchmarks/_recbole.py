@@ -96,7 +96,7 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
 
-    state_file = done_file = None
+    state_file = done_file = finished = None
     if resume_dir:
         Path(resume_dir).mkdir(parents=True, exist_ok=True)
         key = json.dumps({"model": model, "dataset": dataset, "overrides": overrides}, sort_keys=True)
@@ -108,7 +108,10 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
         done_file = Path(resume_dir) / "result.json"
         if full and done_file.exists():  # this run finished in an earlier sitting: its measured result
             _log(f"{model}: finished earlier, result read from {done_file}")
-            return {**json.loads(done_file.read_text()), "read_from": str(done_file)}
+            done = json.loads(done_file.read_text())
+            if "test_excluded" in done or not state_file.exists():
+                return {**done, "read_from": str(done_file)}
+            finished = done  # from before the exclusion protocol was measured: load the best model, add it
     cfg = {"data_path": str(Path(recbole.__file__).parent / "dataset_example"), "use_gpu": torch.cuda.is_available(),
            "seed": 2020, "reproducibility": True, "show_progress": False, "state": "WARNING",
            "checkpoint_dir": resume_dir or tempfile.mkdtemp(prefix="recbole-ckpt-"), "log_wandb": False, **overrides}
@@ -153,6 +156,15 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
         return score, result
 
     trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
+    if finished is not None:
+        best_file = torch.load(state_file, map_location=config["device"])["saved_model_file"]
+        checkpoint = torch.load(best_file, map_location=config["device"])
+        trainer.model.load_state_dict(checkpoint["state_dict"])
+        trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
+        finished.update(_test_both_protocols(trainer.model, test_data, ds, config["topk"]))
+        _save_json_atomic(finished, done_file)
+        _log(f"{model}: test under both protocols added to {done_file}")
+        return {**finished, "read_from": str(done_file)}
     if full:
         import random
 
@@ -208,6 +220,7 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
         out["test_eval_seconds"] = time.perf_counter() - t0
         out["test"] = {k.lower(): float(v) for k, v in res.items()}
         out["test_pairs"] = _test_pairs(test_data)
+        out.update(_test_both_protocols(trainer.model, test_data, ds, config["topk"]))  # the best model is loaded
     else:
         for epoch in range(epochs):
             trainer._train_epoch(train_data, epoch, show_progress=False)
@@ -223,9 +236,57 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
         out["eval_seconds"] = evals
         _log(f"test full-ranking evaluation: {min(evals):.2f} s (best of {len(evals)})")
     if full and done_file is not None:
-        done_file.with_suffix(".tmp").write_text(json.dumps(out, default=str))
-        os.replace(done_file.with_suffix(".tmp"), done_file)
+        _save_json_atomic(out, done_file)
     return out
+
+
+def _save_json_atomic(obj: dict, path: Path) -> None:
+    path.with_suffix(".tmp").write_text(json.dumps(obj, default=str))
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+def _test_both_protocols(net, test_data, ds, topk: list[int]) -> dict:
+    """HR@k / NDCG@k of ``net`` on the test users, scored by our own loop over RecBole's full-sort predictions:
+    ``test_excluded`` masks every earlier item of the user (training and validation: issue 4's protocol,
+    as recfuse ranks), ``test_recomputed`` masks nothing (RecBole's protocol; it must equal RecBole's own
+    ``test``, a check of this loop). The user's earlier items come from the whole dataset (not the
+    sequence truncated to MAX_ITEM_LIST_LENGTH): all the user's items but one occurrence of the test item."""
+    from collections import Counter
+
+    import torch
+
+    uf, itf = ds.uid_field, ds.iid_field
+    users_all, items_all = ds.inter_feat[uf].numpy(), ds.inter_feat[itf].numpy()
+    history: dict[int, Counter] = {}
+    for u, i in zip(users_all.tolist(), items_all.tolist()):
+        history.setdefault(u, Counter())[i] += 1
+    sums = {p: {f"{m}@{k}": 0.0 for m in ("hit", "ndcg") for k in topk} for p in ("excluded", "recomputed")}
+    n = 0
+    net.eval()
+    with torch.no_grad():
+        for batch in test_data:
+            interaction = batch[0].to(net.device)
+            scores = net.full_sort_predict(interaction).view(len(interaction), -1).float()
+            scores[:, 0] = -torch.inf  # RecBole's padding item
+            targets = interaction[itf].tolist()
+            masked = scores.clone()
+            for row, (u, target) in enumerate(zip(interaction[uf].tolist(), targets)):
+                earlier = history[u].copy()
+                earlier[target] -= 1
+                seen = [i for i, c in earlier.items() if c > 0]
+                if seen:
+                    masked[row, seen] = -torch.inf
+            for protocol, s in (("recomputed", scores), ("excluded", masked)):
+                top = torch.topk(s, max(topk), dim=1).indices
+                pos = [(r == t).nonzero() for r, t in zip(top, targets)]
+                for p in pos:
+                    rank = int(p[0, 0]) if len(p) else None
+                    for k in topk:
+                        hit = rank is not None and rank < k
+                        sums[protocol][f"hit@{k}"] += float(hit)
+                        sums[protocol][f"ndcg@{k}"] += 1.0 / float(torch.log2(torch.tensor(rank + 2.0))) if hit else 0.0
+            n += len(targets)
+    return {f"test_{p}": {m: v / n for m, v in sums[p].items()} for p in sums} | {"test_users_scored": n}
 
 
 def _test_pairs(test_data) -> list[list[str]]:
@@ -248,7 +309,8 @@ def run_recbole(model: str, overrides: dict | None = None, *, python: str = DEFA
         return {"model": model, "error": f"{python} not found (RecBole's venv)"}
     with tempfile.TemporaryDirectory(prefix="recbole-run-") as tmp:
         result = Path(tmp) / "result.json"
-        cmd = [python, str(Path(__file__).resolve()), "--model", model, "--config", json.dumps(overrides or {}),
+        # absolute, not resolved: the run's cwd is a temporary folder, and a venv's python is a symlink
+        cmd = [str(Path(python).absolute()), str(Path(__file__).resolve()), "--model", model, "--config", json.dumps(overrides or {}),
                "--epochs", str(epochs), "--threads", str(threads), "--dataset", dataset, "--result", str(result),
                "--eval-repeats", str(eval_repeats)]
         if full:
