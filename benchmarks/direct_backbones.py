@@ -247,7 +247,13 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def recbole_failures(results: dict, models: list[str], section: str = "recbole") -> list[str]:
+    """Models of ``models`` whose RecBole side in ``results[section]`` failed: the script then exits non-zero."""
+    return [m for m in models if m in RECBOLE_NAME and "error" in results.get(section, {}).get(m, {})]
+
+
+def main() -> list[str]:
+    """Run the benchmark; returns the models whose RecBole side failed."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=["mf", "biasmf", "lightgcn", "neumf", "sgl", "mixgcf", "simgcl"])
     ap.add_argument("--threads", type=int, default=1,
@@ -278,14 +284,14 @@ def main() -> None:
 
     if args.memory_worker:
         print(json.dumps(memory_worker(args.memory_interactions, args.threads, args.memory_batch_size)))
-        return
+        return []
 
     out = Path(args.out)
     if args.report_only:
         res = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
         out.with_suffix(".md").write_text(markdown(res), encoding="utf-8")
         print(markdown(res))
-        return
+        return []
 
     import platform
 
@@ -352,7 +358,7 @@ def main() -> None:
         results["notes"] = [n for n in results["notes"] if "--recbole-seeds" not in n] + [note]
         save()
         print(markdown(results))
-        return
+        return recbole_failures(results, args.models, "recbole_quality")
     if args.timing_only:
         torch.set_num_threads(args.threads)
         for name in [m for m in args.models if m in RECBOLE_NAME]:
@@ -374,7 +380,7 @@ def main() -> None:
                                 f"alternating ours and RecBole per model, {args.threads} thread(s)).")
         save()
         print(markdown(results))
-        return
+        return [m for m in args.models if m in RECBOLE_NAME and "epoch_seconds" not in results["recbole"].get(m, {})]
     for name in args.models:
         r = run_ours(split, name, OUR_CONFIGS[name], args.progress, args.seeds)
         results["ours"][name] = r
@@ -407,7 +413,9 @@ def main() -> None:
         memory_run()
     save()
     print(markdown(results))
+    return [] if args.skip_recbole else recbole_failures(results, args.models)
 
 
 if __name__ == "__main__":
-    main()
+    failed = main()
+    sys.exit(f"RecBole failed for {', '.join(failed)} (see the report)" if failed else 0)
