@@ -77,3 +77,26 @@ def test_ties_at_the_cut_are_shown_beside_the_metric():
     assert display([summary], [10])[0]["recall@10"] == "0.9000 ± 0.0000 (ties at the cut: 100% of users)"
     untied = summarize([{"rows": [{**row, "tied_at_cut": {"10": 0}}], "per_user": {}}], [10])
     assert display(untied, [10])[0]["recall@10"] == "0.9000 ± 0.0000"
+
+
+def _row(backbone, variant, profiles, setting, pool, recall):
+    return {"backbone": backbone, "variant": variant, "profiles": profiles, "setting": setting, "pool_items": pool,
+            **{f"recall@{k}": recall for k in (10, 20, 40)}, **{f"recall@{k}_std": 0.01 for k in (10, 20, 40)},
+            "recall@20_p_users": 0.01, "recall@10_p_users": 0.5, "users": 5}
+
+
+def test_results_figure_shows_an_informative_recall_per_setting(tmp_path):
+    from recfuse.reclm.report import bar_labels, plot_metric, plot_results
+    rows = [_row(b, v, p, s, pool, r) for b in ("biasmf", "lightgcn")
+            for v, p, r in (("base", "-", 0.1), ("augment", "reclm", 0.2), ("wo_user", "reclm", 0.15))
+            for s, pool in (("full_shot", 1600), ("zero_shot", 20))]
+    assert plot_metric(rows, "full_shot", [10, 20, 40]) == "recall@20"
+    assert plot_metric(rows, "zero_shot", [10, 20, 40]) == "recall@10"  # @20 and @40 are 1 on 20 items
+    assert plot_metric(rows, "zero_shot", [20, 40]) is None
+    assert bar_labels(rows) == [("base", "-"), ("augment", "reclm"), ("wo_user", "reclm")]
+    path = plot_results(rows, [10, 20, 40], tmp_path / "results.png", "title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
+    assert plot_results([r for r in rows if r["setting"] == "zero_shot"], [20, 40], tmp_path / "none.png", "t") is None
+    # the tuning ablation: several profile sources, so Base and Augment per source only
+    ablation = rows + [_row("biasmf", v, "mask", "full_shot", 1600, 0.3) for v in ("augment", "wo_item")]
+    assert bar_labels(ablation) == [("base", "-"), ("augment", "reclm"), ("augment", "mask")]

@@ -2,7 +2,8 @@
 
 After a change to how results are shown, the results already computed are shown the new way without running
 anything again: ``recfuse report benchmarks/results/llama4rec/ml-100k/*``. Llama4Rec folders get results.md
-and the alpha heatmaps, RecLM folders tables.md; the numbers come from results.json and config.yaml only.
+and the alpha heatmaps, RecLM folders tables.md and results.png (bars per variant and backbone); the numbers
+come from results.json and config.yaml only.
 A suite's folder (``suite.json``, e.g. ``benchmarks/results/reclm``) gets its runs re-rendered, then suite.md.
 """
 

@@ -10,6 +10,7 @@ import numpy as np
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
 from recfuse.eval.report import markdown_table, write_report
+from recfuse.eval.plots import pyplot, save_figure
 from recfuse.io import save_npz, write_text
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
@@ -44,11 +45,7 @@ def display_rows(cfg, rows: list[dict], n_seeds: int) -> list[dict]:
 
 def heatmap(grid: np.ndarray, alphas: list[float], title: str, path: Path, lower_is_better: bool = False) -> None:
     """alpha1 x alpha2 heatmap as a PNG (Figure 3 layout)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 3.8))
     im = ax.imshow(grid, cmap="viridis_r" if lower_is_better else "viridis", origin="lower")
     ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
@@ -62,10 +59,7 @@ def heatmap(grid: np.ndarray, alphas: list[float], title: str, path: Path, lower
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=6, color="w")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def cost_rows(reports: list[dict]) -> list[dict]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
+from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_text
@@ -96,6 +97,62 @@ def target_check(rows: list[dict]) -> list[dict]:
     return out
 
 
+def plot_metric(rows: list[dict], setting: str, ks: list[int]) -> str | None:
+    """The metric a figure shows for ``setting``: Recall@20 where it is informative for every row (not 1 by
+    construction), else the nearest informative k of ``ks`` above 20, else below; None if there is none."""
+    candidates = sorted(ks, key=lambda k: (k < 20, abs(k - 20)))
+    for k in candidates:
+        if all(not trivial(r, f"recall@{k}") for r in rows if r["setting"] == setting):
+            return f"recall@{k}"
+    return None
+
+
+def bar_labels(rows: list[dict]) -> list[tuple[str, str]]:
+    """(variant, profiles) pairs a figure shows as bars: every variant where there is one profile source;
+    Base and Augment per source where there are several (the tuning ablation)."""
+    pairs = list(dict.fromkeys((r["variant"], r["profiles"]) for r in rows))
+    if len({p for _, p in pairs if p != "-"}) > 1:
+        pairs = [(v, p) for v, p in pairs if v in ("base", "augment")]
+    return pairs
+
+
+def plot_results(rows: list[dict], ks: list[int], path: Path, title: str) -> Path | None:
+    """Bars of each variant per backbone (mean ± std over seeds), one panel per setting, ``*`` over bars whose
+    paired test over users against Base gives p < 0.05. None when no setting has an informative metric."""
+    panels = [(s, m) for s in dict.fromkeys(r["setting"] for r in rows) if (m := plot_metric(rows, s, ks))]
+    if not panels:
+        return None
+    plt = pyplot()
+    labels = bar_labels(rows)
+    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
+    by_key = {(r["backbone"], r["variant"], r["profiles"], r["setting"]): r for r in rows}
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.1 + 1.3 * len(backbones) * len(panels), 3.6), squeeze=False)
+    width = 0.8 / len(labels)
+    for ax, (setting, metric) in zip(axes[0], panels):
+        for j, (variant, profiles) in enumerate(labels):
+            xs, ys, errs, stars = [], [], [], []
+            for i, b in enumerate(backbones):
+                r = by_key.get((b, variant, profiles, setting))
+                if r is None:
+                    continue
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(r[metric])
+                errs.append(r.get(f"{metric}_std", 0.0))
+                stars.append(r.get(f"{metric}_p_users", 1.0) < 0.05)
+            name = variant if profiles == "-" or len(labels) <= 4 else f"{variant} ({profiles})"
+            bars = ax.bar(xs, ys, width, yerr=errs, capsize=2, label=name)
+            for x, y, e, star in zip(xs, ys, errs, stars):
+                if star:
+                    ax.text(x, y + e, "*", ha="center", va="bottom", fontsize=9, color=bars.patches[0].get_facecolor())
+        ax.set_xticks(range(len(backbones)), backbones, fontsize=8)
+        ax.set_title(f"{setting.replace('_', '-')}: {metric}", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+    axes[0][0].legend(fontsize=7, ncol=1)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def display(rows: list[dict], ks: list[int]) -> list[dict]:
     """Readable rows: metric as mean ± std, improvement in % for non-base rows."""
     out = []
@@ -142,7 +199,13 @@ def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
     write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, seeds, cfg.ks))
+    plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, seeds))
     return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
+
+
+def figure_title(dataset_name: str, seeds: list[dict]) -> str:
+    return (f"RecLM on {dataset_name}: mean ± std over {len(seeds)} seed(s); "
+            "* p < 0.05 against Base (paired over users)")
 
 
 def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds: list[dict], ks: list[int]) -> str:
@@ -171,4 +234,5 @@ def rerender(out: Path, config: dict, results: dict) -> list[Path]:
     name = results.get("dataset", {}).get("name") or Path(str(config["dataset"])).name
     write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], results["seeds"],
                                                   config["ks"]))
-    return [out / "tables.md"]
+    figure = plot_results(results["rows"], config["ks"], out / "results.png", figure_title(name, results["seeds"]))
+    return [out / "tables.md"] + ([figure] if figure else [])
