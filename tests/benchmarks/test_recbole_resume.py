@@ -37,13 +37,18 @@ def tiny_atomic_dataset(folder: Path, users: int = 60) -> Path:
     return folder
 
 
+def tiny_sequential_config(rb, tmp_path: Path, epochs: int) -> dict:
+    """RecBole's sequential setting, shrunk: the tiny dataset, one small layer, ``epochs`` epochs."""
+    data = tiny_atomic_dataset(tmp_path / "data")
+    return {**rb.SEQUENTIAL_CONFIG, "data_path": str(data), "hidden_size": 16, "inner_size": 32, "n_layers": 1,
+            "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 256, "epochs": epochs,
+            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}
+
+
 def test_paused_and_resumed_run_scores_as_an_uninterrupted_one(tmp_path):
     python = recbole_python()
     rb = load_runner()
-    data = tiny_atomic_dataset(tmp_path / "data")
-    cfg = {**rb.SEQUENTIAL_CONFIG, "data_path": str(data), "hidden_size": 16, "inner_size": 32, "n_layers": 1,
-           "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 256, "epochs": 4,
-           "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}
+    cfg = tiny_sequential_config(rb, tmp_path, epochs=4)
     run = dict(overrides=cfg, python=python, full=True, threads=1, dataset="tiny")
     whole = rb.run_recbole("SASRec", resume_dir=tmp_path / "whole", **run)
     assert "error" not in whole, whole
@@ -70,10 +75,7 @@ def test_best_model_is_scored_under_both_protocols(tmp_path, model):
 
     python = recbole_python()
     rb = load_runner()
-    data = tiny_atomic_dataset(tmp_path / "data")
-    cfg = {**rb.SEQUENTIAL_CONFIG, "data_path": str(data), "hidden_size": 16, "inner_size": 32, "n_layers": 1,
-           "n_heads": 1, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 256, "epochs": 2,
-           "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]}}
+    cfg = tiny_sequential_config(rb, tmp_path, epochs=2)
     run = dict(overrides=cfg, python=python, full=True, threads=1, dataset="tiny", resume_dir=tmp_path / "run")
     out = rb.run_recbole(model, **run)
     assert "error" not in out, out
