@@ -69,6 +69,20 @@ def test_report_rerenders_committed_results_exactly(tmp_path, capsys):
     assert "no results.json" in capsys.readouterr().err
 
 
+def test_report_rerenders_a_committed_reclm_run(tmp_path):
+    """``recfuse report`` on a RecLM run folder: tables.md byte for byte, and the results figure."""
+    import shutil
+
+    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "reclm" / "ml-100k" / "main"
+    folder = tmp_path / "main"
+    shutil.copytree(src, folder, ignore=shutil.ignore_patterns("per_user_*"))
+    (folder / "tables.md").unlink()
+    (folder / "results.png").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert (folder / "tables.md").read_text() == (src / "tables.md").read_text()
+    assert (folder / "results.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_report_rerenders_a_committed_suite_exactly(tmp_path):
     """``recfuse report`` on a suite's folder: every run folder, then suite.md, from the JSON files alone."""
     import shutil
