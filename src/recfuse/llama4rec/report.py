@@ -9,8 +9,8 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
-from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.plots import pyplot, save_figure
+from recfuse.eval.report import markdown_table, write_report
 from recfuse.io import save_npz, write_text
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
