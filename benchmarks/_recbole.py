@@ -251,6 +251,7 @@ def _test_both_protocols(net, test_data, ds, topk: list[int]) -> dict:
     as recfuse ranks), ``test_recomputed`` masks nothing (RecBole's protocol; it must equal RecBole's own
     ``test``, a check of this loop). The user's earlier items come from the whole dataset (not the
     sequence truncated to MAX_ITEM_LIST_LENGTH): all the user's items but one occurrence of the test item."""
+    import math
     from collections import Counter
 
     import torch
@@ -284,7 +285,7 @@ def _test_both_protocols(net, test_data, ds, topk: list[int]) -> dict:
                     for k in topk:
                         hit = rank is not None and rank < k
                         sums[protocol][f"hit@{k}"] += float(hit)
-                        sums[protocol][f"ndcg@{k}"] += 1.0 / float(torch.log2(torch.tensor(rank + 2.0))) if hit else 0.0
+                        sums[protocol][f"ndcg@{k}"] += 1.0 / math.log2(rank + 2) if hit else 0.0
             n += len(targets)
     return {f"test_{p}": {m: v / n for m, v in sums[p].items()} for p in sums} | {"test_users_scored": n}
 
