@@ -195,3 +195,46 @@ def test_bad_hyper_parameters_raise():
         create_model("sasrec", max_len=1)
     with pytest.raises(RuntimeError, match="not fitted"):
         create_model("sasrec").score(np.array([0]))
+
+
+def test_bert4rec_masks_each_window_several_times_per_epoch(monkeypatch):
+    split, _ = _leaky_split()
+    batches: list[torch.Tensor] = []
+    bert = type(create_model("bert4rec"))
+    original = bert._loss
+
+    def recording(self, rows):
+        batches.append(rows.clone())
+        return original(self, rows)
+    monkeypatch.setattr(bert, "_loss", recording)
+    windows = {}
+    for k in (1, 3):
+        batches.clear()
+        model = create_model("bert4rec", seed=0, masks_per_window=k, **{**TINY, "epochs": 1})
+        model.fit(split, progress=False)
+        windows[k] = torch.cat(batches)
+        assert model.train_log["training_windows"] == len(windows[1])  # the windows themselves are not copied
+    assert len(windows[3]) == 3 * len(windows[1])
+    # every window three times, in a shuffled order
+    def as_sorted(t):
+        return sorted(map(tuple, t.tolist()))
+    assert as_sorted(windows[3]) == as_sorted(windows[1].repeat(3, 1))
+    with pytest.raises(ConfigError, match="masks_per_window"):
+        create_model("bert4rec", masks_per_window=0)
+
+
+def test_random_prefix_keeps_a_right_aligned_prefix_of_at_least_two_items():
+    from recfuse.models.sequential.bert4rec import random_prefix
+
+    rows = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 0, 0, 0, 0, 7], [0, 0, 0, 0, 8, 9], [1, 2, 3, 4, 5, 6]])
+    torch.manual_seed(0)
+    cuts = set()
+    for _ in range(200):
+        out = random_prefix(rows)
+        for before, after in zip(rows.tolist(), out.tolist()):
+            real_before, real_after = [x for x in before if x], [x for x in after if x]
+            assert after[-1] != 0 and after[:len(after) - len(real_after)] == [0] * (len(after) - len(real_after))
+            assert real_after == real_before[:len(real_after)]  # a prefix, in order
+            assert len(real_after) >= min(2, len(real_before))
+        cuts.add(len([x for x in out[3].tolist() if x]))
+    assert cuts == {2, 3, 4, 5, 6}  # every cut of the full row is drawn

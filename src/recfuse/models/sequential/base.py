@@ -77,6 +77,10 @@ class SequentialRecommender(Recommender):
         """The encoder input that predicts the next item from the last ``max_len`` items (B, max_len)."""
         return padded
 
+    def _epoch_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """The training windows of one epoch (before shuffling): every window once by default."""
+        return rows
+
     # -- training ---------------------------------------------------------------------------------
     def _build_encoder(self) -> SequenceEncoder:
         return SequenceEncoder(self.n_items, self.hidden_size, self.max_len, self.n_layers, self.n_heads,
@@ -112,10 +116,11 @@ class SequentialRecommender(Recommender):
         for epoch in bar:
             start = time.perf_counter()
             self.encoder.train()
-            order = torch.randperm(len(rows), device=self.device)
+            epoch_rows = self._epoch_rows(rows)
+            order = torch.randperm(len(epoch_rows), device=self.device)
             total = 0.0
-            for b in range(0, len(rows), self.batch_size):
-                loss = self._loss(rows[order[b:b + self.batch_size]])
+            for b in range(0, len(epoch_rows), self.batch_size):
+                loss = self._loss(epoch_rows[order[b:b + self.batch_size]])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
