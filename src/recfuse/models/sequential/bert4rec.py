@@ -48,8 +48,7 @@ class BERT4Rec(SequentialRecommender):
         if masks_per_window < 1:
             raise ConfigError(f"masks_per_window must be a positive integer, got {masks_per_window}")
         super().__init__(mask_ratio=mask_ratio, last_ratio=last_ratio, random_cut=random_cut,
-                         masks_per_window=masks_per_window,
-                         dropout=dropout, **kwargs)
+                         masks_per_window=masks_per_window, dropout=dropout, **kwargs)
 
     def _epoch_rows(self, rows: torch.Tensor) -> torch.Tensor:
         return rows.repeat(self.masks_per_window, 1) if self.masks_per_window > 1 else rows
