@@ -33,6 +33,17 @@ from recfuse.models.torch_utils import progress as progress_bar
 Stage = Literal["valid", "test"]
 
 
+def keep_segment(seq: torch.Tensor, start: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Per left-padded row, its real items ``start .. start + count - 1`` (counted from its first real item),
+    re-aligned to the right with padding before (the augmentations of CL4SRec and BERT4Rec, batched)."""
+    length = seq.shape[1]
+    n = (seq > 0).sum(1)
+    j = torch.arange(length, device=seq.device)[None, :]
+    src = (start - n + count)[:, None] + j  # output j takes real item (start + j - (length - count))
+    keep = j >= (length - count)[:, None]
+    return torch.where(keep, seq.gather(1, src.clamp(0, length - 1)), torch.zeros_like(seq))
+
+
 class SequentialRecommender(Recommender):
     """Transformer over each user's time-ordered items; subclasses define the training loss.
 

@@ -11,19 +11,16 @@ import torch.nn.functional as F
 
 from recfuse.errors import ConfigError
 from recfuse.models.base import register
+from recfuse.models.sequential.base import keep_segment
 from recfuse.models.sequential.sasrec import SASRec
 
 
 def crop(seq: torch.Tensor, eta: float) -> torch.Tensor:
     """Keep a random contiguous ``max(1, floor(eta * n))`` items of each left-padded row (n real items)."""
-    b, length = seq.shape
     n = (seq > 0).sum(1)
     c = torch.clamp((eta * n).floor().long(), min=1)
-    start = (torch.rand(b, device=seq.device) * (n - c + 1)).floor().long()
-    j = torch.arange(length, device=seq.device)[None, :]
-    src = (start - n + c)[:, None] + j  # output j takes real item (start + j - (length - c))
-    keep = j >= (length - c)[:, None]
-    return torch.where(keep, seq.gather(1, src.clamp(0, length - 1)), torch.zeros_like(seq))
+    start = (torch.rand(seq.shape[0], device=seq.device) * (n - c + 1)).floor().long()
+    return keep_segment(seq, start, c)
 
 
 def mask(seq: torch.Tensor, gamma: float, mask_id: int) -> torch.Tensor:
