@@ -125,6 +125,34 @@ def test_fingerprint_follows_the_weights(tiny_llm, tokenizer):
     assert other.refresh_fingerprint() == fp
 
 
+def test_exported_answers_resume_a_run_on_a_fresh_cache(tiny_llm, tmp_path):
+    """An exported answer cache imported elsewhere answers the same run without the model (a new machine)."""
+    from recfuse.cli import main
+    from recfuse.errors import DataError
+    from recfuse.llm.cache import AnswerCache
+
+    first = CachedLLM(tiny_llm, tmp_path / "here.sqlite")
+    scores = first.choice_logprobs(PROMPTS, CHOICES)
+    texts = first.generate(PROMPTS[:2], max_new_tokens=4)
+    assert main(["llm", "cache", "--cache", str(tmp_path / "here.sqlite"), "export", str(tmp_path / "a.jsonl.gz")]) == 0
+    assert main(["llm", "cache", "--cache", str(tmp_path / "there.sqlite"), "import", str(tmp_path / "a.jsonl.gz")]) == 0
+    calls = dict(tiny_llm.stats)
+    there = CachedLLM(tiny_llm, tmp_path / "there.sqlite")
+    np.testing.assert_array_equal(there.choice_logprobs(PROMPTS, CHOICES), scores)
+    assert there.generate(PROMPTS[:2], max_new_tokens=4) == texts
+    assert tiny_llm.stats == calls and there.stats["misses"] == 0
+    # importing again adds nothing and keeps what is there
+    assert there.cache.import_answers(tmp_path / "a.jsonl.gz") == {"read": len(PROMPTS) + 2, "added": 0,
+                                                                    "already_here": len(PROMPTS) + 2}
+    # a damaged file names its line, and adds nothing
+    (tmp_path / "a.jsonl").write_text('{"key": "%s", "value": "x", "seconds": 1.0}\n' % ("a" * 64)
+                                      + '{"key": "short", "value": "y"}\n')
+    fresh = AnswerCache(tmp_path / "fresh.sqlite")
+    with pytest.raises(DataError, match=r"a\.jsonl, line 2"):
+        fresh.import_answers(tmp_path / "a.jsonl")
+    assert len(fresh) == 0
+
+
 def test_truncation_keeps_the_answer_slot(tokenizer):
     import copy
 

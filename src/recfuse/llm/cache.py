@@ -8,6 +8,7 @@ there; several processes may share the file.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import sqlite3
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from recfuse.io import cache_dir
+from recfuse.errors import DataError
+from recfuse.io import atomic_path, cache_dir
 from recfuse.llm.base import LLM, Prompt, RequiredPart, check_choices, normalize_prompt
 
 
@@ -74,6 +76,50 @@ class AnswerCache:
     def __len__(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def export(self, path: str | Path) -> int:
+        """Write every answer to ``path`` as gzipped JSON lines (``{"key", "value", "seconds"}``), atomically;
+        returns the count. With :meth:`import_answers` on another machine (or a fresh one), a run resumes
+        there without asking the model again: the keys hold the model's weights fingerprint."""
+        n = 0
+        with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            with self._lock:
+                rows = self._conn.execute("SELECT key, value, seconds FROM answers ORDER BY key")
+                for key, value, seconds in rows:
+                    fh.write(json.dumps({"key": key, "value": json.loads(value), "seconds": seconds},
+                                        ensure_ascii=False) + "\n")
+                    n += 1
+        return n
+
+    def import_answers(self, path: str | Path) -> dict[str, int]:
+        """Add the answers of an :meth:`export` file (gzipped or plain JSON lines) in one transaction; answers
+        already here are kept. A malformed line is a :class:`DataError` naming the file and line, and then
+        nothing is added."""
+        path = Path(path)
+        opener = gzip.open if path.suffix == ".gz" else open
+        rows = []
+        try:
+            with opener(path, "rt", encoding="utf-8") as fh:
+                for no, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                        key, value, seconds = rec["key"], rec["value"], rec.get("seconds")
+                        if not isinstance(key, str) or len(key) != 64:
+                            raise ValueError("'key' is not a 64-character answer key")
+                        if seconds is not None and not isinstance(seconds, (int, float)):
+                            raise ValueError("'seconds' is not a number")
+                    except (ValueError, KeyError, TypeError) as e:
+                        raise DataError(f"{path}, line {no}: not an exported answer ({e})") from None
+                    rows.append((key, json.dumps(value), seconds))
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: cannot read the answers ({e})") from None
+        with self._lock, self._conn:
+            before = self._conn.total_changes
+            self._conn.executemany("INSERT OR IGNORE INTO answers (key, value, seconds) VALUES (?, ?, ?)", rows)
+            added = self._conn.total_changes - before
+        return {"read": len(rows), "added": added, "already_here": len(rows) - added}
 
     def close(self) -> None:
         with self._lock:

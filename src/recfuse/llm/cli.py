@@ -1,4 +1,5 @@
-"""``recfuse llm ...``: ask the model a question with fixed answers; serve a local model over HTTP."""
+"""``recfuse llm ...``: ask the model a question with fixed answers; serve a local model over HTTP; move the
+answer cache between machines."""
 
 from __future__ import annotations
 
@@ -106,10 +107,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Export the answer cache to a file, import such files, or count the answers."""
+    from recfuse.llm.cache import AnswerCache
+
+    cache = AnswerCache(args.cache)
+    try:
+        if args.cache_command == "export":
+            n = cache.export(args.file)
+            print(f"{n} answers from {cache.path} written to {args.file}")
+        elif args.cache_command == "import":
+            for f in args.files:
+                got = cache.import_answers(f)
+                print(f"{f}: {got['read']} answers, {got['added']} added to {cache.path}, "
+                      f"{got['already_here']} already there")
+        else:
+            print(f"{cache.path}: {len(cache)} answers")
+    finally:
+        cache.close()
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    """Add ``recfuse llm {ask,serve}``."""
-    llm = subparsers.add_parser("llm", help="ask the LLM a question or serve it over HTTP",
-                                description="The LLM layer: quick questions and an OpenAI-compatible server.")
+    """Add ``recfuse llm {ask,serve,cache}``."""
+    llm = subparsers.add_parser("llm", help="ask the LLM a question, serve it over HTTP, move its answer cache",
+                                description="The LLM layer: quick questions, an OpenAI-compatible server, and "
+                                            "the answer cache.")
     sub = llm.add_subparsers(dest="llm_command", metavar="<llm command>", required=True)
 
     ask = sub.add_parser("ask", help="print the probability of each allowed answer to a prompt",
@@ -136,3 +159,20 @@ def register(subparsers: Any) -> None:
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     _add_backend_options(srv)
     srv.set_defaults(func=cmd_serve)
+
+    cache = sub.add_parser("cache", help="export / import the LLM answer cache (resume a run on another machine)",
+                           description="Every LLM answer recfuse gets is kept in an SQLite cache, keyed by the "
+                                       "model's weights fingerprint, the prompt and the decoding settings. Export "
+                                       "it to carry a run's answers to another (or a fresh) machine, where the "
+                                       "same run then asks the model only what is missing. Example: recfuse llm "
+                                       "cache export answers.jsonl.gz, then there: recfuse llm cache import "
+                                       "answers.jsonl.gz")
+    cache.add_argument("--cache", default=None,
+                       help="the SQLite file (default: <cache dir>/llm/answers.sqlite; $RECFUSE_CACHE moves it)")
+    csub = cache.add_subparsers(dest="cache_command", metavar="<cache command>", required=True)
+    exp = csub.add_parser("export", help="write every cached answer to FILE (gzipped JSON lines)")
+    exp.add_argument("file", help="output file, e.g. answers.jsonl.gz (written atomically)")
+    imp = csub.add_parser("import", help="add the answers of exported FILEs (answers already cached are kept)")
+    imp.add_argument("files", nargs="+", help="files written by 'recfuse llm cache export'")
+    csub.add_parser("info", help="where the cache is and how many answers it holds")
+    cache.set_defaults(func=cmd_cache)
