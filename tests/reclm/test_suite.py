@@ -100,3 +100,45 @@ def test_results_figure_shows_an_informative_recall_per_setting(tmp_path):
     # the tuning ablation: several profile sources, so Base and Augment per source only
     ablation = rows + [_row("biasmf", v, "mask", "full_shot", 1600, 0.3) for v in ("augment", "wo_item")]
     assert bar_labels(ablation) == [("base", "-"), ("augment", "reclm"), ("augment", "mask")]
+
+
+def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_path):
+    """One run per profile source: suite.md gathers Base and each source's Augment into one table and figure,
+    and a suite interrupted after some runs says which are still to run."""
+    import json
+
+    from recfuse.reclm.report import tuning_ablation
+    from recfuse.reclm.suite import write_suite
+
+    def rows(source, recall, base_recall=0.1):
+        out = [_row(b, "base", "-", s, pool, base_recall) for b in ("biasmf", "lightgcn")
+               for s, pool in (("full_shot", 1600), ("zero_shot", 20))]
+        out += [{**_row(b, "augment", source, s, pool, recall), "recall@10_impr": recall / base_recall - 1}
+                for b in ("biasmf", "lightgcn") for s, pool in (("full_shot", 1600), ("zero_shot", 20))]
+        return [{**r, **{f"ndcg@{k}": r[f"recall@{k}"] / 2 for k in (10, 20, 40)},
+                 **{f"ndcg@{k}_std": 0.0 for k in (10, 20, 40)}} for r in out]
+
+    runs = [{"dataset": "toy", "name": name, "rows": rows(src, rec), "config": {"ks": [10, 20, 40]}}
+            for name, src, rec in (("main", "reclm", 0.3), ("tuning-untuned", "untuned", 0.2))]
+    for r in runs:
+        (tmp_path / "toy" / r["name"]).mkdir(parents=True)
+        (tmp_path / "toy" / r["name"] / "tables.md").write_text(f"tables of {r['name']}\n")
+    write_suite(tmp_path, runs, pending=["toy: tuning-mask"])
+    md = (tmp_path / "suite.md").read_text()
+    assert "Still to run: toy: tuning-mask" in md and "tables of main" in md and "tables of tuning-untuned" in md
+    table = md[md.index("## toy: tuning ablation"):]
+    assert "runs main, tuning-untuned" in table and "agree exactly" in table
+    header = next(line for line in table.splitlines() if line.startswith("| backbone"))
+    assert header.split("|")[4:7] == [" base ", " untuned ", " reclm "]  # sources in the paper's order
+    assert "| biasmf | zero_shot | recall@10 | 0.1000 ± 0.0100 | 0.2000 ± 0.0100 (+100.0%, p 0.500) |" in table
+    assert "recall@20" not in table.split("zero_shot")[1].split("\n")[0]  # 1 by construction on 20 items
+    assert (tmp_path / "toy" / "tuning_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "suite.json").read_text())
+    assert saved["pending"] == ["toy: tuning-mask"] and len(saved["tuning_ablation"]["toy"]) == 4 + 8
+    # Base rows that differ between runs are said to, and each Augment keeps its own run's comparison
+    _, note = tuning_ablation([rows("reclm", 0.3), rows("untuned", 0.2, base_recall=0.12)])
+    assert "differ by up to 0.0200" in note
+    # one source only: no ablation section
+    write_suite(tmp_path, runs[:1])
+    assert "tuning ablation" not in (tmp_path / "suite.md").read_text()
+    assert "Still to run" not in (tmp_path / "suite.md").read_text()

@@ -153,6 +153,61 @@ def plot_results(rows: list[dict], ks: list[int], path: Path, title: str) -> Pat
     return save_figure(fig, path)
 
 
+def tuning_ablation(runs_rows: list[list[dict]]) -> tuple[list[dict], str]:
+    """Base and Augment rows of several runs of one dataset (one run per profile source: the tuning
+    ablation), as one set of summary rows: Base from the first run that has it, each source's Augment from
+    the first run that has it (its improvement and p against its own run's Base). The note says how far
+    the runs' own Base rows agree."""
+    from recfuse.reclm.pipeline import TUNINGS
+
+    base: dict[tuple, dict] = {}
+    augment: dict[tuple, dict] = {}
+    gap = 0.0
+    for rows in runs_rows:
+        for r in rows:
+            if r["variant"] == "base":
+                key = (r["backbone"], r["setting"])
+                if key in base:
+                    gap = max([gap, *(abs(r[m] - base[key][m]) for m in r
+                                      if "@" in m and "_" not in m and m in base[key])])
+                base.setdefault(key, r)
+            elif r["variant"] == "augment":
+                augment.setdefault((r["backbone"], r["profiles"], r["setting"]), r)
+    order = {t: i for i, t in enumerate(TUNINGS)}
+    rows = list(base.values()) + sorted(augment.values(), key=lambda r: order.get(r["profiles"], len(order)))
+    note = ("the runs' own Base rows agree exactly" if gap == 0 else
+            f"the runs' own Base rows differ by up to {gap:.4f}: each Augment's change and p are against its own "
+            "run's Base")
+    return rows, note
+
+
+def ablation_display(rows: list[dict], ks: list[int]) -> list[dict]:
+    """One line per backbone and setting: Base and each source's Augment on the setting's informative
+    Recall@k (as the figures) and NDCG@k, mean ± std with the change against Base and p over users."""
+    sources = list(dict.fromkeys(r["profiles"] for r in rows if r["variant"] == "augment"))
+    by_key = {(r["backbone"], r["variant"], r["profiles"], r["setting"]): r for r in rows}
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        recall = plot_metric(rows, setting, ks)
+        if recall is None:
+            continue
+        for metric in (recall, recall.replace("recall", "ndcg")):
+            for b in dict.fromkeys(r["backbone"] for r in rows):
+                base = by_key.get((b, "base", "-", setting))
+                d = {"backbone": b, "setting": setting, "metric": metric,
+                     "base": f"{base[metric]:.4f} ± {base[f'{metric}_std']:.4f}" if base else "-"}
+                for src in sources:
+                    r = by_key.get((b, "augment", src, setting))
+                    if r is None:
+                        d[src] = "-"
+                        continue
+                    d[src] = f"{r[metric]:.4f} ± {r[f'{metric}_std']:.4f}"
+                    if f"{metric}_impr" in r:
+                        d[src] += f" ({100 * r[f'{metric}_impr']:+.1f}%, p {r.get(f'{metric}_p_users', float('nan')):.3f})"
+                out.append(d)
+    return out
+
+
 def display(rows: list[dict], ks: list[int]) -> list[dict]:
     """Readable rows: metric as mean ± std, improvement in % for non-base rows."""
     out = []

@@ -24,7 +24,7 @@ from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import read_json, write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
-from recfuse.reclm.report import output_dir, target_check
+from recfuse.reclm.report import ablation_display, output_dir, plot_results, target_check, tuning_ablation
 
 log = logging.getLogger(__name__)
 
@@ -43,26 +43,32 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> tuple[list[Re
 
 def run_suite(path: str | Path, overrides: dict | None = None, reuse: bool = True) -> dict:
     cfgs, out = load_suite(path, overrides)
-    sections, summary = [], []
-    for cfg in cfgs:
+    summary: list[dict] = []
+    for i, cfg in enumerate(cfgs):
         method = RecLM(cfg)
         run_dir = output_dir(cfg, method.dataset)
         result = finished_run(run_dir, to_dict(cfg)) if reuse else None
         if result is not None:
             log.warning("%s: reusing the results already written with the same settings in %s "
                         "(--recompute to run again)", method.dataset.name, run_dir)
-            result["out"] = str(run_dir)
         else:
             result = method.run()
-        sections.append(suite_section(method.dataset.name, cfg.name, Path(result["out"]), result["rows"]))
         summary.append({"dataset": method.dataset.name, "name": cfg.name, "rows": result["rows"], "cost": result["cost"],
                         "target": target_check(result["rows"]), "config": to_dict(cfg)})
-    write_json(out / "suite.json", {"runs": summary})
-    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
+        # after every run: an interrupted suite leaves the report of what it finished
+        write_suite(out, summary, pending=[run_label(c.dataset, c.name) for c in cfgs[i + 1:]])
     return {"out": str(out), "runs": summary}
 
 
 SUITE_TITLE = "# RecLM suite\n\n"
+
+
+def run_label(dataset: str, name: str) -> str:
+    return f"{Path(str(dataset)).name}: {name}" if name else Path(str(dataset)).name
+
+
+def run_folder(out: Path, run: dict) -> Path:
+    return out / run["dataset"] / run["name"] if run.get("name") else out / run["dataset"]
 
 
 def suite_section(dataset_name: str, name: str, run_dir: Path, rows: list[dict]) -> str:
@@ -73,15 +79,47 @@ def suite_section(dataset_name: str, name: str, run_dir: Path, rows: list[dict])
             + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
 
 
+def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
+    """The tuning ablation of each dataset whose runs hold more than one profile source, gathered from
+    them (a table in suite.md, ``<out>/<dataset>/tuning_ablation.png``), and its rows for suite.json."""
+    sections, rows_of = [], {}
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        if len({x["profiles"] for r in mine for x in r["rows"] if x["profiles"] != "-"}) < 2:
+            continue
+        rows, note = tuning_ablation([r["rows"] for r in mine])
+        ks = mine[0]["config"]["ks"]
+        figure = plot_results(rows, ks, out / dataset / "tuning_ablation.png",
+                              f"RecLM tuning ablation on {dataset}: Base and Augment per profile source; "
+                              "* p < 0.05 against Base (paired over users)")
+        names = ", ".join(r["name"] or dataset for r in mine)
+        sections.append(f"## {dataset}: tuning ablation\n\nGathered from the runs {names}: Base and each profile "
+                        f"source's Augment, mean ± std over seeds (change against Base, p of a paired t-test over "
+                        f"users); {note}.\n\n{markdown_table(ablation_display(rows, ks))}"
+                        + (f"\n![tuning ablation]({figure.relative_to(out).as_posix()})\n" if figure else ""))
+        rows_of[dataset] = rows
+    return sections, rows_of
+
+
+def write_suite(out: Path, runs: list[dict], pending: list[str] = ()) -> list[Path]:
+    """suite.md and suite.json from the finished runs (each with its folder's tables.md), the tuning
+    ablation gathered from them, and the runs still to come."""
+    sections = [suite_section(r["dataset"], r.get("name", ""), run_folder(out, r), r["rows"]) for r in runs]
+    ablations, ablation_rows = ablation_sections(out, runs)
+    todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
+            if pending else "")
+    write_json(out / "suite.json", {"runs": runs, "pending": list(pending), "tuning_ablation": ablation_rows})
+    write_text(out / "suite.md", SUITE_TITLE + todo + "\n".join(sections + ablations))
+    return [out / "suite.md", out / "suite.json"]
+
+
 def rerender_suite(out: Path, suite: dict) -> list[Path]:
     """suite.md again from each run folder's results.json (each folder's tables.md re-rendered first)."""
     from recfuse.commands.report import rerender
 
-    sections, written = [], []
+    written, runs = [], []
     for run in suite["runs"]:
-        run_dir = out / run["dataset"] / run["name"] if run.get("name") else out / run["dataset"]
+        run_dir = run_folder(out, run)
         written += rerender(run_dir)
-        sections.append(suite_section(run["dataset"], run.get("name", ""), run_dir,
-                                      read_json(run_dir / "results.json")["rows"]))
-    write_text(out / "suite.md", SUITE_TITLE + "\n".join(sections))
-    return written + [out / "suite.md"]
+        runs.append({**run, "rows": read_json(run_dir / "results.json")["rows"]})
+    return written + write_suite(out, runs, suite.get("pending", []))
