@@ -107,6 +107,8 @@ def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_pat
     and a suite interrupted after some runs says which are still to run."""
     import json
 
+    import numpy as np
+
     from recfuse.reclm.report import tuning_ablation
     from recfuse.reclm.suite import write_suite
 
@@ -118,11 +120,19 @@ def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_pat
         return [{**r, **{f"ndcg@{k}": r[f"recall@{k}"] / 2 for k in (10, 20, 40)},
                  **{f"ndcg@{k}_std": 0.0 for k in (10, 20, 40)}} for r in out]
 
-    runs = [{"dataset": "toy", "name": name, "rows": rows(src, rec), "config": {"ks": [10, 20, 40]}}
+    runs = [{"dataset": "toy", "name": name, "rows": rows(src, rec), "config": {"ks": [10, 20, 40], "seeds": [0, 1]}}
             for name, src, rec in (("main", "reclm", 0.3), ("tuning-untuned", "untuned", 0.2))]
+    rng = np.random.default_rng(0)
     for r in runs:
-        (tmp_path / "toy" / r["name"]).mkdir(parents=True)
-        (tmp_path / "toy" / r["name"] / "tables.md").write_text(f"tables of {r['name']}\n")
+        folder = tmp_path / "toy" / r["name"]
+        folder.mkdir(parents=True)
+        (folder / "tables.md").write_text(f"tables of {r['name']}\n")
+        src = r["rows"][-1]["profiles"]
+        for seed in (0, 1):  # per-user values: the untuned source 0.1 below RecLM's for every user
+            np.savez(folder / f"per_user_seed{seed}.npz", **{
+                f"{b}|augment|{src}|{s}__{m}": np.full(6, 0.5 if src == "reclm" else 0.4) + rng.normal(0, 0.01, 6)
+                for b in ("biasmf", "lightgcn") for s in ("full_shot", "zero_shot")
+                for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")})
     write_suite(tmp_path, runs, pending=["toy: tuning-mask"])
     md = (tmp_path / "suite.md").read_text()
     assert "Still to run: toy: tuning-mask" in md and "tables of main" in md and "tables of tuning-untuned" in md
@@ -133,6 +143,11 @@ def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_pat
     assert "| biasmf | zero_shot | recall@10 | 0.1000 ± 0.0100 | 0.2000 ± 0.0100 (+100.0%, p 0.500) |" in table
     assert "recall@20" not in table.split("zero_shot")[1].split("\n")[0]  # 1 by construction on 20 items
     assert (tmp_path / "toy" / "tuning_ablation.png").read_bytes()[:4] == b"\x89PNG"
+    versus = table[table.index("against the full method's"):]
+    assert "| backbone | setting | metric | untuned - reclm |" in versus
+    line = next(x for x in versus.splitlines() if x.startswith("| biasmf | full_shot | recall@20"))
+    diff, p = line.split("|")[4].strip().split(" (p ")
+    assert abs(float(diff) + 0.1) < 0.02 and float(p.rstrip(")")) < 0.001
     saved = json.loads((tmp_path / "suite.json").read_text())
     assert saved["pending"] == ["toy: tuning-mask"] and len(saved["tuning_ablation"]["toy"]) == 4 + 8
     # Base rows that differ between runs are said to, and each Augment keeps its own run's comparison

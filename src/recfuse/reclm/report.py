@@ -124,6 +124,7 @@ def plot_results(rows: list[dict], ks: list[int], path: Path, title: str) -> Pat
         return None
     plt = pyplot()
     labels = bar_labels(rows)
+    sources = {p for _, p in labels if p != "-"}
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     by_key = {(r["backbone"], r["variant"], r["profiles"], r["setting"]): r for r in rows}
     fig, axes = plt.subplots(1, len(panels), figsize=(1.1 + 1.3 * len(backbones) * len(panels), 3.6), squeeze=False)
@@ -139,7 +140,7 @@ def plot_results(rows: list[dict], ks: list[int], path: Path, title: str) -> Pat
                 ys.append(r[metric])
                 errs.append(r.get(f"{metric}_std", 0.0))
                 stars.append(r.get(f"{metric}_p_users", 1.0) < 0.05)
-            name = variant if profiles == "-" or len(labels) <= 4 else f"{variant} ({profiles})"
+            name = variant if profiles == "-" or len(sources) < 2 else f"{variant} ({profiles})"
             bars = ax.bar(xs, ys, width, yerr=errs, capsize=2, label=name)
             for x, y, e, star in zip(xs, ys, errs, stars):
                 if star:
@@ -204,6 +205,43 @@ def ablation_display(rows: list[dict], ks: list[int]) -> list[dict]:
                     d[src] = f"{r[metric]:.4f} ± {r[f'{metric}_std']:.4f}"
                     if f"{metric}_impr" in r:
                         d[src] += f" ({100 * r[f'{metric}_impr']:+.1f}%, p {r.get(f'{metric}_p_users', float('nan')):.3f})"
+                out.append(d)
+    return out
+
+
+def per_user_means(run_dir: Path, seeds: list[int]) -> dict[str, np.ndarray]:
+    """A run's per-user values (``backbone|variant|profiles|setting__metric``), averaged over its seeds
+    (empty when a seed's file is missing)."""
+    paths = [run_dir / f"per_user_seed{s}.npz" for s in seeds]
+    if not paths or not all(p.is_file() for p in paths):
+        return {}
+    files = [np.load(p) for p in paths]
+    return {k: np.mean([f[k] for f in files], axis=0) for k in files[0].files if all(k in f for f in files)}
+
+
+def source_comparisons(rows: list[dict], per_user: dict[str, np.ndarray], ks: list[int],
+                       reference: str = "reclm") -> list[dict]:
+    """Each profile source's Augment against ``reference``'s, on the metrics of :func:`ablation_display`:
+    the difference of means and a paired t-test over users (each user's value averaged over seeds)."""
+    sources = [p for p in dict.fromkeys(r["profiles"] for r in rows if r["variant"] == "augment") if p != reference]
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        recall = plot_metric(rows, setting, ks)
+        if recall is None:
+            continue
+        for metric in (recall, recall.replace("recall", "ndcg")):
+            for b in dict.fromkeys(r["backbone"] for r in rows):
+                ref = per_user.get(f"{b}|augment|{reference}|{setting}__{metric}")
+                if ref is None:
+                    continue
+                d = {"backbone": b, "setting": setting, "metric": metric}
+                for src in sources:
+                    a = per_user.get(f"{b}|augment|{src}|{setting}__{metric}")
+                    if a is None or len(a) != len(ref) or len(a) < 2:
+                        d[f"{src} - {reference}"] = "-"
+                        continue
+                    t = paired_ttest(a, ref)
+                    d[f"{src} - {reference}"] = f"{t['mean_diff']:+.4f} (p {t['p']:.3f})"
                 out.append(d)
     return out
 

@@ -24,7 +24,8 @@ from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run, markdown_table
 from recfuse.io import read_json, write_json, write_text
 from recfuse.reclm.pipeline import RecLM, RecLMConfig
-from recfuse.reclm.report import ablation_display, output_dir, plot_results, target_check, tuning_ablation
+from recfuse.reclm.report import (ablation_display, output_dir, per_user_means, plot_results, source_comparisons,
+                                  target_check, tuning_ablation)
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,19 @@ def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
                               f"RecLM tuning ablation on {dataset}: Base and Augment per profile source; "
                               "* p < 0.05 against Base (paired over users)")
         names = ", ".join(r["name"] or dataset for r in mine)
-        sections.append(f"## {dataset}: tuning ablation\n\nGathered from the runs {names}: Base and each profile "
-                        f"source's Augment, mean ± std over seeds (change against Base, p of a paired t-test over "
-                        f"users); {note}.\n\n{markdown_table(ablation_display(rows, ks))}"
-                        + (f"\n![tuning ablation]({figure.relative_to(out).as_posix()})\n" if figure else ""))
+        text = (f"## {dataset}: tuning ablation\n\nGathered from the runs {names}: Base (from "
+                f"{mine[0]['name'] or dataset}) and each profile source's Augment, mean ± std over seeds (change "
+                f"against its own run's Base, p of a paired t-test over users); {note}.\n\n"
+                f"{markdown_table(ablation_display(rows, ks))}")
+        per_user: dict = {}
+        for r in mine:  # first run first, as the rows
+            per_user = {**per_user_means(run_folder(out, r), r["config"].get("seeds", [])), **per_user}
+        versus = source_comparisons(rows, per_user, ks)
+        if versus and len(versus[0]) > 3:
+            text += ("\nEach source's Augment against the full method's (RecLM): difference of the means and p of a "
+                     "paired t-test over users, each user's value averaged over the seeds.\n\n"
+                     + markdown_table(versus))
+        sections.append(text + (f"\n![tuning ablation]({figure.relative_to(out).as_posix()})\n" if figure else ""))
         rows_of[dataset] = rows
     return sections, rows_of
 
