@@ -226,3 +226,24 @@ def test_mixgcf_synthesis_equals_building_every_mixture():
         layers.grad = None
     torch.testing.assert_close(out[0][0], out[1][0])
     torch.testing.assert_close(out[0][1], out[1][1])
+
+
+@pytest.mark.parametrize("name", ["biasmf", "sasrec", "deepfm"])
+def test_training_uses_deterministic_kernels_and_restores_the_setting(split, name, monkeypatch):
+    """Same seed, same model: multi-threaded CPU scatter-adds (the backward of emb[users]) add in a varying
+    order unless torch's deterministic kernels are on; fit turns them on for its duration only."""
+    if name == "deepfm" and split.train.rating is None:
+        pytest.skip("the synthetic split has no ratings")
+    model = create_model(name, epochs=1, seed=0, **({"patience": 0} if name == "biasmf" else {}))
+    seen = []
+    original = torch.Tensor.backward
+
+    def recording(self, *a, **kw):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(torch.Tensor, "backward", recording)
+    torch.use_deterministic_algorithms(False)
+    model.fit(split, progress=False)
+    assert seen and all(seen)
+    assert not torch.are_deterministic_algorithms_enabled()

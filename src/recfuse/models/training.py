@@ -27,7 +27,7 @@ from recfuse.errors import ConfigError, DataError
 from recfuse.eval.ranking import evaluate_full_ranking
 from recfuse.io import atomic_path, load_npz, save_npz
 from recfuse.models.base import Recommender
-from recfuse.models.torch_utils import EarlyStopping, progress as progress_bar, resolve_device, set_seed
+from recfuse.models.torch_utils import EarlyStopping, progress as progress_bar, reproducible, resolve_device, set_seed
 from recfuse.models.towers import Tower, item_feature_matrix
 
 # -- losses -----------------------------------------------------------------------------------------
@@ -291,6 +291,7 @@ class TorchRecommender(Recommender):
         return resolve_device(self.params["device"])
 
     # -- training ------------------------------------------------------------------------------------
+    @reproducible
     def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> TorchRecommender:
         """Train on ``split.train`` (plus ``extra_triples``); early stopping on ``split.valid`` only.
 

@@ -23,7 +23,7 @@ from recfuse.errors import ConfigError, DataError
 from recfuse.io import load_npz, save_npz, write_json
 from recfuse.models.base import Recommender, get_model_class
 from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding
-from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
+from recfuse.models.torch_utils import EarlyStopping, reproducible, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
 
 CONFIG_FILE = "config.json"
@@ -86,6 +86,7 @@ class RatingRecommender(Recommender):
         dim = int(self.params["embedding_dim"])
         self.net = RatingNet(schema, dim, self.build_interaction(schema.n_fields, dim), global_mean).to(self.device)
 
+    @reproducible
     def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> RatingRecommender:
         """Train with MSE on ``split.train`` ratings; early stopping on ``split.valid`` RMSE (test is never read).
 

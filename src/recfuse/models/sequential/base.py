@@ -27,7 +27,7 @@ from recfuse.io import load_npz, read_json, save_npz, write_json
 from recfuse.models.base import Recommender
 from recfuse.models.sequential.encoder import SequenceEncoder
 from recfuse.models.sequential.sequences import Sequences
-from recfuse.models.torch_utils import EarlyStopping, resolve_device, set_seed
+from recfuse.models.torch_utils import EarlyStopping, reproducible, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
 
 Stage = Literal["valid", "test"]
@@ -98,6 +98,7 @@ class SequentialRecommender(Recommender):
                                self.inner_size, self.dropout, self.attn_dropout, causal=self.causal,
                                output_head=self.output_head).to(self.device)
 
+    @reproducible
     def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True,
             insertions: np.ndarray | None = None) -> SequentialRecommender:
         """Train on the train sequences; early stopping on valid NDCG@10 (never test).
