@@ -57,3 +57,23 @@ def test_response_only_loss_equals_the_full_logits_loss(tiny_llm, tokenizer):
         full = model(input_ids=ids, attention_mask=att, labels=lab).loss
         fast = response_only_loss(model, ids, att, lab)
     assert torch.allclose(full, fast, atol=1e-5), (float(full), float(fast))
+
+
+def test_sft_is_reproducible_on_cpu(tiny_llm_dir, tmp_path):
+    """Same seed and data, same adapter: SFT runs with deterministic kernels (so a re-run on a fresh machine
+    gives the weights whose fingerprint keys the answers cached before), and restores the setting."""
+    import torch
+    from safetensors.torch import load_file
+
+    from recfuse.llm.sft import SFTConfig, train_sft
+
+    dialogues = [[{"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": f"Answer {i}."}]
+                 for i in range(6)]
+    cfg = SFTConfig(max_steps=2, batch_size=2, lora_r=4)
+    weights = []
+    for run in ("a", "b"):
+        train_sft(tiny_llm_dir, dialogues, tmp_path / run, cfg, progress=False)
+        weights.append(load_file(str(tmp_path / run / "adapter_model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -134,7 +134,15 @@ class SFTResult:
 
 def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_dir: str | Path,
               cfg: SFTConfig | None = None, progress: bool = True) -> SFTResult:
-    """Fine-tune the model in ``model_dir`` on chat ``dialogues``; write the adapter (or model) to ``out_dir``."""
+    """Fine-tune the model in ``model_dir`` on chat ``dialogues``; write the adapter (or model) to ``out_dir``.
+    Reproducible on CPU: the same seed and data give the same adapter (deterministic kernels)."""
+    from recfuse.models.torch_utils import reproducible
+
+    return reproducible(_train_sft)(model_dir, dialogues, out_dir, cfg, progress)
+
+
+def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_dir: str | Path,
+               cfg: SFTConfig | None, progress: bool) -> SFTResult:
     import torch
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup

@@ -46,12 +46,16 @@ def deterministic_kernels() -> Iterator[None]:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def reproducible(fit: Callable) -> Callable:
-    """Decorate a ``fit`` method so that it trains with :func:`deterministic_kernels` (same seed, same model)."""
-    @functools.wraps(fit)
+def reproducible(train: Callable) -> Callable:
+    """Decorate a training function (a ``fit`` method, SFT) so that on a machine without CUDA it runs with
+    :func:`deterministic_kernels`: same seed, same model, at little cost on CPU. With CUDA, torch's faster
+    kernels are kept (deterministic CUDA kernels also need ``CUBLAS_WORKSPACE_CONFIG``)."""
+    @functools.wraps(train)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if torch.cuda.is_available():
+            return train(*args, **kwargs)
         with deterministic_kernels():
-            return fit(*args, **kwargs)
+            return train(*args, **kwargs)
     return wrapped
 
 
