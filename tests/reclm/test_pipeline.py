@@ -3,6 +3,7 @@ student and a scripted teacher that writes valid profiles (a strong teacher's st
 the tables are written, and a rerun comes from the caches. A teacher with no valid profile is an error."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -118,7 +119,10 @@ def test_llm_seed_writes_the_profiles_once_for_all_seeds(tiny_llm_dir, tmp_path)
     assert [s for s, _ in asked] == [0, 0] and np.array_equal(asked[0][1], asked[1][1])
     assert [s["seed"] for s in seeds] == [0, 1] and [s["llm_seed"] for s in seeds] == [0, 0]
     assert json.dumps(seeds[0]["profiles"], default=str) == json.dumps(seeds[1]["profiles"], default=str)
-    assert "LLM side (similar users, tuning, profiles) from seed 0" in (tmp_path / "synthetic" / "tables.md").read_text()
+    tables = (tmp_path / "synthetic" / "tables.md").read_text()
+    assert "LLM side (similar users, tuning, profiles) from seed 0" in tables
+    # the precision "auto" resolved to on this machine is on record (bf16 where the CPU has bf16 units)
+    assert re.search(r"- gpt_kd \(LLM in (float32|bfloat16) on cpu\): users", tables)
 
 
 def test_tuning_ablation_runs(tiny_llm_dir, tmp_path):

@@ -321,6 +321,9 @@ class RecLM(TimedStages):
             p = self._timed("profiles", self.profiles, llm, split, hist, similar, text_emb)
             report["profiles"][tuning] = p["report"]
             report["profiles"][tuning]["example_user"] = p["users"][int(np.flatnonzero([len(h) for h in hist])[0])]
+            # "auto" resolves by machine (bf16 on CPUs with bf16 units): runs on different CPUs may differ
+            report["profiles"][tuning]["llm"] = {"dtype": str(getattr(llm, "dtype", "n/a")).replace("torch.", ""),
+                                                 "device": str(getattr(llm, "device", "n/a"))}
             for backbone in cfg.backbones:
                 for variant in cfg.variants:
                     if variant != "base":

@@ -310,7 +310,8 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
     if prof:
         md.append("\n## Profile answers (seed 0)\n")
         for tuning, p in prof.items():
-            md.append(f"- {tuning}: users {p['user'].get('user_profile', {})}, fallbacks {p['user']['fallback']}; "
+            where = f" (LLM in {p['llm']['dtype']} on {p['llm']['device']})" if "llm" in p else ""
+            md.append(f"- {tuning}{where}: users {p['user'].get('user_profile', {})}, fallbacks {p['user']['fallback']}; "
                       f"items fallbacks {p['item']['fallback']}\n")
     if "teacher" in seeds[0]:
         t = seeds[0]["teacher"]
