@@ -215,8 +215,11 @@ def per_user_means(run_dir: Path, seeds: list[int]) -> dict[str, np.ndarray]:
     paths = [run_dir / f"per_user_seed{s}.npz" for s in seeds]
     if not paths or not all(p.is_file() for p in paths):
         return {}
-    files = [np.load(p) for p in paths]
-    return {k: np.mean([f[k] for f in files], axis=0) for k in files[0].files if all(k in f for f in files)}
+    files = []
+    for path in paths:
+        with np.load(path) as f:
+            files.append(dict(f))
+    return {k: np.mean([f[k] for f in files], axis=0) for k in files[0] if all(k in f for f in files)}
 
 
 def source_comparisons(rows: list[dict], per_user: dict[str, np.ndarray], ks: list[int],

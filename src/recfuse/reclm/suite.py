@@ -16,6 +16,7 @@ folder already holds results of the same settings is reused (``reuse=False`` / `
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from recfuse.config import load_suite as config_load_suite
@@ -65,10 +66,12 @@ SUITE_TITLE = "# RecLM suite\n\n"
 
 
 def run_label(dataset: str, name: str) -> str:
+    """How suite.md names a run: ``<dataset>`` or ``<dataset>: <name>``."""
     return f"{Path(str(dataset)).name}: {name}" if name else Path(str(dataset)).name
 
 
 def run_folder(out: Path, run: dict) -> Path:
+    """A suite run's results folder, from its entry in suite.json."""
     return out / run["dataset"] / run["name"] if run.get("name") else out / run["dataset"]
 
 
@@ -102,7 +105,7 @@ def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
         for r in mine:  # first run first, as the rows
             per_user = {**per_user_means(run_folder(out, r), r["config"].get("seeds", [])), **per_user}
         versus = source_comparisons(rows, per_user, ks)
-        if versus and len(versus[0]) > 3:
+        if any(k.endswith(" - reclm") for row in versus for k in row):  # RecLM and at least one other source
             text += ("\nEach source's Augment against the full method's (RecLM): difference of the means and p of a "
                      "paired t-test over users, each user's value averaged over the seeds.\n\n"
                      + markdown_table(versus))
@@ -111,7 +114,7 @@ def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
     return sections, rows_of
 
 
-def write_suite(out: Path, runs: list[dict], pending: list[str] = ()) -> list[Path]:
+def write_suite(out: Path, runs: list[dict], pending: Sequence[str] = ()) -> list[Path]:
     """suite.md and suite.json from the finished runs (each with its folder's tables.md), the tuning
     ablation gathered from them, and the runs still to come."""
     sections = [suite_section(r["dataset"], r.get("name", ""), run_folder(out, r), r["rows"]) for r in runs]
