@@ -3,6 +3,7 @@ seeds with the improvement over Base and paired t-tests; the per-epoch training-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,25 +189,32 @@ def ablation_display(rows: list[dict], ks: list[int]) -> list[dict]:
     sources = list(dict.fromkeys(r["profiles"] for r in rows if r["variant"] == "augment"))
     by_key = {(r["backbone"], r["variant"], r["profiles"], r["setting"]): r for r in rows}
     out = []
+    for setting, metric, b in ablation_lines(rows, ks):
+        base = by_key.get((b, "base", "-", setting))
+        d = {"backbone": b, "setting": setting, "metric": metric,
+             "base": f"{base[metric]:.4f} ± {base[f'{metric}_std']:.4f}" if base else "-"}
+        for src in sources:
+            r = by_key.get((b, "augment", src, setting))
+            if r is None:
+                d[src] = "-"
+                continue
+            d[src] = f"{r[metric]:.4f} ± {r[f'{metric}_std']:.4f}"
+            if f"{metric}_impr" in r:
+                d[src] += f" ({100 * r[f'{metric}_impr']:+.1f}%, p {r.get(f'{metric}_p_users', float('nan')):.3f})"
+        out.append(d)
+    return out
+
+
+def ablation_lines(rows: list[dict], ks: list[int]) -> Iterator[tuple[str, str, str]]:
+    """(setting, metric, backbone) of each line of the ablation tables: per setting, its informative
+    Recall@k (as the figures) and the NDCG at the same k, then each backbone."""
     for setting in dict.fromkeys(r["setting"] for r in rows):
         recall = plot_metric(rows, setting, ks)
         if recall is None:
             continue
         for metric in (recall, recall.replace("recall", "ndcg")):
             for b in dict.fromkeys(r["backbone"] for r in rows):
-                base = by_key.get((b, "base", "-", setting))
-                d = {"backbone": b, "setting": setting, "metric": metric,
-                     "base": f"{base[metric]:.4f} ± {base[f'{metric}_std']:.4f}" if base else "-"}
-                for src in sources:
-                    r = by_key.get((b, "augment", src, setting))
-                    if r is None:
-                        d[src] = "-"
-                        continue
-                    d[src] = f"{r[metric]:.4f} ± {r[f'{metric}_std']:.4f}"
-                    if f"{metric}_impr" in r:
-                        d[src] += f" ({100 * r[f'{metric}_impr']:+.1f}%, p {r.get(f'{metric}_p_users', float('nan')):.3f})"
-                out.append(d)
-    return out
+                yield setting, metric, b
 
 
 def per_user_means(run_dir: Path, seeds: list[int]) -> dict[str, np.ndarray]:
@@ -228,24 +236,19 @@ def source_comparisons(rows: list[dict], per_user: dict[str, np.ndarray], ks: li
     the difference of means and a paired t-test over users (each user's value averaged over seeds)."""
     sources = [p for p in dict.fromkeys(r["profiles"] for r in rows if r["variant"] == "augment") if p != reference]
     out = []
-    for setting in dict.fromkeys(r["setting"] for r in rows):
-        recall = plot_metric(rows, setting, ks)
-        if recall is None:
+    for setting, metric, b in ablation_lines(rows, ks):
+        ref = per_user.get(f"{b}|augment|{reference}|{setting}__{metric}")
+        if ref is None:
             continue
-        for metric in (recall, recall.replace("recall", "ndcg")):
-            for b in dict.fromkeys(r["backbone"] for r in rows):
-                ref = per_user.get(f"{b}|augment|{reference}|{setting}__{metric}")
-                if ref is None:
-                    continue
-                d = {"backbone": b, "setting": setting, "metric": metric}
-                for src in sources:
-                    a = per_user.get(f"{b}|augment|{src}|{setting}__{metric}")
-                    if a is None or len(a) != len(ref) or len(a) < 2:
-                        d[f"{src} - {reference}"] = "-"
-                        continue
-                    t = paired_ttest(a, ref)
-                    d[f"{src} - {reference}"] = f"{t['mean_diff']:+.4f} (p {t['p']:.3f})"
-                out.append(d)
+        d = {"backbone": b, "setting": setting, "metric": metric}
+        for src in sources:
+            a = per_user.get(f"{b}|augment|{src}|{setting}__{metric}")
+            if a is None or len(a) != len(ref) or len(a) < 2:
+                d[f"{src} - {reference}"] = "-"
+                continue
+            t = paired_ttest(a, ref)
+            d[f"{src} - {reference}"] = f"{t['mean_diff']:+.4f} (p {t['p']:.3f})"
+        out.append(d)
     return out
 
 
