@@ -78,6 +78,13 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _relocated(saved_model_file: str, resume_dir: str | Path) -> str:
+    """The best-model file a saved state names, found in ``resume_dir`` when the folder has been moved (the
+    state holds an absolute path: a resume folder copied to another machine or checkout goes on from there)."""
+    moved = Path(resume_dir) / Path(saved_model_file).name
+    return saved_model_file if Path(saved_model_file).exists() or not moved.exists() else str(moved)
+
+
 def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads: int,
                    dataset: str = "ml-100k", eval_repeats: int = 0, resume_dir: str | None = None,
                    budget_seconds: float | None = None) -> dict:
@@ -157,7 +164,7 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
 
     trainer._train_epoch, trainer._valid_epoch = timed_train, timed_valid
     if finished is not None:
-        best_file = torch.load(state_file, map_location=config["device"])["saved_model_file"]
+        best_file = _relocated(torch.load(state_file, map_location=config["device"])["saved_model_file"], resume_dir)
         checkpoint = torch.load(best_file, map_location=config["device"])
         trainer.model.load_state_dict(checkpoint["state_dict"])
         trainer.model.load_other_parameter(checkpoint.get("other_parameter"))
@@ -178,7 +185,7 @@ def recbole_worker(model: str, overrides: dict, epochs: int, full: bool, threads
             trainer.optimizer.load_state_dict(st["optimizer"])
             trainer.start_epoch, trainer.cur_step = st["epoch"] + 1, st["cur_step"]
             trainer.best_valid_score, trainer.best_valid_result = st["best_valid_score"], st["best_valid_result"]
-            trainer.saved_model_file = st["saved_model_file"]
+            trainer.saved_model_file = _relocated(st["saved_model_file"], resume_dir)
             torch.set_rng_state(st["rng"]["torch"])
             np.random.set_state(st["rng"]["numpy"])
             random.setstate(st["rng"]["random"])

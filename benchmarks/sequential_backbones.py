@@ -22,8 +22,9 @@ Writes ``--out``.json and .md after every model.
 A whole RecBole run is hours on a small CPU, so it is resumable: its state is saved after every epoch under
 ``--recbole-resume-dir`` (default ``$RECFUSE_CACHE/recbole/<model>``, else ``~/.cache/recfuse/recbole``),
 ``--recbole-budget SECONDS`` pauses it after the epoch that passes the budget, and the same command goes on
-from there (exactly as an uninterrupted run: ``tests/benchmarks/test_recbole_resume.py``); a finished run's
-result is kept there and read again. A paused run's time is reported as a lower bound.
+from there (exactly as an uninterrupted run: ``tests/benchmarks/test_recbole_resume.py``), also after the folder
+has been moved (to carry a paused run to another machine, e.g. committed); a finished run's result is kept there
+and read again. A paused run's time is reported as a lower bound.
 """
 
 from __future__ import annotations

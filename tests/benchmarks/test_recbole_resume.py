@@ -1,5 +1,5 @@
 """The RecBole side-by-side runner (benchmarks/_recbole.py): a full run paused by its time budget and
-resumed twice scores exactly as the same run uninterrupted. Opt-in: RecBole lives in its own venv
+resumed twice (the second time from a moved folder) scores exactly as the same run uninterrupted. Opt-in: RecBole lives in its own venv
 (scripts/setup_recbole.sh); set RECFUSE_TEST_RECBOLE to its Python (about a minute)."""
 
 import importlib.util
@@ -56,13 +56,14 @@ def test_paused_and_resumed_run_scores_as_an_uninterrupted_one(tmp_path):
     assert first.get("paused") and first["epochs_run"] == 1, first
     second = rb.run_recbole("SASRec", resume_dir=tmp_path / "parts", budget_seconds=0, **run)
     assert second.get("paused") and second["epochs_run"] == 2, second
-    last = rb.run_recbole("SASRec", resume_dir=tmp_path / "parts", **run)
+    (tmp_path / "parts").rename(tmp_path / "moved")  # a resume folder carried elsewhere goes on from there
+    last = rb.run_recbole("SASRec", resume_dir=tmp_path / "moved", **run)
     assert "error" not in last and not last.get("paused"), last
     assert last["sittings"] == 3 and whole["sittings"] == 1
     assert last["valid_scores"] == whole["valid_scores"] and len(whole["valid_scores"]) == 4
     assert last["test"] == whole["test"] and last["best_epoch"] == whole["best_epoch"]
     assert len(last["epoch_seconds"]) == 4
-    other = rb.run_recbole("SASRec", resume_dir=tmp_path / "parts", **{**run, "overrides": {**cfg, "epochs": 5}})
+    other = rb.run_recbole("SASRec", resume_dir=tmp_path / "moved", **{**run, "overrides": {**cfg, "epochs": 5}})
     assert "other settings" in other["error"]
 
 
