@@ -19,3 +19,9 @@ class TestBERT4Rec(RecommenderConformance):
 class TestCL4SRec(RecommenderConformance):
     model_name = "cl4srec"
     params = FAST
+
+
+class TestCL4SRecProjection(RecommenderConformance):
+    """CL4SRec with a projection head: the head is part of what is trained, saved and loaded."""
+    model_name = "cl4srec"
+    params = {**FAST, "projection": "mlp"}  # noqa: RUF012

@@ -105,6 +105,24 @@ def test_info_nce_prefers_matching_views():
     assert info_nce(3 * z, 3 * z, 0.5) < info_nce(z, z, 0.5)
 
 
+def test_cl4srec_projection_head_is_trained_and_restored(tmp_path):
+    split, _ = _leaky_split()
+    model = create_model("cl4srec", seed=0, projection="mlp", **TINY).fit(split, progress=False)
+    head = model.encoder.cl_head
+    fresh = create_model("cl4srec", seed=0, projection="mlp", **TINY)
+    fresh.n_items = model.n_items
+    untrained = fresh._build_encoder().cl_head
+    assert not torch.allclose(head[0].weight, untrained[0].weight)  # the contrastive loss reached the head
+    model.save(tmp_path / "m")
+    loaded = type(model).load(tmp_path / "m")
+    assert torch.equal(loaded.encoder.cl_head[2].weight, head[2].weight)
+    plain = create_model("cl4srec", seed=0, **TINY)
+    plain.n_items = model.n_items
+    assert not hasattr(plain._build_encoder(), "cl_head")  # the paper's setting compares the encodings
+    with pytest.raises(ConfigError, match="projection"):
+        create_model("cl4srec", projection="linear")
+
+
 # -- protocol: the test item never reaches training or validation inputs --------------------------
 def _leaky_split():
     """Each user's test item is an item nobody else has: any use of it in training would show."""

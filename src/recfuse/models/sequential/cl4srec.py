@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from recfuse.errors import ConfigError
 from recfuse.models.base import register
 from recfuse.models.sequential.base import keep_segment
+from recfuse.models.sequential.encoder import SequenceEncoder
 from recfuse.models.sequential.sasrec import SASRec
 
 
@@ -64,18 +66,33 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float, similarity:
 class CL4SRec(SASRec):
     """CL4SRec: SASRec's next-item loss + ``cl_weight`` x contrastive loss between two augmented views
     (crop ``eta``, mask ``gamma``, reorder ``beta``) of each training sequence, on the sequence encoding
-    at the last position, with ``temperature`` and ``similarity`` ("dot" as in the paper, or "cos")."""
+    at the last position, with ``temperature`` and ``similarity`` ("dot" as in the paper, or "cos").
+
+    ``projection="mlp"`` compares the views through a small head (linear, ReLU, linear; SimCLR's projection)
+    instead of the encoding itself, so the views' invariance is asked of the head's output, not of the vector
+    that scores the next item; the paper's ``"none"`` is the default.
+    """
 
     # cl_weight 0.05, temperature 0.5: the best of 5 settings on ML-100K validation NDCG@10 (0.1181; the paper's
     # 0.1 / 1.0 gave 0.1095): benchmarks/results/sequential_cl4srec_candidates.md
     def __init__(self, cl_weight: float = 0.05, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
-                 beta: float = 0.6, similarity: str = "dot", **kwargs):
+                 beta: float = 0.6, similarity: str = "dot", projection: str = "none", **kwargs):
         if cl_weight < 0 or temperature <= 0 or not all(0 <= x <= 1 for x in (eta, gamma, beta)):
             raise ConfigError("cl_weight >= 0, temperature > 0 and eta, gamma, beta in [0, 1] are required")
         if similarity not in ("dot", "cos"):
             raise ConfigError(f"similarity must be 'dot' or 'cos', not {similarity!r}")
+        if projection not in ("none", "mlp"):
+            raise ConfigError(f"projection must be 'none' or 'mlp', not {projection!r}")
         super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta,
-                         similarity=similarity, **kwargs)
+                         similarity=similarity, projection=projection, **kwargs)
+
+    def _build_encoder(self) -> SequenceEncoder:
+        encoder = super()._build_encoder()
+        if self.projection == "mlp":  # part of the encoder: trained, saved and restored with it
+            h = self.hidden_size
+            encoder.cl_head = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Linear(h, h)).to(self.device)
+            encoder.cl_head.apply(SequenceEncoder._init)
+        return encoder
 
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         inp = rows[:, :-1]
@@ -85,5 +102,7 @@ class CL4SRec(SASRec):
         mask_id = self.encoder.mask_id
         views = torch.cat([augment(inp, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
         z = self.encoder(views)[:, -1]
+        if self.projection == "mlp":
+            z = self.encoder.cl_head(z)
         z1, z2 = z.chunk(2)
         return rec + self.cl_weight * info_nce(z1, z2, self.temperature, self.similarity)
