@@ -1,6 +1,7 @@
 """The RecBole side-by-side runner (benchmarks/_recbole.py): a full run paused by its time budget and
-resumed twice (the second time from a moved folder) scores exactly as the same run uninterrupted. Opt-in: RecBole lives in its own venv
-(scripts/setup_recbole.sh); set RECFUSE_TEST_RECBOLE to its Python (about a minute)."""
+resumed twice (the second time from a moved folder) scores exactly as the same run uninterrupted. Opt-in:
+RecBole lives in its own venv (scripts/setup_recbole.sh); set RECFUSE_TEST_RECBOLE to its Python (about a
+minute)."""
 
 import importlib.util
 import os

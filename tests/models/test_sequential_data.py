@@ -109,10 +109,9 @@ def test_cl4srec_projection_head_is_trained_and_restored(tmp_path):
     split, _ = _leaky_split()
     model = create_model("cl4srec", seed=0, projection="mlp", **TINY).fit(split, progress=False)
     head = model.encoder.cl_head
-    fresh = create_model("cl4srec", seed=0, projection="mlp", **TINY)
-    fresh.n_items = model.n_items
-    untrained = fresh._build_encoder().cl_head
-    assert not torch.allclose(head[0].weight, untrained[0].weight)  # the contrastive loss reached the head
+    # same seed, same initial head; without the contrastive loss it gets no gradient and stays as initialised
+    untrained = create_model("cl4srec", seed=0, projection="mlp", cl_weight=0, **TINY).fit(split, progress=False)
+    assert not torch.allclose(head[0].weight, untrained.encoder.cl_head[0].weight)  # the loss reached the head
     model.save(tmp_path / "m")
     loaded = type(model).load(tmp_path / "m")
     assert torch.equal(loaded.encoder.cl_head[2].weight, head[2].weight)
