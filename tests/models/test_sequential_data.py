@@ -203,6 +203,19 @@ def test_user_embeddings_and_train_log():
     assert len(log["epoch_seconds"]) == log["epochs_run"] <= 3
     assert 0 <= log["best_epoch"] < log["epochs_run"] and len(log["valid_history"]) == log["epochs_run"]
     assert log["total_seconds"] >= sum(log["epoch_seconds"])
+    assert len(log["train_loss"]) == log["epochs_run"] and np.isfinite(log["train_loss"]).all()
+    assert log["loss_terms"] == {}  # one loss, no named parts
+
+
+def test_cl4srec_logs_both_parts_of_its_loss():
+    split, _ = _leaky_split()
+    log = create_model("cl4srec", seed=0, cl_weight=0.3, **TINY).fit(split, progress=False).train_log
+    terms = log["loss_terms"]
+    assert set(terms) == {"next_item", "contrastive"}
+    assert all(len(v) == log["epochs_run"] for v in terms.values())
+    # the logged total is the weighted sum of the logged parts, epoch by epoch
+    expected = np.array(terms["next_item"]) + 0.3 * np.array(terms["contrastive"])
+    assert np.allclose(log["train_loss"], expected, rtol=1e-5)
 
 
 def test_bad_hyper_parameters_raise():

@@ -78,11 +78,17 @@ class SequentialRecommender(Recommender):
         self.encoder: SequenceEncoder | None = None
         self.sequences: dict[str, Sequences] = {}
         self.train_log: dict[str, Any] = {}
+        self._terms: dict[str, float] = {}  # per-epoch sums of the named loss terms (see _record)
 
     # -- to be defined by subclasses --------------------------------------------------------------
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         """Training loss of a batch of windows (B, max_len + window_extra) of shifted item ids."""
         raise NotImplementedError
+
+    def _record(self, name: str, value: torch.Tensor) -> None:
+        """Add a batch's value of one named part of the loss (unweighted) to the epoch's log
+        (``train_log["loss_terms"]``: its mean per batch, per epoch), to see how the parts balance."""
+        self._terms[name] = self._terms.get(name, 0.0) + float(value.detach())
 
     def _inference_input(self, padded: torch.Tensor) -> torch.Tensor:
         """The encoder input that predicts the next item from the last ``max_len`` items (B, max_len)."""
@@ -106,6 +112,9 @@ class SequentialRecommender(Recommender):
         ``insertions`` (n, 3) of ``(user, position, item)``: items inserted into the users' *train*
         sequences (Llama4Rec L4b), positions counted in the original train sequence; the dataset is not
         copied. ``extra_triples`` (pairwise augmentation of the direct models) does not apply and is ignored.
+
+        ``train_log`` then holds, per epoch: seconds, validation NDCG@10, the mean training loss per batch
+        (``train_loss``) and, for a loss with named parts (CL4SRec), each part's unweighted mean (``loss_terms``).
         """
         set_seed(self.seed)
         self.n_users, self.n_items = split.n_users, split.n_items
@@ -123,6 +132,8 @@ class SequentialRecommender(Recommender):
         history_valid, truth_valid = (split.history("valid"), split.ground_truth("valid")) if has_valid else (None, None)
         epoch_seconds: list[float] = []
         valid_seconds: list[float] = []
+        loss_history: list[float] = []
+        term_history: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         bar = progress_bar(range(self.epochs), enabled=progress, desc=f"{self.name} epochs")
         for epoch in bar:
@@ -130,7 +141,7 @@ class SequentialRecommender(Recommender):
             self.encoder.train()
             epoch_rows = self._epoch_rows(rows)
             order = torch.randperm(len(epoch_rows), device=self.device)
-            total = 0.0
+            total, self._terms = 0.0, {}
             for b in range(0, len(epoch_rows), self.batch_size):
                 loss = self._loss(epoch_rows[order[b:b + self.batch_size]])
                 optimizer.zero_grad(set_to_none=True)
@@ -138,13 +149,17 @@ class SequentialRecommender(Recommender):
                 optimizer.step()
                 total += float(loss.detach())
             epoch_seconds.append(time.perf_counter() - start)
+            n_batches = -(-len(epoch_rows) // self.batch_size)
+            loss_history.append(total / n_batches)
+            for name, value in self._terms.items():
+                term_history.setdefault(name, []).append(value / n_batches)
             if has_valid and ((epoch + 1) % self.eval_every == 0 or epoch + 1 == self.epochs):
                 start = time.perf_counter()
                 ndcg = evaluate_full_ranking(lambda u: self.score(u, stage="valid"), history_valid, truth_valid,
                                              ks=[10], metrics=["ndcg"]).mean()["ndcg@10"]
                 valid_seconds.append(time.perf_counter() - start)
                 if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{total:.3f}", valid_ndcg10=f"{ndcg:.4f}")
+                    bar.set_postfix(loss=f"{loss_history[-1]:.3f}", valid_ndcg10=f"{ndcg:.4f}")
                 if stopper.step(ndcg, epoch, self.encoder.state_dict()):
                     break
         if stopper.best_state is not None:
@@ -158,6 +173,8 @@ class SequentialRecommender(Recommender):
             "best_epoch": stopper.best_epoch if has_valid else len(epoch_seconds) - 1,
             "best_valid_ndcg@10": stopper.best,
             "valid_history": [v for _, v in stopper.history],
+            "train_loss": loss_history,
+            "loss_terms": term_history,
             "training_windows": len(rows),
             "insertions": 0 if insertions is None else len(insertions),
         }

@@ -105,4 +105,7 @@ class CL4SRec(SASRec):
         if self.projection == "mlp":
             z = self.encoder.cl_head(z)
         z1, z2 = z.chunk(2)
-        return rec + self.cl_weight * info_nce(z1, z2, self.temperature, self.similarity)
+        cl = info_nce(z1, z2, self.temperature, self.similarity)
+        self._record("next_item", rec)
+        self._record("contrastive", cl)
+        return rec + self.cl_weight * cl
