@@ -122,6 +122,27 @@ def test_cl4srec_projection_head_is_trained_and_restored(tmp_path):
         create_model("cl4srec", projection="linear")
 
 
+def test_cl4srec_prefix_views_are_augmentations_of_a_prefix_of_each_window(monkeypatch):
+    import recfuse.models.sequential.cl4srec as cl4srec_module
+
+    split, _ = _leaky_split()
+    model = create_model("cl4srec", seed=0, cl_views="prefix", **TINY).fit(split, progress=False)
+    seen = []
+    monkeypatch.setattr(cl4srec_module, "augment", lambda seq, *a: seen.append(seq) or seq)
+    torch.manual_seed(0)
+    rows = torch.as_tensor(model.sequences["valid"].windows(TINY["max_len"] + 1))
+    model._loss(rows)
+    inp = rows[:, :-1]
+    src = seen[0]
+    assert len(seen) == 2 and torch.equal(seen[0], seen[1])  # both views from the same prefix
+    n_src, n_inp = (src > 0).sum(1), (inp > 0).sum(1)
+    assert (n_src >= torch.clamp(n_inp, max=2)).all() and (n_src <= n_inp).all() and (n_src < n_inp).any()
+    for s, x, k in zip(src, inp, n_src):  # the first k real items of the window, right-aligned
+        assert torch.equal(s[len(s) - k:], x[x > 0][:k]) and (s[:len(s) - k] == 0).all()
+    with pytest.raises(ConfigError, match="cl_views"):
+        create_model("cl4srec", cl_views="suffix")
+
+
 # -- protocol: the test item never reaches training or validation inputs --------------------------
 def _leaky_split():
     """Each user's test item is an item nobody else has: any use of it in training would show."""
@@ -254,7 +275,7 @@ def test_bert4rec_masks_each_window_several_times_per_epoch(monkeypatch):
 
 
 def test_random_prefix_keeps_a_right_aligned_prefix_of_at_least_two_items():
-    from recfuse.models.sequential.bert4rec import random_prefix
+    from recfuse.models.sequential.base import random_prefix
 
     rows = torch.tensor([[0, 0, 3, 4, 5, 6], [0, 0, 0, 0, 0, 7], [0, 0, 0, 0, 8, 9], [1, 2, 3, 4, 5, 6]])
     torch.manual_seed(0)

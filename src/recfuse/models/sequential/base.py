@@ -44,6 +44,15 @@ def keep_segment(seq: torch.Tensor, start: torch.Tensor, count: torch.Tensor) ->
     return torch.where(keep, seq.gather(1, src.clamp(0, length - 1)), torch.zeros_like(seq))
 
 
+def random_prefix(rows: torch.Tensor) -> torch.Tensor:
+    """Each left-padded row cut after a random item that has at least one item before it (the row itself
+    when it has a single item), re-aligned to the right: the prefix's last item is in the last column."""
+    n = (rows > 0).sum(1)
+    # keep the first k real items, k uniform in [2, n] (k = n for rows of fewer than 2 items)
+    k = torch.where(n >= 2, 2 + (torch.rand(len(rows), device=rows.device) * (n - 1).clamp(min=1)).floor().long(), n)
+    return keep_segment(rows, torch.zeros_like(k), k)
+
+
 class SequentialRecommender(Recommender):
     """Transformer over each user's time-ordered items; subclasses define the training loss.
 

@@ -7,16 +7,7 @@ import torch.nn.functional as F
 
 from recfuse.errors import ConfigError
 from recfuse.models.base import register
-from recfuse.models.sequential.base import SequentialRecommender, keep_segment
-
-
-def random_prefix(rows: torch.Tensor) -> torch.Tensor:
-    """Each left-padded row cut after a random item that has at least one item before it (the row itself
-    when it has a single item), re-aligned to the right: the prefix's last item is in the last column."""
-    n = (rows > 0).sum(1)
-    # keep the first k real items, k uniform in [2, n] (k = n for rows of fewer than 2 items)
-    k = torch.where(n >= 2, 2 + (torch.rand(len(rows), device=rows.device) * (n - 1).clamp(min=1)).floor().long(), n)
-    return keep_segment(rows, torch.zeros_like(k), k)
+from recfuse.models.sequential.base import SequentialRecommender, random_prefix
 
 
 @register("bert4rec")

@@ -12,7 +12,7 @@ from torch import nn
 
 from recfuse.errors import ConfigError
 from recfuse.models.base import register
-from recfuse.models.sequential.base import keep_segment
+from recfuse.models.sequential.base import keep_segment, random_prefix
 from recfuse.models.sequential.encoder import SequenceEncoder
 from recfuse.models.sequential.sasrec import SASRec
 
@@ -71,20 +71,28 @@ class CL4SRec(SASRec):
     ``projection="mlp"`` compares the views through a small head (linear, ReLU, linear; SimCLR's projection)
     instead of the encoding itself, so the views' invariance is asked of the head's output, not of the vector
     that scores the next item; the paper's ``"none"`` is the default.
+
+    ``cl_views="window"`` (default) augments each training window (the user's last ``max_len`` items, or an
+    older slice of a long history); ``"prefix"`` first cuts each window after a random item (at least two kept),
+    so the views are of histories of every length, as in implementations that train on every prefix of every
+    sequence (RecBole's).
     """
 
     # cl_weight 0.05, temperature 0.5: the best of 5 settings on ML-100K validation NDCG@10 (0.1181; the paper's
     # 0.1 / 1.0 gave 0.1095): benchmarks/results/sequential_cl4srec_candidates.md
     def __init__(self, cl_weight: float = 0.05, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
-                 beta: float = 0.6, similarity: str = "dot", projection: str = "none", **kwargs):
+                 beta: float = 0.6, similarity: str = "dot", projection: str = "none", cl_views: str = "window",
+                 **kwargs):
         if cl_weight < 0 or temperature <= 0 or not all(0 <= x <= 1 for x in (eta, gamma, beta)):
             raise ConfigError("cl_weight >= 0, temperature > 0 and eta, gamma, beta in [0, 1] are required")
         if similarity not in ("dot", "cos"):
             raise ConfigError(f"similarity must be 'dot' or 'cos', not {similarity!r}")
         if projection not in ("none", "mlp"):
             raise ConfigError(f"projection must be 'none' or 'mlp', not {projection!r}")
+        if cl_views not in ("window", "prefix"):
+            raise ConfigError(f"cl_views must be 'window' or 'prefix', not {cl_views!r}")
         super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta,
-                         similarity=similarity, projection=projection, **kwargs)
+                         similarity=similarity, projection=projection, cl_views=cl_views, **kwargs)
 
     def _build_encoder(self) -> SequenceEncoder:
         encoder = super()._build_encoder()
@@ -100,7 +108,8 @@ class CL4SRec(SASRec):
         if self.cl_weight == 0:
             return rec
         mask_id = self.encoder.mask_id
-        views = torch.cat([augment(inp, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
+        source = random_prefix(inp) if self.cl_views == "prefix" else inp  # both views of the same prefix
+        views = torch.cat([augment(source, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
         z = self.encoder(views)[:, -1]
         if self.projection == "mlp":
             z = self.encoder.cl_head(z)
