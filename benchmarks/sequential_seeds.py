@@ -117,6 +117,7 @@ def markdown(report: dict) -> str:
                          f"{p(a['hr@10_p_seeds'])} | {p(a['hr@10_p_users'])} |")
         lines += ["", "- p (seeds): paired t-test over the seeds' test values; p (users): paired t-test over test "
                       "users of the per-user value averaged over seeds. Differences are the first model subtracted."]
+    lines += [f"- {n}" for n in report.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--valid-only", action="store_true", help="train and record validation only; the test is not read")
     ap.add_argument("--out", default=str(HERE / "results" / "sequential_seeds"))
+    ap.add_argument("--note", action="append", default=[], help="a note for the report (repeatable; kept on resume)")
     args = ap.parse_args(argv)
 
     import torch
@@ -145,16 +147,19 @@ def main(argv: list[str] | None = None) -> dict:
     # --out names both files, without extension (not with_suffix: "temperature_0.5" has a dot of its own)
     json_path, md_path = (out.parent / f"{out.name}{ext}" for ext in (".json", ".md"))
     done: list[dict] = []
-    if json_path.is_file():  # resume: keep the finished runs
+    old: dict = {}
+    if json_path.is_file():  # resume: keep the finished runs, their dates and notes
         old = json.loads(json_path.read_text())
         if old.get("params", {}) != params:
             raise SystemExit(f"{json_path} holds runs with the settings {old.get('params')}, not "
                              f"{params}: give these another --out")
         done = old.get("runs", [])
     split = leave_one_out(load_dataset("ml-100k"), order="time")
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = {"dataset": "ml-100k", "split": split.protocol, "params": params, "threads": args.threads,
-              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done}
+              "date": "; ".join(dict.fromkeys([old["date"], now] if done else [now])), "torch": torch.__version__,
+              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done,
+              "notes": list(dict.fromkeys(old.get("notes", []) + args.note))}
 
     def save() -> None:  # after every run, so that a cut-off run keeps what it did
         report["summary"] = summarize(report["runs"], args.models)

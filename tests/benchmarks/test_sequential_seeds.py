@@ -49,8 +49,10 @@ def test_runs_on_ml100k_and_resumes(tmp_path):
     assert [(r["model"], r["seed"]) for r in first["runs"]] == [("sasrec", 0), ("sasrec", 1), ("bert4rec", 0),
                                                                   ("bert4rec", 1)]
     assert all(len(r["per_user"]["ndcg@10"]) == len(r["users"]) == 943 for r in first["runs"])
-    again = mod.main(args)  # nothing trained again: the same stored runs
+    again = mod.main(args + ["--note", "resumed"])  # nothing trained again: the same stored runs
     assert [r["train_seconds"] for r in again["runs"]] == [r["train_seconds"] for r in first["runs"]]
+    assert again["date"].startswith(first["date"]) and again["notes"] == ["resumed"]  # dates and notes kept
+    assert "- resumed" in (tmp_path / "r.md").read_text()
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["summary"]["against"][0]["model"] == "bert4rec" and (tmp_path / "r.md").is_file()
 
