@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import write_json, write_text
+    from recfuse.io import with_extension, write_json, write_text
     from recfuse.models.base import create_model
     from recfuse.models.sequential import Sequences
 
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
             report["rows"].append({"epochs": epochs, **r})
             print(report["rows"][-1], flush=True)
     out = Path(args.out)
-    write_json(out.parent / f"{out.name}.json", report)
-    write_text(out.parent / f"{out.name}.md", markdown(report))
+    write_json(with_extension(out, ".json"), report)
+    write_text(with_extension(out, ".md"), markdown(report))
     print(markdown(report))
     return report
 

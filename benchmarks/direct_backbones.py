@@ -286,10 +286,12 @@ def main() -> list[str]:
         print(json.dumps(memory_worker(args.memory_interactions, args.threads, args.memory_batch_size)))
         return []
 
+    from recfuse.io import with_extension
+
     out = Path(args.out)
     if args.report_only:
-        res = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-        out.with_suffix(".md").write_text(markdown(res), encoding="utf-8")
+        res = json.loads(with_extension(out, ".json").read_text(encoding="utf-8"))
+        with_extension(out, ".md").write_text(markdown(res), encoding="utf-8")
         print(markdown(res))
         return []
 
@@ -323,8 +325,8 @@ def main() -> list[str]:
         "A model run with --seeds N trained every candidate with N seeds, selected on the mean validation NDCG@10 "
         "and reports the test mean over those N models ('seeds', 'test_per_seed', 'test_std' in the JSON).",
     ]
-    if (args.merge or args.timing_only or args.recbole_seeds) and out.with_suffix(".json").exists():
-        old = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    if (args.merge or args.timing_only or args.recbole_seeds) and with_extension(out, ".json").exists():
+        old = json.loads(with_extension(out, ".json").read_text(encoding="utf-8"))
         for key in ("ours", "recbole"):
             results[key] = {**old.get(key, {}), **results[key]}
         for key in ("memory", "recbole_quality"):
@@ -333,8 +335,8 @@ def main() -> list[str]:
         results["date"] = f"{old['date']}; updated {results['date']} ({', '.join(args.models)})"
 
     def save() -> None:  # after every model, so that an interrupted run keeps what it measured
-        write_json(out.with_suffix(".json"), results)
-        write_text(out.with_suffix(".md"), markdown(results))
+        write_json(with_extension(out, ".json"), results)
+        write_text(with_extension(out, ".md"), markdown(results))
 
     def memory_run() -> None:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-worker", "--threads",

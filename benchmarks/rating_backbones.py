@@ -25,7 +25,7 @@ import numpy as np
 
 from recfuse.data import Dataset, leave_one_out, load_dataset
 from recfuse.eval.metrics import mae, rmse
-from recfuse.io import write_json, write_text
+from recfuse.io import with_extension, write_json, write_text
 from recfuse.models.base import create_model
 
 HERE = Path(__file__).resolve().parent
@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.markdown_only:
-        results = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
-        write_text(out.with_suffix(".md"), markdown(results["summary"], results["meta"]))
+        results = json.loads(with_extension(out, ".json").read_text(encoding="utf-8"))
+        write_text(with_extension(out, ".md"), markdown(results["summary"], results["meta"]))
         return
     overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"dataset": dataset.describe(), "split": split.summary(), "n_seeds": len(args.seeds),
             "machine": f"{platform.machine()} CPU, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
             "overrides": overrides}
-    write_json(out.with_suffix(".json"), {"meta": meta, "summary": summary, "runs": runs})
-    write_text(out.with_suffix(".md"), markdown(summary, meta))
+    write_json(with_extension(out, ".json"), {"meta": meta, "summary": summary, "runs": runs})
+    write_text(with_extension(out, ".md"), markdown(summary, meta))
     print(markdown(summary, meta))
 
 

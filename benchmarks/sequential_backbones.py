@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.skip_recbole:
         args.recbole = "off"
 
-    from recfuse.io import write_json, write_text
+    from recfuse.io import with_extension, write_json, write_text
 
     out = Path(args.out)
     if args.merge:
@@ -322,8 +322,8 @@ def main(argv: list[str] | None = None) -> dict:
                   "date": "; ".join(dict.fromkeys(rep["date"] for rep in reports)),
                   "threads": max(rep["threads"] for rep in reports), "merged_from": [str(f) for f in args.merge]}
         report["comparisons"] = comparisons(report)
-        write_json(out.with_suffix(".json"), report)
-        write_text(out.with_suffix(".md"), markdown(report))
+        write_json(with_extension(out, ".json"), report)
+        write_text(with_extension(out, ".md"), markdown(report))
         print(markdown(report))
         return report
 
@@ -345,8 +345,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     def save() -> None:  # after every model, so that a cut-off run keeps what it did
         report["comparisons"] = comparisons(report)
-        write_json(out.with_suffix(".json"), report)
-        write_text(out.with_suffix(".md"), markdown(report))
+        write_json(with_extension(out, ".json"), report)
+        write_text(with_extension(out, ".md"), markdown(report))
 
     for name in args.models:
         if not args.recbole_only:
@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> dict:
         bound = c["kind"] != "measured"
         print(f"{c['model']}: recfuse whole run {c['recfuse_seconds']:.1f} s vs RecBole {'>= ' if bound else ''}"
               f"{c['recbole_seconds']:.1f} s ({c['kind']}): ratio {'<= ' if bound else ''}{c['ratio']:.3f}")
-    print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.md')}")
+    print(f"wrote {with_extension(out, '.json')} and {with_extension(out, '.md')}")
     return report
 
 

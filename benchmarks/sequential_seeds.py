@@ -139,13 +139,12 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import write_json, write_text
+    from recfuse.io import with_extension, write_json, write_text
 
     torch.set_num_threads(args.threads)
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     out = Path(args.out)
-    # --out names both files, without extension (not with_suffix: "temperature_0.5" has a dot of its own)
-    json_path, md_path = (out.parent / f"{out.name}{ext}" for ext in (".json", ".md"))
+    json_path, md_path = (with_extension(out, ext) for ext in (".json", ".md"))  # "temperature_0.5": one name
     done: list[dict] = []
     old: dict = {}
     if json_path.is_file():  # resume: keep the finished runs, their dates and notes

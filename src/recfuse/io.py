@@ -86,6 +86,13 @@ def atomic_dir(target: str | Path, keep_existing: bool = False) -> Iterator[Path
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def with_extension(path: str | Path, ext: str) -> Path:
+    """``path`` with ``ext`` (".json") appended to its name: ``runs/w_0.5`` gives ``runs/w_0.5.json``, where
+    ``Path.with_suffix`` would give ``runs/w_0.json`` (a dot in an output name is part of the name)."""
+    path = Path(path)
+    return path.parent / f"{path.name}{ext}"
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
