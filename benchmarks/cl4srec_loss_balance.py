@@ -20,6 +20,8 @@ import platform
 import time
 from pathlib import Path
 
+import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch starts)
+
 HERE = Path(__file__).resolve().parent
 
 
