@@ -143,6 +143,23 @@ def test_cl4srec_prefix_views_are_augmentations_of_a_prefix_of_each_window(monke
         create_model("cl4srec", cl_views="suffix")
 
 
+def test_cl4srec_keep_last_leaves_each_views_most_recent_item_in_place():
+    split, _ = _leaky_split()
+    torch.manual_seed(0)
+    rows = torch.randint(1, 30, (200, TINY["max_len"]))
+    rows[:50, :3] = 0  # some shorter, left-padded rows
+    for keep_last in (True, False):
+        model = create_model("cl4srec", seed=0, keep_last=keep_last, **TINY).fit(split, progress=False)
+        view = model._view(rows)
+        assert view.shape == rows.shape
+        same_last = torch.equal(view[:, -1], rows[:, -1])
+        assert same_last == keep_last  # without keep_last, crop / mask / reorder move or hide it in some rows
+        if keep_last:
+            assert not torch.equal(view, rows)  # the items before it are still augmented
+    log = create_model("cl4srec", seed=0, keep_last=True, **TINY).fit(split, progress=False).train_log
+    assert np.isfinite(log["loss_terms"]["contrastive"]).all()
+
+
 # -- protocol: the test item never reaches training or validation inputs --------------------------
 def _leaky_split():
     """Each user's test item is an item nobody else has: any use of it in training would show."""

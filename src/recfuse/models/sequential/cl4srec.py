@@ -72,6 +72,9 @@ class CL4SRec(SASRec):
     instead of the encoding itself, so the views' invariance is asked of the head's output, not of the vector
     that scores the next item; the paper's ``"none"`` is the default.
 
+    ``keep_last=True`` leaves each view's most recent item in place (crop, mask and reorder act on the items
+    before it), so the views do not teach the encoder to discount the item that predicts the next one best.
+
     ``cl_views="window"`` (default) augments each training window (the user's last ``max_len`` items, or an
     older slice of a long history); ``"prefix"`` first cuts each window after a random item (at least two kept),
     so the views are of histories of every length, as in implementations that train on every prefix of every
@@ -84,7 +87,7 @@ class CL4SRec(SASRec):
     # weights are the paper's regime: benchmarks/results/sequential_cl4srec_probes/
     def __init__(self, cl_weight: float = 0.002, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
                  beta: float = 0.6, similarity: str = "dot", projection: str = "none", cl_views: str = "window",
-                 **kwargs):
+                 keep_last: bool = False, **kwargs):
         if cl_weight < 0 or temperature <= 0 or not all(0 <= x <= 1 for x in (eta, gamma, beta)):
             raise ConfigError("cl_weight >= 0, temperature > 0 and eta, gamma, beta in [0, 1] are required")
         if similarity not in ("dot", "cos"):
@@ -94,7 +97,8 @@ class CL4SRec(SASRec):
         if cl_views not in ("window", "prefix"):
             raise ConfigError(f"cl_views must be 'window' or 'prefix', not {cl_views!r}")
         super().__init__(cl_weight=cl_weight, temperature=temperature, eta=eta, gamma=gamma, beta=beta,
-                         similarity=similarity, projection=projection, cl_views=cl_views, **kwargs)
+                         similarity=similarity, projection=projection, cl_views=cl_views, keep_last=keep_last,
+                         **kwargs)
 
     def _build_encoder(self) -> SequenceEncoder:
         encoder = super()._build_encoder()
@@ -104,15 +108,20 @@ class CL4SRec(SASRec):
             encoder.cl_head.apply(SequenceEncoder._init)
         return encoder
 
+    def _view(self, seq: torch.Tensor) -> torch.Tensor:
+        """One augmented view per row; with ``keep_last``, of the items before the last (the last column:
+        windows are left-padded), the last appended unchanged."""
+        if not self.keep_last:
+            return augment(seq, self.eta, self.gamma, self.beta, self.encoder.mask_id)
+        return torch.cat([augment(seq[:, :-1], self.eta, self.gamma, self.beta, self.encoder.mask_id), seq[:, -1:]], 1)
+
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         inp = rows[:, :-1]
         rec, _ = self._next_item_loss(inp, rows[:, 1:])
         if self.cl_weight == 0:
             return rec
-        mask_id = self.encoder.mask_id
         source = random_prefix(inp) if self.cl_views == "prefix" else inp  # both views of the same prefix
-        views = torch.cat([augment(source, self.eta, self.gamma, self.beta, mask_id) for _ in range(2)])
-        z = self.encoder(views)[:, -1]
+        z = self.encoder(torch.cat([self._view(source), self._view(source)]))[:, -1]
         if self.projection == "mlp":
             z = self.encoder.cl_head(z)
         z1, z2 = z.chunk(2)
