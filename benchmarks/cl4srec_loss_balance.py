@@ -29,7 +29,7 @@ def gradient_norms(model, rows, batches: int, batch_size: int, settings: list[tu
     """Mean over ``batches`` random batches of each loss's gradient norm (encoder parameters, training mode)."""
     import torch
 
-    from recfuse.models.sequential.cl4srec import augment, info_nce
+    from recfuse.models.sequential.cl4srec import info_nce
 
     enc = model.encoder
     enc.train()
@@ -45,7 +45,7 @@ def gradient_norms(model, rows, batches: int, batch_size: int, settings: list[tu
         rows_b = rows[torch.randperm(len(rows), generator=gen)[:batch_size]]
         inp = rows_b[:, :-1]
         rec, _ = model._next_item_loss(inp, rows_b[:, 1:])
-        z = enc(torch.cat([augment(inp, model.eta, model.gamma, model.beta, enc.mask_id) for _ in range(2)]))[:, -1]
+        z = enc(torch.cat([model._view(inp), model._view(inp)]))[:, -1]  # the views of training, as configured
         g_rec = norm(rec)
         for sim, temp in settings:
             cl = info_nce(*z.chunk(2), temp, sim)

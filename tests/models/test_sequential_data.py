@@ -126,7 +126,7 @@ def test_cl4srec_prefix_views_are_augmentations_of_a_prefix_of_each_window(monke
     import recfuse.models.sequential.cl4srec as cl4srec_module
 
     split, _ = _leaky_split()
-    model = create_model("cl4srec", seed=0, cl_views="prefix", **TINY).fit(split, progress=False)
+    model = create_model("cl4srec", seed=0, cl_views="prefix", keep_last=False, **TINY).fit(split, progress=False)
     seen = []
     monkeypatch.setattr(cl4srec_module, "augment", lambda seq, *a: seen.append(seq) or seq)
     torch.manual_seed(0)
