@@ -77,6 +77,7 @@ def markdown(report: dict) -> str:
         for stage, r in stages.items():
             lines.append(f"| {name} | {stage} | {r['hr@10']:.4f} | {r['hr@10_without_last']:.4f} | {r['ndcg@10']:.4f} | "
                          f"{r['ndcg@10_without_last']:.4f} | {r['top10_train_count']:.1f} | {r['target_train_count']:.1f} |")
+    lines += [""] * bool(report.get("notes")) + [f"- {n}" for n in report.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import with_extension, write_json, write_text
+    from recfuse.io import read_json, with_extension, write_json, write_text
     from recfuse.models.base import create_model, get_model_class
 
     torch.set_num_threads(args.threads)
@@ -108,11 +109,14 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.models:
         saved = Path(args.saved).expanduser() / name if args.saved else None
         if saved is not None and (saved / "config.json").is_file():
+            # the settings it was trained with, as saved (a model saved before a new default lacks that key)
+            stored = {k: v for k, v in read_json(saved / "config.json")["params"].items() if k != "device"}
+            wanted = {k: v for k, v in create_model(name, seed=args.seed, **params).params.items() if k != "device"}
+            if stored != wanted:
+                differ = sorted(k for k in stored.keys() | wanted.keys() if stored.get(k) != wanted.get(k))
+                raise SystemExit(f"{saved} holds a {name} trained with other settings than these ({', '.join(differ)} "
+                                 "differ): give another --saved")
             model = get_model_class(name).load(saved, device="cpu")
-            wanted = {"seed": args.seed, **params}
-            if any(model.params.get(k) != v for k, v in wanted.items()):
-                raise SystemExit(f"{saved} holds a {name} trained with other settings than {wanted}: "
-                                 "give another --saved")
         else:
             model = create_model(name, seed=args.seed, **params).fit(split, progress=False)
             if saved is not None:
