@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import with_extension, write_json, write_text
+    from recfuse.io import write_report
     from recfuse.models.base import create_model
     from recfuse.models.sequential import Sequences
 
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         for r in gradient_norms(model, rows, args.batches, model.batch_size, settings, args.seed):
             report["rows"].append({"epochs": epochs, **r})
             print(report["rows"][-1], flush=True)
-    out = Path(args.out)
-    write_json(with_extension(out, ".json"), report)
-    write_text(with_extension(out, ".md"), markdown(report))
+    write_report(args.out, report, markdown(report))
     print(markdown(report))
     return report
 

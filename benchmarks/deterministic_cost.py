@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import with_extension, write_json, write_text
+    from recfuse.io import write_report
 
     split = leave_one_out(load_dataset(args.dataset), order="time")
     report = {"dataset": args.dataset, "epochs": args.epochs, "repeats": args.repeats, "torch": torch.__version__,
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
             report["rows"].append(row)
             print(f"{name} {threads} thread(s): {row['deterministic']:.3f} vs {row['default']:.3f} s/epoch "
                   f"(ratio {row['ratio']:.2f}; same curve: {row['same_curve']})", flush=True)
-            write_json(with_extension(args.out, ".json"), report)
-            write_text(with_extension(args.out, ".md"), markdown(report))
+            write_report(args.out, report, markdown(report))
     print(markdown(report))
     return report
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import read_json, with_extension, write_json, write_text
+    from recfuse.io import read_json, write_report
     from recfuse.models.base import create_model, get_model_class
 
     torch.set_num_threads(args.threads)
@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model.save(saved)
         report["models"][name] = analyse(model, split)
         print(name, report["models"][name], flush=True)
-    write_json(with_extension(args.out, ".json"), report)
-    write_text(with_extension(args.out, ".md"), markdown(report))
+    write_report(args.out, report, markdown(report))
     print(markdown(report))
     return report
 

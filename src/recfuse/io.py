@@ -93,6 +93,12 @@ def with_extension(path: str | Path, ext: str) -> Path:
     return path.parent / f"{path.name}{ext}"
 
 
+def write_report(out: str | Path, report: Any, markdown: str) -> None:
+    """A result as ``out``.json (the data) and ``out``.md (its readable form), each written atomically."""
+    write_json(with_extension(out, ".json"), report)
+    write_text(with_extension(out, ".md"), markdown)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:

@@ -1,16 +1,12 @@
 """benchmarks/cl4srec_loss_balance.py: gradient norms of CL4SRec's two losses, on ML-100K with a tiny encoder."""
 
-import importlib.util
 import math
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def test_measures_both_gradients_at_each_checkpoint(tmp_path):
-    spec = importlib.util.spec_from_file_location("loss_balance", ROOT / "benchmarks" / "cl4srec_loss_balance.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("cl4srec_loss_balance.py")
     report = mod.main(["--epochs", "0", "1", "--batches", "2", "--settings", "dot:0.5", "cos:0.5",
                        "--param", "max_len=8", "--param", "hidden_size=8", "--out", str(tmp_path / "b")])
     rows = report["rows"]

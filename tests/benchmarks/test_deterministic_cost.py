@@ -1,19 +1,15 @@
 """benchmarks/deterministic_cost.py: epochs with and without deterministic kernels, alternated."""
 
 import contextlib
-import importlib.util
 import math
-from pathlib import Path
 
 import recfuse.models.torch_utils as torch_utils
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def test_times_both_ways_and_only_one_way_is_deterministic(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("deterministic_cost", ROOT / "benchmarks" / "deterministic_cost.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_benchmark("deterministic_cost.py")
     entered = []
     real = torch_utils.deterministic_kernels
 

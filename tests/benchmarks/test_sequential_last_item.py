@@ -1,21 +1,15 @@
 """benchmarks/sequential_last_item.py: what the most recent item adds; trained models kept and reloaded."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from recfuse.models.sequential import Sequences
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("last_item", ROOT / "benchmarks" / "sequential_last_item.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("sequential_last_item.py")
 
 
 def test_without_last_item_drops_each_users_last():

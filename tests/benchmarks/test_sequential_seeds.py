@@ -1,20 +1,15 @@
 """benchmarks/sequential_seeds.py: models over seeds, compared with the first over seeds and over users; resumable."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("sequential_seeds", ROOT / "benchmarks" / "sequential_seeds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("sequential_seeds.py")
 
 
 def fake_run(model, seed, shift, rng):
