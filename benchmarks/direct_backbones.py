@@ -301,7 +301,7 @@ def main() -> list[str]:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import write_json, write_text
+    from recfuse.io import write_report
 
     torch.set_num_threads(args.threads)
     split = leave_one_out(load_dataset("ml-100k"))
@@ -335,8 +335,7 @@ def main() -> list[str]:
         results["date"] = f"{old['date']}; updated {results['date']} ({', '.join(args.models)})"
 
     def save() -> None:  # after every model, so that an interrupted run keeps what it measured
-        write_json(with_extension(out, ".json"), results)
-        write_text(with_extension(out, ".md"), markdown(results))
+        write_report(out, results, markdown(results))
 
     def memory_run() -> None:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-worker", "--threads",

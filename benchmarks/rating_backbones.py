@@ -25,7 +25,7 @@ import numpy as np
 
 from recfuse.data import Dataset, leave_one_out, load_dataset
 from recfuse.eval.metrics import mae, rmse
-from recfuse.io import with_extension, write_json, write_text
+from recfuse.io import with_extension, write_report, write_text
 from recfuse.models.base import create_model
 
 HERE = Path(__file__).resolve().parent
@@ -161,8 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"dataset": dataset.describe(), "split": split.summary(), "n_seeds": len(args.seeds),
             "machine": f"{platform.machine()} CPU, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
             "overrides": overrides}
-    write_json(with_extension(out, ".json"), {"meta": meta, "summary": summary, "runs": runs})
-    write_text(with_extension(out, ".md"), markdown(summary, meta))
+    write_report(out, {"meta": meta, "summary": summary, "runs": runs}, markdown(summary, meta))
     print(markdown(summary, meta))
 
 

@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.skip_recbole:
         args.recbole = "off"
 
-    from recfuse.io import with_extension, write_json, write_text
+    from recfuse.io import with_extension, write_report
 
     out = Path(args.out)
     if args.merge:
@@ -324,8 +324,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "date": "; ".join(dict.fromkeys(rep["date"] for rep in reports)),
                   "threads": max(rep["threads"] for rep in reports), "merged_from": [str(f) for f in args.merge]}
         report["comparisons"] = comparisons(report)
-        write_json(with_extension(out, ".json"), report)
-        write_text(with_extension(out, ".md"), markdown(report))
+        write_report(out, report, markdown(report))
         print(markdown(report))
         return report
 
@@ -347,8 +346,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def save() -> None:  # after every model, so that a cut-off run keeps what it did
         report["comparisons"] = comparisons(report)
-        write_json(with_extension(out, ".json"), report)
-        write_text(with_extension(out, ".md"), markdown(report))
+        write_report(out, report, markdown(report))
 
     for name in args.models:
         if not args.recbole_only:

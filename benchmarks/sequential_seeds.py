@@ -141,12 +141,12 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     from recfuse.data import leave_one_out, load_dataset
-    from recfuse.io import with_extension, write_json, write_text
+    from recfuse.io import with_extension, write_report
 
     torch.set_num_threads(args.threads)
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     out = Path(args.out)
-    json_path, md_path = (with_extension(out, ext) for ext in (".json", ".md"))  # "temperature_0.5": one name
+    json_path = with_extension(out, ".json")  # "temperature_0.5" is one name
     done: list[dict] = []
     old: dict = {}
     if json_path.is_file():  # resume: keep the finished runs, their dates and notes
@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def save() -> None:  # after every run, so that a cut-off run keeps what it did
         report["summary"] = summarize(report["runs"], args.models)
-        write_json(json_path, report)
-        write_text(md_path, markdown(report))
+        write_report(out, report, markdown(report))
 
     for name in args.models:
         for seed in args.seeds:

@@ -73,8 +73,9 @@ class CL4SRec(SASRec):
     that scores the next item; the paper's ``"none"`` is the default.
 
     ``keep_last=True`` (default) leaves each view's most recent item in place (crop, mask and reorder act on the
-    items before it), so the views do not teach the encoder to discount the item that predicts the next one best;
-    ``False`` augments the whole sequence, as in the paper.
+    items before it), so the views do not teach the encoder to discount the most recent item, which tells the most
+    about the next one (benchmarks/results/sequential_last_item.md); ``False`` augments the whole sequence, as in
+    the paper.
 
     ``cl_views="window"`` (default) augments each training window (the user's last ``max_len`` items, or an
     older slice of a long history); ``"prefix"`` first cuts each window after a random item (at least two kept),
@@ -85,7 +86,8 @@ class CL4SRec(SASRec):
     # keep_last, cl_weight 0.002, temperature 0.5: the best mean ML-100K validation NDCG@10 over 3 seeds (0.1257,
     # above SASRec's 0.1202; without keep_last 0.1195, the earlier default 0.05 0.1128; one-seed probes of 0.005-0.2,
     # cosine, a projection head and prefix views all lower). The dot-product contrastive gradient is ~300-700x the
-    # next-item one on the encoder, so small weights are the paper's regime: benchmarks/results/sequential_cl4srec_probes/
+    # next-item one on the encoder, so only small weights leave the next-item loss in charge:
+    # benchmarks/results/sequential_cl4srec_probes/ (summary.md, loss_balance.md)
     def __init__(self, cl_weight: float = 0.002, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
                  beta: float = 0.6, similarity: str = "dot", projection: str = "none", cl_views: str = "window",
                  keep_last: bool = True, **kwargs):
