@@ -14,15 +14,15 @@ contrastive gradient a given fraction of the next-item one. Writes ``--out``.jso
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch starts)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
 
 
 def gradient_norms(model, rows, batches: int, batch_size: int, settings: list[tuple[str, float]], seed: int) -> list[dict]:
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(HERE / "results" / "sequential_cl4srec_probes" / "loss_balance"))
     args = ap.parse_args(argv)
     settings = [(s.split(":")[0], float(s.split(":")[1])) for s in args.settings]
-    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = parse_params(args.param)
 
     import torch
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
                            .windows(model.max_len + model.window_extra, min_len=2))
     report = {"dataset": "ml-100k", "seed": args.seed, "params": params, "batches": args.batches, "batch_size": model.batch_size,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "rows": []}
+              "machine": machine(), "rows": []}
     for epochs in sorted(set(args.epochs)):
         if epochs == 0:  # as initialised (what fit would start from)
             model.n_items, model.n_users = split.n_items, split.n_users

@@ -14,15 +14,16 @@ order). Writes ``--out``.json and .md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch starts)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine  # noqa: E402  (benchmarks/_common.py)
 
 
 def time_fit(name: str, split, epochs: int, deterministic: bool) -> tuple[float, list]:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     split = leave_one_out(load_dataset(args.dataset), order="time")
     report = {"dataset": args.dataset, "epochs": args.epochs, "repeats": args.repeats, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "rows": []}
+              "machine": machine(), "rows": []}
     for threads in args.threads:
         torch.set_num_threads(threads)
         for name in args.models:

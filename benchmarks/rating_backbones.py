@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 import _recbole  # noqa: E402  (benchmarks/_recbole.py: where RecBole's interpreter is)
+from _common import parse_params  # noqa: E402  (benchmarks/_common.py)
 MODELS = ["deepfm", "nfm", "dcn", "afm", "xdeepfm", "autoint"]
 #: Llama4Rec's rating table, ML-100K, Base (RMSE, MAE)
 PAPER_BASE = {"deepfm": (1.0487, 0.8082), "nfm": (1.0284, 0.8005), "dcn": (1.0478, 0.8063), "afm": (1.0471, 0.8035),
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         results = json.loads(with_extension(out, ".json").read_text(encoding="utf-8"))
         write_text(with_extension(out, ".md"), markdown(results["summary"], results["meta"]))
         return
-    overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = parse_params(args.set, "--set")
 
     dataset = load_ml100k()
     split = leave_one_out(dataset, order="time")

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _recbole  # noqa: E402  (benchmarks/_recbole.py, shared with other benchmarks)
+from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = HERE / "results"
 RECBOLE_NAME = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
@@ -334,12 +334,12 @@ def main(argv: list[str] | None = None) -> dict:
     from recfuse.models.base import create_model
 
     torch.set_num_threads(args.threads)
-    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = parse_params(args.param)
     split = leave_one_out(load_dataset("ml-100k"), order="time")
     report: dict = {
         "dataset": "ml-100k", "split": split.protocol, "split_summary": split.summary(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "torch": torch.__version__,
+        "machine": machine(), "torch": torch.__version__,
         "threads": args.threads, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "device": str(create_model("sasrec").device), "runs": [], "recbole": {}, "notes": NOTES + args.note,
     }

@@ -14,14 +14,15 @@ throughout (the removed last item too). Writes ``--out``.json and .md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch starts)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
 STAGES = ("valid", "test")
 
 
@@ -92,7 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(HERE / "results" / "sequential_last_item"))
     args = ap.parse_args(argv)
 
-    import json
 
     import torch
 
@@ -101,11 +101,11 @@ def main(argv: list[str] | None = None) -> dict:
     from recfuse.models.base import create_model, get_model_class
 
     torch.set_num_threads(args.threads)
-    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = parse_params(args.param)
     split = leave_one_out(load_dataset("ml-100k"), order="time")
     report = {"dataset": "ml-100k", "seed": args.seed, "params": params, "torch": torch.__version__,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "models": {}}
+              "machine": machine(), "models": {}}
     for name in args.models:
         saved = Path(args.saved).expanduser() / name if args.saved else None
         if saved is not None and (saved / "config.json").is_file():

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
+import sys
 import time
 from pathlib import Path
 
 import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch starts)
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
 METRICS = ("ndcg@10", "hr@10")
 
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     from recfuse.io import with_extension, write_report
 
     torch.set_num_threads(args.threads)
-    params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
+    params = parse_params(args.param)
     out = Path(args.out)
     json_path = with_extension(out, ".json")  # "temperature_0.5" is one name
     done: list[dict] = []
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report = {"dataset": "ml-100k", "split": split.protocol, "params": params, "threads": args.threads,
               "date": "; ".join(dict.fromkeys([old["date"], now] if done else [now])), "torch": torch.__version__,
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)", "runs": done,
+              "machine": machine(), "runs": done,
               "notes": list(dict.fromkeys(old.get("notes", []) + args.note))}
 
     def save() -> None:  # after every run, so that a cut-off run keeps what it did
