@@ -1,14 +1,15 @@
 """How strongly does CL4SRec's contrastive loss pull on the encoder, next to the next-item loss? (ML-100K)
 
-    .venv/bin/python benchmarks/cl4srec_loss_balance.py --epochs 0 20 \\
-        --out benchmarks/results/sequential_cl4srec_probes/loss_balance
+    .venv/bin/python benchmarks/cl4srec_loss_balance.py --epochs 0 5 20
+    # writes benchmarks/results/backbones/sequential/cl4srec-loss-balance/loss_balance.{json,md}
 
 The contrastive weight only means something relative to the two losses' gradients. This trains the model along
 SASRec's path (CL4SRec with weight 0: the next-item loss alone) and, at each of ``--epochs`` (0 = as initialised),
 takes ``--batches`` training batches and measures the gradient norm over all encoder parameters of the
 next-item loss and of the contrastive loss (two augmented views per sequence, as in training) for each
 similarity and temperature of ``--settings``. The ratio contrastive / next-item says which weight makes the
-contrastive gradient a given fraction of the next-item one. Writes ``--out``.json and .md.
+contrastive gradient a given fraction of the next-item one. Writes ``--out``.json and .md, and manifest.json
+beside them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch start
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
+from _common import machine, parse_params, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 
 def gradient_norms(model, rows, batches: int, batch_size: int, settings: list[tuple[str, float]], seed: int) -> list[dict]:
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a model setting, VALUE as JSON (e.g. --param max_len=20)")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(HERE / "results" / "sequential_cl4srec_probes" / "loss_balance"))
+    ap.add_argument("--out", default=str(HERE / "results" / "backbones" / "sequential" / "cl4srec-loss-balance" / "loss_balance"))
     args = ap.parse_args(argv)
     settings = [(s.split(":")[0], float(s.split(":")[1])) for s in args.settings]
     params = parse_params(args.param)
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
             report["rows"].append({"epochs": epochs, **r})
             print(report["rows"][-1], flush=True)
     write_report(args.out, report, markdown(report))
+    write_manifest(report_files(args.out), argv, __file__)
     print(markdown(report))
     return report
 

@@ -8,7 +8,7 @@ so the same seed gives the same model run to run. This trains each model for ``-
 ``--repeats`` rounds so that drift in the machine's load falls on both, and reports the median training seconds
 per epoch (validation excluded) and the ratio deterministic / default, per model and thread count. It also says
 whether the two ways gave the same validation curve (they may differ where a default kernel adds in a varying
-order). Writes ``--out``.json and .md.
+order). Writes ``--out``.json and .md, and manifest.json beside them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch start
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine  # noqa: E402  (benchmarks/_common.py)
+from _common import machine, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 
 def time_fit(name: str, split, epochs: int, deterministic: bool) -> tuple[float, list]:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dataset", default="ml-100k")
-    ap.add_argument("--out", default=str(HERE / "results" / "deterministic_cost"))
+    ap.add_argument("--out", default=str(HERE / "results" / "determinism" / "kernel-cost" / "deterministic_cost"))
     args = ap.parse_args(argv)
 
     import torch
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name} {threads} thread(s): {row['deterministic']:.3f} vs {row['default']:.3f} s/epoch "
                   f"(ratio {row['ratio']:.2f}; same curve: {row['same_curve']})", flush=True)
             write_report(args.out, report, markdown(report))
+            write_manifest(report_files(args.out), argv, __file__)
     print(markdown(report))
     return report
 

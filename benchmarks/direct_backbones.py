@@ -15,7 +15,8 @@ worker, never in recfuse. RecBole is timed over ``--recbole-epochs`` training ep
 evaluation of all test users. RecBole's *quality* numbers are those quoted in issue 3 (measured on
 this machine by the lead, default RecBole settings) unless ``--recbole-full`` trains it to the end.
 
-Writes ``benchmarks/results/direct_backbones.json`` and ``.md``.
+Writes ``benchmarks/results/backbones/direct/direct_backbones.json`` and ``.md`` (``--out``), and manifest.json
+beside them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _recbole  # noqa: E402  (benchmarks/_recbole.py, shared with other benchmarks)
+from _common import report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = HERE / "results"
 
@@ -278,7 +280,7 @@ def main() -> list[str]:
                          "and spread of their test metrics in the results file (ours untouched)")
     ap.add_argument("--seeds", type=int, default=1,
                     help="seeds per candidate setting: selection on mean validation NDCG@10, test as the mean")
-    ap.add_argument("--out", default=str(RESULTS / "direct_backbones"))
+    ap.add_argument("--out", default=str(RESULTS / "backbones" / "direct" / "direct_backbones"))
     ap.add_argument("--memory-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -336,6 +338,7 @@ def main() -> list[str]:
 
     def save() -> None:  # after every model, so that an interrupted run keeps what it measured
         write_report(out, results, markdown(results))
+        write_manifest(report_files(out), script=__file__)
 
     def memory_run() -> None:
         proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-worker", "--threads",

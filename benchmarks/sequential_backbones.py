@@ -1,12 +1,14 @@
 """Sequential backbones on ML-100K (leave-one-out by time), side by side with RecBole 1.2.1 (issue 4).
 
     flock /tmp/recfuse-heavy.lock .venv/bin/python benchmarks/sequential_backbones.py --models sasrec \
-        --out benchmarks/results/sequential_sasrec                       # ours, then RecBole's SASRec to the end
+        --out benchmarks/results/backbones/sequential/side-by-side/runs/sasrec/sequential_sasrec
+                                                                         # ours, then RecBole's SASRec to the end
     ... --models sasrec --skip-recbole                                   # ours only
     ... --models sasrec --recbole-only                                   # RecBole's only (a separate locked job)
     ... --models sasrec --recbole probe --recbole-epochs 2               # RecBole: time 2 epochs only
     ... --models sasrec --recbole-only --recbole-budget 3600             # RecBole's run in sittings of ~1 h
-    .venv/bin/python benchmarks/sequential_backbones.py --merge A.json B.json --out benchmarks/results/sequential_backbones
+    .venv/bin/python benchmarks/sequential_backbones.py --merge A.json B.json   # into the default --out:
+        # benchmarks/results/backbones/sequential/side-by-side/sequential_backbones (the runs it shows: runs/)
 
 Both sides: ML-100K, leave-one-out by time (last item test, second last validation), hidden size 64, at most
 50 items per sequence, early stopping on validation NDCG@10 (RecBole's defaults: stopping_step 10, one
@@ -17,7 +19,7 @@ ours is also reported under RecBole's protocol ("no exclusion") for a like-for-l
 RecBole runs in its own venv as a subprocess (``benchmarks/_recbole.py``), with ``OMP_WAIT_POLICY=PASSIVE``
 and the same number of threads as ours. Whole-run training time is compared, not epochs: RecBole trains on
 every prefix of every sequence (about 97K instances per epoch), ours on windows of 51 items (about 2.5K).
-Writes ``--out``.json and .md after every model.
+Writes ``--out``.json and .md after every model, and manifest.json beside them.
 
 A whole RecBole run is hours on a small CPU, so it is resumable: its state is saved after every epoch under
 ``--recbole-resume-dir`` (default ``$RECFUSE_CACHE/recbole/<model>``, else ``~/.cache/recfuse/recbole``),
@@ -39,7 +41,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _recbole  # noqa: E402  (benchmarks/_recbole.py, shared with other benchmarks)
-from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
+from _common import machine, parse_params, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = HERE / "results"
 RECBOLE_NAME = {"sasrec": "SASRec", "bert4rec": "BERT4Rec"}
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "(default $RECFUSE_CACHE/recbole/<model>; 'off' for a fresh, unsaved run)")
     ap.add_argument("--recbole-budget", type=float, default=None,
                     help="seconds: pause a resumable RecBole run after the epoch that passes this (run again to go on)")
-    ap.add_argument("--out", default=str(RESULTS / "sequential_backbones"))
+    ap.add_argument("--out", default=str(RESULTS / "backbones" / "sequential" / "side-by-side" / "sequential_backbones"))
     ap.add_argument("--note", action="append", default=[], help="a note for the report (repeatable)")
     ap.add_argument("--merge", nargs="+", metavar="JSON",
                     help="only combine earlier reports (runs and RecBole results; later files win) into --out")
@@ -325,6 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "threads": max(rep["threads"] for rep in reports), "merged_from": [str(f) for f in args.merge]}
         report["comparisons"] = comparisons(report)
         write_report(out, report, markdown(report))
+        write_manifest(report_files(out), argv, __file__)
         print(markdown(report))
         return report
 
@@ -347,6 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
     def save() -> None:  # after every model, so that a cut-off run keeps what it did
         report["comparisons"] = comparisons(report)
         write_report(out, report, markdown(report))
+        write_manifest(report_files(out), argv, __file__)
 
     for name in args.models:
         if not args.recbole_only:

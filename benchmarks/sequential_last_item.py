@@ -1,14 +1,15 @@
 """How much does a sequential model lean on the user's most recent item, and how popular is what it ranks? (ML-100K)
 
     .venv/bin/python benchmarks/sequential_last_item.py --models sasrec cl4srec --seed 0 \\
-        --saved ~/.cache/recfuse/sequential_last_item --out benchmarks/results/sequential_last_item
+        --saved ~/.cache/recfuse/sequential_last_item \\
+        --out benchmarks/results/backbones/sequential/last-item/sequential_last_item
 
 An analysis of trained models, not a selection: each model (its defaults, ``--seed``) is trained once, or loaded
 from ``--saved``/<model> when there, and then, at both stages (validation: the train sequence; test: train plus
 the validation item), scored twice: as is, and with the sequence's last item removed. The drop in HR@10 / NDCG@10
 is what the most recent item adds. Also: the mean number of training interactions of the items in each user's
 top 10 (how popular the ranking is) and of the target items. Training items are excluded from the ranking
-throughout (the removed last item too). Writes ``--out``.json and .md.
+throughout (the removed last item too). Writes ``--out``.json and .md, and manifest.json beside them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch start
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
+from _common import machine, parse_params, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 STAGES = ("valid", "test")
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a model setting (JSON value)")
     ap.add_argument("--saved", default="", help="folder of trained models (<model>/), loaded if there, else saved")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(HERE / "results" / "sequential_last_item"))
+    ap.add_argument("--out", default=str(HERE / "results" / "backbones" / "sequential" / "last-item" / "sequential_last_item"))
     args = ap.parse_args(argv)
 
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["models"][name] = analyse(model, split)
         print(name, report["models"][name], flush=True)
     write_report(args.out, report, markdown(report))
+    write_manifest(report_files(args.out), argv, __file__)
     print(markdown(report))
     return report
 

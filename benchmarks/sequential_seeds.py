@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2
     .venv/bin/python benchmarks/sequential_seeds.py --models sasrec cl4srec --seeds 0 1 2 --param 'loss="bpr"' \\
-        --out benchmarks/results/sequential_seeds_bpr        # both models with a one-negative loss
+        --out benchmarks/results/archive/backbones/sequential/seeds/one-negative-loss/sequential_seeds_bpr
+        # both models with a one-negative loss (the probe archived there)
 
 Same protocol as ``sequential_backbones.py`` (leave-one-out by time, hidden size 64, at most 50 items, early
 stopping on validation NDCG@10, training items excluded from the ranking), every model with its registered
@@ -15,6 +16,7 @@ t-test over seeds, and a paired t-test over users of the per-user metric average
 
 Results are written after every run and a finished (model, seed) is not trained again, so an interrupted run
 goes on where it stopped (``--out``.json holds the per-user values; one file holds one setting of ``--param``).
+Each write also records the command, commit and machine in manifest.json beside ``--out``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import recfuse  # noqa: F401  (OMP_WAIT_POLICY=PASSIVE is set before torch start
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, parse_params  # noqa: E402  (benchmarks/_common.py)
+from _common import machine, parse_params, report_files, write_manifest  # noqa: E402  (benchmarks/_common.py)
 METRICS = ("ndcg@10", "hr@10")
 
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--valid-only", action="store_true", help="train and record validation only; the test is not read")
-    ap.add_argument("--out", default=str(HERE / "results" / "sequential_seeds"))
+    ap.add_argument("--out", default=str(HERE / "results" / "backbones" / "sequential" / "seeds" / "sequential_seeds"))
     ap.add_argument("--note", action="append", default=[], help="a note for the report (repeatable; kept on resume)")
     args = ap.parse_args(argv)
 
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict:
     def save() -> None:  # after every run, so that a cut-off run keeps what it did
         report["summary"] = summarize(report["runs"], args.models)
         write_report(out, report, markdown(report))
+        write_manifest(report_files(out), argv, __file__)
 
     for name in args.models:
         for seed in args.seeds:

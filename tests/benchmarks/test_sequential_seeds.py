@@ -50,6 +50,10 @@ def test_runs_on_ml100k_and_resumes(tmp_path):
     assert "- resumed" in (tmp_path / "r.md").read_text()
     saved = json.loads((tmp_path / "r.json").read_text())
     assert saved["summary"]["against"][0]["model"] == "bert4rec" and (tmp_path / "r.md").is_file()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())  # how the result was made, beside it
+    assert manifest["files"] == ["r.json", "r.md"] and "benchmarks/sequential_seeds.py" in manifest["command"]
+    assert manifest["command"].endswith("--note resumed")
+    assert [e["command"] for e in manifest["earlier"]] == [manifest["command"].removesuffix(" --note resumed")]
 
 
 def test_validation_only_runs_never_read_the_test(tmp_path, monkeypatch):
