@@ -38,6 +38,7 @@ RESULTS = Path(__file__).parent / "results"
 
 def profile_prompts(n: int) -> list[str]:
     """The pipeline's user-profile prompts for the first ``n`` users with a training history on ML-100K."""
+    from recfuse.data.sequences import user_histories
     from recfuse.data.splits import temporal
     from recfuse.reclm import profiles as prof
     from recfuse.reclm.pipeline import RecLM, RecLMConfig
@@ -46,7 +47,7 @@ def profile_prompts(n: int) -> list[str]:
     method = RecLM(cfg)
     split = temporal(method.dataset, fractions=tuple(cfg.fractions))
     similar = method.similar_users(split, 0)
-    hist = prof.histories(split.train, split.n_users)
+    hist = user_histories(split.train, split.n_users)
     users = [u for u in range(split.n_users) if len(hist[u])][:n]
     return [prof.user_profile_prompt(method.builder, method.dataset, hist[u], [hist[s] for s in similar[u] if s >= 0], u)
             for u in users]

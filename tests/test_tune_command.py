@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from recfuse.commands.tune import read_dialogues, write_dialogues
+from recfuse.llm.tuning import read_dialogues, write_dialogues
 from recfuse.errors import DataError
 
 

@@ -20,7 +20,7 @@ from recfuse.errors import RecfuseError
 COMMAND_MODULES = (
     "recfuse.commands.data",
     "recfuse.commands.train",
-    "recfuse.llm.cli",
+    "recfuse.commands.llm",
     "recfuse.commands.tune",
     "recfuse.commands.run",
     "recfuse.commands.report",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recfuse.llama4rec import aggregation as agg
-from recfuse.llama4rec.similar import most_similar_by_interactions, most_similar_users
+from recfuse.models.similar import most_similar_by_interactions, most_similar_users
 
 
 def test_long_tail_coefficient():

@@ -6,7 +6,9 @@ import pytest
 from recfuse.data import leave_one_out, make_synthetic
 from recfuse.llama4rec import augment
 from recfuse.llama4rec.instructions import inner_split
-from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig, make_context, ranking_examples, ranking_queries
+from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
+from recfuse.llama4rec.queries import make_context, ranking_examples
+from recfuse.llama4rec.tasks import ranking_queries
 from recfuse.config import from_dict
 from recfuse.models.base import create_model
 
@@ -47,7 +49,7 @@ def test_instruction_examples_never_contain_held_out_items(split, monkeypatch):
     method = Llama4Rec.__new__(Llama4Rec)
     method.cfg, method.dataset, method.timings = cfg, split.dataset, {}
     captured = {}
-    import recfuse.llama4rec.pipeline as pl
+    import recfuse.llama4rec.tasks as pl
     original = pl.ranking_examples
 
     def spy(ctx, users, candidates, *a, **k):

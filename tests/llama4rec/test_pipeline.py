@@ -59,7 +59,7 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     finally:
         local.LocalLLM.choice_logprobs = original
     assert calls["n"] == 0
-    assert res2["rows"] == res["rows"]
+    assert res2.rows == res.rows
     # the cost table does not depend on the cache: reused stages and answers count at their recorded cost
     cost1 = {r["stage"]: r["seconds (mean over seeds)"] for r in data["cost"]}
     data2 = json.loads((out / "results.json").read_text())

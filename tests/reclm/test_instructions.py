@@ -7,7 +7,8 @@ from recfuse.data import make_synthetic
 from recfuse.llm.prompts import PromptBuilder
 from recfuse.llm.sft import IGNORE, tokenize_dialogue
 from recfuse.reclm import instructions as ins
-from recfuse.reclm.profiles import format_profile, histories, parse_structured_profile
+from recfuse.data.sequences import user_histories as histories
+from recfuse.reclm.profiles import format_profile, parse_structured_profile
 
 
 @pytest.fixture(scope="module")

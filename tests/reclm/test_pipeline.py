@@ -81,7 +81,7 @@ def test_reclm_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     finally:
         local.LocalLLM.generate = original
     assert calls["n"] == 0
-    assert res2["rows"] == res["rows"]
+    assert res2.rows == res.rows
 
     # recfuse report: tables.md comes back from results.json alone
     from recfuse.cli import main
@@ -115,7 +115,7 @@ def test_llm_seed_writes_the_profiles_once_for_all_seeds(tiny_llm_dir, tmp_path)
         return original(tuning, split, hist, similar, seed, report)
 
     method.profile_llm = recording
-    seeds = method.run()["seeds"]
+    seeds = method.run().extra["seeds"]
     assert [s for s, _ in asked] == [0, 0] and np.array_equal(asked[0][1], asked[1][1])
     assert [s["seed"] for s in seeds] == [0, 1] and [s["llm_seed"] for s in seeds] == [0, 0]
     assert json.dumps(seeds[0]["profiles"], default=str) == json.dumps(seeds[1]["profiles"], default=str)

@@ -4,6 +4,7 @@ their nearest warm items by text embedding."""
 import numpy as np
 
 from recfuse.llm.prompts import PromptBuilder
+from recfuse.data.sequences import user_histories
 from recfuse.reclm import profiles as prof
 from recfuse.reclm.text import encode
 
@@ -59,7 +60,7 @@ def test_structured_answers_start_each_part_for_the_model():
 
 def test_user_profiles_count_invalid_answers_and_fall_back(cold_split):
     ds = cold_split.dataset
-    hist = prof.histories(cold_split.train, cold_split.n_users)
+    hist = user_histories(cold_split.train, cold_split.n_users)
     similar = np.array([[(u + 1) % ds.n_users, (u + 2) % ds.n_users] for u in range(ds.n_users)])
     users = np.array([0, 1, 2, 3])
     llm = ScriptedLLM(lambda p: "no idea" if "Similar user 2" not in p else GOOD.format("westerns and dramas"))

@@ -3,7 +3,13 @@
 import pytest
 
 from recfuse.errors import ConfigError
-from recfuse.reclm.suite import load_suite, target_check
+from recfuse.reclm.report import target_check
+from recfuse.runner import load_method_suite
+
+
+def load_suite(path, overrides=None):
+    _, cfgs, out = load_method_suite(path, "reclm", overrides)
+    return cfgs, out
 
 
 def test_suite_file_merges_common_and_runs(tmp_path):
@@ -25,12 +31,12 @@ def test_suite_file_merges_common_and_runs(tmp_path):
     from recfuse.data import make_synthetic
     from recfuse.reclm.report import output_dir
     ds = make_synthetic(n_users=5, n_items=5, seed=0)
-    assert [output_dir(c, ds).parts[-2:] for c in load_suite(f)[0]] == [(ds.name, "main"), (ds.name, "ablation")]
+    assert [output_dir(c, ds.name).parts[-2:] for c in load_suite(f)[0]] == [(ds.name, "main"), (ds.name, "ablation")]
 
 
 def test_shipped_configs_load():
     from recfuse.config import resolve
-    from recfuse.reclm.pipeline import RecLMConfig, check
+    from recfuse.reclm.config import RecLMConfig, check
     cfgs, _ = load_suite("configs/reclm_ml100k_suite.yaml")
     check(cfgs[0])
     cfg = resolve(RecLMConfig, None, yaml_path="configs/reclm_ml100k.yaml")
@@ -110,7 +116,7 @@ def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_pat
     import numpy as np
 
     from recfuse.reclm.report import tuning_ablation
-    from recfuse.reclm.suite import write_suite
+    from recfuse.reclm.report import write_suite
 
     def rows(source, recall, base_recall=0.1):
         out = [_row(b, "base", "-", s, pool, base_recall) for b in ("biasmf", "lightgcn")

@@ -1,49 +1,38 @@
-"""``recfuse run``: a whole method end to end (``llama4rec``; ``reclm`` when installed)."""
+"""``recfuse run``: every registered method end to end (``recfuse run NAME``) and over a suite file
+(``recfuse run NAME-suite FILE``); the sub-commands come from :mod:`recfuse.method`'s registry."""
 
 from __future__ import annotations
 
 import argparse
 
 from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_overrides
+from recfuse.method import available_methods, get_method
+from recfuse.runner import run_method, run_suite
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from recfuse.llama4rec.pipeline import VARIANTS, Llama4RecConfig
-
-    p = sub.add_parser("run", help="run a method end to end (llama4rec)",
-                       description="Run a whole method end to end and write its tables and plots.")
+    p = sub.add_parser("run", help="run a method end to end (" + ", ".join(available_methods()) + ")",
+                       description="Run a whole method end to end and write its tables and plots. Every stage "
+                                   "is cached: a rerun resumes where it stopped.")
     msub = p.add_subparsers(dest="method", metavar="<method>", required=True)
-    l4r = msub.add_parser(
-        "llama4rec", help="Llama4Rec: mutual augmentation and adaptive aggregation",
-        description="Llama4Rec (LLM + conventional recommender, mutual augmentation, adaptive aggregation). "
-                    f"Variants: {', '.join(VARIANTS)}. Every stage is cached: a rerun resumes where it stopped.")
-    add_arguments(l4r, Llama4RecConfig)
-    l4r.set_defaults(func=lambda args: _run_llama4rec(resolve(Llama4RecConfig, args)))
-
-    suite = msub.add_parser(
-        "llama4rec-suite", help="Llama4Rec over several backbones, seeds and ablations (the paper's tables)",
-        description="Run every Llama4Rec configuration of a suite file (YAML with 'common', 'runs', 'out') and "
-                    "write the combined tables: Base / IFT / Llama4Rec / improvement / paired t-test per "
-                    "backbone, the ablations, the alpha heatmaps and the cost. See configs/llama4rec_ml100k_suite.yaml.")
-    add_suite_arguments(suite)
-    suite.set_defaults(func=_run_suite)
-
-    try:  # RecLM registers its own sub-commands (recfuse run reclm ...)
-        from recfuse.reclm.cli import register as register_reclm
-    except ModuleNotFoundError as e:
-        if not (e.name or "").startswith("recfuse.reclm"):
-            raise
-    else:
-        register_reclm(msub)
+    for name in available_methods():
+        method = get_method(name)
+        one = msub.add_parser(name, help=method.summary or name,
+                              description=(method.__doc__ or "").strip().split("\n\n")[0] + " "
+                              + (method.summary or "") + ". Every stage is cached: a rerun resumes where it stopped.")
+        add_arguments(one, method.config_type)
+        one.set_defaults(func=lambda args, name=name, cls=method.config_type: run_method(name, resolve(cls, args))
+                         and 0)
+        suite = msub.add_parser(
+            f"{name}-suite", help=f"{method.title or name} over several configurations, seeds and ablations",
+            description=f"Run every {method.title or name} configuration of a suite file (YAML with 'common', "
+                        "'runs', 'out') and write each run's results and the combined tables (suite.md, "
+                        "rewritten after each run). Finished runs with the same settings are reused.")
+        add_suite_arguments(suite)
+        suite.set_defaults(func=lambda args, name=name: _run_suite(name, args))
 
 
-def _run_llama4rec(cfg) -> int:
-    from recfuse.llama4rec.pipeline import Llama4Rec
-    Llama4Rec(cfg).run()
-    return 0
-
-
-def _run_suite(args) -> int:
-    from recfuse.llama4rec.suite import run_suite
-    run_suite(args.file, suite_overrides(args), reuse=not args.recompute)
+def _run_suite(name: str, args: argparse.Namespace) -> int:
+    out = run_suite(args.file, name, suite_overrides(args), reuse=not args.recompute)
+    print(f"suite written to {out}")
     return 0

@@ -12,13 +12,13 @@ stage folder, so a larger model can be tuned on them elsewhere, e.g. on 8 GPUs w
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recfuse.config import add_arguments, option, resolve
-from recfuse.errors import DataError
+from recfuse.llm.embedded import embedded_model_dir
 from recfuse.llm.sft import SFTConfig, train_sft
+from recfuse.llm.tuning import read_dialogues
 
 
 @dataclass
@@ -32,40 +32,11 @@ class TuneConfig:
     progress: bool = option(True, "show a progress bar")
 
 
-def read_dialogues(path: str | Path) -> list[list[dict]]:
-    """Dialogues from JSONL; a malformed line raises naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            messages = json.loads(line)["messages"]
-            if not all(isinstance(m, dict) and {"role", "content"} <= set(m) for m in messages):
-                raise ValueError("each message needs 'role' and 'content'")
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-            raise DataError(f"not a dialogue ({e})", path=path, line=n) from None
-        out.append(messages)
-    if not out:
-        raise DataError("no dialogues in the file", path=path)
-    return out
-
-
-def write_dialogues(path: str | Path, dialogues: list[list[dict]]) -> None:
-    from recfuse.io import write_text
-    write_text(path, "".join(json.dumps({"messages": d}, ensure_ascii=False) + "\n" for d in dialogues))
-
-
 def main(cfg: TuneConfig) -> Path:
-    if cfg.model == "embedded":
-        from recfuse.llm.embedded import embedded_model_dir
-        model_dir = embedded_model_dir()
-    else:
-        model_dir = Path(cfg.model)
-    result = train_sft(model_dir, read_dialogues(cfg.data), cfg.out, cfg.sft, progress=cfg.progress)
-    print(f"tuned {len(read_dialogues(cfg.data))} dialogues in {result.log['seconds']:.0f} s "
+    model_dir = embedded_model_dir() if cfg.model == "embedded" else Path(cfg.model)
+    dialogues = read_dialogues(cfg.data)
+    result = train_sft(model_dir, dialogues, cfg.out, cfg.sft, progress=cfg.progress)
+    print(f"tuned {len(dialogues)} dialogues in {result.log['seconds']:.0f} s "
           f"({result.log['seconds_per_step']:.1f} s/step), loss {result.log['loss_first']:.3f} -> "
           f"{result.log['loss_last']:.3f}; written to {result.path}")
     return result.path

@@ -12,5 +12,5 @@ __all__ = [
 
 def load_dataset(name_or_path: str, **options):
     """Load a dataset by name (``ml-100k``, ``ml-1m``, ...) or from a path; see :mod:`recfuse.data.loaders`."""
-    from recfuse.data.loaders import load_dataset as _load
+    from recfuse.data.loaders import load_dataset as _load  # lazy: pandas and the loaders, on first use
     return _load(name_or_path, **options)

@@ -6,15 +6,16 @@ user x item matrices exist only as ``scipy.sparse`` CSR matrices built on demand
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from recfuse.errors import DataError, UnknownIdError
+from recfuse.io import fingerprint
 
 FeatureKind = Literal["categorical", "multi", "numeric", "text"]
 MISSING = "<missing>"  # code 0 of every categorical / multi-valued feature
@@ -142,14 +143,39 @@ class Feature:
     vocab: list[str] | None = None
     offsets: np.ndarray | None = None
 
+    # the parts a kind holds, with a DataError naming the feature when it lacks one
+    def _part(self, part: str) -> np.ndarray:
+        value = getattr(self, part)
+        if value is None:
+            raise DataError(f"a {self.kind} feature has no {part}", field=self.name)
+        return value
+
+    def require_values(self) -> np.ndarray:
+        """``values`` (numeric and text features)."""
+        return self._part("values")
+
+    def require_codes(self) -> np.ndarray:
+        """``codes`` (categorical and multi-valued features)."""
+        return self._part("codes")
+
+    def require_offsets(self) -> np.ndarray:
+        """``offsets`` (multi-valued features)."""
+        return self._part("offsets")
+
+    def require_vocab(self) -> list[str]:
+        """``vocab`` (categorical and multi-valued features)."""
+        if self.vocab is None:
+            raise DataError(f"a {self.kind} feature has no vocab", field=self.name)
+        return self.vocab
+
     @property
     def n_rows(self) -> int:
         if self.kind == "multi":
-            return len(self.offsets) - 1
-        return len(self.codes if self.kind == "categorical" else self.values)
+            return len(self.require_offsets()) - 1
+        return len(self.require_codes() if self.kind == "categorical" else self.require_values())
 
     @staticmethod
-    def categorical(name: str, values: Sequence, vocab: Sequence[str] | None = None) -> Feature:
+    def categorical(name: str, values: Sequence[Any] | np.ndarray, vocab: Sequence[str] | None = None) -> Feature:
         """Encode raw values (None / NaN / '' = missing) as a categorical feature."""
         raw = pd.Series(list(values), dtype=object)
         missing = raw.isna() | (raw.astype(str).str.strip() == "")
@@ -172,61 +198,68 @@ class Feature:
         return Feature(name, "multi", codes=codes, vocab=[MISSING, *vocab], offsets=offsets)
 
     @staticmethod
-    def numeric(name: str, values: Sequence) -> Feature:
+    def numeric(name: str, values: Sequence[Any] | np.ndarray) -> Feature:
         return Feature(name, "numeric", values=pd.to_numeric(pd.Series(list(values)), errors="coerce")
                        .to_numpy(dtype=np.float64))
 
     @staticmethod
-    def text(name: str, values: Sequence) -> Feature:
+    def text(name: str, values: Sequence[Any] | np.ndarray) -> Feature:
         vals = ["" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in values]
         return Feature(name, "text", values=np.asarray(vals, dtype=object))
 
     def row_values(self, row: int) -> list[str] | str | float:
         """Human-readable value of one row."""
         if self.kind == "categorical":
-            return self.vocab[self.codes[row]] if self.codes[row] else ""
+            codes = self.require_codes()
+            return self.require_vocab()[codes[row]] if codes[row] else ""
         if self.kind == "multi":
-            return [self.vocab[c] for c in self.codes[self.offsets[row]:self.offsets[row + 1]]]
-        return self.values[row]
+            vocab, offsets = self.require_vocab(), self.require_offsets()
+            return [vocab[c] for c in self.require_codes()[offsets[row]:offsets[row + 1]]]
+        return self.require_values()[row]
 
     def take(self, rows: np.ndarray) -> Feature:
         """The feature restricted to ``rows`` (vocabularies kept)."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind == "categorical":
-            return replace(self, codes=self.codes[rows])
+            return replace(self, codes=self.require_codes()[rows])
         if self.kind == "multi":
-            lengths = np.diff(self.offsets)[rows]
+            old_codes, old_offsets = self.require_codes(), self.require_offsets()
+            lengths = np.diff(old_offsets)[rows]
             offsets = np.zeros(len(rows) + 1, dtype=np.int64)
             offsets[1:] = np.cumsum(lengths)
-            codes = np.concatenate([self.codes[self.offsets[r]:self.offsets[r + 1]] for r in rows]) \
+            codes = np.concatenate([old_codes[old_offsets[r]:old_offsets[r + 1]] for r in rows]) \
                 if len(rows) else np.zeros(0, dtype=np.int64)
             return replace(self, codes=codes.astype(np.int64), offsets=offsets)
-        return replace(self, values=self.values[rows])
+        return replace(self, values=self.require_values()[rows])
 
     def multi_hot(self) -> sp.csr_matrix:
         """Rows x vocabulary CSR indicator matrix (categorical and multi features)."""
         if self.kind == "categorical":
-            n = len(self.codes)
-            return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), self.codes)),
-                                 shape=(n, len(self.vocab)))
+            codes = self.require_codes()
+            n = len(codes)
+            return sp.csr_matrix((np.ones(n, np.float32), (np.arange(n), codes)),
+                                 shape=(n, len(self.require_vocab())))
         if self.kind == "multi":
-            return sp.csr_matrix((np.ones(len(self.codes), np.float32), self.codes, self.offsets),
-                                 shape=(len(self.offsets) - 1, len(self.vocab)))
+            codes, offsets = self.require_codes(), self.require_offsets()
+            return sp.csr_matrix((np.ones(len(codes), np.float32), codes, offsets),
+                                 shape=(len(offsets) - 1, len(self.require_vocab())))
         raise TypeError(f"feature '{self.name}' is {self.kind}, not categorical")
 
     def describe(self) -> str:
         if self.kind == "numeric":
-            v = self.values[~np.isnan(self.values)]
+            values = self.require_values()
+            v = values[~np.isnan(values)]
             rng = f"{v.min():g}..{v.max():g}" if len(v) else "all missing"
-            return f"numeric, {rng}, {np.isnan(self.values).mean():.1%} missing"
+            return f"numeric, {rng}, {np.isnan(values).mean():.1%} missing"
         if self.kind == "text":
-            filled = np.array([bool(s) for s in self.values])
-            lengths = [len(s) for s in self.values[filled]]
+            values = self.require_values()
+            filled = np.array([bool(s) for s in values])
+            lengths = [len(s) for s in values[filled]]
             return f"text, mean {np.mean(lengths) if lengths else 0:.0f} chars, {1 - filled.mean():.1%} missing"
         if self.kind == "categorical":
-            return f"categorical, {len(self.vocab) - 1} values, {(self.codes == 0).mean():.1%} missing"
-        lengths = np.diff(self.offsets)
-        return f"multi-valued, {len(self.vocab) - 1} values, mean {lengths.mean():.2f} per row"
+            return f"categorical, {len(self.require_vocab()) - 1} values, {(self.require_codes() == 0).mean():.1%} missing"
+        per_row = np.diff(self.require_offsets())
+        return f"multi-valued, {len(self.require_vocab()) - 1} values, mean {per_row.mean():.2f} per row"
 
 
 class FeatureTable:
@@ -253,7 +286,7 @@ class FeatureTable:
     def __contains__(self, name: str) -> bool:
         return name in self._features
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Feature]:
         return iter(self._features.values())
 
     def __len__(self) -> int:
@@ -327,7 +360,7 @@ class Dataset:
     def item_title(self, item: int) -> str:
         """A readable name of an internal item: its title, else its external id."""
         if "title" in self.item_features:
-            title = self.item_features["title"].values[item]
+            title = self.item_features["title"].require_values()[item]
             if title:
                 return title
         return f"item {self.items.ids[item]}"
@@ -398,7 +431,6 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """A content hash of the interactions and feature names (stage cache keys)."""
-        from recfuse.io import fingerprint
         inter = self.interactions
         return fingerprint(self.name, inter.user, inter.item,
                            inter.rating if inter.rating is not None else "",

@@ -20,7 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recfuse.data.dataset import SPLIT_CODES, Dataset, Interactions
+from recfuse.data.sequences import time_order
 from recfuse.errors import ConfigError, DataError
+from recfuse.io import fingerprint
 
 Stage = Literal["valid", "test"]
 
@@ -91,7 +93,6 @@ class Split:
 
     def fingerprint(self) -> str:
         """A content hash of the three parts (stage cache keys)."""
-        from recfuse.io import fingerprint
         return fingerprint(self.dataset.fingerprint(), *(a for part in (self.train, self.valid, self.test)
                                                          for a in (part.user, part.item)))
 
@@ -114,8 +115,7 @@ def _order(dataset: Dataset, order: Literal["time", "random"], seed: int) -> np.
         if inter.timestamp is None:
             raise DataError("leave-one-out by time needs timestamps; this dataset has none "
                             "(use order='random' for a seeded random order)", field="timestamp")
-        # ties in time keep file order
-        return np.lexsort((np.arange(n), inter.timestamp, inter.user))
+        return time_order(inter)  # ties in time keep file order
     rng = np.random.default_rng(seed)
     return np.lexsort((rng.permutation(n), inter.user))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from recfuse.io import write_json, write_text
+from recfuse.io import read_json, write_json, write_text
 
 
 def format_value(v: Any, digits: int = 4) -> str:
@@ -57,7 +57,6 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
     new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False)) or {}
     if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}:
         return None
-    from recfuse.io import read_json
     return read_json(out / "results.json")
 
 

@@ -21,8 +21,9 @@ import numpy as np
 from recfuse.data.dataset import Dataset, Feature
 from recfuse.data.splits import Split
 from recfuse.llama4rec import prompting
-from recfuse.llama4rec.instructions import user_sequences
+from recfuse.data.sequences import user_sequences
 from recfuse.llm.base import LLM, choice_probs
+from recfuse.llm.parsing import ParseResult, ParseStats, parse_attribute
 
 
 def _uninteracted(split: Split, user: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -112,7 +113,6 @@ def item_attributes(llm: LLM, dataset: Dataset, attribute: str, examples: Sequen
     Answers are parsed by :func:`recfuse.llm.parsing.parse_attribute`; an answer that repeats an
     in-context example's value is counted as hallucinated (a copy, not knowledge) and left out.
     """
-    from recfuse.llm.parsing import ParseResult, ParseStats, parse_attribute
 
     examples = list(examples if examples is not None else MOVIE_EXAMPLES.get(attribute, []))
     items = np.arange(dataset.n_items) if items is None else items

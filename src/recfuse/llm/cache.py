@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from recfuse.errors import DataError
 from recfuse.io import atomic_path, cache_dir
 from recfuse.llm.base import LLM, Prompt, RequiredPart, check_choices, normalize_prompt
+from recfuse.stages import add_reused_cost
 
 
 def answer_key(kind: str, model_fingerprint: str, prompt: Prompt, settings: Any) -> str:
@@ -150,7 +151,6 @@ class CachedLLM:
         return getattr(self.llm, name)
 
     def _run(self, kind: str, prompts: Sequence[Prompt], settings: Any, compute) -> list[Any]:
-        from recfuse.stages import add_reused_cost
 
         fp = self.llm.fingerprint
         keys = [answer_key(kind, fp, p, settings) for p in prompts]

@@ -80,7 +80,7 @@ def convert_gguf(gguf: Path, target: Path, progress: bool = False) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-    from recfuse.llm.local import quiet_loading
+    from recfuse.llm.local import quiet_loading  # lazy: torch and transformers
 
     try:
         with quiet_loading(progress):
@@ -105,7 +105,7 @@ def convert_gguf(gguf: Path, target: Path, progress: bool = False) -> Path:
 
 def load_embedded(**kwargs: Any):
     """The embedded SmolLM2-135M-Instruct as a :class:`~recfuse.llm.local.LocalLLM` (kwargs go to it)."""
-    from recfuse.llm.local import LocalLLM
+    from recfuse.llm.local import LocalLLM  # lazy: torch and transformers
 
     progress = bool(kwargs.get("progress", False))
     folder = embedded_model_dir(progress=progress)

@@ -29,6 +29,7 @@ import numpy as np
 
 from recfuse.io import fingerprint as content_hash
 from recfuse.llm.base import LLMError, Prompt, check_choices, normalize_prompt
+from recfuse.llm.prompts import approx_tokens
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class HTTPLLM:
         return str(data[0]["id"])
 
     def _map(self, fn, items: Sequence[Any], desc: str) -> list[Any]:
-        from recfuse.models.torch_utils import progress
+        from recfuse.models.torch_utils import progress  # lazy: torch, only for a progress bar
 
         if len(items) <= 1 or self.concurrency == 1:
             return [fn(x) for x in progress(items, enabled=self.progress, desc=desc)]
@@ -133,7 +134,6 @@ class HTTPLLM:
         """Tokens of a text by the local tokenizer when given, else an estimate (prompt budgets)."""
         if self.tokenizer is not None:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-        from recfuse.llm.prompts import approx_tokens
 
         return approx_tokens(text)
 

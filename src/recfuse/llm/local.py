@@ -329,7 +329,7 @@ class LocalLLM:
         return [order[s:s + self.batch_size] for s in range(0, len(lengths), self.batch_size)]
 
     def _batches(self, lengths: list[int], desc: str):
-        from recfuse.models.torch_utils import progress
+        from recfuse.models.torch_utils import progress  # lazy: torch
 
         batches = self._batch_indices(lengths)
         yield from progress(batches, enabled=self.progress, desc=desc, total=len(batches))
@@ -337,7 +337,7 @@ class LocalLLM:
     def _run_batches(self, tasks: list[tuple[np.ndarray, str, tuple]], desc: str):
         """``(idx, method, args)`` per batch -> ``(idx, self.method(*args))`` as they finish: here, or spread
         over the worker processes."""
-        from recfuse.models.torch_utils import progress
+        from recfuse.models.torch_utils import progress  # lazy: torch
 
         pool = self._worker_pool(len(tasks))
         done = pool.map(tasks) if pool is not None else (

@@ -136,7 +136,7 @@ def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_di
               cfg: SFTConfig | None = None, progress: bool = True) -> SFTResult:
     """Fine-tune the model in ``model_dir`` on chat ``dialogues``; write the adapter (or model) to ``out_dir``.
     Reproducible on CPU: the same seed and data give the same adapter (deterministic kernels)."""
-    from recfuse.models.torch_utils import reproducible
+    from recfuse.models.torch_utils import reproducible  # lazy: torch
 
     return reproducible(_train_sft)(model_dir, dialogues, out_dir, cfg, progress)
 
@@ -149,13 +149,13 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
 
     return_large_blocks_to_os()  # variable-length batches: keep freed activations from piling up
 
-    from recfuse.models.torch_utils import progress as bar
+    from recfuse.models.torch_utils import progress as bar  # lazy: torch
 
     cfg = cfg or SFTConfig()
     if not dialogues:
         raise ConfigError("no instruction examples to tune on")
     torch.manual_seed(cfg.seed)
-    from recfuse.llm.local import cpu_bf16_fast
+    from recfuse.llm.local import cpu_bf16_fast  # lazy: torch and transformers
     use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and (
         (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
         or (not torch.cuda.is_available() and cpu_bf16_fast())))

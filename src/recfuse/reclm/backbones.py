@@ -17,43 +17,31 @@ Evaluation (all-rank, training and validation items of the user excluded):
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recfuse.data.splits import Split
 from recfuse.eval.ranking import EvalResult, evaluate_full_ranking
-from recfuse.io import fingerprint, read_json, write_json
-from recfuse.models.base import Recommender, create_model, get_model_class, model_cache_key
-from recfuse.stages import stage_dir
+from recfuse.models.base import Recommender
+from recfuse.models.fitting import FitLog, fit_backbone
 
 SETTINGS = ("full_shot", "zero_shot")
 
 
-def fit_text_backbone(name: str, params: dict, split: Split, seed: int, item_features: np.ndarray | None,
+def text_backbone_params(item_features: np.ndarray | None, params: dict[str, Any]) -> dict[str, Any]:
+    """A backbone's hyper-parameters with its item tower: text features when given, else item IDs."""
+    return {"item_tower": "features" if item_features is not None else "id", **params}
+
+
+def fit_text_backbone(name: str, params: dict[str, Any], split: Split, seed: int, item_features: np.ndarray | None,
                       user_profiles: np.ndarray | None = None, item_profiles: np.ndarray | None = None,
-                      progress: bool = False, label: str = "base") -> tuple[Recommender, dict]:
-    """Train (or load from the stage cache) backbone ``name`` with text item features and optional profiles."""
-    params = {"item_tower": "features" if item_features is not None else "id", **params}
-    arrays = {"item_features": item_features, "user_profiles": user_profiles, "item_profiles": item_profiles}
-    key = {"backbone": name, "params": params, "seed": seed, "split": split.fingerprint(), "label": label,
-           "arrays": {k: fingerprint(v) for k, v in arrays.items() if v is not None}, **model_cache_key(name)}
-
-    def build(tmp: Path) -> None:
-        model = create_model(name, seed=seed, **{k: v for k, v in arrays.items() if v is not None}, **params)
-        start = time.perf_counter()
-        model.fit(split, progress=progress)
-        model.save(tmp / "model")
-        log = dict(getattr(model, "train_log", {}) or {})
-        write_json(tmp / "train.json", {"seconds": time.perf_counter() - start, "label": label,
-                                        "epoch_seconds": log.get("epoch_seconds", []),
-                                        "mean_epoch_seconds": log.get("mean_epoch_seconds"),
-                                        "best_epoch": log.get("best_epoch"), "best_valid": log.get("best_valid")})
-
-    d = stage_dir("reclm-backbone", key, build)
-    return get_model_class(name).load(d / "model"), read_json(d / "train.json")
+                      progress: bool = False, label: str = "base") -> tuple[Recommender, FitLog]:
+    """Train (or load from the stage cache: :func:`recfuse.models.fitting.fit_backbone`) backbone ``name``
+    with text item features and optional profile embeddings."""
+    return fit_backbone(name, split, seed, params=text_backbone_params(item_features, params),
+                        arrays={"item_features": item_features, "user_profiles": user_profiles,
+                                "item_profiles": item_profiles}, label=label, progress=progress)
 
 
 def setting_masks(split: Split, stage: str = "test") -> dict[str, np.ndarray]:

@@ -19,96 +19,38 @@ Per seed (``llm_seed`` set: the LLM side once, the backbones per seed), every st
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recfuse.config import option, to_dict
+from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, temporal
 from recfuse.errors import ConfigError
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
-from recfuse.llama4rec.pipeline import LLMConfig, base_model_dir, load_llm, tune
-from recfuse.llama4rec.similar import most_similar_users
+from recfuse.data.sequences import user_histories
 from recfuse.llm.base import LLM
+from recfuse.llm.config import base_model_dir, load_llm
 from recfuse.llm.parsing import ParseStats
 from recfuse.llm.prompts import PromptBuilder
-from recfuse.llm.sft import SFTConfig
-from recfuse.models.base import get_model_class
+from recfuse.llm.tuning import tune
+from recfuse.method import Method, RunReport
+from recfuse.models.fitting import FitLog, fit_backbone
+from recfuse.models.similar import most_similar_users
 from recfuse.reclm import backbones as bb
 from recfuse.reclm import instructions as ins
 from recfuse.reclm import profiles as prof
-from recfuse.reclm.ppo import PPOConfig
-from recfuse.reclm.reward import RewardConfig
-from recfuse.reclm.text import DEFAULT_ENCODER, encode
-from recfuse.stages import TimedStages, stage_dir
+from recfuse.reclm import report
+from recfuse.reclm.refine import refine_with_ppo, train_reward_model
+from recfuse.reclm.reward import RewardModel
+from recfuse.reclm.config import RecLMConfig, check
+from recfuse.reclm.text import encode
+from recfuse.stages import stage_dir
 
 log = logging.getLogger(__name__)
-TUNINGS = ("untuned", "gpt_kd", "naive", "mask", "reclm")
-VARIANTS = ("base", "augment", "wo_user", "wo_item")
-
-
-@dataclass
-class RecLMConfig:
-    """RecLM on one dataset over backbones, profile sources and seeds."""
-
-    dataset: str = option("ml-100k", "dataset name or folder (needs item text and timestamps)")
-    fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line")
-    backbones: list[str] = option(["biasmf", "lightgcn"], "text-empowered backbones (any registered direct model)")
-    backbone_params: dict = option({}, "hyper-parameters of every backbone, e.g. --backbone-param epochs=100",
-                                   flag="backbone-param")
-    select_metric: str = option("recall@20", "validation metric for early stopping (the validation period, "
-                                             "never the test period)")
-    similar_backbone: str = option("lightgcn", "ID model whose user embeddings find similar users")
-    similar_params: dict = option({}, "its hyper-parameters", flag="similar-param")
-    n_similar: int = option(2, "similar users per target (prompts and instructions)")
-    seeds: list[int] = option([0], "random seeds")
-    llm_seed: int | None = option(None, "seed of the LLM side (similar users, teacher sampling, tuning, reward "
-                                        "model, PPO, hence the profiles); unset: each seed's own, so every seed "
-                                        "re-runs the LLM pipeline. Set, the profiles are written once and the "
-                                        "seeds vary the backbones' training only (hours less on a CPU)")
-    variants: list[str] = option(["base", "augment"], f"what to run and report: {', '.join(VARIANTS)}")
-    tunings: list[str] = option(["reclm"], f"profile sources: {', '.join(TUNINGS)} (several: the tuning ablation)")
-    llm: LLMConfig = field(default_factory=LLMConfig)
-    teacher: LLMConfig = field(default_factory=LLMConfig)
-    sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    ppo: PPOConfig = field(default_factory=PPOConfig)
-    instructions: int = option(64, "two-turn (and naive) instructions (half positive, half negative)")
-    kd_users: int = option(64, "users whose teacher profiles are distilled (GPT_KD) and rank the reward pairs")
-    ppo_prompts: int = option(32, "users whose profile prompts PPO samples from")
-    max_new_tokens: int = option(96, "profile length limit in tokens")
-    repetition_penalty: float = option(1.3, "profile decoding (teacher and student): penalty on tokens already "
-                                            "written or in the prompt, 1 for none; greedy SmolLM2-135M loops "
-                                            "without it (4 of 16 probe profiles valid at 1.0, 15 of 16 at 1.3)")
-    item_profile_users: int = option(3, "user profiles shown in an item-profile prompt")
-    cold_similar_items: int = option(2, "similar items (text embedding) shown for a cold item's profile")
-    encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "
-                                           "model or folder, or hashing:<dim>")
-    domain: str = option("movie", "what the items are, in prompts")
-    history_tokens: int = option(100, "token budget of each history in a prompt (the most recent items kept)")
-    user_info: bool = option(True, "show the user's side information (age, occupation, ...) in profile prompts "
-                                   "(R4: user text), where the dataset has any")
-    ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
-    out: str = option("runs/reclm", "output folder (results go to <out>/<dataset>)")
-    name: str = option("", "a sub-folder for this run's results, <out>/<dataset>/<name> (several runs of one "
-                           "dataset in a suite, e.g. the main run over seeds and a tuning ablation)")
-    progress: bool = option(True, "show progress bars")
-
-
-def check(cfg: RecLMConfig) -> None:
-    bad = set(cfg.variants) - set(VARIANTS)
-    if bad:
-        raise ConfigError(f"unknown variant(s) {', '.join(sorted(bad))}; choose from {', '.join(VARIANTS)}")
-    bad = set(cfg.tunings) - set(TUNINGS)
-    if bad:
-        raise ConfigError(f"unknown tuning(s) {', '.join(sorted(bad))}; choose from {', '.join(TUNINGS)}")
-    for name in [*cfg.backbones, cfg.similar_backbone]:
-        get_model_class(name)
-    if len(cfg.fractions) != 3:
-        raise ConfigError("fractions needs three shares: train, validation, test")
 
 
 def _penalty_key(cfg: RecLMConfig) -> dict:
@@ -116,15 +58,28 @@ def _penalty_key(cfg: RecLMConfig) -> dict:
     return {"repetition_penalty": cfg.repetition_penalty} if cfg.repetition_penalty != 1.0 else {}
 
 
-class RecLM(TimedStages):
+class RecLM(Method[RecLMConfig, dict[str, Any]]):
     """The method for one configuration: :meth:`run_seed` does one seed, :meth:`run` all and the report."""
+
+    name = "reclm"
+    title = "RecLM"
+    summary = "RecLM: LLM-written profiles in text-empowered recommenders, full- and zero-shot"
+    config_type = RecLMConfig
+    default_suite_out = "runs/reclm-suite"
 
     def __init__(self, cfg: RecLMConfig):
         check(cfg)
-        self.cfg = cfg
+        super().__init__(cfg)
         self.dataset = load_dataset(cfg.dataset)
         self.builder = PromptBuilder(domain=cfg.domain, history_tokens=cfg.history_tokens)
-        self._reset_timings()
+
+    def fit(self, name: str, params: dict[str, Any], split: Split, seed: int, item_features: np.ndarray | None,
+            user_profiles: np.ndarray | None = None, item_profiles: np.ndarray | None = None,
+            label: str = "base") -> tuple[Any, FitLog]:
+        """A text-empowered backbone (items from ``item_features`` through a tower, or IDs when None) with
+        optional profile embeddings, cached, timed as backbone training."""
+        return self._timed("backbone training", bb.fit_text_backbone, name, params, split, seed, item_features,
+                           user_profiles, item_profiles, self.cfg.progress, label)
 
     # -- stages ---------------------------------------------------------------------------------
     def item_text_features(self) -> np.ndarray:
@@ -139,8 +94,8 @@ class RecLM(TimedStages):
 
     def similar_users(self, split: Split, seed: int) -> np.ndarray:
         cfg = self.cfg
-        model, _ = bb.fit_text_backbone(cfg.similar_backbone, {"item_tower": "id", **cfg.similar_params}, split,
-                                        seed, None, progress=cfg.progress, label="similar-users")
+        model, _ = fit_backbone(cfg.similar_backbone, split, seed, params={"item_tower": "id", **cfg.similar_params},
+                                label="similar-users", progress=cfg.progress)
         return most_similar_users(model.user_embeddings(), k=cfg.n_similar)
 
     def load_teacher(self) -> LLM:
@@ -204,9 +159,6 @@ class RecLM(TimedStages):
     def refine(self, adapter: Path, data: dict, seed: int) -> tuple[Path, dict]:
         """Reward model (pairwise) and PPO from the tuned adapter, two cached stages; returns the refined
         adapter and the logs."""
-        from recfuse.reclm.refine import refine_with_ppo, train_reward_model
-        from recfuse.reclm.reward import RewardModel
-
         cfg = self.cfg
         base = base_model_dir(cfg.llm)
         rkey = {"base": str(base), "reward": to_dict(cfg.reward), "seed": seed,
@@ -246,8 +198,8 @@ class RecLM(TimedStages):
             dialogues += data["naive"]
         elif tuning in ("mask", "reclm"):
             dialogues += data["two_turn"]
-        adapter, log_ = self._timed("instruction tuning", tune, cfg, dialogues,
-                                    f"reclm-{'mask' if tuning == 'reclm' else tuning}-{seed}")
+        adapter, log_ = self._timed("instruction tuning", tune, cfg.llm, cfg.sft, dialogues,
+                                    f"reclm-{'mask' if tuning == 'reclm' else tuning}-{seed}", cfg.progress)
         report.setdefault("tuning", {})[tuning] = {**log_, "dialogues": len(dialogues)}
         if tuning == "reclm":
             adapter, info = self._timed("refinement (reward model + PPO)", self.refine, adapter, data, seed)
@@ -292,22 +244,21 @@ class RecLM(TimedStages):
                                   "profiles": {}, "cold_items_test": len(split.cold_items("test"))}
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, lseed)
-        hist = prof.histories(split.train, split.n_users)
+        hist = user_histories(split.train, split.n_users)
         params = {"valid_metric": cfg.select_metric, **cfg.backbone_params}
         per_user: dict[str, Any] = {}
 
         def run(backbone: str, variant: str, tuning: str | None, p: dict | None) -> None:
             up = p["users"] if p is not None and variant in ("augment", "wo_item") else None
             ip = p["items"] if p is not None and variant in ("augment", "wo_user") else None
-            model, tlog = self._timed("backbone training", bb.fit_text_backbone, backbone, params, split, seed,
-                                      text_emb, up, ip, cfg.progress, f"{variant}:{tuning}")
+            model, tlog = self.fit(backbone, params, split, seed, text_emb, up, ip, f"{variant}:{tuning}")
             results = bb.evaluate(model, split, cfg.ks)
             for setting, res in results.items():
                 row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
                        **{k: float(v) for k, v in res.mean().items()}, "users": len(res.users),
                        "pool_items": res.info["pool_items"],
                        "tied_at_cut": {str(k): n for k, n in res.info["tied_at_cut"].items()},
-                       "epoch_seconds": tlog["mean_epoch_seconds"], "best_epoch": tlog["best_epoch"]}
+                       "epoch_seconds": tlog.mean_epoch_seconds, "best_epoch": tlog.best_epoch}
                 report["rows"].append(row)
                 per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user
 
@@ -332,7 +283,41 @@ class RecLM(TimedStages):
         report["timings"] = dict(self.timings)
         return report
 
-    def run(self) -> dict:
-        from recfuse.reclm.report import write_reclm_report
-        reports = [self.run_seed(seed) for seed in self.cfg.seeds]
-        return write_reclm_report(self.cfg, self.dataset, reports)
+    # -- reports --------------------------------------------------------------------------------------
+    def output_dir(self) -> Path:
+        return report.output_dir(self.cfg, self.dataset.name)
+
+    def write_report(self, results: list[dict[str, Any]]) -> RunReport:
+        return report.write_reclm_report(self.name, self.cfg, self.dataset, results)
+
+    @classmethod
+    def rerender(cls, folder: Path, config: RecLMConfig, results: dict[str, Any]) -> list[Path]:
+        return report.rerender(folder, config, results)
+
+    @classmethod
+    def check_suite(cls, configs: Sequence[RecLMConfig], path: str | Path) -> None:
+        """Two runs of one dataset need different names (each writes <out>/<dataset>/<name>)."""
+        seen: dict[tuple[str, str], int] = {}
+        for i, cfg in enumerate(configs, 1):
+            where = (cfg.dataset, cfg.name)
+            if where in seen:
+                raise ConfigError(f"{path}: runs {seen[where]} and {i} would write the same folder "
+                                  f"({'/'.join(filter(None, where))}): give them different 'name's")
+            seen[where] = i
+
+    @classmethod
+    def run_label(cls, config: RecLMConfig) -> str:
+        return report.run_label(config.dataset, config.name)
+
+    @classmethod
+    def suite_entry(cls, config: RecLMConfig, results: dict[str, Any], folder: Path,
+                    suite_out: Path) -> dict[str, Any]:
+        return report.suite_entry(config, results)
+
+    @classmethod
+    def entry_folder(cls, suite_out: Path, entry: dict[str, Any]) -> Path:
+        return report.run_folder(suite_out, entry)
+
+    @classmethod
+    def write_suite(cls, out: Path, entries: list[dict[str, Any]], pending: Sequence[str] = ()) -> list[Path]:
+        return report.write_suite(out, entries, pending)

@@ -30,6 +30,7 @@ from torch import nn
 from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option
 from recfuse.errors import ConfigError
+from recfuse.models.torch_utils import progress as bar
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,6 @@ class PPOTrainer:
 
     def train(self, prompts: Sequence[Sequence[int]], reward_fn: RewardFn, progress: bool = False) -> PPOLog:
         """``cfg.steps`` steps over batches of ``prompts`` (cycled, shuffled per pass)."""
-        from recfuse.models.torch_utils import progress as bar
 
         if not prompts:
             raise ConfigError("PPO needs at least one prompt")

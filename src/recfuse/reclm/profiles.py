@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from recfuse.data.dataset import Dataset, Interactions
-from recfuse.llama4rec.instructions import user_sequences
+from recfuse.data.dataset import Dataset
 from recfuse.llm.base import LLM, Prompt, RequiredPart, normalize_prompt
 from recfuse.llm.parsing import ParseResult, ParseStats, parse_profile
 from recfuse.llm.prompts import PromptBuilder, escape_text
+from recfuse.reclm.text import nearest
 
 USER_FORMAT = ("Answer in exactly this format: Identities: <who the user is, e.g. age group, occupation, "
                "taste>; Interests: <the kinds of {plural} they enjoy and avoid>")
@@ -123,11 +123,6 @@ def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int 
     return texts
 
 
-def histories(inter: Interactions, n_users: int) -> list[np.ndarray]:
-    """Each user's items in ``inter``, oldest first."""
-    return [inter.item[pos] for pos in user_sequences(inter, n_users)]
-
-
 def titles(dataset: Dataset, items: Sequence[int]) -> list[str]:
     return [dataset.item_title(int(i)) for i in items]
 
@@ -204,7 +199,6 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
     lowest user ids, deterministic). Cold items (no training interaction): from the
     ``n_similar`` warm items nearest by raw text embedding (``text_emb``, unit rows) and their profiles.
     """
-    from recfuse.reclm.text import nearest
 
     n_items = train.shape[1]
     csc = train.tocsc()

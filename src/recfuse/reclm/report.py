@@ -3,7 +3,7 @@ seeds with the improvement over Base and paired t-tests; the per-epoch training-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from recfuse.data.dataset import Dataset
 from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
-from recfuse.io import save_npz, write_text
+from recfuse.io import save_npz, write_json, write_text
+from recfuse.method import RunReport
+from recfuse.reclm.config import TUNINGS, RecLMConfig
 
 KEYS = ("backbone", "variant", "profiles", "setting")
 
@@ -160,8 +162,6 @@ def tuning_ablation(runs_rows: list[list[dict]]) -> tuple[list[dict], str]:
     ablation), as one set of summary rows: Base from the first run that has it, each source's Augment from
     the first run that has it (its improvement and p against its own run's Base). The note says how far
     the runs' own Base rows agree."""
-    from recfuse.reclm.pipeline import TUNINGS
-
     base: dict[tuple, dict] = {}
     augment: dict[tuple, dict] = {}
     gap = 0.0
@@ -280,26 +280,27 @@ def seed_note(reports: list[dict]) -> list[str]:
             "vary the backbones' training only, so ± and the seed p-values leave out the LLM's own variance.\n\n"]
 
 
-def output_dir(cfg, dataset: Dataset) -> Path:
+def output_dir(cfg: RecLMConfig, dataset_name: str) -> Path:
     """Where one RecLM configuration writes its results: ``<out>/<dataset>``, or ``<out>/<dataset>/<name>``."""
-    out = Path(cfg.out) / dataset.name
-    return out / cfg.name if getattr(cfg, "name", "") else out
+    out = Path(cfg.out) / dataset_name
+    return out / cfg.name if cfg.name else out
 
 
-def write_reclm_report(cfg, dataset: Dataset, reports: list[dict]) -> dict:
+def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports: list[dict]) -> RunReport:
     """results.json / .md / .csv under ``<out>/<dataset>``, plus cost.md; returns the JSON content."""
-    out = output_dir(cfg, dataset)
+    out = output_dir(cfg, dataset.name)
     rows = summarize(reports, cfg.ks)
     cost = cost_rows(rows)
     seeds = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
-    extra = {"seeds": seeds, "cost": cost, "dataset": dataset.describe()}
+    extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
     for r in reports:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r['seed']}.npz",
                  **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
     write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, seeds, cfg.ks))
     plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, seeds))
-    return {"rows": rows, "cost": cost, "seeds": seeds, "out": str(out)}
+    print(f"results written to {out}")
+    return RunReport(out, rows, {"cost": cost, "seeds": seeds})
 
 
 def figure_title(dataset_name: str, seeds: list[dict]) -> str:
@@ -329,10 +330,83 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
     return "\n".join(md)
 
 
-def rerender(out: Path, config: dict, results: dict) -> list[Path]:
-    """Re-render a results folder's tables.md from its results.json and config.yaml."""
-    name = results.get("dataset", {}).get("name") or Path(str(config["dataset"])).name
-    write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], results["seeds"],
-                                                  config["ks"]))
-    figure = plot_results(results["rows"], config["ks"], out / "results.png", figure_title(name, results["seeds"]))
+def rerender(out: Path, cfg: RecLMConfig, results: dict) -> list[Path]:
+    """Re-render a results folder's tables.md from its results.json and config."""
+    name = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
+    write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], results["seeds"], cfg.ks))
+    figure = plot_results(results["rows"], cfg.ks, out / "results.png", figure_title(name, results["seeds"]))
     return [out / "tables.md"] + ([figure] if figure else [])
+
+
+# ------------------------------------------------------------------------------------------- suites
+
+def suite_entry(cfg: RecLMConfig, results: dict) -> dict:
+    """A run's entry in suite.json."""
+    dataset = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
+    return {"dataset": dataset, "name": cfg.name, "rows": results["rows"], "cost": results["cost"],
+            "target": target_check(results["rows"]), "config": to_dict(cfg)}
+
+
+SUITE_TITLE = "# RecLM suite\n\n"
+
+
+def run_label(dataset: str, name: str) -> str:
+    """How suite.md names a run: ``<dataset>`` or ``<dataset>: <name>``."""
+    return f"{Path(str(dataset)).name}: {name}" if name else Path(str(dataset)).name
+
+
+def run_folder(out: Path, run: dict) -> Path:
+    """A suite run's results folder, from its entry in suite.json."""
+    return out / run["dataset"] / run["name"] if run.get("name") else out / run["dataset"]
+
+
+def suite_section(dataset_name: str, name: str, run_dir: Path, rows: list[dict]) -> str:
+    """One run's part of suite.md: its tables.md and the target check."""
+    check = target_check(rows)
+    title = f"{dataset_name}: {name}" if name else dataset_name
+    return (f"## {title}\n\n{(run_dir / 'tables.md').read_text()}\n### Target: Augment above Base (Recall@20)\n\n"
+            + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
+
+
+def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
+    """The tuning ablation of each dataset whose runs hold more than one profile source, gathered from
+    them (a table in suite.md, ``<out>/<dataset>/tuning_ablation.png``), and its rows for suite.json."""
+    sections, rows_of = [], {}
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        if len({x["profiles"] for r in mine for x in r["rows"] if x["profiles"] != "-"}) < 2:
+            continue
+        rows, note = tuning_ablation([r["rows"] for r in mine])
+        ks = mine[0]["config"]["ks"]
+        figure = plot_results(rows, ks, out / dataset / "tuning_ablation.png",
+                              f"RecLM tuning ablation on {dataset}: Base and Augment per profile source; "
+                              "* p < 0.05 against Base (paired over users)")
+        names = ", ".join(r["name"] or dataset for r in mine)
+        text = (f"## {dataset}: tuning ablation\n\nGathered from the runs {names}: Base (from "
+                f"{mine[0]['name'] or dataset}) and each profile source's Augment, mean ± std over seeds (change "
+                f"against its own run's Base, p of a paired t-test over users); {note}.\n\n"
+                f"{markdown_table(ablation_display(rows, ks))}")
+        per_user: dict = {}
+        for r in mine:  # first run first, as the rows
+            per_user = {**per_user_means(run_folder(out, r), r["config"].get("seeds", [])), **per_user}
+        versus = source_comparisons(rows, per_user, ks)
+        if any(k.endswith(" - reclm") for row in versus for k in row):  # RecLM and at least one other source
+            text += ("\nEach source's Augment against the full method's (RecLM): difference of the means and p of a "
+                     "paired t-test over users, each user's value averaged over the seeds.\n\n"
+                     + markdown_table(versus))
+        sections.append(text + (f"\n![tuning ablation]({figure.relative_to(out).as_posix()})\n" if figure else ""))
+        rows_of[dataset] = rows
+    return sections, rows_of
+
+
+def write_suite(out: Path, runs: list[dict], pending: Sequence[str] = ()) -> list[Path]:
+    """suite.md and suite.json from the finished runs (each with its folder's tables.md), the tuning
+    ablation gathered from them, and the runs still to come."""
+    sections = [suite_section(r["dataset"], r.get("name", ""), run_folder(out, r), r["rows"]) for r in runs]
+    ablations, ablation_rows = ablation_sections(out, runs)
+    todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
+            if pending else "")
+    write_json(out / "suite.json", {"method": "reclm", "runs": runs, "pending": list(pending),
+                                    "tuning_ablation": ablation_rows})
+    write_text(out / "suite.md", SUITE_TITLE + todo + "\n".join(sections + ablations))
+    return [out / "suite.md", out / "suite.json"]

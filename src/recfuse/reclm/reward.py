@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from recfuse._env import return_large_blocks_to_os
-from recfuse.config import option, to_dict
+from recfuse.config import from_dict, option, to_dict
 from recfuse.errors import ConfigError
 from recfuse.reclm.profiles import format_profile
 
@@ -166,7 +166,7 @@ class RewardModel:
         import torch
         import torch.nn.functional as F
 
-        from recfuse.models.torch_utils import progress as bar
+        from recfuse.models.torch_utils import progress as bar  # lazy: torch
 
         if not pairs:
             raise ConfigError("no preference pairs to train the reward model on")
@@ -211,7 +211,6 @@ class RewardModel:
 
     @classmethod
     def load(cls, path: str | Path) -> RewardModel:
-        from recfuse.config import from_dict
 
         path = Path(path)
         meta = json.loads((path / "reward.json").read_text())

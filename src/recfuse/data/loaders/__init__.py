@@ -20,6 +20,7 @@ from recfuse.data.loaders.mind import MIND
 from recfuse.data.loaders.movielens import MovieLens1M, MovieLens100K
 from recfuse.data.loaders.netflix import Netflix
 from recfuse.data.loaders.recbole import RecBoleAtomic
+from recfuse.data.synthetic import make_synthetic
 from recfuse.errors import ConfigError, DataError
 
 FORMATS: dict[str, type[DatasetFormat]] = {
@@ -79,7 +80,6 @@ def load_dataset(name_or_path: str | Path, format: str | None = None, *, name: s
     """
     key = str(name_or_path)
     if key == "synthetic":
-        from recfuse.data.synthetic import make_synthetic
         return make_synthetic(**options)
     path = Path(key).expanduser()
     if key in DATASETS and not path.exists():

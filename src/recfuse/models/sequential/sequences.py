@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recfuse.data.dataset import Interactions
+from recfuse.data.sequences import time_order
 from recfuse.errors import DataError
 
 PAD = 0
@@ -53,9 +54,7 @@ class Sequences:
         ``position`` of the user's sequence (``position == len`` appends); positions refer to the sequence
         before any insertion, and insertions at the same position keep their row order.
         """
-        n = len(inter)
-        ts = np.zeros(n) if inter.timestamp is None else inter.timestamp
-        order = np.lexsort((np.arange(n), ts, inter.user))
+        order = time_order(inter)
         users, items = inter.user[order], inter.item[order]
         base = cls(items, _indptr(users, n_users))
         if insertions is None or len(insertions) == 0:

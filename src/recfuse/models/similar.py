@@ -1,8 +1,14 @@
-"""Prompt augmentation with the most similar user (Llama4Rec eq. 4): cosine of the backbone's user embeddings."""
+"""Similar-user search: cosine of a backbone's user embeddings (Llama4Rec eq. 4; RecLM's similar users), or of
+the users' interaction rows for backbones without user embeddings. Batched: memory grows with the batch, not
+with users x users."""
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+
+from recfuse.data.splits import Split
+from recfuse.models.base import Recommender
 
 
 def most_similar_users(embeddings: np.ndarray, users: np.ndarray | None = None, k: int = 1,
@@ -27,14 +33,12 @@ def most_similar_users(embeddings: np.ndarray, users: np.ndarray | None = None, 
     return out
 
 
-def most_similar_by_interactions(matrix, batch_size: int = 2048) -> np.ndarray:
+def most_similar_by_interactions(matrix: sp.spmatrix, batch_size: int = 2048) -> np.ndarray:
     """Each user's most similar other user by cosine of their (sparse) interaction rows.
 
     For backbones without user embeddings (e.g. feature-based rating models). Users with no
     interactions get themselves' neighbour -1.
     """
-    import scipy.sparse as sp
-
     x = sp.csr_matrix(matrix, dtype=np.float32)
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1))).ravel()
     x = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ x
@@ -47,3 +51,13 @@ def most_similar_by_interactions(matrix, batch_size: int = 2048) -> np.ndarray:
         ok = np.isfinite(sim[rows, best]) & (sim[rows, best] > 0)
         out[start:start + len(rows)] = np.where(ok, best, -1)
     return out
+
+
+def similar_user_index(model: Recommender, split: Split) -> np.ndarray:
+    """Each user's most similar user: cosine of the backbone's user embeddings (eq. 4), or of the
+    users' training interaction vectors when the backbone has none (-1: no similar user)."""
+    try:
+        emb = np.asarray(model.user_embeddings(), dtype=np.float32)
+    except NotImplementedError:
+        return most_similar_by_interactions(split.train_matrix)
+    return most_similar_users(emb)[:, 0]

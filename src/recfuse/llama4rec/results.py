@@ -1,0 +1,78 @@
+"""Llama4Rec's typed results: what one seed produced, as the report reads it and results.json keeps it.
+
+``to_json`` / ``from_json`` give the shape results.json has always had (``seeds`` in it), so results
+written before these types existed are read back unchanged; per-user values stay out of JSON (they go
+to ``per_user_seed<N>.npz``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class VariantResult:
+    """One variant's test metrics, and, where the LLM is mixed in, the weights chosen on validation."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    test_users: int = 0
+    train_seconds: float | None = None  # Base: the backbone's training
+    alpha1: float | None = None
+    alpha2: float | None = None  # None: one weight for all users (w/o AA)
+    select_metric: str | None = None
+    valid_users: int | None = None  # users (or rated pairs) the alphas were chosen on
+    valid_grid: list[list[float]] | None = None  # validation metric over alpha1 x alpha2
+    test_grid: list[list[float]] | None = None  # the same on test: analysis only, never a choice
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VariantResult:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass
+class SeedResult:
+    """Everything one seed of Llama4Rec produced."""
+
+    seed: int
+    split: dict[str, Any]
+    variants: dict[str, VariantResult] = field(default_factory=dict)
+    #: SFT logs by adapter: "pa" (the Llama4Rec LLM), "ift" (without prompt augmentation)
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: one record per LLM scoring call (stage, backbone, prompt augmentation, queries, seconds)
+    inference: list[dict[str, Any]] = field(default_factory=list)
+    data_augmentation: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    unknown_costs: dict[str, int] = field(default_factory=dict)
+    #: per-user values (variant -> metric -> array over test users or rated pairs); not in JSON
+    per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        llm: dict[str, Any] = {f"tuning_{k}": v for k, v in self.tuning.items()}
+        if self.inference:
+            llm["inference"] = self.inference
+        out: dict[str, Any] = {"seed": self.seed, "split": self.split,
+                               "variants": {k: v.to_json() for k, v in self.variants.items()}, "llm": llm}
+        if self.data_augmentation is not None:
+            out["data_augmentation"] = self.data_augmentation
+        out["timings"] = self.timings
+        out["unknown_costs"] = self.unknown_costs
+        if self.fingerprint is not None:
+            out["fingerprint"] = self.fingerprint
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SeedResult:
+        llm = data.get("llm", {})
+        return cls(seed=int(data["seed"]), split=data.get("split", {}),
+                   variants={k: VariantResult.from_json(v) for k, v in data.get("variants", {}).items()},
+                   tuning={k[len("tuning_"):]: v for k, v in llm.items() if k.startswith("tuning_")},
+                   inference=list(llm.get("inference", [])), data_augmentation=data.get("data_augmentation"),
+                   timings=dict(data.get("timings", {})), unknown_costs=dict(data.get("unknown_costs", {})),
+                   fingerprint=data.get("fingerprint"))

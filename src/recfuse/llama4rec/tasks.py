@@ -1,0 +1,341 @@
+"""What differs between Llama4Rec's tasks, behind one small interface the pipeline's single variant loop uses.
+
+* :class:`RankingTask` (direct and sequential recommendation): the LLM re-ranks the backbone's top-k' list;
+  a prediction is an order of the candidates; metrics HR@k / NDCG@k; data augmentation adds BPR triples
+  (direct) or items inserted into sequences (sequential).
+* :class:`RatingTask`: the LLM's expected rating is mixed with the backbone's; a prediction is a rating per
+  held-out pair; metrics RMSE / MAE; data augmentation adds LLM-supplied item attributes.
+
+Each task answers: the instruction dialogues (from the training split only), the augmented backbone, the
+queries at a stage (what the backbone predicts there), the LLM's scores for them, and how a prediction (the
+backbone's own, the LLM's alone, or the two mixed with per-user weights) scores per user.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import scipy.sparse as sp
+
+from recfuse.data.dataset import FeatureTable, Interactions
+from recfuse.data.splits import Split
+from recfuse.eval import metrics as M
+from recfuse.eval.ranking import hits_of
+from recfuse.io import load_npz, read_json, save_npz, write_json
+from recfuse.llama4rec import aggregation as agg
+from recfuse.llama4rec import augment, prompting
+from recfuse.llama4rec.config import Llama4RecConfig
+from recfuse.llama4rec.instructions import inner_split
+from recfuse.llama4rec.queries import (
+    llm_ratings,
+    listwise_text,
+    make_context,
+    pointwise_examples,
+    ranking_examples,
+    rating_examples,
+    score_ranking,
+)
+from recfuse.llm.base import LLM
+from recfuse.llm.sft import as_messages
+from recfuse.llm.tuning import Dialogue
+from recfuse.models.base import Recommender
+from recfuse.models.fitting import FitLog
+from recfuse.models.similar import similar_user_index
+from recfuse.stages import StageCost, stage_dir
+
+
+
+class TaskHost(Protocol):
+    """What a task needs of the method running it: its config, a cached backbone fit, a stage timer."""
+
+    cfg: Llama4RecConfig
+
+    def fit(self, split: Split, seed: int, *, extra_triples: np.ndarray | None = None,
+            insertions: np.ndarray | None = None, label: str = "base") -> tuple[Recommender, FitLog]: ...
+
+    def _timing(self, name: str) -> AbstractContextManager[StageCost]: ...
+
+PerUser = dict[str, np.ndarray]
+
+
+@dataclass
+class RankingQueries:
+    """The backbone's top-k' list of each user at one stage, with the held-out truth."""
+
+    users: np.ndarray
+    candidates: np.ndarray  # (n, k') backbone order
+    truth: sp.csr_matrix  # rows aligned with users
+    l_u: np.ndarray  # long-tail coefficient of each user
+
+    @property
+    def size(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class RatingQueries:
+    """The held-out rated pairs of one stage with the backbone's predicted ratings."""
+
+    part: Interactions
+    backbone: np.ndarray  # the backbone's rating of each pair
+    l_u: np.ndarray  # long-tail coefficient of each pair's user
+
+    @property
+    def size(self) -> int:
+        return len(self.part)
+
+
+def ranking_queries(model: Recommender, split: Split, stage: str, k: int, users: np.ndarray | None = None,
+                    exclude: sp.csr_matrix | None = None) -> RankingQueries:
+    """The backbone's top-k' list per user with held-out items of ``stage`` (training items excluded,
+    or ``exclude`` when given)."""
+    users = split.eval_users(stage) if users is None else users
+    cands, _ = model.recommend(users, k=k, exclude=split.history(stage) if exclude is None else exclude)
+    counts = np.diff(split.train_matrix.indptr)
+    return RankingQueries(users, cands, split.ground_truth(stage)[users], agg.long_tail_coefficient(counts[users]))
+
+
+def ranking_metrics(q: RankingQueries, order: np.ndarray, ks: list[int]) -> PerUser:
+    """Per-user HR@k / NDCG@k of the re-ranked candidate lists (truth outside the list: a miss)."""
+    ranked = np.take_along_axis(q.candidates, order, axis=1)
+    hits = hits_of(ranked, q.truth)
+    n_rel = np.diff(q.truth.indptr)
+    return M.ranking_metrics(hits, n_rel, ["hr", "ndcg"], [k for k in ks if k <= ranked.shape[1]])
+
+
+class Task(ABC):
+    """One Llama4Rec task for one method instance (its config, dataset and timers)."""
+
+    lower_is_better: ClassVar[bool] = False
+
+    def __init__(self, method: TaskHost):
+        self.method = method
+        self.cfg = method.cfg
+
+    @property
+    @abstractmethod
+    def select_metric(self) -> str:
+        """The validation metric that chooses alpha1 and alpha2."""
+
+    def prepare(self, split: Split, seed: int) -> None:
+        """Per-seed setup before the queries (e.g. which validation users are scored)."""
+
+    @abstractmethod
+    def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[Dialogue]]:
+        """Instruction dialogues with (True) and without (False) prompt augmentation, from training data only."""
+
+    @abstractmethod
+    def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
+        """The backbone retrained on LLM-augmented data, and what the augmentation did."""
+
+    @abstractmethod
+    def queries(self, model: Recommender, split: Split, stage: str) -> Any:
+        """What the backbone predicts at ``stage`` (``valid`` or ``test``)."""
+
+    @abstractmethod
+    def llm_scores(self, llm: LLM, q: Any, model: Recommender, split: Split, stage: str, augment_prompt: bool,
+                   seed: int) -> np.ndarray:
+        """The LLM's answer to each query, as numbers (probabilities or expected ratings)."""
+
+    @abstractmethod
+    def own(self, q: Any) -> np.ndarray:
+        """The backbone's own prediction."""
+
+    @abstractmethod
+    def alone(self, q: Any, scores: np.ndarray) -> np.ndarray:
+        """The LLM's prediction alone."""
+
+    @abstractmethod
+    def mix(self, q: Any, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Both mixed with per-query weights ``alpha`` on the LLM (eq. 6)."""
+
+    @abstractmethod
+    def evaluate(self, q: Any, prediction: np.ndarray) -> PerUser:
+        """Per-user (or per-pair) values of a prediction."""
+
+    @abstractmethod
+    def summarize(self, per_user: PerUser) -> dict[str, float]:
+        """The reported metrics from per-user values."""
+
+    def selection_value(self, per_user: PerUser) -> float:
+        return self.summarize(per_user)[self.select_metric]
+
+
+class RankingTask(Task):
+    """Direct and sequential recommendation: the LLM re-ranks the backbone's top-k' list."""
+
+    def prepare(self, split: Split, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        users = split.eval_users("valid")
+        if self.cfg.valid_users and self.cfg.valid_users < len(users):
+            users = np.sort(rng.choice(users, self.cfg.valid_users, replace=False))
+        self.valid_users = users
+
+    @property
+    def select_metric(self) -> str:
+        return self.cfg.select_metric
+
+    def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[Dialogue]]:
+        cfg = self.cfg
+        inner = inner_split(split)
+        inner_model, _ = self.method.fit(inner, seed, label="instruction")
+        rng = np.random.default_rng(seed)
+        users = inner.eval_users("test")
+        users = np.sort(rng.choice(users, size=min(cfg.instructions, len(users)), replace=False))
+        # candidates never include an item the user has in the outer validation or test part
+        blocked = inner.history("test") + split.known_matrix - split.train_matrix
+        q = ranking_queries(inner_model, inner, "test", cfg.candidates, users, exclude=blocked)
+        targets = np.array([q.truth.indices[q.truth.indptr[r]] for r in range(len(users))])
+        ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
+        examples = ranking_examples(ctx, users, q.candidates, cfg.max_history, seed, targets,
+                                    max_similar=cfg.max_similar_history)
+        ratings = inner.test.rating.tolist() if inner.test.rating is not None else [None] * len(inner.test)
+        rating_of = dict(zip(zip(inner.test.user.tolist(), inner.test.item.tolist()), ratings))
+        out: dict[bool, list[Dialogue]] = {True: [], False: []}
+        for ex in examples:
+            ex.rating = rating_of.get((ex.user, int(ex.candidates[ex.target])))
+            for pa in (True, False):
+                if "listwise" in cfg.instruction_tasks:
+                    text, _, answer = listwise_text(ex, split.dataset, pa)
+                    out[pa].append(as_messages(text, answer))
+                if "pointwise" in cfg.instruction_tasks:
+                    for p in pointwise_examples(ex, np.random.default_rng(seed + ex.user)):
+                        out[pa].append(as_messages(prompting.rating_prompt(p, split.dataset, pa),
+                                                   prompting.rating_text(p.rating)))
+        return out
+
+    def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
+        cfg, method = self.cfg, self.method
+        users = np.flatnonzero(np.diff(split.train_matrix.indptr) > 0)
+        key = {"split": split.fingerprint(), "llm": llm.fingerprint, "task": cfg.task, "seed": seed,
+               "pairs": cfg.da_pairs_per_user, "cands": cfg.da_candidates, "hist": cfg.max_history}
+        if cfg.task == "direct":
+            def build(tmp: Path) -> None:
+                res = augment.pairwise_triples(llm, split, users, cfg.da_pairs_per_user, cfg.max_history, seed=seed)
+                save_npz(tmp / "triples.npz", triples=res.triples, confidence=res.confidence)
+            with method._timing("data augmentation"):
+                z = load_npz(stage_dir("llama4rec-da", key, build) / "triples.npz")
+            model, log = method.fit(split, seed, extra_triples=z["triples"], label="augmented")
+            return model, {"triples": int(len(z["triples"])), "mean_confidence": float(z["confidence"].mean())
+                           if len(z["confidence"]) else None, "train_seconds": log.seconds}
+
+        def build_seq(tmp: Path) -> None:
+            rows = augment.sequence_insertions(llm, split, users, cfg.da_candidates, cfg.max_history, seed=seed)
+            save_npz(tmp / "insertions.npz", insertions=rows)
+        with method._timing("data augmentation"):
+            rows = load_npz(stage_dir("llama4rec-da", key, build_seq) / "insertions.npz")["insertions"]
+        model, log = method.fit(split, seed, insertions=rows, label="augmented")
+        return model, {"insertions": int(len(rows)), "train_seconds": log.seconds}
+
+    def queries(self, model: Recommender, split: Split, stage: str) -> RankingQueries:
+        return ranking_queries(model, split, stage, self.cfg.candidates,
+                               self.valid_users if stage == "valid" else None)
+
+    def llm_scores(self, llm: LLM, q: RankingQueries, model: Recommender, split: Split, stage: str,
+                   augment_prompt: bool, seed: int) -> np.ndarray:
+        ctx = make_context(split, stage, similar_user_index(model, split))
+        examples = ranking_examples(ctx, q.users, q.candidates, self.cfg.max_history, seed,
+                                    max_similar=self.cfg.max_similar_history)
+        return score_ranking(llm, examples, split.dataset, augment_prompt, self.cfg.ranking)
+
+    def own(self, q: RankingQueries) -> np.ndarray:
+        return np.tile(np.arange(q.candidates.shape[1]), (len(q.users), 1))
+
+    def alone(self, q: RankingQueries, scores: np.ndarray) -> np.ndarray:
+        return agg.order_by_scores(scores)
+
+    def mix(self, q: RankingQueries, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return agg.aggregate_topk(scores, alpha)
+
+    def evaluate(self, q: RankingQueries, prediction: np.ndarray) -> PerUser:
+        return ranking_metrics(q, prediction, self.cfg.ks)
+
+    def summarize(self, per_user: PerUser) -> dict[str, float]:
+        return {k: float(v.mean()) for k, v in per_user.items()}
+
+
+class RatingTask(Task):
+    """Rating prediction: the LLM's expected rating mixed with the backbone's (eqs. 6-7 on the ratings)."""
+
+    lower_is_better = True
+
+    @property
+    def select_metric(self) -> str:
+        return "rmse"
+
+    def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[Dialogue]]:
+        cfg, ds = self.cfg, split.dataset
+        inner = inner_split(split)
+        inner_model, _ = self.method.fit(inner, seed, label="instruction")
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(len(inner.test), size=min(cfg.instructions, len(inner.test)), replace=False))
+        ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
+        examples = rating_examples(ctx, inner.test.take(pick), inner_model, cfg.max_history, cfg.max_similar_history)
+        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(ex.rating))
+                     for ex in examples] for pa in (True, False)}
+
+    def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
+        da_split, counts = self.with_attributes(split, llm)
+        model, log = self.method.fit(da_split, seed, label="augmented")
+        return model, {"attribute_answers": counts, "train_seconds": log.seconds}
+
+    def with_attributes(self, split: Split, llm: LLM) -> tuple[Split, dict[str, Any]]:
+        """The split over a copy of the dataset with LLM-supplied item attributes (cached)."""
+        cfg, ds = self.cfg, split.dataset
+        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes}
+
+        def build(tmp: Path) -> None:
+            out = {}
+            for attr in cfg.da_attributes:
+                res = augment.item_attributes(llm, ds, attr)
+                out[attr] = {"values": res.values, "counts": res.counts}
+            write_json(tmp / "attributes.json", out)
+
+        with self.method._timing("data augmentation"):
+            data = read_json(stage_dir("llama4rec-attributes", key, build) / "attributes.json")
+        table = FeatureTable(ds.n_items, list(ds.item_features))
+        augmented = replace(ds, item_features=table, notes=list(ds.notes))
+        for attr, res in data.items():
+            augment.add_attribute(augmented, f"llm_{attr}", res["values"])
+        new_split = Split(augmented, split.train, split.valid, split.test, split.protocol, dict(split.info))
+        return new_split, {attr: res["counts"] for attr, res in data.items()}
+
+    def queries(self, model: Recommender, split: Split, stage: str) -> RatingQueries:
+        part = split.part(stage)
+        counts = np.diff(split.train_matrix.indptr)
+        predicted = np.asarray(model.predict(part.user, part.item), dtype=np.float64)  # type: ignore[attr-defined]
+        return RatingQueries(part, predicted, agg.long_tail_coefficient(counts[part.user]))
+
+    def llm_scores(self, llm: LLM, q: RatingQueries, model: Recommender, split: Split, stage: str,
+                   augment_prompt: bool, seed: int) -> np.ndarray:
+        ctx = make_context(split, stage, similar_user_index(model, split))
+        examples = rating_examples(ctx, q.part, model, self.cfg.max_history, self.cfg.max_similar_history)
+        return llm_ratings(llm, examples, split.dataset, augment_prompt)
+
+    def own(self, q: RatingQueries) -> np.ndarray:
+        return q.backbone
+
+    def alone(self, q: RatingQueries, scores: np.ndarray) -> np.ndarray:
+        return scores
+
+    def mix(self, q: RatingQueries, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        return agg.aggregate_ratings(scores, q.backbone, alpha)
+
+    def evaluate(self, q: RatingQueries, prediction: np.ndarray) -> PerUser:
+        assert q.part.rating is not None
+        err = np.asarray(prediction, dtype=np.float64) - q.part.rating
+        return {"se": err ** 2, "ae": np.abs(err)}
+
+    def summarize(self, per_user: PerUser) -> dict[str, float]:
+        return {"rmse": float(np.sqrt(per_user["se"].mean())), "mae": float(per_user["ae"].mean())}
+
+
+def task_for(method: TaskHost) -> Task:
+    """The task object of a method's configured task."""
+    return RatingTask(method) if method.cfg.task == "rating" else RankingTask(method)

@@ -1,0 +1,195 @@
+"""What a method is to recfuse: a config type, a per-seed run returning a typed result, and a report.
+
+A method (Llama4Rec, RecLM, the next paper) is one package with one class derived from :class:`Method` and
+one registration (:func:`register_method`, or a line in :data:`BUILTIN_METHODS` for the methods recfuse
+ships, or an entry point in the ``recfuse.methods`` group for a package of your own). The command line
+(``recfuse run NAME``, ``recfuse run NAME-suite FILE``), the generic suite runner and ``recfuse report``
+(:mod:`recfuse.runner`) find methods through this registry only; no method imports another.
+
+The contract:
+
+* ``config_type``: a dataclass of options (:func:`recfuse.config.option` with help text); it needs
+  ``seeds: list[int]`` and ``out: str``;
+* ``run_seed(seed)``: one seed end to end, returning the method's own typed result;
+* ``write_report(results)``: every seed's results into :meth:`output_dir` (``results.json`` with
+  ``rows`` and ``method``, ``config.yaml``, tables and plots), returning :class:`RunReport`;
+* ``rerender(folder, config, results)``: the tables and plots again from ``results.json`` (``recfuse report``);
+* ``suite_entry`` / ``write_suite``: a run's line in a suite's ``suite.json`` and the suite's ``suite.md``
+  (defaults: the run's summary rows and one table per run).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from recfuse.config import from_dict
+from recfuse.errors import ConfigError
+from recfuse.eval.report import markdown_table
+from recfuse.io import write_json, write_text
+from recfuse.stages import TimedStages
+
+ConfigT = TypeVar("ConfigT")
+ResultT = TypeVar("ResultT")
+
+#: the methods recfuse ships, imported only when asked for (``module:Class``)
+BUILTIN_METHODS: dict[str, str] = {
+    "llama4rec": "recfuse.llama4rec.pipeline:Llama4Rec",
+    "reclm": "recfuse.reclm.pipeline:RecLM",
+}
+ENTRY_POINT_GROUP = "recfuse.methods"
+
+
+@dataclass
+class RunReport:
+    """What a finished run left: its folder and its summary rows (mean, std, tests per variant)."""
+
+    out: Path
+    rows: list[dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
+    """Base class of a method: build it from its config, then :meth:`run` (all seeds and the report)."""
+
+    #: registry name: ``recfuse run <name>``
+    name: ClassVar[str] = ""
+    #: shown in tables and titles
+    title: ClassVar[str] = ""
+    #: one line for ``recfuse run --help``
+    summary: ClassVar[str] = ""
+    #: the dataclass of options
+    config_type: ClassVar[type]
+    #: where ``recfuse run <name>-suite`` writes when the suite file names no ``out``
+    default_suite_out: ClassVar[str] = "runs/suite"
+
+    def __init__(self, cfg: ConfigT):
+        self.cfg = cfg
+        self._reset_timings()
+
+    @abstractmethod
+    def run_seed(self, seed: int) -> ResultT:
+        """One seed end to end (every stage cached), as the method's typed result."""
+
+    @abstractmethod
+    def output_dir(self) -> Path:
+        """The folder this configuration's results go to."""
+
+    @abstractmethod
+    def write_report(self, results: list[ResultT]) -> RunReport:
+        """Every seed's results into :meth:`output_dir`; the summary rows."""
+
+    def seeds(self) -> list[int]:
+        return list(getattr(self.cfg, "seeds"))
+
+    def run(self) -> RunReport:
+        """Every seed, then the report."""
+        return self.write_report([self.run_seed(seed) for seed in self.seeds()])
+
+    # -- results folders and suites, from what is on disk ----------------------------------------------
+    @classmethod
+    @abstractmethod
+    def rerender(cls, folder: Path, config: Any, results: dict[str, Any]) -> list[Path]:
+        """Re-render a results folder's tables and plots from its ``results.json``; the files written."""
+
+    @classmethod
+    def check_suite(cls, configs: Sequence[Any], path: str | Path) -> None:
+        """Refuse a suite whose runs cannot live side by side (e.g. two runs writing one folder)."""
+
+    @classmethod
+    def run_label(cls, config: Any) -> str:
+        """How a suite names one of its runs."""
+        return Path(str(getattr(config, "dataset", "run"))).name
+
+    @classmethod
+    def suite_entry(cls, config: Any, results: dict[str, Any], folder: Path, suite_out: Path) -> dict[str, Any]:
+        """A finished run's entry in ``suite.json`` (``folder`` relative to ``suite_out`` is kept)."""
+        return {"label": cls.run_label(config), "folder": folder.relative_to(suite_out).as_posix()
+                if folder.is_relative_to(suite_out) else str(folder), "rows": results["rows"]}
+
+    @classmethod
+    def entry_folder(cls, suite_out: Path, entry: dict[str, Any]) -> Path:
+        """The results folder of a suite entry."""
+        return suite_out / entry["folder"]
+
+    @classmethod
+    def write_suite(cls, out: Path, entries: list[dict[str, Any]], pending: Sequence[str] = ()) -> list[Path]:
+        """``suite.json`` and ``suite.md`` from the finished runs' entries and the runs still to come."""
+        todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
+                if pending else "")
+        sections = [f"## {e['label']}\n\n" + markdown_table(e["rows"]) for e in entries]
+        write_json(out / "suite.json", {"method": cls.name, "runs": entries, "pending": list(pending)})
+        write_text(out / "suite.md", f"# {cls.title or cls.name} suite\n\n" + todo + "\n".join(sections))
+        return [out / "suite.md", out / "suite.json"]
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a :class:`Method` available under its ``name``."""
+    if not (inspect.isclass(cls) and issubclass(cls, Method)) or inspect.isabstract(cls):
+        raise ConfigError(f"{cls!r} is not a concrete recfuse.method.Method")
+    if not cls.name:
+        raise ConfigError(f"{cls.__name__} has no name (set the class attribute 'name')")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load(target: str) -> type[Method]:
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ModuleNotFoundError, AttributeError) as e:
+        raise ConfigError(f"cannot import method {target!r}: {e}") from None
+    if not (inspect.isclass(cls) and issubclass(cls, Method)):
+        raise ConfigError(f"{target!r} is not a recfuse.method.Method")
+    return cls
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def get_method(name: str) -> type[Method]:
+    """A method by registered name, or ``package.module:Class`` for one of your own."""
+    if ":" in name:
+        return _load(name)
+    if name not in _REGISTRY:
+        target = BUILTIN_METHODS.get(name) or _entry_points().get(name)
+        if target is None:
+            raise ConfigError(f"unknown method {name!r}; known: {', '.join(available_methods())}")
+        _REGISTRY[name] = _load(target)
+    return _REGISTRY[name]
+
+
+def available_methods() -> list[str]:
+    """Names of every method: built in, registered in this process, and from entry points."""
+    return sorted({*BUILTIN_METHODS, *_REGISTRY, *_entry_points()})
+
+
+def method_of_results(results: dict[str, Any], config: dict[str, Any], where: str) -> type[Method]:
+    """The method that wrote a results folder: the ``method`` its results.json names, else (folders written
+    before results named their method) the one method whose config type accepts its config.yaml."""
+    if results.get("method"):
+        return get_method(str(results["method"]))
+    fits = []
+    for name in available_methods():
+        cls = get_method(name)
+        try:
+            from_dict(cls.config_type, config)
+        except ConfigError:
+            continue
+        fits.append(cls)
+    if len(fits) != 1:
+        raise ConfigError(f"{where}: cannot tell which method wrote it (results.json names none, and its "
+                          f"config.yaml fits {', '.join(c.name for c in fits) or 'no known method'})")
+    return fits[0]

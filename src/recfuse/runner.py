@@ -1,0 +1,128 @@
+"""Running and reporting any registered method: one run, a suite of runs, and ``recfuse report``.
+
+Nothing here knows a particular method: everything goes through :mod:`recfuse.method`'s registry, so a new
+method gets suites, resumption and re-rendering without a line here.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recfuse.config import from_dict, load_suite, read_yaml_mapping, to_dict
+from recfuse.errors import ConfigError
+from recfuse.io import read_json
+from recfuse.method import Method, RunReport, get_method, method_of_results
+
+log = logging.getLogger(__name__)
+#: settings that do not change results: a finished run is reused whatever they are
+IGNORED_FOR_REUSE = ("progress",)
+
+
+def run_method(name: str, cfg: Any) -> RunReport:
+    """Run method ``name`` with ``cfg`` (every seed and its report)."""
+    return get_method(name)(cfg).run()
+
+
+def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, Any] | None:
+    """The ``results.json`` of a run already written in ``folder`` with the same settings as ``cfg``, else None.
+
+    The stored config.yaml is read back through the method's config type, so options added since (with
+    defaults that keep the old behaviour) do not make a finished run look different.
+    """
+    if not (folder / "results.json").is_file() or not (folder / "config.yaml").is_file():
+        return None
+    with open(folder / "config.yaml", encoding="utf-8") as fh:
+        stored = yaml.safe_load(fh) or {}
+    try:
+        old = to_dict(from_dict(method.config_type, stored))
+    except ConfigError:
+        return None
+    new = to_dict(cfg)
+
+    def comparable(d: dict[str, Any]) -> Any:  # through YAML, as results folders store configs
+        return yaml.safe_load(yaml.safe_dump({k: v for k, v in d.items() if k not in IGNORED_FOR_REUSE}))
+
+    return read_json(folder / "results.json") if comparable(old) == comparable(new) else None
+
+
+def suite_method(path: str | Path, name: str | None) -> type[Method]:
+    """The method of a suite file: ``name`` (from the command), or the file's ``method`` key; both must agree."""
+    declared = read_yaml_mapping(path, "suite").get("method")
+    if name and declared and declared != name:
+        raise ConfigError(f"{path}: the suite is for method {declared!r}, not {name!r}")
+    if not (name or declared):
+        raise ConfigError(f"{path}: say which method the suite runs (a top-level 'method: NAME')")
+    return get_method(str(name or declared))
+
+
+def load_method_suite(path: str | Path, name: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> tuple[type[Method], list[Any], Path]:
+    """A suite file's method, its runs' configs (``common`` under each run's settings, ``overrides`` on top)
+    and its output folder; the method refuses runs that cannot live side by side."""
+    method = suite_method(path, name)
+    cfgs, out = load_suite(path, method.config_type, overrides, method.default_suite_out)
+    method.check_suite(cfgs, path)
+    return method, cfgs, out
+
+
+def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, Any] | None = None,
+              reuse: bool = True) -> Path:
+    """Every run of a suite file, then the suite's report (rewritten after each run, so an interrupted suite
+    leaves the report of what it finished). A run whose folder already holds results of the same settings is
+    reused (``reuse=False`` runs it again). Returns the suite's folder."""
+    method, cfgs, out = load_method_suite(path, name, overrides)
+    entries: list[dict[str, Any]] = []
+    for i, cfg in enumerate(cfgs):
+        run = method(cfg)
+        folder = run.output_dir()
+        results = finished_results(method, folder, cfg) if reuse else None
+        if results is not None:
+            log.warning("%s: reusing the results already written with the same settings in %s "
+                        "(--recompute to run again)", method.run_label(cfg), folder)
+        else:
+            run.run()
+            results = read_json(folder / "results.json")
+        entries.append(method.suite_entry(cfg, results, folder, out))
+        method.write_suite(out, entries, pending=[method.run_label(c) for c in cfgs[i + 1:]])
+    return out
+
+
+def rerender(folder: Path) -> list[Path]:
+    """Re-render one results folder, or a suite's folder (its runs, then its suite report), from the JSON
+    and YAML in it, running nothing; returns the files written."""
+    if (folder / "suite.json").is_file() and not (folder / "results.json").is_file():
+        return rerender_suite(folder)
+    for name in ("results.json", "config.yaml"):
+        if not (folder / name).is_file():
+            raise ConfigError(f"{folder}: no {name} (not a results folder of recfuse run)")
+    with open(folder / "config.yaml", encoding="utf-8") as fh:
+        config = yaml.safe_load(fh) or {}
+    results = read_json(folder / "results.json")
+    method = method_of_results(results, config, str(folder))
+    return method.rerender(folder, from_dict(method.config_type, config), results)
+
+
+def rerender_suite(folder: Path) -> list[Path]:
+    """A suite folder: every run folder re-rendered, then the suite's report from their results."""
+    suite = read_json(folder / "suite.json")
+    runs = suite.get("runs") or []
+    if not runs:
+        raise ConfigError(f"{folder / 'suite.json'}: no runs")
+    if suite.get("method"):
+        method = get_method(str(suite["method"]))
+    else:  # suites written before suite.json named its method
+        names = {method_of_results({}, run.get("config") or {}, str(folder / "suite.json")).name for run in runs}
+        if len(names) != 1:
+            raise ConfigError(f"{folder / 'suite.json'}: expected the runs of one method, found {sorted(names)}")
+        method = get_method(names.pop())
+    written: list[Path] = []
+    entries = []
+    for entry in runs:
+        run_folder = method.entry_folder(folder, entry)
+        written += rerender(run_folder)
+        entries.append({**entry, "rows": read_json(run_folder / "results.json")["rows"]})
+    return written + method.write_suite(folder, entries, suite.get("pending", []))
