@@ -1,117 +1,358 @@
-"""The Recommender protocol every backbone honours, and the registry that finds them by name.
+"""The recommender contract every backbone honours, and the registry that finds them by name.
 
-A user's own model plugs in without editing recfuse: subclass :class:`Recommender` (or just provide
-the same methods) and pass ``package.module:ClassName`` wherever a model name is accepted.
+Three abstract classes state what a model of each task must do:
+
+* :class:`Recommender`, the base of all (and of the *direct* task: top-k from interactions): ``fit`` and
+  ``score`` are abstract, ``save`` / ``load`` too (the pipelines cache every trained model on disk);
+  ``recommend``, ``user_embeddings`` and ``item_embeddings`` have defaults.
+* :class:`NextItemRecommender`: *sequential* models; ``fit`` accepts ``insertions`` and ``score`` a ``stage``.
+* :class:`RatingPredictor`: *rating* models; ``predict(users, items)`` is abstract and ``score`` is built on it.
+
+A user's own model plugs in without editing recfuse: subclass the class of its task and pass
+``package.module:ClassName`` wherever a model name is accepted. ``recfuse.testing.RecommenderConformance``
+is the test class that checks a model honours the contract.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
-from recfuse.data.splits import Split
+from recfuse.data.splits import Split, Stage
 from recfuse.errors import ConfigError, UnknownIdError
 from recfuse.eval.ranking import top_k
 
+#: internal user or item indices, any integer dtype
+Ids = npt.NDArray[np.integer[Any]]
+#: scores, ratings or embeddings (float32 or float64)
+Floats = npt.NDArray[np.floating[Any]]
 
-class Recommender:
-    """Base class of all recommenders: batch-first, internal ids.
+#: the tasks a model can serve, with what each trains on and how it is evaluated
+TASKS = ("direct", "sequential", "rating")
+#: the LLM augmentations :meth:`Recommender.fit` can be given, and what each is
+AUGMENTATIONS = {
+    "extra_triples": "(user, preferred item, other item) triples ranked by the LLM (Llama4Rec L4a, direct models "
+                     "with a pairwise loss)",
+    "insertions": "(user, position, item) items inserted into the users' training sequences (Llama4Rec L4b, "
+                  "sequential models)",
+}
 
-    Subclasses implement :meth:`fit` and :meth:`score`, and usually :meth:`user_embeddings`,
-    :meth:`save` and :meth:`load`. Scores are higher-is-better.
+
+class Recommender(ABC):
+    """Base class of all recommenders: batch-first, internal ids (``0 .. n_users - 1``, ``0 .. n_items - 1``).
+
+    A subclass implements :meth:`fit`, :meth:`score`, :meth:`save` and :meth:`load`; it may override
+    :meth:`user_embeddings` and :meth:`item_embeddings` (used for similar-user search) and
+    :meth:`recommend`. Scores are higher-is-better. After :meth:`fit` or :meth:`load`, ``n_users`` and
+    ``n_items`` are the sizes of the split's dataset.
+
+    Class attributes:
+
+    * ``name``: the registered name (set by :func:`register`).
+    * ``task``: ``"direct"`` (top-k from interactions, the default), ``"sequential"`` (a subclass of
+      :class:`NextItemRecommender`) or ``"rating"`` (a subclass of :class:`RatingPredictor`).
+    * ``augmentations``: which of the LLM augmentations (``"extra_triples"``, ``"insertions"``) :meth:`fit`
+      uses; :meth:`fit` raises :class:`~recfuse.errors.ConfigError` on any other (see
+      :meth:`check_augmentations`).
+    * ``revision``: raised when a change alters what :meth:`fit` produces, so that cached trained models
+      are not reused.
+
+    Parameters
+    ----------
+    **params
+        Hyper-parameters, kept in ``self.params`` (saved with the model, part of cache keys). Every model
+        accepts ``seed``.
     """
 
     name: ClassVar[str] = "recommender"
-    #: "direct" (top-k from interactions), "sequential" or "rating"
     task: ClassVar[str] = "direct"
-    #: raised when a change alters what :meth:`fit` produces, so cached trained models are not reused
+    augmentations: ClassVar[frozenset[str]] = frozenset()
     revision: ClassVar[int] = 1
 
     def __init__(self, **params: Any):
-        self.params = params
+        self.params: dict[str, Any] = params
         self.n_users = 0
         self.n_items = 0
 
     # -- training ---------------------------------------------------------------------------------
-    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> Recommender:
-        """Train on ``split.train``; early stopping (if any) uses ``split.valid`` only.
+    @abstractmethod
+    def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
+            progress: bool = True) -> Self:
+        """Train on ``split.train``; early stopping or any other model selection uses ``split.valid`` only
+        (the test part is never read).
 
-        ``extra_triples`` (n, 3) of (user, preferred item, other item) join the pairwise training set
-        (LLM data augmentation, Llama4Rec L4a); models without a pairwise loss may ignore them.
+        Parameters
+        ----------
+        split
+            The data: ``split.train`` to learn from, ``split.valid`` for early stopping.
+        extra_triples
+            Optional ``(n, 3)`` integer array of (user, preferred item, other item): pairwise preferences
+            ranked by an LLM (Llama4Rec's data augmentation for direct models). A model with a pairwise loss
+            adds them to its training triples, with the given "other" item as the negative. Only models
+            whose ``augmentations`` hold ``"extra_triples"`` accept them; the others raise
+            :class:`~recfuse.errors.ConfigError`.
+        insertions
+            Optional ``(n, 3)`` integer array of (user, position, item): items inserted into the users'
+            training sequences, positions counted in the original sequence (Llama4Rec's data augmentation
+            for sequential models). Only models whose ``augmentations`` hold ``"insertions"`` accept them;
+            the others raise :class:`~recfuse.errors.ConfigError`.
+        progress
+            Show a progress bar.
+
+        Returns
+        -------
+        Recommender
+            ``self``, fitted.
         """
-        raise NotImplementedError
+
+    def check_augmentations(self, *, extra_triples: Ids | None = None, insertions: Ids | None = None) -> None:
+        """Raise :class:`~recfuse.errors.ConfigError`, naming the model, when :meth:`fit` is given an
+        augmentation that is not in ``augmentations``. Every :meth:`fit` calls it first.
+
+        Parameters
+        ----------
+        extra_triples, insertions
+            The arguments :meth:`fit` was given (``None`` when absent).
+        """
+        given = [k for k, v in (("extra_triples", extra_triples), ("insertions", insertions)) if v is not None]
+        for kind in given:
+            if kind not in self.augmentations:
+                accepted = ", ".join(sorted(self.augmentations)) or "none"
+                raise ConfigError(f"model {self.name!r} ({type(self).__name__}, task {self.task!r}) cannot train with "
+                                  f"{kind}: {AUGMENTATIONS[kind]}; it accepts: {accepted}")
 
     # -- inference --------------------------------------------------------------------------------
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Scores of ``items`` (default: all) for each of ``users``: shape (len(users), n_items)."""
-        raise NotImplementedError
+    @abstractmethod
+    def score(self, users: Ids, items: Ids | None = None) -> Floats:
+        """Scores of ``items`` for each of ``users``, higher is better.
 
-    def recommend(self, users: np.ndarray, k: int = 10, exclude: sp.csr_matrix | None = None,
-                  candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k item ids and their scores per user.
+        Parameters
+        ----------
+        users
+            ``(B,)`` internal user indices.
+        items
+            ``(I,)`` internal item indices; ``None`` (default) scores every item in index order.
 
-        ``exclude`` (users x items, e.g. the training matrix) removes seen items. ``candidates``
-        (len(users), c) restricts each user's ranking to a given list.
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, I)`` float scores (``I = n_items`` when ``items`` is None); row ``b`` does not depend on
+            the other users of the batch.
+
+        Raises
+        ------
+        UnknownIdError
+            A user or item index outside the fitted sizes (see :meth:`_check_users`, :meth:`_check_items`).
+        RuntimeError
+            The model is neither fitted nor loaded.
         """
-        users = self._check_users(users)
+
+    def recommend(self, users: Ids, k: int = 10, exclude: sp.csr_matrix | None = None,
+                  candidates: Ids | None = None) -> tuple[npt.NDArray[np.int64], Floats]:
+        """Top-k item ids and their scores per user, from :meth:`score`.
+
+        Parameters
+        ----------
+        users
+            ``(B,)`` internal user indices.
+        k
+            List length.
+        exclude
+            Optional users x items sparse matrix (e.g. the training matrix): its nonzero items are never
+            recommended.
+        candidates
+            Optional ``(B, c)`` item indices: each user's ranking is restricted to its row.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(B, k)`` item indices, best first (ties: lower index first), and their ``(B, k)`` scores
+            (``-inf`` for excluded candidates).
+        """
+        rows = self._check_users(users)
         if candidates is not None:
-            candidates = np.asarray(candidates, dtype=np.int64)
-            scores = np.take_along_axis(self.score(users), candidates, axis=1)
+            cands = np.asarray(candidates, dtype=np.int64)
+            scores = np.take_along_axis(self.score(rows), cands, axis=1)
             if exclude is not None:
-                seen = np.asarray(exclude[users[:, None], candidates].todense()) > 0 \
-                    if candidates.size else np.zeros(candidates.shape, bool)
+                seen = np.asarray(exclude[rows[:, None], cands].todense()) > 0 \
+                    if cands.size else np.zeros(cands.shape, bool)
                 scores = np.where(seen, -np.inf, scores)
             order = top_k(scores, k)
-            return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(scores, order, axis=1)
-        scores = self.score(users)
-        ids = top_k(scores, k, None if exclude is None else exclude[users])
+            return np.take_along_axis(cands, order, axis=1), np.take_along_axis(scores, order, axis=1)
+        scores = self.score(rows)
+        ids = top_k(scores, k, None if exclude is None else exclude[rows])
         return ids, np.take_along_axis(scores, ids, axis=1)
 
-    def user_embeddings(self) -> np.ndarray:
-        """One vector per user (for similar-user search); raises if the model has none."""
+    def user_embeddings(self) -> Floats:
+        """One vector per user, for similar-user search (Llama4Rec's prompt augmentation, RecLM's profiles).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_users, d)`` float array.
+
+        Raises
+        ------
+        NotImplementedError
+            The model has no user vectors (the default); callers then fall back to interaction vectors.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no user embeddings")
 
-    def item_embeddings(self) -> np.ndarray:
+    def item_embeddings(self) -> Floats:
+        """One vector per item.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n_items, d)`` float array.
+
+        Raises
+        ------
+        NotImplementedError
+            The model has no item vectors (the default).
+        """
         raise NotImplementedError(f"{type(self).__name__} has no item embeddings")
 
     # -- persistence ------------------------------------------------------------------------------
+    @abstractmethod
     def save(self, path: str | Path) -> None:
-        raise NotImplementedError
+        """Write the fitted model to ``path`` (a file or folder of the model's choice; no pickle).
+
+        Parameters
+        ----------
+        path
+            Where to write; :meth:`load` reads it back.
+        """
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        raise NotImplementedError
+    @abstractmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model written by :meth:`save`: it scores exactly as the saved one did.
+
+        Parameters
+        ----------
+        path
+            What :meth:`save` wrote.
+
+        Returns
+        -------
+        Recommender
+            The model, ready to score (no split needed).
+        """
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _check_users(self, users: np.ndarray | int) -> np.ndarray:
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        bad = users[(users < 0) | (users >= self.n_users)]
+    def _check_users(self, users: Ids | int) -> npt.NDArray[np.int64]:
+        """``users`` as a 1-d int64 array; :class:`~recfuse.errors.UnknownIdError` for any outside
+        ``0 .. n_users - 1``."""
+        ids = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        bad = ids[(ids < 0) | (ids >= self.n_users)]
         if bad.size:
             raise UnknownIdError("user (internal index)", bad.tolist())
-        return users
+        return ids
 
-    def _check_items(self, items: np.ndarray | None) -> np.ndarray:
+    def _check_items(self, items: Ids | None) -> npt.NDArray[np.int64]:
+        """``items`` as a 1-d int64 array (all items when None); :class:`~recfuse.errors.UnknownIdError`
+        for any outside ``0 .. n_items - 1``."""
         if items is None:
-            return np.arange(self.n_items)
-        items = np.atleast_1d(np.asarray(items, dtype=np.int64))
-        bad = items[(items < 0) | (items >= self.n_items)]
+            return np.arange(self.n_items, dtype=np.int64)
+        ids = np.atleast_1d(np.asarray(items, dtype=np.int64))
+        bad = ids[(ids < 0) | (ids >= self.n_items)]
         if bad.size:
             raise UnknownIdError("item (internal index)", bad.tolist())
-        return items
+        return ids
 
 
-_REGISTRY: dict[str, type] = {}
+class NextItemRecommender(Recommender):
+    """Base of the *sequential* task: the next item after each user's time-ordered history.
+
+    Training sequences come from ``split.train`` (time order); ``fit`` also accepts ``insertions`` (items
+    an LLM inserted into those sequences). Scoring after fitting encodes each user's train + validation
+    items (``stage="test"``, what ``split.history("test")`` holds), or the train items only
+    (``stage="valid"``, for early stopping); the test item never enters an input sequence. Insertions are
+    training data only: scoring and embeddings encode the real history. A fitted model keeps the
+    sequences it scores from, so that it can be saved and loaded without the split.
+    """
+
+    task: ClassVar[str] = "sequential"
+    augmentations: ClassVar[frozenset[str]] = frozenset({"insertions"})
+
+    @abstractmethod
+    def score(self, users: Ids, items: Ids | None = None, *, stage: Stage = "test") -> Floats:
+        """Next-item scores of ``items`` after each of ``users``' ``stage`` sequence, higher is better.
+
+        Parameters
+        ----------
+        users
+            ``(B,)`` internal user indices.
+        items
+            ``(I,)`` internal item indices; ``None`` (default) scores every item.
+        stage
+            ``"test"`` (default): after the train + validation items; ``"valid"``: after the train items.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, I)`` float scores.
+        """
 
 
-def register(name: str) -> Callable[[type], type]:
-    """Class decorator: make a recommender available under ``name``."""
-    def deco(cls: type) -> type:
+class RatingPredictor(Recommender):
+    """Base of the *rating* task: predicts the rating a user gives an item (evaluated by RMSE / MAE).
+
+    ``fit`` trains on ``split.train``'s ratings (a split without ratings raises
+    :class:`~recfuse.errors.DataError`); :meth:`predict` is the task's output, and :meth:`score` ranks items
+    by predicted rating, so a rating model can also produce top-k lists. Neither LLM augmentation applies:
+    Llama4Rec's rating augmentation adds rated interactions to the split instead.
+    """
+
+    task: ClassVar[str] = "rating"
+
+    @abstractmethod
+    def predict(self, users: Ids, items: Ids) -> Floats:
+        """Predicted ratings of (user, item) pairs.
+
+        Parameters
+        ----------
+        users, items
+            ``(n,)`` internal indices each; pair ``j`` is ``(users[j], items[j])``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(n,)`` float predictions on the training ratings' scale.
+
+        Raises
+        ------
+        ValueError
+            ``users`` and ``items`` differ in length.
+        UnknownIdError
+            An index outside the fitted sizes.
+        """
+
+    def score(self, users: Ids, items: Ids | None = None) -> Floats:
+        """Predicted ratings of ``items`` (default: all) for each of ``users``: ``(len(users), len(items))``."""
+        users, items = self._check_users(users), self._check_items(items)
+        pred = self.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
+        return pred.reshape(len(users), len(items))
+
+
+_REGISTRY: dict[str, type[Recommender]] = {}
+R = TypeVar("R", bound=Recommender)
+
+
+def register(name: str) -> Callable[[type[R]], type[R]]:
+    """Class decorator: make a recommender (a :class:`Recommender` subclass) available under ``name``."""
+    def deco(cls: type[R]) -> type[R]:
+        if not (inspect.isclass(cls) and issubclass(cls, Recommender)):
+            raise TypeError(f"@register({name!r}): {cls!r} is not a recfuse.models.base.Recommender subclass")
         _REGISTRY[name.lower()] = cls
         cls.name = name.lower()
         return cls
@@ -136,29 +377,56 @@ def model_cache_key(name: str) -> dict[str, int]:
     return {"revision": revision} if revision != 1 else {}
 
 
-def get_model_class(name: str) -> type:
-    """A recommender class by registered name, or ``package.module:ClassName`` for a user's own."""
+def check_model_class(cls: object, name: str | None = None) -> type[Recommender]:
+    """``cls`` if it is a usable model class: a concrete :class:`Recommender` subclass whose ``task`` matches
+    its base (rating: :class:`RatingPredictor`, sequential: :class:`NextItemRecommender`); otherwise a
+    :class:`~recfuse.errors.ConfigError` naming it."""
+    shown = repr(name) if name is not None else repr(cls)
+    if not inspect.isclass(cls):
+        raise ConfigError(f"model {shown} is not a class")
+    if not issubclass(cls, Recommender):
+        raise ConfigError(f"model {shown} ({cls.__module__}.{cls.__qualname__}) is not a recommender: subclass "
+                          "recfuse.models.base.Recommender (or NextItemRecommender, RatingPredictor)")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise ConfigError(f"model {shown} ({cls.__qualname__}) is abstract: it does not implement {missing}")
+    if cls.task not in TASKS:
+        raise ConfigError(f"model {shown} ({cls.__qualname__}) has task {cls.task!r}; tasks: {', '.join(TASKS)}")
+    for base, task in ((NextItemRecommender, "sequential"), (RatingPredictor, "rating")):
+        if issubclass(cls, base) != (cls.task == task):
+            raise ConfigError(f"model {shown} ({cls.__qualname__}): task {cls.task!r} models "
+                              f"{'must' if cls.task == task else 'cannot'} subclass {base.__name__}")
+    return cls
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """A recommender class by registered name, or ``package.module:ClassName`` for a user's own.
+
+    Raises :class:`~recfuse.errors.ConfigError` for an unknown name, a module or attribute that cannot
+    be imported, or a class that is not a concrete :class:`Recommender` (see :func:`check_model_class`).
+    """
     if ":" in name:
         module, _, attr = name.partition(":")
         try:
             cls = getattr(importlib.import_module(module), attr)
         except (ModuleNotFoundError, AttributeError) as e:
             raise ConfigError(f"cannot import model {name!r}: {e}") from None
-        if not inspect.isclass(cls):
-            raise ConfigError(f"model {name!r} is not a class")
-        return cls
+        return check_model_class(cls, name)
     _import_builtin_models()
     try:
-        return _REGISTRY[name.lower()]
+        cls = _REGISTRY[name.lower()]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))} "
                           "(or give package.module:ClassName)") from None
+    return check_model_class(cls, name)
 
 
 def available_models() -> list[str]:
+    """The registered model names, sorted."""
     _import_builtin_models()
     return sorted(_REGISTRY)
 
 
 def create_model(name: str, **params: Any) -> Recommender:
+    """An unfitted model: ``get_model_class(name)(**params)``."""
     return get_model_class(name)(**params)

@@ -55,12 +55,12 @@ class _SymmetricSpMM(torch.autograd.Function):
     """``A @ x`` for a symmetric sparse ``A``; the gradient w.r.t. ``x`` is ``A @ grad``."""
 
     @staticmethod
-    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         ctx.adj = adj
         return torch.sparse.mm(adj, x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 

@@ -7,7 +7,7 @@ import functools
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -46,12 +46,17 @@ def deterministic_kernels() -> Iterator[None]:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
-def reproducible(train: Callable) -> Callable:
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def reproducible(train: Callable[P, R]) -> Callable[P, R]:
     """Decorate a training function (a ``fit`` method, SFT) so that on a machine without CUDA it runs with
     :func:`deterministic_kernels`: same seed, same model, at little cost on CPU. With CUDA, torch's faster
     kernels are kept (deterministic CUDA kernels also need ``CUBLAS_WORKSPACE_CONFIG``)."""
     @functools.wraps(train)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
         if torch.cuda.is_available():
             return train(*args, **kwargs)
         with deterministic_kernels():
@@ -59,7 +64,7 @@ def reproducible(train: Callable) -> Callable:
     return wrapped
 
 
-def progress(iterable: Iterable, enabled: bool = True, **kwargs: Any):
+def progress(iterable: Iterable[T], enabled: bool = True, **kwargs: Any) -> tqdm:
     """A tqdm progress bar that a flag turns off."""
     return tqdm(iterable, disable=not enabled, leave=False, dynamic_ncols=True, **kwargs)
 

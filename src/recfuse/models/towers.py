@@ -45,14 +45,14 @@ def feature_matrix(table: FeatureTable, max_categories: int = 2000) -> np.ndarra
     blocks: list[np.ndarray] = []
     for f in table:
         if f.kind in ("categorical", "multi"):
-            if len(f.vocab) > max_categories:
+            if len(f.require_vocab()) > max_categories:
                 continue
             hot = f.multi_hot().toarray()[:, 1:]  # drop the "missing" column
             if f.kind == "multi":
                 hot = hot / np.maximum(hot.sum(axis=1, keepdims=True), 1.0)
             blocks.append(hot)
         elif f.kind == "numeric":
-            v = f.values.astype(np.float64)
+            v = f.require_values().astype(np.float64)
             ok = ~np.isnan(v)
             if ok.sum() < 2:
                 continue
@@ -88,6 +88,10 @@ class Tower(nn.Module):
     ``forward(index=None)`` returns the (len(index) or n, dim) representations.
     """
 
+    # buffers (registered in __init__; zero columns when absent)
+    features: torch.Tensor
+    profiles: torch.Tensor
+
     def __init__(self, n: int, dim: int, kind: str = "id", features: np.ndarray | None = None,
                  profiles: np.ndarray | None = None, hidden: list[int] | None = None, fusion: str = "add",
                  dropout: float = 0.0, init_std: float = 0.1, name: str = "item"):
@@ -100,7 +104,7 @@ class Tower(nn.Module):
             raise ConfigError(f"{name}_tower={kind!r} needs {name} feature vectors")
         self.n, self.dim, self.kind, self.fusion = n, dim, kind, fusion
         hidden = [256] if hidden is None else list(hidden)
-        self.id_table = None
+        self.id_table: nn.Embedding | None = None
         if kind in ("id", "id+features"):
             self.id_table = nn.Embedding(n, dim)
             nn.init.normal_(self.id_table.weight, std=init_std)
@@ -133,12 +137,13 @@ class Tower(nn.Module):
         def rows(t: torch.Tensor) -> torch.Tensor:
             return t if index is None else t[index]
 
-        x = None
+        x: torch.Tensor | None = None
         if self.id_table is not None:
             x = self.id_table.weight if index is None else self.id_table(index)
         if self.feature_mlp is not None:
             f = self.feature_mlp(rows(self.features))
             x = f if x is None else x + f
+        assert x is not None, "every tower kind has an ID table or a feature MLP"
         if self.profile_mlp is not None:
             p = self.profile_mlp(rows(self.profiles))
             x = x + p if self.fuse is None else self.fuse(torch.cat([x, p], dim=-1))

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import time
+from abc import abstractmethod
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +28,7 @@ from recfuse.data.splits import Split
 from recfuse.errors import ConfigError, DataError
 from recfuse.eval.ranking import evaluate_full_ranking
 from recfuse.io import atomic_path, load_npz, save_npz
-from recfuse.models.base import Recommender
+from recfuse.models.base import Floats, Ids, Recommender
 from recfuse.models.torch_utils import EarlyStopping, progress as progress_bar, reproducible, resolve_device, set_seed
 from recfuse.models.towers import Tower, item_feature_matrix
 
@@ -41,7 +43,10 @@ def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 def l2_reg(*tensors: torch.Tensor) -> torch.Tensor:
     """Half the squared L2 norm of the batch's (layer-0) embeddings, per example of the batch."""
     n = tensors[0].shape[0]
-    return sum(t.pow(2).sum() for t in tensors) / (2 * n)
+    total = tensors[0].pow(2).sum()  # summed left to right, as sum() would (0 + x is x exactly)
+    for t in tensors[1:]:
+        total = total + t.pow(2).sum()
+    return total / (2 * n)
 
 
 def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -177,7 +182,7 @@ class Backbone(nn.Module):
         """Per-epoch state (default: none)."""
 
     def bpr_with_reg(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                     user_rep: torch.Tensor, item_rep: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+                     user_rep: torch.Tensor, item_rep: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """BPR on the given final representations (averaged over the ``K`` negatives of each pair) plus
         L2 on the batch's layer-0 embeddings."""
         u = user_rep[users]
@@ -196,7 +201,8 @@ class Backbone(nn.Module):
         """L2 of a batch's layer-0 user, positive and (B, K, d) negative embeddings (negatives averaged over K)."""
         return l2_reg(u, p) + q.pow(2).sum() / (2 * q.shape[0] * q.shape[1])
 
-    def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def loss(self, users: torch.Tensor, pos: torch.Tensor,
+             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """BPR loss of a batch; ``neg`` has shape (B, n_negatives). Returns the loss and its parts
         (detached tensors, so that no batch waits for the device)."""
         if self.users.uses_features or self.items.uses_features:
@@ -216,7 +222,7 @@ class Backbone(nn.Module):
 # -- the recommender around a backbone ------------------------------------------------------------
 
 
-def _adam(params, **kw: Any) -> torch.optim.Optimizer:
+def _adam(params: Iterable[torch.nn.Parameter], **kw: Any) -> torch.optim.Optimizer:
     """Adam, fused (one kernel for all parameters; on the CPU about 1.6x faster per step) where supported."""
     params = list(params)
     try:
@@ -247,6 +253,26 @@ class TorchRecommender(Recommender):
         item_tower="id", tower_hidden=[256], fusion="add", init_std=0.1, eval_batch_size=1024,
     )
     ARRAYS: ClassVar[tuple[str, ...]] = ("item_features", "user_profiles", "item_profiles")
+    augmentations: ClassVar[frozenset[str]] = frozenset({"extra_triples"})
+
+    # the common hyper-parameters, set from ``params`` by __init__ (a subclass declares its own likewise)
+    embedding_dim: int
+    epochs: int
+    lr: float
+    batch_size: int
+    weight_decay: float
+    reg_weight: float
+    n_negatives: int
+    patience: int
+    eval_every: int
+    valid_metric: str
+    seed: int
+    device: str
+    item_tower: str
+    tower_hidden: list[int]
+    fusion: str
+    init_std: float
+    eval_batch_size: int
 
     def __init__(self, item_features: np.ndarray | None = None, user_profiles: np.ndarray | None = None,
                  item_profiles: np.ndarray | None = None, **params: Any):
@@ -268,9 +294,9 @@ class TorchRecommender(Recommender):
         self.train_log: dict[str, Any] = {}
 
     # -- to implement --------------------------------------------------------------------------------
+    @abstractmethod
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         """The model's backbone over the given towers (``split`` is None when loading)."""
-        raise NotImplementedError
 
     # -- construction --------------------------------------------------------------------------------
     def tower_dim(self) -> int:
@@ -292,14 +318,17 @@ class TorchRecommender(Recommender):
 
     # -- training ------------------------------------------------------------------------------------
     @reproducible
-    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> TorchRecommender:
+    def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
+            progress: bool = True) -> Self:
         """Train on ``split.train`` (plus ``extra_triples``); early stopping on ``split.valid`` only.
 
         ``extra_triples`` (n, 3) of (user, preferred item, other item) join the pairwise training set
         each epoch with their given "other" item as negative (Llama4Rec L4a); they are training
-        examples, not graph edges, so graph models propagate over ``split.train`` only. With
-        ``patience=0`` or an empty validation split the model trains all ``epochs`` and keeps the last state.
+        examples, not graph edges, so graph models propagate over ``split.train`` only. ``insertions``
+        (sequential models) raise :class:`~recfuse.errors.ConfigError`. With ``patience=0`` or an empty
+        validation split the model trains all ``epochs`` and keeps the last state.
         """
+        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         self.n_users, self.n_items = split.n_users, split.n_items
         if self.item_tower != "id" and self.arrays["item_features"] is None:
             self.arrays["item_features"] = item_feature_matrix(split.dataset)
@@ -325,16 +354,17 @@ class TorchRecommender(Recommender):
             self.backbone.train()
             self.backbone.begin_epoch(rng)
             u, p, n = (torch.from_numpy(a).to(device) for a in sampler.epoch())
-            total, batches = 0.0, 0
+            running: torch.Tensor | float = 0.0
+            batches = 0
             for start in range(0, len(u), self.batch_size):
                 sl = slice(start, start + self.batch_size)
                 loss, _ = self.backbone.loss(u[sl], p[sl], n[sl])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += loss.detach()  # summed on the device: no host sync per batch
+                running += loss.detach()  # summed on the device: no host sync per batch
                 batches += 1
-            total = float(total)
+            total = float(running)
             log["epoch_seconds"].append(time.perf_counter() - t0)
             log["loss"].append(total / max(batches, 1))
             postfix = {"loss": f"{total / max(batches, 1):.4f}"}
@@ -376,24 +406,30 @@ class TorchRecommender(Recommender):
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(split) or load(path) first")
         return self._final
 
-    def _score_internal(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+    def _fitted_backbone(self) -> Backbone:
+        if self.backbone is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(split) or load(path) first")
+        return self.backbone
+
+    def _score_internal(self, users: Ids, items: Ids | None = None) -> Floats:
         u_rep, i_rep = self._require_fitted()
+        backbone = self._fitted_backbone()
         dev = u_rep.device
         with torch.no_grad():
             ut = u_rep[torch.as_tensor(users, device=dev)]
             it = i_rep if items is None else i_rep[torch.as_tensor(items, device=dev)]
-            return self.backbone.pair_scores(ut, it).float().cpu().numpy()  # type: ignore[union-attr]
+            return backbone.pair_scores(ut, it).float().cpu().numpy()
 
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+    def score(self, users: Ids, items: Ids | None = None) -> Floats:
         self._require_fitted()
         users, items = self._check_users(users), self._check_items(items)
         return self._score_internal(users, items)
 
-    def user_embeddings(self) -> np.ndarray:
+    def user_embeddings(self) -> Floats:
         """Final user representations (n_users, d) for similar-user search (Llama4Rec L5a)."""
         return self._require_fitted()[0].float().cpu().numpy().copy()
 
-    def item_embeddings(self) -> np.ndarray:
+    def item_embeddings(self) -> Floats:
         return self._require_fitted()[1].float().cpu().numpy().copy()
 
     # -- persistence ---------------------------------------------------------------------------------
@@ -402,7 +438,7 @@ class TorchRecommender(Recommender):
         u_rep, i_rep = self._require_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {f"state/{k}": v.detach().cpu().numpy() for k, v in self.backbone.state_dict().items()}  # type: ignore[union-attr]
+        state = {f"state/{k}": v.detach().cpu().numpy() for k, v in self._fitted_backbone().state_dict().items()}
         shapes = {k: list(np.shape(v)) for k, v in self.arrays.items() if v is not None}
         config = {"model": self.name, "class": f"{type(self).__module__}:{type(self).__qualname__}",
                   "params": self.params, "n_users": self.n_users, "n_items": self.n_items,
@@ -413,7 +449,7 @@ class TorchRecommender(Recommender):
             tmp.write_text(json.dumps(config, indent=2, default=float), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> TorchRecommender:
+    def load(cls, path: str | Path) -> Self:
         path = Path(path)
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{path}: no config.json (not a saved {cls.__name__})")
@@ -425,13 +461,13 @@ class TorchRecommender(Recommender):
         model = cls(**placeholders, **params)
         model.n_users, model.n_items = config["n_users"], config["n_items"]
         users, items = model._towers(model.n_users, model.n_items)
-        model.backbone = model.build_backbone(users, items, None)
+        backbone = model.backbone = model.build_backbone(users, items, None)
         state = {k[len("state/"):]: torch.from_numpy(v) for k, v in weights.items() if k.startswith("state/")}
-        model.backbone.load_state_dict(state)
+        backbone.load_state_dict(state)
         dev = model.torch_device
-        model.backbone.to(dev).eval()
-        stored = {"item_features": model.backbone.items.features, "user_profiles": model.backbone.users.profiles,
-                  "item_profiles": model.backbone.items.profiles}
+        backbone.to(dev).eval()
+        stored = {"item_features": backbone.items.features, "user_profiles": backbone.users.profiles,
+                  "item_profiles": backbone.items.profiles}
         model.arrays = {k: stored[k].cpu().numpy() if k in placeholders else None for k in cls.ARRAYS}
         model._final = (torch.from_numpy(weights["final_users"]).to(dev),
                         torch.from_numpy(weights["final_items"]).to(dev))

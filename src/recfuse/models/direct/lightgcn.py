@@ -77,6 +77,7 @@ class LightGCN(TorchRecommender):
 
     # lr 5e-3: on ML-100K validation NDCG@10 0.0753 at epoch 33 vs 0.0736 at epoch 143 with 1e-3
     defaults = dict(lr=5e-3, n_layers=2, reg_weight=1e-4, n_negatives=4)
+    n_layers: int
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return GraphBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

@@ -56,6 +56,7 @@ class MixGCF(TorchRecommender):
     """MixGCF on LightGCN; ``n_negatives`` is the candidate pool per positive (paper: 64)."""
 
     defaults = dict(lr=5e-3, n_layers=2, reg_weight=1e-4, n_negatives=16)
+    n_layers: int
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return MixGCFBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

@@ -158,6 +158,9 @@ class NeuMF(TorchRecommender):
 
     # init_std 0.01 (RecBole's and the paper's N(0, 0.01)): validation NDCG@10 0.0665 vs 0.0634 with 0.1
     defaults = dict(reg_weight=0.0, mlp_hidden=[128, 64], dropout=0.1, loss="bce", n_negatives=4, init_std=0.01)
+    mlp_hidden: list[int]
+    dropout: float
+    loss: str
 
     def tower_dim(self) -> int:
         return 2 * self.embedding_dim

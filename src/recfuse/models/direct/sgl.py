@@ -49,6 +49,10 @@ class SGL(TorchRecommender):
 
     defaults = dict(lr=5e-3, n_layers=2, reg_weight=1e-4, drop_ratio=0.1, ssl_weight=0.05, temperature=0.5,
                     n_negatives=4)
+    n_layers: int
+    drop_ratio: float
+    ssl_weight: float
+    temperature: float
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return SGLBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

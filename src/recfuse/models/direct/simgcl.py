@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from recfuse.data.splits import Split
@@ -15,8 +17,9 @@ from recfuse.models.towers import Tower
 class SimGCLBackbone(GraphBackbone):
     """Clean propagation for BPR; two noisy propagations (noise norm ``eps``) for InfoNCE."""
 
-    def __init__(self, *args, eps: float = 0.1, cl_weight: float = 0.2, temperature: float = 0.2, **kwargs):
-        super().__init__(*args, include_ego=False, **kwargs)
+    def __init__(self, users: Tower, items: Tower, split: Split | None, *, eps: float = 0.1, cl_weight: float = 0.2,
+                 temperature: float = 0.2, **kwargs: Any):
+        super().__init__(users, items, split, include_ego=False, **kwargs)
         self.eps, self.cl_weight, self.temperature = eps, cl_weight, temperature
 
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -36,6 +39,10 @@ class SimGCL(TorchRecommender):
     revision = 2  # 2: nodes without a training edge keep layer 0 (were all zeros: cold items tied)
     # lr 5e-3: on ML-100K validation NDCG@10 0.0763 vs 0.0496 with 1e-3 (which stalled and stopped at epoch 6)
     defaults = dict(lr=5e-3, n_layers=2, reg_weight=1e-4, eps=0.1, cl_weight=0.02, temperature=0.5, n_negatives=4)
+    n_layers: int
+    eps: float
+    cl_weight: float
+    temperature: float
 
     def build_backbone(self, users: Tower, items: Tower, split: Split | None) -> Backbone:
         return SimGCLBackbone(users, items, split, n_layers=self.n_layers, reg_weight=self.reg_weight,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from torch import nn
 from recfuse.data.splits import Split
 from recfuse.errors import ConfigError, DataError
 from recfuse.io import load_npz, save_npz, write_json
-from recfuse.models.base import Recommender, get_model_class
+from recfuse.models.base import Floats, Ids, RatingPredictor, get_model_class
 from recfuse.models.rating.features import FeatureConfig, FeatureSchema, FieldEmbedding
 from recfuse.models.torch_utils import EarlyStopping, reproducible, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
@@ -44,7 +45,7 @@ class RatingNet(nn.Module):
         return self.global_mean + first + self.interaction(emb)
 
 
-class RatingRecommender(Recommender):
+class RatingRecommender(RatingPredictor):
     """Base of the feature-based rating models (task ``rating``): subclasses define :meth:`build_interaction`.
 
     Common hyper-parameters: ``embedding_dim``, ``epochs`` (upper bound; early stopping on validation
@@ -52,8 +53,6 @@ class RatingRecommender(Recommender):
     ``dropout``, ``seed``, ``device`` (``auto`` = CUDA when present), ``numeric_buckets`` and
     ``exclude_features`` (passed to the feature layer). Backbone-specific ones come as keyword arguments.
     """
-
-    task: ClassVar[str] = "rating"
 
     def __init__(self, *, embedding_dim: int = 16, epochs: int = 100, lr: float = 1e-3, batch_size: int = 1024,
                  weight_decay: float = 0.0, dropout: float = 0.2, seed: int = 0, device: str = "auto",
@@ -72,26 +71,30 @@ class RatingRecommender(Recommender):
         self.device = resolve_device(device)
         self.schema: FeatureSchema | None = None
         self.net: RatingNet | None = None
-        self.rating_range = (-np.inf, np.inf)
+        self.rating_range: tuple[float, float] = (-np.inf, np.inf)
         self.train_log: dict[str, Any] = {}
 
     # -- what a backbone defines ------------------------------------------------------------------
+    @abstractmethod
     def build_interaction(self, n_fields: int, dim: int) -> nn.Module:
         """The module mapping field embeddings ``(B, n_fields, dim)`` to a ``(B,)`` rating offset."""
-        raise NotImplementedError
 
     # -- training ---------------------------------------------------------------------------------
-    def _build(self, schema: FeatureSchema, global_mean: float) -> None:
+    def _build(self, schema: FeatureSchema, global_mean: float) -> RatingNet:
         self.schema = schema
         dim = int(self.params["embedding_dim"])
-        self.net = RatingNet(schema, dim, self.build_interaction(schema.n_fields, dim), global_mean).to(self.device)
+        net = self.net = RatingNet(schema, dim, self.build_interaction(schema.n_fields, dim), global_mean).to(self.device)
+        return net
 
     @reproducible
-    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True) -> RatingRecommender:
+    def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
+            progress: bool = True) -> Self:
         """Train with MSE on ``split.train`` ratings; early stopping on ``split.valid`` RMSE (test is never read).
 
-        ``extra_triples`` (pairwise augmentation) do not apply to rating prediction and are ignored.
+        Neither ``extra_triples`` nor ``insertions`` applies to rating prediction: either raises
+        :class:`~recfuse.errors.ConfigError`.
         """
+        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         p = self.params
         train = split.train
         if train.rating is None:
@@ -102,13 +105,13 @@ class RatingRecommender(Recommender):
         schema = FeatureSchema.from_dataset(split.dataset, FeatureConfig(
             numeric_buckets=int(p["numeric_buckets"]), exclude=list(p["exclude_features"])))
         self.rating_range = (float(train.rating.min()), float(train.rating.max()))
-        self._build(schema, float(train.rating.mean()))
-        net = self.net
+        net = self._build(schema, float(train.rating.mean()))
         dev = self.device
         users = torch.as_tensor(train.user, device=dev)
         items = torch.as_tensor(train.item, device=dev)
         ratings = torch.as_tensor(train.rating, dtype=torch.float32, device=dev)
         valid = split.valid if len(split.valid) and split.valid.rating is not None else None
+        valid_rating = None if valid is None else valid.rating
         optim = torch.optim.Adam(net.parameters(), lr=float(p["lr"]), weight_decay=float(p["weight_decay"]))
         stopper = EarlyStopping(patience=int(p["patience"]), mode="min")
         log: dict[str, Any] = {"epoch_seconds": [], "train_loss": [], "valid_history": [], "best_epoch": None}
@@ -128,9 +131,9 @@ class RatingRecommender(Recommender):
                 total += float(loss.detach()) * len(idx)
             log["epoch_seconds"].append(time.perf_counter() - start)
             log["train_loss"].append(total / n)
-            if valid is None:
+            if valid is None or valid_rating is None:
                 continue
-            err = self.predict(valid.user, valid.item) - valid.rating
+            err = self.predict(valid.user, valid.item) - valid_rating
             rmse = float(np.sqrt(np.mean(err ** 2)))
             log["valid_history"].append(rmse)
             bar.set_postfix(valid_rmse=f"{rmse:.4f}")
@@ -152,7 +155,7 @@ class RatingRecommender(Recommender):
         return self.net
 
     @torch.no_grad()
-    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def predict(self, users: Ids, items: Ids) -> Floats:
         """Predicted ratings of (user, item) pairs (internal ids), clipped to the training rating range."""
         net = self._require_fitted()
         users = np.ascontiguousarray(self._check_users(users))
@@ -168,26 +171,26 @@ class RatingRecommender(Recommender):
             out[lo:lo + step] = net(u, i).double().cpu().numpy()
         return np.clip(out, *self.rating_range)
 
-    def score(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Predicted ratings of ``items`` (default: all) for each of ``users``: ``(len(users), len(items))``."""
-        users, items = self._check_users(users), self._check_items(items)
-        pred = self.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
-        return pred.reshape(len(users), len(items))
-
-    def user_embeddings(self) -> np.ndarray:
+    def user_embeddings(self) -> Floats:
         return self._id_embeddings("user")
 
-    def item_embeddings(self) -> np.ndarray:
+    def item_embeddings(self) -> Floats:
         return self._id_embeddings("item")
 
-    def _id_embeddings(self, side: str) -> np.ndarray:
+    def _require_schema(self) -> FeatureSchema:
+        if self.schema is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+        return self.schema
+
+    def _id_embeddings(self, side: str) -> Floats:
         net = self._require_fitted()
-        names = self.schema.field_names
+        schema = self._require_schema()
+        names = schema.field_names
         if f"{side}_id" not in names:
             raise NotImplementedError(f"this model has no {side} id field")
         k = names.index(f"{side}_id")
-        offset = sum(f.size for f in self.schema.fields[:k])
-        rows = slice(offset + 1, offset + self.schema.fields[k].size)
+        offset = sum(f.size for f in schema.fields[:k])
+        rows = slice(offset + 1, offset + schema.fields[k].size)
         return net.fields.embedding.weight[rows].detach().cpu().numpy()
 
     # -- persistence ------------------------------------------------------------------------------
@@ -200,19 +203,23 @@ class RatingRecommender(Recommender):
         write_json(path / CONFIG_FILE, {
             "model": self.name, "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "params": self.params, "n_users": self.n_users, "n_items": self.n_items,
-            "rating_range": list(self.rating_range), "schema": self.schema.to_json(), "train_log": self.train_log})
+            "rating_range": list(self.rating_range), "schema": self._require_schema().to_json(),
+            "train_log": self.train_log})
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> RatingRecommender:
+    def load(cls, path: str | Path, device: str | None = None) -> Self:
         """Restore a model written by :meth:`save` (``device`` overrides the saved one)."""
         path = Path(path)
         if not (path / CONFIG_FILE).exists() or not (path / WEIGHTS_FILE).exists():
             raise FileNotFoundError(f"{path}: not a saved rating model (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         with open(path / CONFIG_FILE, encoding="utf-8") as fh:
             cfg = json.load(fh)
-        model_cls: type[RatingRecommender] = cls
+        model_cls = cls
         if cls is RatingRecommender:  # the base class loads whichever backbone was saved
-            model_cls = get_model_class(cfg.get("class") or cfg["model"])
+            saved = get_model_class(cfg.get("class") or cfg["model"])
+            if not issubclass(saved, cls):
+                raise ConfigError(f"{path} holds a {saved.__qualname__}, not a feature-based rating model")
+            model_cls = saved
         elif cfg.get("model") != cls.name:
             raise ConfigError(f"{path} holds a '{cfg.get('model')}' model, not '{cls.name}'")
         params = dict(cfg["params"])
@@ -221,10 +228,11 @@ class RatingRecommender(Recommender):
         model = model_cls(**params)
         state = {k: torch.from_numpy(v) for k, v in load_npz(path / WEIGHTS_FILE).items()}  # never pickled
         arrays = {k: state[f"fields.{k}"].numpy() for k in ("user_index", "user_weight", "item_index", "item_weight")}
-        model._build(FeatureSchema.from_json(cfg["schema"], arrays), float(state["global_mean"]))
-        model.net.load_state_dict(state)
+        net = model._build(FeatureSchema.from_json(cfg["schema"], arrays), float(state["global_mean"]))
+        net.load_state_dict(state)
         model.n_users, model.n_items = int(cfg["n_users"]), int(cfg["n_items"])
-        model.rating_range = tuple(cfg["rating_range"])
+        low, high = cfg["rating_range"]
+        model.rating_range = (low, high)
         model.train_log = cfg.get("train_log", {})
         return model
 

@@ -150,27 +150,29 @@ def _encode(feat: Feature, side: str, config: FeatureConfig) -> tuple[FieldSpec,
     """A field spec and a (rows, width) code matrix (0 = missing / padding) of one feature column."""
     name = _field_name(side, feat.name)
     if feat.kind == "categorical":
+        codes = feat.require_codes()
         prefix = config.prefixes.get(feat.name)
         if prefix:
-            labels = [v[:prefix] for v in feat.vocab[1:]]
+            labels = [v[:prefix] for v in feat.require_vocab()[1:]]
             vocab = sorted(set(labels))
             position = {v: k + 1 for k, v in enumerate(vocab)}
             remap = np.array([0] + [position[v] for v in labels], dtype=np.int64)
             return FieldSpec(name, side, "categorical", [MISSING, *vocab], 1, feat.name, prefix=prefix), \
-                remap[feat.codes][:, None]
-        return FieldSpec(name, side, "categorical", list(feat.vocab), 1, feat.name), feat.codes[:, None].copy()
+                remap[codes][:, None]
+        return FieldSpec(name, side, "categorical", list(feat.require_vocab()), 1, feat.name), codes[:, None].copy()
     if feat.kind == "multi":
-        lengths = np.diff(feat.offsets)
+        codes, offsets = feat.require_codes(), feat.require_offsets()
+        lengths = np.diff(offsets)
         width = int(max(1, min(config.max_values, lengths.max(initial=0))))
         mat = np.zeros((len(lengths), width), np.int64)
-        for r, (lo, hi) in enumerate(zip(feat.offsets[:-1], feat.offsets[1:])):
-            vals = feat.codes[lo:min(hi, lo + width)]
+        for r, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:])):
+            vals = codes[lo:min(hi, lo + width)]
             mat[r, :len(vals)] = vals
-        return FieldSpec(name, side, "multi", list(feat.vocab), width, feat.name), mat
+        return FieldSpec(name, side, "multi", list(feat.require_vocab()), width, feat.name), mat
     if feat.kind == "numeric":
-        edges = _bucket_edges(feat.values, config.numeric_buckets)
+        vals = feat.require_values()
+        edges = _bucket_edges(vals, config.numeric_buckets)
         labels = [MISSING] + [_bucket_label(edges, b) for b in range(len(edges) + 1)]
-        vals = feat.values
         code = np.where(np.isnan(vals), 0, np.searchsorted(edges, np.nan_to_num(vals), side="right") + 1)
         return FieldSpec(name, side, "numeric", labels, 1, feat.name, edges=[float(e) for e in edges]), \
             code.astype(np.int64)[:, None]
@@ -203,6 +205,13 @@ def _pool_weights(codes: np.ndarray) -> np.ndarray:
 
 class FieldEmbedding(nn.Module):
     """One embedding per field value (plus a first-order weight), pooled per field for (user, item) pairs."""
+
+    # buffers (registered in __init__)
+    user_index: torch.Tensor
+    user_weight: torch.Tensor
+    item_index: torch.Tensor
+    item_weight: torch.Tensor
+    pool: torch.Tensor
 
     def __init__(self, schema: FeatureSchema, dim: int, init_std: float = 0.01):
         super().__init__()

@@ -14,24 +14,22 @@ A model fitted on a split keeps those two sequence sets, so it can be saved and 
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import torch
 
-from recfuse.data.splits import Split
+from recfuse.data.splits import Split, Stage
 from recfuse.errors import ConfigError
 from recfuse.eval.ranking import evaluate_full_ranking
 from recfuse.io import load_npz, read_json, save_npz, write_json
-from recfuse.models.base import Recommender
+from recfuse.models.base import Floats, Ids, NextItemRecommender
 from recfuse.models.sequential.encoder import SequenceEncoder
 from recfuse.models.sequential.sequences import Sequences
 from recfuse.models.torch_utils import EarlyStopping, reproducible, resolve_device, set_seed
 from recfuse.models.torch_utils import progress as progress_bar
-
-Stage = Literal["valid", "test"]
-
 
 def keep_segment(seq: torch.Tensor, start: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
     """Per left-padded row, its real items ``start .. start + count - 1`` (counted from its first real item),
@@ -53,8 +51,8 @@ def random_prefix(rows: torch.Tensor) -> torch.Tensor:
     return keep_segment(rows, torch.zeros_like(k), k)
 
 
-class SequentialRecommender(Recommender):
-    """Transformer over each user's time-ordered items; subclasses define the training loss.
+class SequentialRecommender(NextItemRecommender):
+    """Transformer over each user's time-ordered items; subclasses define the training loss (:meth:`_loss`).
 
     Hyper-parameters: ``hidden_size``, ``max_len`` (items kept per sequence, most recent), ``n_layers``,
     ``n_heads``, ``inner_size`` (feed-forward width, default 4 x hidden), ``dropout``, ``attn_dropout``,
@@ -67,6 +65,22 @@ class SequentialRecommender(Recommender):
     output_head: ClassVar[bool] = False
     #: width of a training window relative to ``max_len`` (SASRec: input + shifted target = max_len + 1)
     window_extra: ClassVar[int] = 1
+
+    # the hyper-parameters, set from ``params`` by __init__ (a subclass declares its own likewise)
+    hidden_size: int
+    max_len: int
+    n_layers: int
+    n_heads: int
+    inner_size: int | None
+    dropout: float
+    attn_dropout: float
+    epochs: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    patience: int
+    eval_every: int
+    seed: int
 
     def __init__(self, hidden_size: int = 64, max_len: int = 50, n_layers: int = 2, n_heads: int = 2,
                  inner_size: int | None = None, dropout: float = 0.5, attn_dropout: float | None = None,
@@ -90,9 +104,9 @@ class SequentialRecommender(Recommender):
         self._terms: dict[str, float] = {}  # per-epoch sums of the named loss terms (see _record)
 
     # -- to be defined by subclasses --------------------------------------------------------------
+    @abstractmethod
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         """Training loss of a batch of windows (B, max_len + window_extra) of shifted item ids."""
-        raise NotImplementedError
 
     def _record(self, name: str, value: torch.Tensor) -> None:
         """Add a batch's value of one named part of the loss (unweighted) to the epoch's log
@@ -113,18 +127,27 @@ class SequentialRecommender(Recommender):
                                self.inner_size, self.dropout, self.attn_dropout, causal=self.causal,
                                output_head=self.output_head).to(self.device)
 
+    @property
+    def net(self) -> SequenceEncoder:
+        """The encoder of a fitted (or loaded) model."""
+        if self.encoder is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit(split) or load(path) first")
+        return self.encoder
+
     @reproducible
-    def fit(self, split: Split, extra_triples: np.ndarray | None = None, progress: bool = True,
-            insertions: np.ndarray | None = None) -> SequentialRecommender:
+    def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
+            progress: bool = True) -> Self:
         """Train on the train sequences; early stopping on valid NDCG@10 (never test).
 
         ``insertions`` (n, 3) of ``(user, position, item)``: items inserted into the users' *train*
         sequences (Llama4Rec L4b), positions counted in the original train sequence; the dataset is not
-        copied. ``extra_triples`` (pairwise augmentation of the direct models) does not apply and is ignored.
+        copied. ``extra_triples`` (pairwise augmentation of the direct models) does not apply: it raises
+        :class:`~recfuse.errors.ConfigError`.
 
         ``train_log`` then holds, per epoch: seconds, validation NDCG@10, the mean training loss per batch
         (``train_loss``) and, for a loss with named parts (CL4SRec), each part's unweighted mean (``loss_terms``).
         """
+        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         set_seed(self.seed)
         self.n_users, self.n_items = split.n_users, split.n_items
         train = Sequences.from_interactions(split.train, self.n_users)
@@ -200,59 +223,58 @@ class SequentialRecommender(Recommender):
         return self.sequences[stage]
 
     @torch.no_grad()
-    def _encode(self, users: np.ndarray, stage: Stage, batch_size: int = 1024) -> torch.Tensor:
+    def _encode(self, users: Ids, stage: Stage, batch_size: int = 1024) -> torch.Tensor:
         """Hidden state (len(users), H) that predicts each user's next item after the ``stage`` sequence."""
-        self._check_fitted()
+        encoder = self.net
         seqs = self._check_stage(stage)
-        was_training = self.encoder.training
-        self.encoder.eval()
+        was_training = encoder.training
+        encoder.eval()
         out = []
         for b in range(0, len(users), batch_size):
             padded = torch.as_tensor(seqs.padded(self.max_len, users[b:b + batch_size]), device=self.device)
-            out.append(self.encoder(self._inference_input(padded))[:, -1])
-        self.encoder.train(was_training)
+            out.append(encoder(self._inference_input(padded))[:, -1])
+        encoder.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.hidden_size, device=self.device)
 
     @torch.no_grad()
-    def score(self, users: np.ndarray, items: np.ndarray | None = None, *, stage: Stage = "test") -> np.ndarray:
+    def score(self, users: Ids, items: Ids | None = None, *, stage: Stage = "test") -> Floats:
         """Next-item scores (len(users), len(items)) after each user's ``stage`` sequence.
 
         ``stage="test"`` (default) encodes train + validation items; ``"valid"`` the train items only.
         """
-        self._check_fitted()
+        encoder = self.net
         users, items = self._check_users(users), self._check_items(items)
         h = self._encode(users, stage)
-        was_training = self.encoder.training
-        self.encoder.eval()
-        logits = self.encoder.item_logits(h)
-        self.encoder.train(was_training)
+        was_training = encoder.training
+        encoder.eval()
+        logits = encoder.item_logits(h)
+        encoder.train(was_training)
         return logits[:, torch.as_tensor(items, device=self.device)].float().cpu().numpy()
 
-    def user_embeddings(self, stage: Stage = "test") -> np.ndarray:
+    def user_embeddings(self, stage: Stage = "test") -> Floats:
         """The sequence encoding of every user (n_users, hidden_size), as of ``stage`` (for similar-user search)."""
         self._check_fitted()
         return self._encode(np.arange(self.n_users), stage).float().cpu().numpy()
 
-    def item_embeddings(self) -> np.ndarray:
-        self._check_fitted()
-        return self.encoder.item_emb.weight[1:self.n_items + 1].detach().float().cpu().numpy()
+    def item_embeddings(self) -> Floats:
+        return self.net.item_emb.weight[1:self.n_items + 1].detach().float().cpu().numpy()
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """A folder: ``config.json`` (hyper-parameters, sizes, training log), ``weights.npz`` (the encoder's
         state, float32) and ``sequences.npz`` (the valid- and test-stage sequences). No pickle, and no
         dependency beyond numpy."""
-        self._check_fitted()
+        encoder = self.net
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_npz(path / "weights.npz", **{k: v.detach().cpu().numpy() for k, v in self.encoder.state_dict().items()})
+        save_npz(path / "weights.npz", **{k: v.detach().cpu().numpy() for k, v in encoder.state_dict().items()})
         save_npz(path / "sequences.npz", **{f"{stage}_{part}": getattr(s, part)
                                             for stage, s in self.sequences.items() for part in ("items", "indptr")})
         write_json(path / "config.json", {"model": self.name, "params": self.params, "n_users": self.n_users,
                                           "n_items": self.n_items, "train_log": self.train_log})
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> SequentialRecommender:
+    def load(cls, path: str | Path, device: str | None = None) -> Self:
         path = Path(path)
         cfg = read_json(path / "config.json")
         if cfg.get("model") != cls.name:
@@ -265,8 +287,8 @@ class SequentialRecommender(Recommender):
         model.train_log = cfg.get("train_log", {})
         z = load_npz(path / "sequences.npz")
         model.sequences = {stage: Sequences(z[f"{stage}_items"], z[f"{stage}_indptr"]) for stage in ("valid", "test")}
-        model.encoder = model._build_encoder()
+        encoder = model.encoder = model._build_encoder()
         weights = load_npz(path / "weights.npz")
-        model.encoder.load_state_dict({k: torch.from_numpy(v).to(model.device) for k, v in weights.items()})
-        model.encoder.eval()
+        encoder.load_state_dict({k: torch.from_numpy(v).to(model.device) for k, v in weights.items()})
+        encoder.eval()
         return model

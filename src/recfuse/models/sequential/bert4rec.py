@@ -27,6 +27,10 @@ class BERT4Rec(SequentialRecommender):
     causal = False
     output_head = True
     window_extra = 0
+    mask_ratio: float
+    last_ratio: float
+    random_cut: bool
+    masks_per_window: int
 
     def __init__(self, mask_ratio: float = 0.2, last_ratio: float = 0.5, random_cut: bool = True,
                  masks_per_window: int = 8, dropout: float = 0.2, **kwargs):
@@ -49,10 +53,11 @@ class BERT4Rec(SequentialRecommender):
         is_last = torch.zeros_like(real)
         is_last[:, -1] = True  # windows are left-padded: the last column is always a real item
         masked = torch.where(last_only[:, None] | ~masked.any(1, keepdim=True), is_last, masked)
-        inp = torch.where(masked, torch.full_like(rows, self.encoder.mask_id), rows)
-        h = self.encoder(inp)
-        return F.cross_entropy(self.encoder.item_logits(h[masked]), rows[masked] - 1)
+        encoder = self.net
+        inp = torch.where(masked, torch.full_like(rows, encoder.mask_id), rows)
+        h = encoder(inp)
+        return F.cross_entropy(encoder.item_logits(h[masked]), rows[masked] - 1)
 
     def _inference_input(self, padded: torch.Tensor) -> torch.Tensor:
-        mask = torch.full_like(padded[:, :1], self.encoder.mask_id)
+        mask = torch.full_like(padded[:, :1], self.net.mask_id)
         return torch.cat([padded[:, 1:], mask], dim=1)

@@ -88,6 +88,16 @@ class CL4SRec(SASRec):
     # cosine, a projection head and prefix views all lower). The dot-product contrastive gradient is ~300-700x the
     # next-item one on the encoder, so only small weights leave the next-item loss in charge:
     # benchmarks/results/sequential_cl4srec_probes/ (summary.md, loss_balance.md)
+    cl_weight: float
+    temperature: float
+    eta: float
+    gamma: float
+    beta: float
+    similarity: str
+    projection: str
+    cl_views: str
+    keep_last: bool
+
     def __init__(self, cl_weight: float = 0.002, temperature: float = 0.5, eta: float = 0.6, gamma: float = 0.3,
                  beta: float = 0.6, similarity: str = "dot", projection: str = "none", cl_views: str = "window",
                  keep_last: bool = True, **kwargs):
@@ -114,9 +124,10 @@ class CL4SRec(SASRec):
     def _view(self, seq: torch.Tensor) -> torch.Tensor:
         """One augmented view per row; with ``keep_last``, of the items before the last (the last column:
         windows are left-padded), the last appended unchanged."""
+        mask_id = self.net.mask_id
         if not self.keep_last:
-            return augment(seq, self.eta, self.gamma, self.beta, self.encoder.mask_id)
-        return torch.cat([augment(seq[:, :-1], self.eta, self.gamma, self.beta, self.encoder.mask_id), seq[:, -1:]], 1)
+            return augment(seq, self.eta, self.gamma, self.beta, mask_id)
+        return torch.cat([augment(seq[:, :-1], self.eta, self.gamma, self.beta, mask_id), seq[:, -1:]], 1)
 
     def _loss(self, rows: torch.Tensor) -> torch.Tensor:
         inp = rows[:, :-1]
@@ -124,9 +135,9 @@ class CL4SRec(SASRec):
         if self.cl_weight == 0:
             return rec
         source = random_prefix(inp) if self.cl_views == "prefix" else inp  # both views of the same prefix
-        z = self.encoder(torch.cat([self._view(source), self._view(source)]))[:, -1]
+        z = self.net(torch.cat([self._view(source), self._view(source)]))[:, -1]
         if self.projection == "mlp":
-            z = self.encoder.cl_head(z)
+            z = self.net.get_submodule("cl_head")(z)
         z1, z2 = z.chunk(2)
         cl = info_nce(z1, z2, self.temperature, self.similarity)
         self._record("next_item", rec)

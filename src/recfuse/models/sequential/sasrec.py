@@ -18,6 +18,7 @@ class SASRec(SequentialRecommender):
 
     causal = True
     window_extra = 1
+    loss: str
 
     def __init__(self, loss: str = "ce", **kwargs):
         if loss not in ("ce", "bpr"):
@@ -26,12 +27,13 @@ class SASRec(SequentialRecommender):
 
     def _next_item_loss(self, inp: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-item loss at every non-padding position; also returns the hidden states."""
-        h = self.encoder(inp)
+        encoder = self.net
+        h = encoder(inp)
         keep = inp > 0
         hk, tk = h[keep], target[keep] - 1
         if self.loss == "ce":
-            return F.cross_entropy(self.encoder.item_logits(hk), tk), h
-        emb = self.encoder.item_emb.weight
+            return F.cross_entropy(encoder.item_logits(hk), tk), h
+        emb = encoder.item_emb.weight
         neg = torch.randint(1, self.n_items + 1, tk.shape, device=inp.device)
         diff = (hk * emb[tk + 1]).sum(-1) - (hk * emb[neg]).sum(-1)
         return -F.logsigmoid(diff).mean(), h
