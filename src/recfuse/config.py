@@ -18,13 +18,16 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar, get_args, get_origin
 
 import yaml
 
 from recfuse.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 _UNSET = object()
 
 
@@ -37,6 +40,11 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _is_config_type(tp: object) -> TypeGuard[type[DataclassInstance]]:
+    """Whether a field's type is a nested config (a dataclass type, not an instance)."""
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -61,7 +69,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             if value not in allowed:
                 raise ConfigError(f"option '{name}' must be one of {', '.join(map(str, allowed))}, not {value!r}")
             return value
-        if dataclasses.is_dataclass(tp):
+        if _is_config_type(tp):
             if isinstance(value, tp):
                 return value
             if not isinstance(value, dict):
@@ -123,7 +131,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     values = {}
     for k, v in data.items():
         default = _default(fields[k])
-        if isinstance(v, dict) and dataclasses.is_dataclass(default):
+        if isinstance(v, dict) and dataclasses.is_dataclass(default) and not isinstance(default, type):
             v = _merge(dataclasses.asdict(default), v)
         values[k] = _coerce(v, hints[k], prefix + k)
     return cls(**values)
@@ -159,7 +167,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
         dest = prefix + f.name
         help_text = f.metadata.get("help", "")
         default = getattr(defaults, f.name) if defaults is not None else _default(f)
-        if dataclasses.is_dataclass(tp):
+        if _is_config_type(tp):
             add_arguments(parser, tp, prefix=dest + ".", defaults=default)
             continue
         flag = "--" + dest.replace("_", "-")
@@ -246,7 +254,7 @@ def _flat_hints(cls: type, prefix: str = "") -> dict[str, Any]:
     out = {}
     for name, tp in _hints(cls).items():
         inner, _ = _strip_optional(tp)
-        if dataclasses.is_dataclass(inner):
+        if _is_config_type(inner):
             out.update(_flat_hints(inner, prefix + name + "."))
         else:
             out[prefix + name] = tp

@@ -136,7 +136,8 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Save arrays to an ``.npz`` file atomically (never pickled)."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            # numpy's stub lets any ``**kwds`` key be ``allow_pickle`` (a bool), so no dict of arrays type-checks
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:

@@ -192,6 +192,6 @@ def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | N
                              "interactions and were left out")
     split = interactions["split"].to_numpy(np.int8) if "split" in interactions else None
     return Dataset(name, user_vocab, item_vocab, inter,
-                   users.features(user_vocab) if users is not None else None,
-                   items.features(item_vocab) if items is not None else None,
+                   users.features(user_vocab) if users is not None else FeatureTable(len(user_vocab)),
+                   items.features(item_vocab) if items is not None else FeatureTable(len(item_vocab)),
                    split, source, notes)

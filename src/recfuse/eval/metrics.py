@@ -21,7 +21,7 @@ def _check(hits: np.ndarray, k: int) -> np.ndarray:
 
 def hit_rate(hits: np.ndarray, k: int) -> np.ndarray:
     """HR@k: 1 if any relevant item is in the top k."""
-    return _check(hits, k).any(axis=1).astype(np.float64)
+    return np.asarray(_check(hits, k).any(axis=1), dtype=np.float64)
 
 
 def precision(hits: np.ndarray, k: int) -> np.ndarray:

@@ -6,7 +6,7 @@ are kept so that results can be grouped afterwards (long-tail coefficient, cold 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,7 +109,7 @@ def hits_of(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
 
 
 def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.csr_matrix,
-                          ks: list[int] = (3, 5, 10), metrics: list[str] = ("hr", "ndcg"),
+                          ks: Sequence[int] = (3, 5, 10), metrics: Sequence[str] = ("hr", "ndcg"),
                           users: np.ndarray | None = None, item_mask: np.ndarray | None = None,
                           batch_size: int = 1024) -> EvalResult:
     """Rank all items for every user with held-out items; training (history) items are excluded.
@@ -154,8 +154,8 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
                       info={"top_k": topk, "tied_at_cut": tied})
 
 
-def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: list[int] = (3, 5),
-                        metrics: list[str] = ("hr", "ndcg"), users: np.ndarray | None = None) -> EvalResult:
+def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int] = (3, 5),
+                        metrics: Sequence[str] = ("hr", "ndcg"), users: np.ndarray | None = None) -> EvalResult:
     """Re-ranking protocol: each row scores a given candidate list; ``labels`` marks the relevant ones.
 
     Recall and the ideal DCG count the relevant items inside the candidate list.

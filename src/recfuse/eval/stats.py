@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as _stats
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
+def mean_std(values: Sequence[float] | npt.NDArray[np.floating]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
@@ -16,22 +17,23 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
-def paired_ttest(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+def paired_ttest(a: Sequence[float] | npt.NDArray[np.floating],
+                 b: Sequence[float] | npt.NDArray[np.floating]) -> dict[str, float]:
     """Two-sided paired t-test of a against b (same users or same seeds, same order).
 
     Returns the mean difference a - b, t and p. Identical samples give t = 0, p = 1.
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired samples must be 1-d and of one length, got {a.shape} and {b.shape}")
-    if a.size < 2:
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired samples must be 1-d and of one length, got {x.shape} and {y.shape}")
+    if x.size < 2:
         raise ValueError("a paired t-test needs at least 2 pairs")
-    d = a - b
+    d = x - y
     if np.allclose(d, d[0]):
         return {"mean_diff": float(d.mean()), "t": 0.0 if d[0] == 0 else float(np.sign(d[0]) * np.inf),
-                "p": 1.0 if d[0] == 0 else 0.0, "n": int(a.size)}
-    res = _stats.ttest_rel(a, b)
-    return {"mean_diff": float(d.mean()), "t": float(res.statistic), "p": float(res.pvalue), "n": int(a.size)}
+                "p": 1.0 if d[0] == 0 else 0.0, "n": int(x.size)}
+    res = _stats.ttest_rel(x, y)
+    return {"mean_diff": float(d.mean()), "t": float(res.statistic), "p": float(res.pvalue), "n": int(x.size)}
 
 
 def relative_improvement(new: float, base: float, lower_is_better: bool = False) -> float:

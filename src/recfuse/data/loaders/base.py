@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ class DatasetFormat:
         """Format-specific post-processing (e.g. BookCrossing's 5-core filter)."""
         return dataset
 
-    def load(self, directory: Path, name: str, splits: dict[str, str | Path] | None = None,
+    def load(self, directory: Path, name: str, splits: Mapping[str, str | Path] | None = None,
              **options: Any) -> Dataset:
         """Load a directory; ``splits`` names predefined train / valid / test files (relative to it)."""
         directory = Path(directory)

@@ -35,7 +35,8 @@ class BookCrossing(DatasetFormat):
         return find_one(directory, *RATINGS) is not None
 
     def interaction_files(self, directory: Path) -> dict[str, Path]:
-        return {"all": find_one(directory, *RATINGS)}
+        found = find_one(directory, *RATINGS)
+        return {"all": found if found is not None else directory / RATINGS[0]}  # a missing file is named on reading
 
     def read_interactions(self, path: Path, explicit_only: bool = True, **options) -> pd.DataFrame:
         df = _read(path)
