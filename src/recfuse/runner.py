@@ -64,6 +64,7 @@ def load_method_suite(path: str | Path, name: str | None = None,
     """A suite file's method, its runs' configs (``common`` under each run's settings, ``overrides`` on top)
     and its output folder; the method refuses runs that cannot live side by side."""
     method = suite_method(path, name)
+    cfgs: list[Any]
     cfgs, out = load_suite(path, method.config_type, overrides, method.default_suite_out)
     method.check_suite(cfgs, path)
     return method, cfgs, out

@@ -34,8 +34,10 @@ class FitLog:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FitLog:
-        return cls(**{k: data.get(k) for k in ("seconds", "label", "epoch_seconds", "mean_epoch_seconds",
-                                                "best_epoch", "best_valid") if k in data})
+        return cls(seconds=float(data["seconds"]), label=str(data.get("label", "base")),
+                   epoch_seconds=list(data.get("epoch_seconds") or []),
+                   mean_epoch_seconds=data.get("mean_epoch_seconds"), best_epoch=data.get("best_epoch"),
+                   best_valid=data.get("best_valid"))
 
 
 def fit_backbone(name: str, split: Split, seed: int, *, params: dict[str, Any] | None = None,
