@@ -56,16 +56,18 @@ KS = [3, 5, 10]
 #: the best validation NDCG@10 is kept; the test split is read for the kept one only (``--candidates``)
 CANDIDATES: dict[str, list[dict]] = {
     # the defaults (keep_last, weight 0.002, temperature 0.5) have the best 3-seed mean validation NDCG@10 of the
-    # settings in results/sequential_cl4srec_probes/summary.md (2026-12-04); then keep_last with weight 0.05, the
-    # paper's whole-sequence views with 0.002 (the default before keep_last), 0.05 (the one before) and the paper's
-    # 0.1 / 1.0, one-seed probes (0.005, prefix views, a projection head) and a cosine similarity
+    # settings in results/archive/backbones/sequential/cl4srec-settings/probes/summary.md (2026-12-04); then
+    # keep_last with weight 0.05, the paper's whole-sequence views with 0.002 (the default before keep_last), 0.05
+    # (the one before) and the paper's 0.1 / 1.0, one-seed probes (0.005, prefix views, a projection head) and a
+    # cosine similarity
     "cl4srec": [{}, {"cl_weight": 0.05}, {"keep_last": False}, {"keep_last": False, "cl_weight": 0.05},
                 {"keep_last": False, "cl_weight": 0.1, "temperature": 1.0}, {"keep_last": False, "cl_weight": 0.005},
                 {"keep_last": False, "cl_views": "prefix"},
                 {"keep_last": False, "projection": "mlp", "cl_weight": 0.05},
                 {"keep_last": False, "similarity": "cos", "cl_weight": 0.1, "temperature": 0.5}],
     # the defaults (last_ratio 0.5 with random cuts, 8 maskings per window) were chosen on validation among 9 settings
-    # on 2026-12-04 (results/sequential_bert4rec_probes.md); the second is the earlier default, the third half the cost
+    # on 2026-12-04 (results/archive/backbones/sequential/bert4rec-settings/probes/); the second is the earlier
+    # default, the third half the cost
     "bert4rec": [{}, {"last_ratio": 0.1, "random_cut": False, "masks_per_window": 1}, {"masks_per_window": 4}],
 }
 
