@@ -11,7 +11,8 @@ profile prompts (the user's and two similar users' histories, as the pipeline bu
 It also reports how many answers each setting shares with the first one (greedy decoding: only the
 padding of a batch differs, so answers may differ in rare near-ties) and writes JSON and Markdown.
 
-Run: ``python benchmarks/llm_generation.py`` (about 10 minutes on 2 CPU cores).
+Run: ``python benchmarks/llm_generation.py`` (about 10 minutes on 2 CPU cores; writes
+``benchmarks/results/llm/generation/llm_generation.{json,md}`` and manifest.json beside them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from _common import write_manifest
 from llm_throughput import cpu_model
 
 from recfuse.eval.report import markdown_table
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--prompts", type=int, default=64, help="profile prompts per setting")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="threads in all (default: all cores)")
     ap.add_argument("--max-new-tokens", type=int, default=96, help="profile length limit, as the pipeline's")
-    ap.add_argument("--out", default=str(RESULTS), help="folder for the results")
+    ap.add_argument("--out", default=str(RESULTS / "llm" / "generation"), help="folder for the results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     prompts = profile_prompts(args.prompts)
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     write_json(out / "llm_generation.json", report)
     write_text(out / "llm_generation.md", markdown(report))
+    write_manifest([out / "llm_generation.json", out / "llm_generation.md"], argv, __file__)
     return report
 
 
