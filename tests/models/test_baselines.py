@@ -1,4 +1,4 @@
-from tests.models.conformance import RecommenderConformance
+from recfuse.testing import RecommenderConformance
 
 
 class TestItemKNN(RecommenderConformance):

@@ -1,6 +1,6 @@
 """Every direct backbone passes the shared recommender conformance tests (small, fast settings)."""
 
-from tests.models.conformance import RecommenderConformance
+from recfuse.testing import RecommenderConformance
 
 FAST = {"epochs": 15, "lr": 0.01, "batch_size": 256, "patience": 3, "device": "cpu"}
 

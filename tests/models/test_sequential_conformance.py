@@ -1,6 +1,6 @@
 """The shared recommender conformance tests for SASRec, BERT4Rec and CL4SRec (small, fast settings)."""
 
-from tests.models.conformance import RecommenderConformance
+from recfuse.testing import RecommenderConformance
 
 FAST = {"hidden_size": 32, "max_len": 10, "epochs": 6, "lr": 5e-3, "batch_size": 64, "dropout": 0.2,
         "patience": 6, "device": "cpu"}

@@ -15,6 +15,7 @@ is the test class that checks a model honours the contract.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from abc import ABC, abstractmethod
@@ -60,8 +61,8 @@ class Recommender(ABC):
     * ``task``: ``"direct"`` (top-k from interactions, the default), ``"sequential"`` (a subclass of
       :class:`NextItemRecommender`) or ``"rating"`` (a subclass of :class:`RatingPredictor`).
     * ``augmentations``: which of the LLM augmentations (``"extra_triples"``, ``"insertions"``) :meth:`fit`
-      uses; :meth:`fit` raises :class:`~recfuse.errors.ConfigError` on any other (see
-      :meth:`check_augmentations`).
+      uses. The base class checks every call: a subclass's :meth:`fit` runs only after
+      :meth:`check_augmentations` has raised :class:`~recfuse.errors.ConfigError` for any other.
     * ``revision``: raised when a change alters what :meth:`fit` produces, so that cached trained models
       are not reused.
 
@@ -113,9 +114,15 @@ class Recommender(ABC):
             ``self``, fitted.
         """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None and not getattr(fit, "__isabstractmethod__", False):
+            setattr(cls, "fit", _checking_augmentations(fit))
+
     def check_augmentations(self, *, extra_triples: Ids | None = None, insertions: Ids | None = None) -> None:
         """Raise :class:`~recfuse.errors.ConfigError`, naming the model, when :meth:`fit` is given an
-        augmentation that is not in ``augmentations``. Every :meth:`fit` calls it first.
+        augmentation that is not in ``augmentations``. Runs before every subclass's :meth:`fit`.
 
         Parameters
         ----------
@@ -268,6 +275,20 @@ class Recommender(ABC):
         if bad.size:
             raise UnknownIdError("item (internal index)", bad.tolist())
         return ids
+
+
+def _checking_augmentations(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """``fit`` preceded by :meth:`Recommender.check_augmentations` (set on each subclass that defines ``fit``)."""
+    if getattr(fit, "_checks_augmentations", False):
+        return fit
+
+    @functools.wraps(fit)
+    def checked(self: Recommender, split: Split, *args: Any, **kwargs: Any) -> Any:
+        self.check_augmentations(extra_triples=kwargs.get("extra_triples"), insertions=kwargs.get("insertions"))
+        return fit(self, split, *args, **kwargs)
+
+    setattr(checked, "_checks_augmentations", True)  # a subclass's inherited or aliased fit is not wrapped twice
+    return checked
 
 
 class NextItemRecommender(Recommender):

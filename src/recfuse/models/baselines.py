@@ -26,7 +26,6 @@ class Popularity(Recommender):
     def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
             progress: bool = True) -> Self:
         """Count each item's training interactions (no augmentation applies)."""
-        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         self.n_users, self.n_items = split.n_users, split.n_items
         self.counts = split.train.counts_per_item(self.n_items).astype(np.float32)
         return self
@@ -60,7 +59,6 @@ class ItemKNN(Recommender):
     def fit(self, split: Split, *, extra_triples: Ids | None = None, insertions: Ids | None = None,
             progress: bool = True) -> Self:
         """Item-item cosine similarities of the training matrix (no augmentation applies)."""
-        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         self.n_users, self.n_items = split.n_users, split.n_items
         x = split.train_matrix.tocsc()
         norms = np.sqrt(np.asarray(x.power(2).sum(axis=0))).ravel()

@@ -328,7 +328,6 @@ class TorchRecommender(Recommender):
         (sequential models) raise :class:`~recfuse.errors.ConfigError`. With ``patience=0`` or an empty
         validation split the model trains all ``epochs`` and keeps the last state.
         """
-        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         self.n_users, self.n_items = split.n_users, split.n_items
         if self.item_tower != "id" and self.arrays["item_features"] is None:
             self.arrays["item_features"] = item_feature_matrix(split.dataset)

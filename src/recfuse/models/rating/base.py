@@ -94,7 +94,6 @@ class RatingRecommender(RatingPredictor):
         Neither ``extra_triples`` nor ``insertions`` applies to rating prediction: either raises
         :class:`~recfuse.errors.ConfigError`.
         """
-        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         p = self.params
         train = split.train
         if train.rating is None:

@@ -147,7 +147,6 @@ class SequentialRecommender(NextItemRecommender):
         ``train_log`` then holds, per epoch: seconds, validation NDCG@10, the mean training loss per batch
         (``train_loss``) and, for a loss with named parts (CL4SRec), each part's unweighted mean (``loss_terms``).
         """
-        self.check_augmentations(extra_triples=extra_triples, insertions=insertions)
         set_seed(self.seed)
         self.n_users, self.n_items = split.n_users, split.n_items
         train = Sequences.from_interactions(split.train, self.n_users)
