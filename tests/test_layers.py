@@ -1,4 +1,4 @@
-"""The layering holds: import-linter's contracts (.importlinter) pass, and every import of recfuse inside a
+"""Static checks: mypy is clean on src/, import-linter's contracts (.importlinter) pass, and every import of recfuse inside a
 function is a lazy import of something heavy, marked ``# lazy: <why>``, never a way around an import cycle."""
 
 import ast
@@ -47,3 +47,12 @@ def test_the_check_finds_local_imports(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("import recfuse.io\n\ndef f():\n    from recfuse.io import fingerprint\n    import os\n")
     assert [n for n, _ in local_recfuse_imports(f)] == [4]
+
+
+def test_type_checker_is_clean_on_src():
+    """mypy (settings in pyproject.toml [tool.mypy]) reports nothing on src/."""
+    tool = shutil.which("mypy", path=str(Path(sys.executable).parent)) or shutil.which("mypy")
+    if tool is None:
+        pytest.fail("mypy is not installed (it comes with the dev extra: pip install -e '.[dev]')")
+    res = subprocess.run([tool], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-2000:]

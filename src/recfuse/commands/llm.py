@@ -102,6 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     llm = _build(args)
     srv = make_server(llm, args.host, args.port)
     h, p = srv.server_address[:2]
+    assert isinstance(h, str), "an AF_INET server's address is (host: str, port)"
     print(f"serving {llm!r} at http://{h}:{p}/v1 (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         srv.serve_forever()

@@ -12,7 +12,8 @@ import numpy as np
 
 from recfuse.config import add_arguments, option, resolve, to_dict
 from recfuse.data.loaders import load_dataset
-from recfuse.data.splits import Split, kcore, make_split
+from recfuse.data.splits import Split, Stage, kcore, make_split
+from recfuse.errors import DataError
 from recfuse.eval.ranking import evaluate_full_ranking, evaluate_rating
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std
@@ -36,10 +37,12 @@ class TrainConfig:
     progress: bool = option(True, "show progress bars")
 
 
-def evaluate_model(model, split: Split, stage: str, ks: list[int], metrics: list[str]) -> dict[str, float]:
+def evaluate_model(model, split: Split, stage: Stage, ks: list[int], metrics: list[str]) -> dict[str, float]:
     """Test metrics of a fitted model: full ranking (training items excluded) or rating errors."""
     if getattr(model, "task", "direct") == "rating":
         part = split.part(stage)
+        if part.rating is None:
+            raise DataError("the interactions carry no ratings", field="rating")
         res = evaluate_rating(model.predict(part.user, part.item), part.rating, part.user)
         return {"rmse": res.info["rmse"], "mae": res.info["mae"]}
     res = evaluate_full_ranking(model.score, split.history(stage), split.ground_truth(stage), ks=ks, metrics=metrics)

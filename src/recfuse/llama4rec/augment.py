@@ -59,6 +59,7 @@ def pairwise_triples(llm: LLM, split: Split, users: np.ndarray, pairs_per_user: 
             prompts.append(text)
     if not prompts:
         return PairwiseAugmentation(np.zeros((0, 3), np.int64), np.zeros(0), 0)
+    assert choices is not None, "set along with the first prompt"
     probs = choice_probs(llm.choice_logprobs(prompts, choices))
     rec = np.array(records, dtype=np.int64)
     first = probs[:, 0] >= probs[:, 1]

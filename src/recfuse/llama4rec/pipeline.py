@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recfuse.data.loaders import load_dataset
-from recfuse.data.splits import Split, kcore, leave_one_out
+from recfuse.data.splits import Split, Stage, kcore, leave_one_out
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report
@@ -61,7 +61,7 @@ def choose_alphas(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float],
             alpha = agg.adaptive_alpha(q.l_u, a1, a2, *l_range) if adaptive else np.full(q.size, a1)
             table[i, j] = task.selection_value(task.evaluate(q, task.mix(q, scores, alpha)))
     pick = np.nanargmin if task.lower_is_better else np.nanargmax
-    i, j = np.unravel_index(pick(table), table.shape)
+    i, j = (int(x) for x in np.unravel_index(pick(table), table.shape))
     return grid[i], (grid[j] if adaptive else None), table
 
 
@@ -127,12 +127,12 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         queries: dict[tuple[str, str], Any] = {}
         scores: dict[tuple[str, bool, str], np.ndarray] = {}
 
-        def query(model: str, stage: str) -> Any:
+        def query(model: str, stage: Stage) -> Any:
             if (model, stage) not in queries:
                 queries[model, stage] = task.queries(models[model], split, stage)
             return queries[model, stage]
 
-        def scored(model: str, pa: bool, stage: str) -> tuple[Any, np.ndarray]:
+        def scored(model: str, pa: bool, stage: Stage) -> tuple[Any, np.ndarray]:
             q = query(model, stage)
             if (model, pa, stage) not in scores:
                 with self._timing("LLM inference") as cost:

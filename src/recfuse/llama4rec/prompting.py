@@ -21,6 +21,9 @@ from recfuse.data.dataset import Dataset
 from recfuse.llama4rec.instructions import Example
 from recfuse.llm.prompts import PAIR_CHOICES, RATING_CHOICES, PromptBuilder  # noqa: F401  (re-exported)
 
+# item ids as the callers hold them: lists, or rows/slices of numpy arrays
+ItemIds = Sequence[int] | np.ndarray
+
 NOUNS = {"ml": "movie", "netflix": "movie", "bookcrossing": "book", "book": "book", "mind": "news article"}
 
 
@@ -39,17 +42,17 @@ def _builder(dataset: Dataset) -> PromptBuilder:
     return builder(item_noun(dataset))
 
 
-def item_text(dataset: Dataset, item: int) -> str:
+def item_text(dataset: Dataset, item: int | np.integer) -> str:
     """'Title (Year)' where the dataset has a year, else the title."""
     title = dataset.item_title(int(item))
     if "year" in dataset.item_features:
-        year = dataset.item_features["year"].values[int(item)]
+        year = dataset.item_features["year"].require_values()[int(item)]
         if np.isfinite(year):
             return f"{title} ({int(year)})"
     return title
 
 
-def _texts(dataset: Dataset, items: Sequence[int]) -> list[str]:
+def _texts(dataset: Dataset, items: ItemIds) -> list[str]:
     return [item_text(dataset, i) for i in items]
 
 
@@ -99,7 +102,7 @@ def rating_prompt(ex: Example, dataset: Dataset, augment: bool) -> str:
                                 backbone_prediction=ex.backbone_rating if augment else None)
 
 
-def pairwise_prompt(dataset: Dataset, history: Sequence[int], first: int, second: int) -> tuple[str, list[str]]:
+def pairwise_prompt(dataset: Dataset, history: ItemIds, first: int, second: int) -> tuple[str, list[str]]:
     """Data augmentation, direct task (4.2.1): which of two items the user prefers (answer A or B).
 
     ``history`` is most recent first."""
@@ -108,11 +111,11 @@ def pairwise_prompt(dataset: Dataset, history: Sequence[int], first: int, second
             list(PAIR_CHOICES))
 
 
-def next_item_prompt(dataset: Dataset, history: Sequence[int], candidates: Sequence[int]) -> tuple[str, list[str]]:
+def next_item_prompt(dataset: Dataset, history: ItemIds, candidates: ItemIds) -> tuple[str, list[str]]:
     """Data augmentation, sequential task (4.2.2): the candidate the user most likely picks next."""
     return _builder(dataset).next_item_pick(_texts(dataset, np.asarray(history)[::-1]), _texts(dataset, candidates))
 
 
-def attribute_prompt(dataset: Dataset, item: int, attribute: str, examples: Sequence[tuple[str, str]]) -> str:
+def attribute_prompt(dataset: Dataset, item: int | np.integer, attribute: str, examples: Sequence[tuple[str, str]]) -> str:
     """Data augmentation, rating task (4.2.3): in-context examples, then the item's missing attribute."""
     return _builder(dataset).attribute_completion(item_text(dataset, item), attribute, examples)

@@ -80,7 +80,8 @@ def score_ranking(llm: LLM, examples: list[Example], dataset: Dataset, augment_p
         return np.zeros((0, 0))
     k = len(examples[0].candidates)
     if mode == "listwise":
-        texts, letters = [], None
+        texts: list[str] = []
+        letters: list[str] = []
         for ex in examples:
             text, letters, _ = listwise_text(ex, dataset, augment_prompt)
             texts.append(text)

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recfuse.data.dataset import FeatureTable, Interactions
-from recfuse.data.splits import Split
+from recfuse.data.splits import Split, Stage
 from recfuse.eval import metrics as M
 from recfuse.eval.ranking import hits_of
 from recfuse.io import load_npz, read_json, save_npz, write_json
@@ -91,7 +91,7 @@ class RatingQueries:
         return len(self.part)
 
 
-def ranking_queries(model: Recommender, split: Split, stage: str, k: int, users: np.ndarray | None = None,
+def ranking_queries(model: Recommender, split: Split, stage: Stage, k: int, users: np.ndarray | None = None,
                     exclude: sp.csr_matrix | None = None) -> RankingQueries:
     """The backbone's top-k' list per user with held-out items of ``stage`` (training items excluded,
     or ``exclude`` when given)."""
@@ -135,11 +135,11 @@ class Task(ABC):
         """The backbone retrained on LLM-augmented data, and what the augmentation did."""
 
     @abstractmethod
-    def queries(self, model: Recommender, split: Split, stage: str) -> Any:
+    def queries(self, model: Recommender, split: Split, stage: Stage) -> Any:
         """What the backbone predicts at ``stage`` (``valid`` or ``test``)."""
 
     @abstractmethod
-    def llm_scores(self, llm: LLM, q: Any, model: Recommender, split: Split, stage: str, augment_prompt: bool,
+    def llm_scores(self, llm: LLM, q: Any, model: Recommender, split: Split, stage: Stage, augment_prompt: bool,
                    seed: int) -> np.ndarray:
         """The LLM's answer to each query, as numbers (probabilities or expected ratings)."""
 
@@ -203,9 +203,11 @@ class RankingTask(Task):
             for pa in (True, False):
                 if "listwise" in cfg.instruction_tasks:
                     text, _, answer = listwise_text(ex, split.dataset, pa)
+                    assert answer is not None  # instruction examples have their target planted
                     out[pa].append(as_messages(text, answer))
                 if "pointwise" in cfg.instruction_tasks:
                     for p in pointwise_examples(ex, np.random.default_rng(seed + ex.user)):
+                        assert p.rating is not None  # pointwise examples carry their rating
                         out[pa].append(as_messages(prompting.rating_prompt(p, split.dataset, pa),
                                                    prompting.rating_text(p.rating)))
         return out
@@ -233,11 +235,11 @@ class RankingTask(Task):
         model, log = method.fit(split, seed, insertions=rows, label="augmented")
         return model, {"insertions": int(len(rows)), "train_seconds": log.seconds}
 
-    def queries(self, model: Recommender, split: Split, stage: str) -> RankingQueries:
+    def queries(self, model: Recommender, split: Split, stage: Stage) -> RankingQueries:
         return ranking_queries(model, split, stage, self.cfg.candidates,
                                self.valid_users if stage == "valid" else None)
 
-    def llm_scores(self, llm: LLM, q: RankingQueries, model: Recommender, split: Split, stage: str,
+    def llm_scores(self, llm: LLM, q: RankingQueries, model: Recommender, split: Split, stage: Stage,
                    augment_prompt: bool, seed: int) -> np.ndarray:
         ctx = make_context(split, stage, similar_user_index(model, split))
         examples = ranking_examples(ctx, q.users, q.candidates, self.cfg.max_history, seed,
@@ -277,7 +279,7 @@ class RatingTask(Task):
         pick = np.sort(rng.choice(len(inner.test), size=min(cfg.instructions, len(inner.test)), replace=False))
         ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
         examples = rating_examples(ctx, inner.test.take(pick), inner_model, cfg.max_history, cfg.max_similar_history)
-        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(ex.rating))
+        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(float(ex.rating or 0)))
                      for ex in examples] for pa in (True, False)}
 
     def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
@@ -306,13 +308,13 @@ class RatingTask(Task):
         new_split = Split(augmented, split.train, split.valid, split.test, split.protocol, dict(split.info))
         return new_split, {attr: res["counts"] for attr, res in data.items()}
 
-    def queries(self, model: Recommender, split: Split, stage: str) -> RatingQueries:
+    def queries(self, model: Recommender, split: Split, stage: Stage) -> RatingQueries:
         part = split.part(stage)
         counts = np.diff(split.train_matrix.indptr)
         predicted = np.asarray(model.predict(part.user, part.item), dtype=np.float64)  # type: ignore[attr-defined]
         return RatingQueries(part, predicted, agg.long_tail_coefficient(counts[part.user]))
 
-    def llm_scores(self, llm: LLM, q: RatingQueries, model: Recommender, split: Split, stage: str,
+    def llm_scores(self, llm: LLM, q: RatingQueries, model: Recommender, split: Split, stage: Stage,
                    augment_prompt: bool, seed: int) -> np.ndarray:
         ctx = make_context(split, stage, similar_user_index(model, split))
         examples = rating_examples(ctx, q.part, model, self.cfg.max_history, self.cfg.max_similar_history)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 
@@ -71,6 +71,20 @@ class RequiredPart:
 
     def key(self) -> list:
         return [self.marker, self.insert, int(self.within)]
+
+
+class RequiredPartLLM(LLM, Protocol):
+    """An :class:`LLM` whose ``generate`` also takes ``require`` (``supports_required_part = True``)."""
+
+    def generate(self, prompts: Sequence[Prompt], max_new_tokens: int = 128, temperature: float = 0.0,
+                 top_p: float = 1.0, seed: int = 0, stop: Sequence[str] | None = None,
+                 repetition_penalty: float = 1.0, require: RequiredPart | None = None) -> list[str]:
+        ...
+
+
+def supports_required_part(llm: LLM) -> TypeGuard[RequiredPartLLM]:
+    """Whether ``llm`` declares ``supports_required_part``: its ``generate`` takes ``require=``."""
+    return bool(getattr(llm, "supports_required_part", False))
 
 
 def check_choices(choices: Sequence[str]) -> list[str]:

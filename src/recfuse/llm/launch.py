@@ -38,6 +38,7 @@ class LaunchedServer:
         threading.Thread(target=self._drain, daemon=True).start()
 
     def _drain(self) -> None:
+        assert self.proc.stderr is not None, "the launch_* helpers start the server with stderr=PIPE"
         for line in self.proc.stderr:
             self.log_tail.append(line)
 
@@ -67,6 +68,7 @@ def wait_for_url(proc: subprocess.Popen, find_url: Callable[[str], str | None], 
                  what: str) -> str:
     """Read the server's log (stderr) until ``find_url(line)`` gives its URL; otherwise kill it and raise
     :class:`LLMError` with the end of its log."""
+    assert proc.stderr is not None, "the server must be started with stderr=PIPE"
     deadline, lines = time.time() + timeout, []
     while time.time() < deadline:
         line = proc.stderr.readline()

@@ -68,19 +68,21 @@ def quiet_loading(progress: bool):
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
+    patched_gguf = False
     try:  # the GGUF reader uses a plain tqdm bar
         import transformers.modeling_gguf_pytorch_utils as gguf_utils
 
         old_tqdm = gguf_utils.tqdm
         gguf_utils.tqdm = functools.partial(old_tqdm, disable=True)
+        patched_gguf = True
     except (ImportError, AttributeError):
-        gguf_utils = None
+        pass
     try:
         yield
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-        if gguf_utils is not None:
+        if patched_gguf:
             gguf_utils.tqdm = old_tqdm
 
 
@@ -482,7 +484,7 @@ class LocalLLM:
         """Per-token log-probabilities of raw texts (for ``echo`` in the server): tokens, offsets, logprobs."""
         import torch
 
-        out = []
+        out: list[dict[str, list]] = []
         with torch.inference_mode():
             for text in texts:
                 enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)

@@ -18,8 +18,12 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from recfuse.llm.base import choice_letters
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TokenCounter = Callable[[str], int]
 
@@ -111,7 +115,7 @@ class PromptBuilder:
     def _items(self, items: Sequence[object]) -> list[str]:
         return [escape_text(t, self.max_item_chars) for t in items]
 
-    def history(self, items: Sequence[object], ratings: Sequence[float] | None = None,
+    def history(self, items: Sequence[object], ratings: Sequence[float] | np.ndarray | None = None,
                 budget: int | None = -1) -> str:
         """A chronological history as Figure 2 writes it (``Title; Title`` or ``Title: 4; Title: 3``)."""
         texts = self._items(items)
@@ -153,9 +157,9 @@ class PromptBuilder:
         """The tuning target of a listwise ranking: letters best first (the first letter is what scoring reads)."""
         return ", ".join(labels_in_order)
 
-    def rating_prediction(self, history: Sequence[object], ratings: Sequence[float], target: object, *,
+    def rating_prediction(self, history: Sequence[object], ratings: Sequence[float] | np.ndarray, target: object, *,
                           similar_history: Sequence[object] | None = None,
-                          similar_ratings: Sequence[float] | None = None,
+                          similar_ratings: Sequence[float] | np.ndarray | None = None,
                           backbone_prediction: float | None = None, scale: int = 5) -> str:
         """Figure 2, rating prediction: the user's rating history and a candidate item; answer a digit 1..scale."""
         parts = [f"Instruction: Predict the rating of a target {self.domain} based on the user's historical "

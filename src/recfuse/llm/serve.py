@@ -168,7 +168,7 @@ class _Server(ThreadingHTTPServer):
         if first_only:  # the choice-scoring path: batched across concurrent requests
             top = self.batcher.submit(messages, max(k, 1))
             tok, lp = top[0]
-            content = [{"token": tok, "logprob": lp, "top_logprobs": [{"token": t, "logprob": v}
+            content: list[dict[str, Any]] | None = [{"token": tok, "logprob": lp, "top_logprobs": [{"token": t, "logprob": v}
                                                                        for t, v in top[:k]]}]
             eos = self.llm.tokenizer.eos_token
             text = "" if tok == eos else tok
@@ -202,7 +202,7 @@ class _Server(ThreadingHTTPServer):
 
 def make_server(llm: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None) -> _Server:
     """An OpenAI-compatible server for a :class:`~recfuse.llm.local.LocalLLM` (not yet serving)."""
-    return _Server((host, port), llm, model_name or getattr(llm, "name", "recfuse"))
+    return _Server((host, port), llm, model_name if model_name else getattr(llm, "name", "recfuse"))
 
 
 def serve_in_thread(llm: Any, host: str = "127.0.0.1", port: int = 0,
@@ -211,4 +211,5 @@ def serve_in_thread(llm: Any, host: str = "127.0.0.1", port: int = 0,
     srv = make_server(llm, host, port, model_name)
     threading.Thread(target=srv.serve_forever, name="recfuse-llm-serve", daemon=True).start()
     h, p = srv.server_address[:2]
+    assert isinstance(h, str), "an AF_INET server's address is (host: str, port)"
     return srv, f"http://{h}:{p}/v1"

@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,10 @@ from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option, to_dict
 from recfuse.errors import ConfigError
 from recfuse.io import atomic_dir
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -163,7 +168,7 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    model: PreTrainedModel | PeftModel = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.config.use_cache = False

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from recfuse.data.splits import Split
+from recfuse.data.splits import Split, Stage
 from recfuse.eval.ranking import EvalResult, evaluate_full_ranking
 from recfuse.models.base import Recommender
 from recfuse.models.fitting import FitLog, fit_backbone
@@ -44,7 +44,7 @@ def fit_text_backbone(name: str, params: dict[str, Any], split: Split, seed: int
                                 "item_profiles": item_profiles}, label=label, progress=progress)
 
 
-def setting_masks(split: Split, stage: str = "test") -> dict[str, np.ndarray]:
+def setting_masks(split: Split, stage: Stage = "test") -> dict[str, np.ndarray]:
     """The item pool of each setting: warm items (full-shot), cold items of ``stage`` (zero-shot)."""
     warm = split.train_item_mask
     cold = np.zeros(split.n_items, dtype=bool)
@@ -52,7 +52,7 @@ def setting_masks(split: Split, stage: str = "test") -> dict[str, np.ndarray]:
     return {"full_shot": warm, "zero_shot": cold}
 
 
-def evaluate(model: Recommender, split: Split, ks: list[int], stage: str = "test",
+def evaluate(model: Recommender, split: Split, ks: list[int], stage: Stage = "test",
              metrics: tuple[str, ...] = ("recall", "ndcg")) -> dict[str, EvalResult]:
     """All-rank Recall / NDCG@ks in both settings on ``stage`` (validation for selection, test once).
 

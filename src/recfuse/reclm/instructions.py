@@ -37,7 +37,7 @@ class CollabSample:
     target_history: np.ndarray  # turn-1 history of the target (a positive candidate removed)
 
 
-def sample_collaborative(hist: list[np.ndarray], similar: np.ndarray, users: Sequence[int], n: int,
+def sample_collaborative(hist: list[np.ndarray], similar: np.ndarray, users: Sequence[int] | np.ndarray, n: int,
                          rng: np.random.Generator) -> tuple[list[CollabSample], dict]:
     """Up to ``n`` samples, half positive and half negative (section 2.3.2); also counts for the report.
 

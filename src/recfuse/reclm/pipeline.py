@@ -239,7 +239,7 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
         cfg, ds = self.cfg, self.dataset
         self._reset_timings()
         lseed = seed if cfg.llm_seed is None else cfg.llm_seed
-        split = temporal(ds, fractions=tuple(cfg.fractions))
+        split = temporal(ds, fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2]))
         report: dict[str, Any] = {"seed": seed, "llm_seed": lseed, "split": split.summary(), "rows": [],
                                   "profiles": {}, "cold_items_test": len(split.cold_items("test"))}
         text_emb = self._timed("text features", self.item_text_features)

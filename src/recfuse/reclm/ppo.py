@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -155,7 +156,8 @@ class ValueHeadModel(nn.Module):
     def __init__(self, lm: nn.Module):
         super().__init__()
         self.lm = lm
-        hidden = lm.config.hidden_size if hasattr(lm, "config") else lm.get_base_model().config.hidden_size
+        hf: Any = lm  # a transformers (or peft) model: config / get_base_model are not nn.Module attributes
+        hidden = hf.config.hidden_size if hasattr(hf, "config") else hf.get_base_model().config.hidden_size
         self.value_head = nn.Linear(hidden, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
@@ -234,7 +236,7 @@ class PPOTrainer:
         """(ids, attention mask, prompt width) of prompts + sampled responses (response padding masked)."""
         ids, mask = left_pad(prompts, self.pad_id)
         ids, mask = ids.to(self.device), mask.to(self.device)
-        lm = self.model.lm
+        lm: Any = self.model.lm  # a transformers (or peft) model: generate is not an nn.Module attribute
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.gen)))
         self.model.eval()
         with torch.no_grad():
@@ -270,7 +272,7 @@ class PPOTrainer:
             if cfg.whiten_advantages and rmask.sum() > 1:
                 adv = masked_whiten(adv, rmask)
         self.model.train()
-        stats = {"policy_loss": [], "value_loss": [], "clipfrac": []}
+        stats: dict[str, list[float]] = {"policy_loss": [], "value_loss": [], "clipfrac": []}
         n = len(ids)
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(n, generator=self.gen)

@@ -17,15 +17,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recfuse.data.dataset import Dataset
-from recfuse.llm.base import LLM, Prompt, RequiredPart, normalize_prompt
+from recfuse.llm.base import LLM, Prompt, RequiredPart, normalize_prompt, supports_required_part
 from recfuse.llm.parsing import ParseResult, ParseStats, parse_profile
 from recfuse.llm.prompts import PromptBuilder, escape_text
 from recfuse.reclm.text import nearest
+
+# item ids as the callers hold them: lists, or rows/slices of numpy arrays
+ItemIds = Sequence[int] | np.ndarray
 
 USER_FORMAT = ("Answer in exactly this format: Identities: <who the user is, e.g. age group, occupation, "
                "taste>; Interests: <the kinds of {plural} they enjoy and avoid>")
@@ -100,9 +104,9 @@ def structured_answers(llm: LLM, prompts: Sequence[Prompt], max_new_tokens: int 
     """
     if not prompts:
         return []
-    penalty = {"repetition_penalty": repetition_penalty} if repetition_penalty != 1.0 else {}
+    penalty: dict[str, Any] = {"repetition_penalty": repetition_penalty} if repetition_penalty != 1.0 else {}
     rest_tokens = max(16, max_new_tokens // 2)
-    if getattr(llm, "supports_required_part", False):
+    if supports_required_part(llm):
         part = RequiredPart(_INTERESTS.pattern, INTERESTS_INSERT, within=max_new_tokens)
         answers = llm.generate([prefilled(p, IDENTITIES_HEAD) for p in prompts],
                                max_new_tokens=max_new_tokens + rest_tokens, stop=["\n"], require=part, **penalty)
@@ -127,17 +131,17 @@ def titles(dataset: Dataset, items: Sequence[int]) -> list[str]:
     return [dataset.item_title(int(i)) for i in items]
 
 
-def history_texts(dataset: Dataset, items: Sequence[int]) -> list[str]:
+def history_texts(dataset: Dataset, items: ItemIds) -> list[str]:
     """Items as prompts show them: the title with its categorical side information (genres, category)."""
     return [dataset.item_brief(int(i)) for i in items]
 
 
-def fallback_user_profile(dataset: Dataset, history: Sequence[int], n: int = 5) -> str:
+def fallback_user_profile(dataset: Dataset, history: ItemIds, n: int = 5) -> str:
     recent = [escape_text(t, 60) for t in titles(dataset, list(history)[-n:])]
     return format_profile("unknown", ", ".join(recent) or "unknown")
 
 
-def fallback_item_profile(dataset: Dataset, item: int) -> str:
+def fallback_item_profile(dataset: Dataset, item: int | np.integer) -> str:
     return format_profile("unknown", escape_text(dataset.item_description(int(item)), 200))
 
 
@@ -166,8 +170,8 @@ def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[s
     return texts, fb
 
 
-def user_profile_prompt(builder: PromptBuilder, dataset: Dataset, history: Sequence[int],
-                        similar_histories: Sequence[Sequence[int]], user: int | None = None) -> str:
+def user_profile_prompt(builder: PromptBuilder, dataset: Dataset, history: ItemIds,
+                        similar_histories: Sequence[ItemIds], user: int | None = None) -> str:
     """Eq. 5: the target's and its neighbours' histories -> the target's structured profile; with ``user``,
     the target's side information too (R4: user text), where the dataset has any."""
     p = builder.user_profile(history_texts(dataset, history),

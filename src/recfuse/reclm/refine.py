@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from recfuse.reclm.ppo import PPOConfig, PPOTrainer
 from recfuse.reclm.reward import RewardConfig, RewardModel, preference_pairs
@@ -41,14 +42,16 @@ def refine_with_ppo(base: Path, adapter: Path, rm: RewardModel, queries: list[st
                                           str(adapter)).merge_and_unload()
 
     def ids(q: str) -> list[int]:
-        out_ = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=True, add_generation_prompt=True)
+        # token ids (a BatchEncoding in newer transformers); the stub's return union also has str and batches
+        out_: Any = tok.apply_chat_template([{"role": "user", "content": q}], tokenize=True, add_generation_prompt=True)
         return list(out_["input_ids"] if hasattr(out_, "keys") else out_)
 
     prompts = [ids(q) for q in queries[:max(1, n_prompts)]]
     query_of = {tuple(p): q for p, q in zip(prompts, queries)}
 
     def reward_fn(prompt_ids: list[list[int]], responses: list[list[int]]) -> list[float]:
-        texts = [tok.decode(r, skip_special_tokens=True).strip() for r in responses]
+        texts = [tok.decode(r, skip_special_tokens=True).strip()  # type: ignore[union-attr]  # stub: one sequence -> str
+                 for r in responses]
         return rm.score([query_of[tuple(p)] for p in prompt_ids], texts).tolist()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -180,7 +180,9 @@ class RewardModel:
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr)
         steps = max(1, math.ceil(cfg.epochs * len(pairs) / cfg.batch_size))
-        losses, order, start = [], [], time.perf_counter()
+        losses: list[float] = []
+        order: list[int] = []
+        start = time.perf_counter()
         self.model.train()
         for _ in bar(range(steps), enabled=progress, desc="reward model"):
             while len(order) < cfg.batch_size:
