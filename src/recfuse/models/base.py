@@ -36,7 +36,7 @@ Ids = npt.NDArray[np.integer[Any]]
 #: scores, ratings or embeddings (float32 or float64)
 Floats = npt.NDArray[np.floating[Any]]
 
-#: the tasks a model can serve, with what each trains on and how it is evaluated
+#: the values of ``Recommender.task``: top-k from interactions, next item after a sequence, rating prediction
 TASKS = ("direct", "sequential", "rating")
 #: the LLM augmentations :meth:`Recommender.fit` can be given, and what each is
 AUGMENTATIONS = {
@@ -54,6 +54,17 @@ class Recommender(ABC):
     :meth:`user_embeddings` and :meth:`item_embeddings` (used for similar-user search) and
     :meth:`recommend`. Scores are higher-is-better. After :meth:`fit` or :meth:`load`, ``n_users`` and
     ``n_items`` are the sizes of the split's dataset.
+
+    The contract per task:
+
+    * *direct* (this class): ``fit`` learns from the training interactions; a model with a pairwise loss
+      also takes ``extra_triples`` (LLM-ranked BPR triples, ``augmentations = {"extra_triples"}``);
+      ``score`` ranks every item for a user, and evaluation is full ranking with training items excluded.
+    * *sequential* (:class:`NextItemRecommender`): ``fit`` learns from each user's time-ordered training
+      items and takes ``insertions`` (items an LLM inserted into those sequences); ``score`` takes the
+      ``stage`` whose history it continues.
+    * *rating* (:class:`RatingPredictor`): ``fit`` learns the training ratings, takes neither augmentation,
+      and ``predict(users, items)`` gives the ratings of (user, item) pairs (evaluated by RMSE / MAE).
 
     Class attributes:
 
@@ -363,7 +374,20 @@ class RatingPredictor(Recommender):
         """
 
     def score(self, users: Ids, items: Ids | None = None) -> Floats:
-        """Predicted ratings of ``items`` (default: all) for each of ``users``: ``(len(users), len(items))``."""
+        """Predicted ratings of ``items`` for each of ``users`` (so a rating model ranks too).
+
+        Parameters
+        ----------
+        users
+            ``(B,)`` internal user indices.
+        items
+            ``(I,)`` internal item indices; ``None`` (default) scores every item.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(B, I)`` predictions: row ``b`` is ``predict([users[b]] * I, items)``.
+        """
         users, items = self._check_users(users), self._check_items(items)
         pred = self.predict(np.repeat(users, len(items)), np.tile(items, len(users)))
         return pred.reshape(len(users), len(items))
