@@ -121,12 +121,16 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
     @classmethod
     def write_suite(cls, out: Path, entries: list[dict[str, Any]], pending: Sequence[str] = ()) -> list[Path]:
         """``suite.json`` and ``suite.md`` from the finished runs' entries and the runs still to come."""
-        todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
-                if pending else "")
         sections = [f"## {e['label']}\n\n" + markdown_table(e["rows"]) for e in entries]
         write_json(out / "suite.json", {"method": cls.name, "runs": entries, "pending": list(pending)})
-        write_text(out / "suite.md", f"# {cls.title or cls.name} suite\n\n" + todo + "\n".join(sections))
+        write_text(out / "suite.md", f"# {cls.title or cls.name} suite\n\n" + pending_note(pending) + "\n".join(sections))
         return [out / "suite.md", out / "suite.json"]
+
+
+def pending_note(pending: Sequence[str]) -> str:
+    """The line a suite report opens with while runs are still to come (empty when none are)."""
+    return (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
+            if pending else "")
 
 
 # --------------------------------------------------------------------------------------------- registry

@@ -14,6 +14,7 @@ import yaml
 
 from recfuse.config import from_dict, load_suite, read_yaml_mapping, to_dict
 from recfuse.errors import ConfigError
+from recfuse.eval.report import finished_run
 from recfuse.io import read_json
 from recfuse.method import Method, RunReport, get_method, method_of_results
 
@@ -33,20 +34,13 @@ def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, 
     The stored config.yaml is read back through the method's config type, so options added since (with
     defaults that keep the old behaviour) do not make a finished run look different.
     """
-    if not (folder / "results.json").is_file() or not (folder / "config.yaml").is_file():
-        return None
-    with open(folder / "config.yaml", encoding="utf-8") as fh:
-        stored = yaml.safe_load(fh) or {}
-    try:
-        old = to_dict(from_dict(method.config_type, stored))
-    except ConfigError:
-        return None
-    new = to_dict(cfg)
+    def read_stored(stored: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return to_dict(from_dict(method.config_type, stored))
+        except ConfigError:
+            return None
 
-    def comparable(d: dict[str, Any]) -> Any:  # through YAML, as results folders store configs
-        return yaml.safe_load(yaml.safe_dump({k: v for k, v in d.items() if k not in IGNORED_FOR_REUSE}))
-
-    return read_json(folder / "results.json") if comparable(old) == comparable(new) else None
+    return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored)
 
 
 def suite_method(path: str | Path, name: str | None) -> type[Method]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +41,26 @@ def csv_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     return buf.getvalue()
 
 
-def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("progress",)) -> dict | None:
+def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("progress",),
+                 read_stored: Callable[[dict], dict | None] | None = None) -> dict | None:
     """The ``results.json`` of a run already written in ``out_dir`` with the same ``config``, else None.
 
     Configs are compared as :func:`write_report` stores them (``config.yaml``), keys in ``ignore`` aside
-    (settings that do not change results). Suites use it to skip finished runs even when the stage
-    cache that produced them is gone (another machine, a cleared cache).
+    (settings that do not change results). ``read_stored`` turns the stored config into the comparable one
+    first (e.g. read back through its config type, so options added since with defaults keep it equal; None
+    from it: not comparable). Suites use it to skip finished runs even when the stage cache that produced them
+    is gone (another machine, a cleared cache).
     """
     out = Path(out_dir)
     if not (out / "results.json").is_file() or not (out / "config.yaml").is_file():
         return None
     with open(out / "config.yaml", encoding="utf-8") as fh:
         old = yaml.safe_load(fh) or {}
+    if read_stored is not None:
+        stored = read_stored(old)
+        if stored is None:
+            return None
+        old = yaml.safe_load(yaml.safe_dump(stored, sort_keys=False)) or {}
     # through YAML, as write_report stores it: tuples become lists, and so on
     new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False)) or {}
     if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}:

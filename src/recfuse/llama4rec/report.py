@@ -16,7 +16,7 @@ from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult
-from recfuse.method import RunReport
+from recfuse.method import RunReport, pending_note
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
 PAPER = {
@@ -245,11 +245,9 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
         results = read_json(folder / "results.json")
         sections.append(suite_section(entry["task"], entry["backbone"], entry["dataset"], results["display"],
                                       results.get("paper")))
-    todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
-            if pending else "")
     suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
     if pending:
         suite["pending"] = list(pending)
     write_json(out / "suite.json", suite)
-    write_text(out / "suite.md", SUITE_TITLE + todo + "\n".join(sections))
+    write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections))
     return [out / "suite.md", out / "suite.json"]

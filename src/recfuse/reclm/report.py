@@ -15,7 +15,7 @@ from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_json, write_text
-from recfuse.method import RunReport
+from recfuse.method import RunReport, pending_note
 from recfuse.reclm.config import TUNINGS, RecLMConfig
 
 KEYS = ("backbone", "variant", "profiles", "setting")
@@ -404,9 +404,7 @@ def write_suite(out: Path, runs: list[dict], pending: Sequence[str] = ()) -> lis
     ablation gathered from them, and the runs still to come."""
     sections = [suite_section(r["dataset"], r.get("name", ""), run_folder(out, r), r["rows"]) for r in runs]
     ablations, ablation_rows = ablation_sections(out, runs)
-    todo = (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"
-            if pending else "")
     write_json(out / "suite.json", {"method": "reclm", "runs": runs, "pending": list(pending),
                                     "tuning_ablation": ablation_rows})
-    write_text(out / "suite.md", SUITE_TITLE + todo + "\n".join(sections + ablations))
+    write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections + ablations))
     return [out / "suite.md", out / "suite.json"]
