@@ -86,3 +86,11 @@ def test_sequential_task_end_to_end(tiny_llm_dir, tmp_path):
     data = json.loads((tmp_path / "synthetic" / "sequential-sasrec" / "results.json").read_text())
     assert data["seeds"][0]["data_augmentation"]["insertions"] == 15
     assert np.isfinite([r["ndcg@3"] for r in data["rows"]]).all()
+
+
+def test_rating_task_with_a_ranking_backbone_is_a_clear_error(tiny_llm_dir, tmp_path):
+    import pytest
+
+    from recfuse.errors import ConfigError
+    with pytest.raises(ConfigError, match="--task rating needs a rating backbone"):
+        make("rating", "mf", tiny_llm_dir, tmp_path, ["base"]).run()

@@ -15,7 +15,6 @@ from recfuse.data.splits import Split
 from recfuse.llama4rec import prompting
 from recfuse.llama4rec.instructions import Example, plant_target
 from recfuse.llm.base import LLM, choice_probs, expected_value
-from recfuse.models.base import Recommender
 from recfuse.stages import StageCost
 
 
@@ -102,11 +101,10 @@ def score_ranking(llm: LLM, examples: list[Example], dataset: Dataset, augment_p
 
 
 
-def rating_examples(ctx: Context, part: Interactions, model: Recommender, max_history: int,
+def rating_examples(ctx: Context, part: Interactions, predicted: np.ndarray, max_history: int,
                     max_similar: int | None = None) -> list[Example]:
     """One rating query per held-out interaction of ``part`` (history and similar user as of the stage),
-    with the backbone's predicted rating."""
-    predicted = model.predict(part.user, part.item)  # type: ignore[attr-defined]
+    with the backbone's ``predicted`` rating of it."""
     out = []
     assert part.rating is not None, "rating examples need ratings"
     for u, i, r, p in zip(part.user, part.item, part.rating, predicted):

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from recfuse.data.dataset import FeatureTable, Interactions
 from recfuse.data.splits import Split, Stage
+from recfuse.errors import ConfigError
 from recfuse.eval import metrics as M
 from recfuse.eval.ranking import hits_of
 from recfuse.io import load_npz, read_json, save_npz, write_json
@@ -44,7 +45,7 @@ from recfuse.llama4rec.queries import (
 from recfuse.llm.base import LLM
 from recfuse.llm.sft import as_messages
 from recfuse.llm.tuning import Dialogue
-from recfuse.models.base import Recommender
+from recfuse.models.base import RatingPredictor, Recommender
 from recfuse.models.fitting import FitLog
 from recfuse.models.similar import similar_user_index
 from recfuse.stages import StageCost, stage_dir
@@ -278,9 +279,12 @@ class RatingTask(Task):
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(inner.test), size=min(cfg.instructions, len(inner.test)), replace=False))
         ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
-        examples = rating_examples(ctx, inner.test.take(pick), inner_model, cfg.max_history, cfg.max_similar_history)
-        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(float(ex.rating or 0)))
-                     for ex in examples] for pa in (True, False)}
+        part = inner.test.take(pick)
+        examples = rating_examples(ctx, part, self.predict(inner_model, part), cfg.max_history,
+                                   cfg.max_similar_history)
+        assert part.rating is not None  # rating examples need ratings (checked by rating_examples)
+        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(float(r)))
+                     for ex, r in zip(examples, part.rating)] for pa in (True, False)}
 
     def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
         da_split, counts = self.with_attributes(split, llm)
@@ -308,16 +312,22 @@ class RatingTask(Task):
         new_split = Split(augmented, split.train, split.valid, split.test, split.protocol, dict(split.info))
         return new_split, {attr: res["counts"] for attr, res in data.items()}
 
+    def predict(self, model: Recommender, part: Interactions) -> np.ndarray:
+        """The backbone's rating of each pair of ``part``."""
+        if not isinstance(model, RatingPredictor):
+            raise ConfigError(f"--task rating needs a rating backbone (one that predicts ratings); "
+                              f"{self.cfg.backbone} is a {model.task} model")
+        return np.asarray(model.predict(part.user, part.item), dtype=np.float64)
+
     def queries(self, model: Recommender, split: Split, stage: Stage) -> RatingQueries:
         part = split.part(stage)
         counts = np.diff(split.train_matrix.indptr)
-        predicted = np.asarray(model.predict(part.user, part.item), dtype=np.float64)  # type: ignore[attr-defined]
-        return RatingQueries(part, predicted, agg.long_tail_coefficient(counts[part.user]))
+        return RatingQueries(part, self.predict(model, part), agg.long_tail_coefficient(counts[part.user]))
 
     def llm_scores(self, llm: LLM, q: RatingQueries, model: Recommender, split: Split, stage: Stage,
                    augment_prompt: bool, seed: int) -> np.ndarray:
         ctx = make_context(split, stage, similar_user_index(model, split))
-        examples = rating_examples(ctx, q.part, model, self.cfg.max_history, self.cfg.max_similar_history)
+        examples = rating_examples(ctx, q.part, q.backbone, self.cfg.max_history, self.cfg.max_similar_history)
         return llm_ratings(llm, examples, split.dataset, augment_prompt)
 
     def own(self, q: RatingQueries) -> np.ndarray:
