@@ -75,13 +75,18 @@ def test_recall_on_a_pool_no_larger_than_k_is_marked_not_measured():
 
 def test_ties_at_the_cut_are_shown_beside_the_metric():
     from recfuse.reclm.report import display, summarize
+    from recfuse.reclm.results import MetricRow, SeedResult
     row = {"backbone": "simgcl", "variant": "base", "profiles": "-", "setting": "zero_shot", "recall@10": 0.9,
            "ndcg@10": 0.5, "users": 4, "pool_items": 20, "epoch_seconds": 1.0}
-    reports = [{"rows": [{**row, "tied_at_cut": {"10": n}}], "per_user": {}} for n in (4, 1)]
+
+    def seed(ties):
+        return SeedResult(0, 0, {}, rows=[MetricRow.from_dict({**row, "tied_at_cut": {"10": ties}})])
+
+    reports = [seed(n) for n in (4, 1)]
     (summary,) = summarize(reports, [10])
     assert summary["tied_share"] == {"10": 1.0}  # the worst seed
     assert display([summary], [10])[0]["recall@10"] == "0.9000 ± 0.0000 (ties at the cut: 100% of users)"
-    untied = summarize([{"rows": [{**row, "tied_at_cut": {"10": 0}}], "per_user": {}}], [10])
+    untied = summarize([seed(0)], [10])
     assert display(untied, [10])[0]["recall@10"] == "0.9000 ± 0.0000"
 
 

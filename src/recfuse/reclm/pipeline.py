@@ -47,6 +47,7 @@ from recfuse.reclm import report
 from recfuse.reclm.refine import refine_with_ppo, train_reward_model
 from recfuse.reclm.reward import RewardModel
 from recfuse.reclm.config import RecLMConfig, check
+from recfuse.reclm.results import MetricRow, ProfileReport, SeedResult, TeacherInfo
 from recfuse.reclm.text import encode
 from recfuse.stages import stage_dir
 
@@ -58,7 +59,7 @@ def _penalty_key(cfg: RecLMConfig) -> dict:
     return {"repetition_penalty": cfg.repetition_penalty} if cfg.repetition_penalty != 1.0 else {}
 
 
-class RecLM(Method[RecLMConfig, dict[str, Any]]):
+class RecLM(Method[RecLMConfig, SeedResult]):
     """The method for one configuration: :meth:`run_seed` does one seed, :meth:`run` all and the report."""
 
     name = "reclm"
@@ -181,13 +182,15 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
         d = stage_dir("reclm-ppo", key, build)
         return d / "adapter", {"reward_model": read_json(rdir / "log.json"), **read_json(d / "log.json")}
 
-    def profile_llm(self, tuning: str, split: Split, hist, similar, seed: int, report: dict) -> LLM:
+    def profile_llm(self, tuning: str, split: Split, hist, similar, seed: int, result: SeedResult) -> LLM:
+        """The LLM that writes ``tuning``'s profiles (tuned where it needs to be); its logs go into ``result``."""
         cfg = self.cfg
         if tuning == "untuned":
             return load_llm(cfg.llm, progress=cfg.progress)
         data = self._timed("teacher profiles", self.tuning_data, split, hist, similar, seed)
-        report.setdefault("teacher", {"model": data["teacher"], "answers": data["teacher_answers"],
-                                      "sampling": data["sampling"], "kd_users": data["kd_users"]})
+        if result.teacher is None:
+            result.teacher = TeacherInfo(model=data["teacher"], answers=data["teacher_answers"],
+                                         sampling=data["sampling"], kd_users=data["kd_users"])
         dialogues = list(data["kd"])
         if not dialogues and tuning in ("gpt_kd", "reclm"):
             raise ConfigError(f"the teacher ({data['teacher']['model']}) wrote no valid profile for any of the "
@@ -200,10 +203,11 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
             dialogues += data["two_turn"]
         adapter, log_ = self._timed("instruction tuning", tune, cfg.llm, cfg.sft, dialogues,
                                     f"reclm-{'mask' if tuning == 'reclm' else tuning}-{seed}", cfg.progress)
-        report.setdefault("tuning", {})[tuning] = {**log_, "dialogues": len(dialogues)}
+        result.tuning[tuning] = {**log_, "dialogues": len(dialogues)}
         if tuning == "reclm":
             adapter, info = self._timed("refinement (reward model + PPO)", self.refine, adapter, data, seed)
-            report.setdefault("refinement", info)
+            if result.refinement is None:
+                result.refinement = info
         return load_llm(cfg.llm, adapter, progress=cfg.progress)
 
     def profiles(self, llm: LLM, split: Split, hist, similar, text_emb: np.ndarray) -> dict:
@@ -235,18 +239,16 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
         return {**read_json(d / "profiles.json"), **load_npz(d / "emb.npz")}
 
     # -- one seed -------------------------------------------------------------------------------
-    def run_seed(self, seed: int) -> dict:
+    def run_seed(self, seed: int) -> SeedResult:
         cfg, ds = self.cfg, self.dataset
         self._reset_timings()
         lseed = seed if cfg.llm_seed is None else cfg.llm_seed
         split = temporal(ds, fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2]))
-        report: dict[str, Any] = {"seed": seed, "llm_seed": lseed, "split": split.summary(), "rows": [],
-                                  "profiles": {}, "cold_items_test": len(split.cold_items("test"))}
+        result = SeedResult(seed, lseed, split.summary(), cold_items_test=len(split.cold_items("test")))
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, lseed)
         hist = user_histories(split.train, split.n_users)
         params = {"valid_metric": cfg.select_metric, **cfg.backbone_params}
-        per_user: dict[str, Any] = {}
 
         def run(backbone: str, variant: str, tuning: str | None, p: dict | None) -> None:
             up = p["users"] if p is not None and variant in ("augment", "wo_item") else None
@@ -254,13 +256,13 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
             model, tlog = self.fit(backbone, params, split, seed, text_emb, up, ip, f"{variant}:{tuning}")
             results = bb.evaluate(model, split, cfg.ks)
             for setting, res in results.items():
-                row = {"backbone": backbone, "variant": variant, "profiles": tuning or "-", "setting": setting,
-                       **{k: float(v) for k, v in res.mean().items()}, "users": len(res.users),
-                       "pool_items": res.info["pool_items"],
-                       "tied_at_cut": {str(k): n for k, n in res.info["tied_at_cut"].items()},
-                       "epoch_seconds": tlog.mean_epoch_seconds, "best_epoch": tlog.best_epoch}
-                report["rows"].append(row)
-                per_user[f"{backbone}|{variant}|{tuning or '-'}|{setting}"] = res.per_user
+                row = MetricRow(backbone, variant, tuning or "-", setting,
+                                metrics={k: float(v) for k, v in res.mean().items()}, users=len(res.users),
+                                pool_items=res.info["pool_items"],
+                                tied_at_cut={str(k): n for k, n in res.info["tied_at_cut"].items()},
+                                epoch_seconds=tlog.mean_epoch_seconds, best_epoch=tlog.best_epoch)
+                result.rows.append(row)
+                result.per_user[row.label] = res.per_user
 
         for backbone in cfg.backbones:
             if "base" in cfg.variants:
@@ -268,26 +270,26 @@ class RecLM(Method[RecLMConfig, dict[str, Any]]):
         for tuning in cfg.tunings:
             if not set(cfg.variants) - {"base"}:
                 break
-            llm = self.profile_llm(tuning, split, hist, similar, lseed, report)
+            llm = self.profile_llm(tuning, split, hist, similar, lseed, result)
             p = self._timed("profiles", self.profiles, llm, split, hist, similar, text_emb)
-            report["profiles"][tuning] = p["report"]
-            report["profiles"][tuning]["example_user"] = p["users"][int(np.flatnonzero([len(h) for h in hist])[0])]
-            # "auto" resolves by machine (bf16 on CPUs with bf16 units): runs on different CPUs may differ
-            report["profiles"][tuning]["llm"] = {"dtype": str(getattr(llm, "dtype", "n/a")).replace("torch.", ""),
-                                                 "device": str(getattr(llm, "device", "n/a"))}
+            result.profiles[tuning] = ProfileReport(
+                user=p["report"]["user"], item=p["report"]["item"],
+                example_user=p["users"][int(np.flatnonzero([len(h) for h in hist])[0])],
+                # "auto" resolves by machine (bf16 on CPUs with bf16 units): runs on different CPUs may differ
+                llm={"dtype": str(getattr(llm, "dtype", "n/a")).replace("torch.", ""),
+                     "device": str(getattr(llm, "device", "n/a"))})
             for backbone in cfg.backbones:
                 for variant in cfg.variants:
                     if variant != "base":
                         run(backbone, variant, tuning, p)
-        report["per_user"] = per_user
-        report["timings"] = dict(self.timings)
-        return report
+        result.timings = dict(self.timings)
+        return result
 
     # -- reports --------------------------------------------------------------------------------------
     def output_dir(self) -> Path:
         return report.output_dir(self.cfg, self.dataset.name)
 
-    def write_report(self, results: list[dict[str, Any]]) -> RunReport:
+    def write_report(self, results: list[SeedResult]) -> RunReport:
         return report.write_reclm_report(self.name, self.cfg, self.dataset, results)
 
     @classmethod

@@ -17,43 +17,43 @@ from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_json, write_text
 from recfuse.method import RunReport, pending_note
 from recfuse.reclm.config import TUNINGS, RecLMConfig
-
-KEYS = ("backbone", "variant", "profiles", "setting")
+from recfuse.reclm.results import KEYS, MetricRow, SeedResult
 
 
 def metric_names(ks: list[int]) -> list[str]:
     return [f"{m}@{k}" for m in ("recall", "ndcg") for k in ks]
 
 
-def summarize(reports: list[dict], ks: list[int]) -> list[dict]:
+def summarize(reports: list[SeedResult], ks: list[int]) -> list[dict]:
     """One row per (backbone, variant, profiles, setting): means, stds, improvement and p-values vs Base."""
-    groups: dict[tuple, list[dict]] = {}
+    groups: dict[tuple[str, ...], list[MetricRow]] = {}
     for r in reports:
-        for row in r["rows"]:
-            groups.setdefault(tuple(row[k] for k in KEYS), []).append(row)
+        for row in r.rows:
+            groups.setdefault(row.key, []).append(row)
     rows = []
     for key, runs in groups.items():
         out: dict[str, Any] = dict(zip(KEYS, key))
         base_key = (key[0], "base", "-", key[3])
         for m in metric_names(ks):
-            vals = [x[m] for x in runs]
+            vals = [x.metrics[m] for x in runs]
             out[m], out[f"{m}_std"] = mean_std(vals)
             if key[1] != "base" and base_key in groups:
-                base_vals = [x[m] for x in groups[base_key]]
+                base_vals = [x.metrics[m] for x in groups[base_key]]
                 out[f"{m}_impr"] = relative_improvement(out[m], float(np.mean(base_vals)))
                 if len(vals) >= 2:
                     out[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
-                a = np.concatenate([r["per_user"]["|".join(map(str, key))][m] for r in reports])
-                b = np.concatenate([r["per_user"]["|".join(map(str, base_key))][m] for r in reports])
+                a = np.concatenate([r.per_user["|".join(key)][m] for r in reports])
+                b = np.concatenate([r.per_user["|".join(base_key)][m] for r in reports])
                 if len(a) >= 2 and len(a) == len(b):
                     out[f"{m}_p_users"] = paired_ttest(a, b)["p"]
-        out["users"] = runs[0]["users"]
-        if "pool_items" in runs[0]:
-            out["pool_items"] = runs[0]["pool_items"]
-        if all("tied_at_cut" in x for x in runs):  # the largest share of users over the seeds
-            out["tied_share"] = {k: max(x["tied_at_cut"][k] / max(x["users"], 1) for x in runs)
-                                 for k in runs[0]["tied_at_cut"]}
-        out["epoch_seconds"] = float(np.mean([x["epoch_seconds"] or 0.0 for x in runs]))
+        out["users"] = runs[0].users
+        if runs[0].pool_items is not None:
+            out["pool_items"] = runs[0].pool_items
+        ties = [x.tied_at_cut for x in runs]
+        if all(t is not None for t in ties):  # the largest share of users over the seeds
+            out["tied_share"] = {k: max(t[k] / max(x.users, 1) for x, t in zip(runs, ties) if t is not None)
+                                 for k in ties[0] or {}}
+        out["epoch_seconds"] = float(np.mean([x.epoch_seconds or 0.0 for x in runs]))
         rows.append(out)
     return rows
 
@@ -271,9 +271,9 @@ def display(rows: list[dict], ks: list[int]) -> list[dict]:
     return out
 
 
-def seed_note(reports: list[dict]) -> list[str]:
+def seed_note(reports: list[SeedResult]) -> list[str]:
     """What the seeds vary: everything, or (one ``llm_seed`` for all) only the backbones' training."""
-    lseeds = {r.get("llm_seed", r["seed"]) for r in reports}
+    lseeds = {r.llm_seed for r in reports}
     if len(reports) < 2 or len(lseeds) > 1:
         return []
     return [f"LLM side (similar users, tuning, profiles) from seed {lseeds.pop()} for every seed: the seeds "
@@ -286,45 +286,46 @@ def output_dir(cfg: RecLMConfig, dataset_name: str) -> Path:
     return out / cfg.name if cfg.name else out
 
 
-def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports: list[dict]) -> RunReport:
-    """results.json / .md / .csv under ``<out>/<dataset>``, plus cost.md; returns the JSON content."""
+def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports: list[SeedResult]) -> RunReport:
+    """results.json / .md / .csv under ``<out>/<dataset>``, plus tables.md and the figure; returns the
+    summary rows and (``extra``) the JSON content of the cost table and of every seed."""
     out = output_dir(cfg, dataset.name)
     rows = summarize(reports, cfg.ks)
     cost = cost_rows(rows)
-    seeds = [{k: v for k, v in r.items() if k != "per_user"} for r in reports]
+    seeds = [r.to_dict() for r in reports]
     extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
     for r in reports:  # per-user values for later tests, as npz (not JSON)
-        save_npz(out / f"per_user_seed{r['seed']}.npz",
-                 **{f"{k}__{m}": a for k, d in r["per_user"].items() for m, a in d.items()})
-    write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, seeds, cfg.ks))
-    plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, seeds))
+        save_npz(out / f"per_user_seed{r.seed}.npz",
+                 **{f"{k}__{m}": a for k, d in r.per_user.items() for m, a in d.items()})
+    write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, reports, cfg.ks))
+    plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, reports))
     print(f"results written to {out}")
     return RunReport(out, rows, {"cost": cost, "seeds": seeds})
 
 
-def figure_title(dataset_name: str, seeds: list[dict]) -> str:
+def figure_title(dataset_name: str, seeds: list[SeedResult]) -> str:
     return (f"RecLM on {dataset_name}: mean ± std over {len(seeds)} seed(s); "
             "* p < 0.05 against Base (paired over users)")
 
 
-def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds: list[dict], ks: list[int]) -> str:
+def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds: list[SeedResult],
+                    ks: list[int]) -> str:
     """tables.md: the results, the target check, the per-epoch cost, the profile and teacher answers."""
     md = [f"# RecLM on {dataset_name} ({len(seeds)} seed(s))\n", *seed_note(seeds), markdown_table(display(rows, ks)),
           "\n## Target: Augment above Base (Recall@20)\n", markdown_table(target_check(rows)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
-    prof = seeds[0].get("profiles", {})
-    if prof:
+    if seeds[0].profiles:
         md.append("\n## Profile answers (seed 0)\n")
-        for tuning, p in prof.items():
-            where = f" (LLM in {p['llm']['dtype']} on {p['llm']['device']})" if "llm" in p else ""
-            md.append(f"- {tuning}{where}: users {p['user'].get('user_profile', {})}, fallbacks {p['user']['fallback']}; "
-                      f"items fallbacks {p['item']['fallback']}\n")
-    if "teacher" in seeds[0]:
-        t = seeds[0]["teacher"]
-        kd = t.get("kd_users")
-        md.append(f"\nTeacher (R4): {t['model']['model']} over the {t['model']['backend']} backend; its profile "
-                  f"answers: {t['answers'].get('teacher_profile', {})}; two-turn sampling: {t['sampling']}"
+        for tuning, p in seeds[0].profiles.items():
+            where = f" (LLM in {p.llm['dtype']} on {p.llm['device']})" if p.llm is not None else ""
+            md.append(f"- {tuning}{where}: users {p.user.get('user_profile', {})}, fallbacks {p.user['fallback']}; "
+                      f"items fallbacks {p.item['fallback']}\n")
+    if seeds[0].teacher is not None:
+        t = seeds[0].teacher
+        kd = t.kd_users
+        md.append(f"\nTeacher (R4): {t.model['model']} over the {t.model['backend']} backend; its profile "
+                  f"answers: {t.answers.get('teacher_profile', {})}; two-turn sampling: {t.sampling}"
                   + (f"; distilled from the {kd['with_valid_teacher_profile']} of {kd['sampled']} sampled users "
                      f"whose teacher profile was valid" if kd else "") + "\n")
     return "\n".join(md)
@@ -333,8 +334,9 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
 def rerender(out: Path, cfg: RecLMConfig, results: dict) -> list[Path]:
     """Re-render a results folder's tables.md from its results.json and config."""
     name = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
-    write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], results["seeds"], cfg.ks))
-    figure = plot_results(results["rows"], cfg.ks, out / "results.png", figure_title(name, results["seeds"]))
+    seeds = [SeedResult.from_dict(s) for s in results["seeds"]]
+    write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], seeds, cfg.ks))
+    figure = plot_results(results["rows"], cfg.ks, out / "results.png", figure_title(name, seeds))
     return [out / "tables.md"] + ([figure] if figure else [])
 
 

@@ -1,0 +1,66 @@
+"""RecLM's typed per-seed results: results.json's ``seeds`` entries read back into them and written out again
+unchanged, key for key and in order, for every committed RecLM result; the report reads them typed."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recfuse.reclm.report import seed_note, summarize
+from recfuse.reclm.results import MetricRow, ProfileReport, SeedResult, TeacherInfo
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = sorted((ROOT / "benchmarks" / "results" / "reclm").rglob("results.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
+def test_committed_seeds_round_trip_byte_for_byte(path):
+    seeds = json.loads(path.read_text())["seeds"]
+    typed = [SeedResult.from_dict(s) for s in seeds]
+    assert json.dumps([t.to_dict() for t in typed]) == json.dumps(seeds)
+    assert all(isinstance(r, MetricRow) for t in typed for r in t.rows)
+    assert all(isinstance(p, ProfileReport) for t in typed for p in t.profiles.values())
+
+
+def test_committed_results_exist():
+    assert len(COMMITTED) >= 5
+
+
+def test_typed_fields_and_unknown_keys():
+    data = {"seed": 1, "llm_seed": 0, "split": {"test": 3},
+            "rows": [{"backbone": "biasmf", "variant": "augment", "profiles": "mask", "setting": "full_shot",
+                      "recall@20": 0.5, "ndcg@20": 0.25, "users": 4, "pool_items": 30, "tied_at_cut": {"20": 1},
+                      "epoch_seconds": 0.1, "best_epoch": 2}],
+            "profiles": {"mask": {"user": {"fallback": 0}, "item": {"fallback": 1}, "example_user": "x"}},
+            "cold_items_test": 2,
+            "teacher": {"model": {"model": "m", "backend": "hf"}, "answers": {}, "sampling": {"positives": 1}},
+            "tuning": {"mask": {"dialogues": 3}}, "timings": {"profiles": 1.5}, "future_key": [1, 2]}
+    r = SeedResult.from_dict(data)
+    assert (r.seed, r.llm_seed, r.cold_items_test) == (1, 0, 2)
+    (row,) = r.rows
+    assert row.key == ("biasmf", "augment", "mask", "full_shot") and row.label == "biasmf|augment|mask|full_shot"
+    assert row.metrics == {"recall@20": 0.5, "ndcg@20": 0.25} and row.pool_items == 30
+    assert isinstance(r.teacher, TeacherInfo) and r.teacher.kd_users is None and r.refinement is None
+    assert r.profiles["mask"].llm is None and r.extra == {"future_key": [1, 2]}
+    assert json.dumps(r.to_dict()) == json.dumps(data)
+    # a seed without a teacher (untuned profiles only) writes none
+    assert "teacher" not in SeedResult(0, 0, {}).to_dict() and "tuning" not in SeedResult(0, 0, {}).to_dict()
+
+
+def test_summary_reads_typed_seeds_and_per_user_values():
+    def seed(s, base, aug):
+        rows = [MetricRow("biasmf", v, p, "full_shot", {"recall@10": float(np.mean(x)), "ndcg@10": 0.1}, users=3,
+                          pool_items=50, tied_at_cut={"10": 0}, epoch_seconds=1.0)
+                for v, p, x in (("base", "-", base), ("augment", "reclm", aug))]
+        per_user = {r.label: {"recall@10": np.asarray(x, float), "ndcg@10": np.full(3, 0.1)}
+                    for r, x in zip(rows, (base, aug))}
+        return SeedResult(s, 0, {}, rows=rows, per_user=per_user)
+
+    seeds = [seed(0, [0, 0.5, 0.5], [0.5, 1, 0.5]), seed(1, [0, 0, 0.5], [0.5, 0.5, 1])]
+    base, aug = summarize(seeds, [10])
+    assert base["recall@10"] == pytest.approx(0.25) and "recall@10_impr" not in base
+    assert aug["recall@10"] == pytest.approx(2 / 3) and aug["recall@10_impr"] == pytest.approx(2 / 3 / 0.25 - 1)
+    assert 0 <= aug["recall@10_p_users"] <= 1 and "recall@10_p_seeds" in aug
+    assert aug["tied_share"] == {"10": 0.0} and aug["pool_items"] == 50
+    assert seed_note(seeds)[0].startswith("LLM side (similar users, tuning, profiles) from seed 0")
