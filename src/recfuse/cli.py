@@ -16,10 +16,12 @@ from collections.abc import Sequence
 
 from recfuse import __version__
 from recfuse.errors import RecfuseError
+from recfuse.provenance import set_command
 
 COMMAND_MODULES = (
     "recfuse.commands.data",
     "recfuse.commands.train",
+    "recfuse.commands.serve",
     "recfuse.commands.llm",
     "recfuse.commands.tune",
     "recfuse.commands.run",
@@ -48,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    set_command(["recfuse", *argv])  # what manifest.json files record as the command
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     previous = _interrupt_on_sigterm()

@@ -12,7 +12,8 @@ The contract:
   ``seeds: list[int]`` and ``out: str``;
 * ``run_seed(seed)``: one seed end to end, returning the method's own typed result;
 * ``write_report(results)``: every seed's results into :meth:`output_dir` (``results.json`` with
-  ``rows`` and ``method``, ``config.yaml``, tables and plots), returning :class:`RunReport`;
+  ``rows`` and ``method``, ``config.yaml``, tables and plots), returning :class:`RunReport`; :meth:`Method.run`
+  then writes ``manifest.json`` beside them (:mod:`recfuse.provenance`: command, git commit, machine, date);
 * ``rerender(folder, config, results)``: the tables and plots again from ``results.json`` (``recfuse report``);
 * ``suite_entry`` / ``write_suite``: a run's line in a suite's ``suite.json`` and the suite's ``suite.md``
   (defaults: the run's summary rows and one table per run).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +35,10 @@ from recfuse.config import from_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import markdown_table
 from recfuse.io import write_json, write_text
+from recfuse.provenance import files_written_since, folder_state, write_manifest
 from recfuse.stages import TimedStages
+
+log = logging.getLogger(__name__)
 
 ConfigT = TypeVar("ConfigT")
 ResultT = TypeVar("ResultT")
@@ -89,8 +94,11 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         return list(getattr(self.cfg, "seeds"))
 
     def run(self) -> RunReport:
-        """Every seed, then the report."""
-        return self.write_report([self.run_seed(seed) for seed in self.seeds()])
+        """Every seed, then the report, then ``manifest.json`` beside it recording how it was made."""
+        before = folder_state(self.output_dir())
+        report = self.write_report([self.run_seed(seed) for seed in self.seeds()])
+        record_run(report.out, files_written_since(report.out, before))
+        return report
 
     # -- results folders and suites, from what is on disk ----------------------------------------------
     @classmethod
@@ -125,6 +133,17 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         write_json(out / "suite.json", {"method": cls.name, "runs": entries, "pending": list(pending)})
         write_text(out / "suite.md", f"# {cls.title or cls.name} suite\n\n" + pending_note(pending) + "\n".join(sections))
         return [out / "suite.md", out / "suite.json"]
+
+
+def record_run(folder: Path, files: Sequence[Path]) -> None:
+    """``manifest.json`` in ``folder`` for ``files`` (the command, git commit, machine and date of this run).
+    The results are written by then: a manifest that cannot be written is a warning, never a lost run."""
+    if not files:
+        return
+    try:
+        write_manifest(files)
+    except OSError as e:
+        log.warning("%s: the results are written, but their manifest.json could not be: %s", folder, e)
 
 
 def pending_note(pending: Sequence[str]) -> str:

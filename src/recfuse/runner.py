@@ -16,7 +16,7 @@ from recfuse.config import from_dict, load_suite, read_yaml_mapping, to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run
 from recfuse.io import read_json
-from recfuse.method import Method, RunReport, get_method, method_of_results
+from recfuse.method import Method, RunReport, get_method, method_of_results, record_run
 
 log = logging.getLogger(__name__)
 #: settings that do not change results: a finished run is reused whatever they are
@@ -82,7 +82,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
             run.run()
             results = read_json(folder / "results.json")
         entries.append(method.suite_entry(cfg, results, folder, out))
-        method.write_suite(out, entries, pending=[method.run_label(c) for c in cfgs[i + 1:]])
+        written = method.write_suite(out, entries, pending=[method.run_label(c) for c in cfgs[i + 1:]])
+        record_run(out, [p for p in written if p.parent == out])
     return out
 
 

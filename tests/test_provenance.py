@@ -1,0 +1,131 @@
+"""manifest.json beside results: recfuse.provenance's record (command, git commit, machine, date, files), written
+by every method run (``recfuse run NAME``) and suite, and never touched by ``recfuse report``."""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import recfuse.method
+from recfuse import provenance
+from recfuse.cli import main
+from recfuse.config import option, to_dict
+from recfuse.eval.report import markdown_table, write_report
+from recfuse.io import write_text
+from recfuse.method import Method, RunReport, register_method
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_manifest_records_the_command_commit_machine_and_keeps_earlier_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(provenance, "_command", None)
+    files = [tmp_path / "res" / "results.json", tmp_path / "res" / "results.md"]
+    first = provenance.write_manifest(files, "recfuse run toy --seeds 0")
+    assert json.loads((tmp_path / "res" / "manifest.json").read_text()) == first
+    assert first["command"] == "recfuse run toy --seeds 0" and first["files"] == ["results.json", "results.md"]
+    assert first["machine"] == provenance.machine() and first["cpu"]["count"] >= 1 and isinstance(first["gpus"], list)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["date"]) and "earlier" not in first
+    if provenance.source_checkout() is not None:  # run from a checkout: its commit and whether the code differs
+        assert re.fullmatch(r"[0-9a-f]{40}", first["git_commit"]) and isinstance(first["git_dirty"], bool)
+    # the same command saving again updates its record; another command keeps the earlier one
+    again = provenance.write_manifest([tmp_path / "res" / "tables.md"], "recfuse run toy --seeds 0")
+    assert again["files"] == ["results.json", "results.md", "tables.md"] and "earlier" not in again
+    later = provenance.write_manifest(files, "recfuse run toy --seeds 1")
+    assert later["earlier"] == [again]
+    # without a recorded command: this process's own command line (the Python API)
+    assert provenance.current_command().split()[0] == Path(__import__("sys").executable).name
+    provenance.set_command(["recfuse", "run", "toy", "--note", "a b"])
+    assert provenance.current_command() == "recfuse run toy --note 'a b'"
+    with pytest.raises(ValueError, match="one folder"):
+        provenance.write_manifest([tmp_path / "a" / "x", tmp_path / "b" / "y"], "c")
+
+
+def test_a_damaged_earlier_manifest_is_replaced_not_fatal(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    record = provenance.write_manifest([tmp_path / "results.json"], "recfuse run x")
+    assert "earlier" not in record and json.loads((tmp_path / "manifest.json").read_text()) == record
+
+
+@dataclass
+class ToyConfig:
+    """A method that trains nothing."""
+
+    value: float = option(0.5, "the metric every seed reports")
+    seeds: list[int] = option([0], "random seeds")
+    out: str = option("runs/toy", "output folder")
+
+
+class Toy(Method[ToyConfig, dict]):
+    name = "toy-provenance"
+    title = "Toy"
+    config_type = ToyConfig
+
+    def run_seed(self, seed):
+        return {"seed": seed, "hr@1": self.cfg.value}
+
+    def output_dir(self):
+        return Path(self.cfg.out) / "toy"
+
+    def write_report(self, results):
+        rows = [{"variant": "toy", "hr@1": sum(r["hr@1"] for r in results) / len(results)}]
+        write_report(self.output_dir(), rows, config=to_dict(self.cfg), title="toy",
+                     extra={"method": self.name, "seeds": results})
+        self.rerender(self.output_dir(), self.cfg, {"rows": rows})
+        return RunReport(self.output_dir(), rows)
+
+    @classmethod
+    def rerender(cls, folder, config, results):
+        write_text(folder / "table.md", markdown_table(results["rows"]))
+        return [folder / "table.md"]
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    monkeypatch.setattr(provenance, "_command", None)
+    register_method(Toy)
+    return Toy
+
+
+def test_a_method_run_writes_its_manifest_beside_results_json(toy, tmp_path):
+    out = tmp_path / "runs"
+    (out / "toy").mkdir(parents=True)
+    (out / "toy" / "notes.txt").write_text("a file of the user's, not of the run")
+    assert main(["run", "toy-provenance", "--seeds", "0,1", "--out", str(out)]) == 0
+    manifest = json.loads((out / "toy" / "manifest.json").read_text())
+    assert manifest["command"] == f"recfuse run toy-provenance --seeds 0,1 --out {out}"
+    assert manifest["files"] == ["config.yaml", "results.csv", "results.json", "results.md", "table.md"]
+    assert {"git_commit", "git_dirty", "machine", "cpu", "gpus", "date"} <= set(manifest)
+
+    # recfuse report re-renders the tables and leaves the manifest as the run wrote it
+    before = (out / "toy" / "manifest.json").read_text()
+    assert main(["report", str(out / "toy")]) == 0
+    assert (out / "toy" / "manifest.json").read_text() == before
+
+    # the Python API records the process's own command line
+    Toy(ToyConfig(value=0.25, out=str(tmp_path / "api"))).run()
+    api = json.loads((tmp_path / "api" / "toy" / "manifest.json").read_text())
+    assert "recfuse run" not in api["command"] and "results.json" in api["files"]
+
+
+def test_a_suite_writes_a_manifest_for_its_report_and_each_run(toy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.yaml").write_text("runs:\n  - {value: 0.5}\nout: suite-out\n")
+    assert main(["run", "toy-provenance-suite", "suite.yaml"]) == 0
+    suite = json.loads((tmp_path / "suite-out" / "manifest.json").read_text())
+    assert suite["command"] == "recfuse run toy-provenance-suite suite.yaml"
+    assert suite["files"] == ["suite.json", "suite.md"]
+    run = json.loads((tmp_path / "suite-out" / "toy" / "manifest.json").read_text())
+    assert "results.json" in run["files"]
+
+
+def test_a_manifest_that_cannot_be_written_does_not_lose_the_results(toy, tmp_path, monkeypatch, caplog):
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(recfuse.method, "write_manifest", full_disk)
+    report = Toy(ToyConfig(out=str(tmp_path))).run()
+    assert (report.out / "results.json").is_file() and not (report.out / "manifest.json").exists()
+    assert "manifest.json could not be" in caplog.text
