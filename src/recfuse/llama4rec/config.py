@@ -31,6 +31,10 @@ class Llama4RecConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
     instructions: int = option(128, "instructions sampled per task (paper: 5000; CPU default sized for minutes)")
+    instruction_targets: Literal["natural", "planted"] = option(
+        "natural", "listwise instructions: natural: only users whose instruction backbone's top-k' list holds the "
+                   "answer, as at test, where only such users can gain (LlamaRec's rule); planted: every user, the "
+                   "answer put in place of a random candidate where the list misses it")
     instruction_tasks: list[str] = option(["listwise"], "instruction tasks mixed for top-k tasks: listwise, "
                                                         "pointwise (rating is used for the rating task)")
     ranking: Literal["listwise", "pointwise"] = option("listwise", "how the LLM re-ranks the top-k' list")
@@ -40,10 +44,13 @@ class Llama4RecConfig:
     da_pairs_per_user: int = option(1, "direct task: item pairs the LLM ranks per user")
     da_candidates: int = option(5, "sequential task: un-interacted candidates the LLM picks from")
     da_attributes: list[str] = option(["director", "star"], "rating task: item attributes the LLM supplies")
-    valid_users: int = option(300, "validation users (a seeded sample) scored by the LLM to choose the alphas "
-                                   "(0: all); the test split is always evaluated on every user")
+    valid_users: int = option(0, "validation users (a seeded sample) scored by the LLM to choose the alphas "
+                                 "(0: all); the test split is always evaluated on every user")
     alphas: list[float] = option(list(ALPHA_GRID), "grid for alpha1 and alpha2")
     select_metric: str = option("ndcg@3", "validation metric that picks alpha1, alpha2 (rmse for rating)")
+    alpha_guard: float = option(0.05, "use the LLM's weight only where the chosen alphas beat the backbone's own "
+                                      "order on validation with a paired p below this; otherwise the LLM weight is "
+                                      "0 and the report says the evidence was too thin (1: always mix)")
     ks: list[int] = option([3, 5], "cut-offs reported")
     out: str = option("runs/llama4rec", "output folder")
     progress: bool = option(True, "show progress bars")
@@ -64,5 +71,11 @@ class Llama4RecConfig:
             raise ConfigError("option 'seeds' needs at least one seed")
         if any(k < 1 for k in self.ks):
             raise ConfigError(f"option 'ks' takes cut-offs of at least 1, not {self.ks}")
+        if not 0 < self.alpha_guard <= 1:
+            raise ConfigError(f"option 'alpha_guard' is a p-value threshold in (0, 1], not {self.alpha_guard}")
+        if self.valid_users < 0:
+            raise ConfigError(f"option 'valid_users' may not be negative (0: all), not {self.valid_users}")
+        if self.instructions < 1:
+            raise ConfigError(f"option 'instructions' must be at least 1, not {self.instructions}")
         if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
             raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")

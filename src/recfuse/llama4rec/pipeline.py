@@ -9,7 +9,9 @@ nothing:
 3. instruction tuning (LoRA SFT, response-only loss): the PA-tuned LLM, and the IFT baseline's LLM;
 4. data augmentation by the tuned LLM and the backbone retrained on it;
 5. LLM scoring of the backbone's predictions (top-k' lists, or rated pairs) for validation and test;
-6. adaptive aggregation with (alpha1, alpha2) chosen on validation, applied once to test.
+6. adaptive aggregation with (alpha1, alpha2) chosen on validation (all validation users by default), applied
+   once to test only where validation shows a clear gain over the backbone's own prediction (paired p below
+   ``alpha_guard``); otherwise the LLM's weight is 0 and the report says the evidence was too thin.
 
 One variant loop serves every task; what differs between ranking and rating lives in
 :mod:`recfuse.llama4rec.tasks`. Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation),
@@ -26,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, kcore, leave_one_out
+from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report
@@ -63,6 +67,28 @@ def choose_alphas(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float],
     pick = np.nanargmin if task.lower_is_better else np.nanargmax
     i, j = (int(x) for x in np.unravel_index(pick(table), table.shape))
     return grid[i], (grid[j] if adaptive else None), table
+
+
+def alpha_evidence(task: Task, q: Any, scores: np.ndarray, alpha: np.ndarray) -> dict[str, float]:
+    """Paired t-test over validation users (or rated pairs) of the mix with weights ``alpha`` against the
+    backbone's own prediction, on the selection metric's per-user values: mean gain (positive: the mix is
+    better) and p. The grid's best point is a maximum over several: only a clear gain justifies the LLM."""
+    mixed = task.gains(task.evaluate(q, task.mix(q, scores, alpha)))
+    own = task.gains(task.evaluate(q, task.own(q)))
+    if len(mixed) < 2:
+        return {"mean_diff": float(np.mean(mixed - own)) if len(mixed) else 0.0, "p": 1.0}
+    return paired_ttest(mixed, own)
+
+
+def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
+                   lower_is_better: bool) -> tuple[float | None, int]:
+    """Spearman correlation between the validation and test grids (None where either is constant), and the
+    rank of the chosen cell (i, j) on the test grid (1: the best test cell; ties share the better rank)."""
+    ok = np.isfinite(valid) & np.isfinite(test)
+    v, t = valid[ok], test[ok]
+    rho = None if np.ptp(v) == 0 or np.ptp(t) == 0 else float(spearmanr(v, t).statistic)
+    better = t < test[i, j] if lower_is_better else t > test[i, j]
+    return rho, int(better.sum()) + 1
 
 
 class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
@@ -139,6 +165,9 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                     scores[model, pa, stage] = task.llm_scores(llms[pa], q, models[model], split, stage, pa, seed)
                 result.inference.append(inference_record(cost, stage=stage, backbone=model,
                                                          prompt_augmentation=pa, queries=q.size))
+                found = task.diagnostics(q, scores[model, pa, stage])
+                if found is not None:
+                    result.llm_diagnostics[f"{'pa' if pa else 'ift'}/{model}/{stage}"] = found
             return q, scores[model, pa, stage]
 
         def weights(q: Any, a1: float, a2: float | None) -> np.ndarray:
@@ -158,13 +187,20 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                 pa, adaptive = variant != "wo_pa", variant != "wo_aa"
                 qv, sv = scored(model, pa, "valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
+                evidence = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
+                use = evidence["mean_diff"] > 0 and evidence["p"] < cfg.alpha_guard
                 qt, st = scored(model, pa, "test")
-                values = task.evaluate(qt, task.mix(qt, st, weights(qt, a1, a2)))
+                alpha_t = weights(qt, a1, a2) if use else np.zeros(qt.size)
+                values = task.evaluate(qt, task.mix(qt, st, alpha_t))
                 info = VariantResult(alpha1=a1, alpha2=a2, select_metric=task.select_metric, valid_users=qv.size,
-                                     valid_grid=grid.tolist())
+                                     valid_grid=grid.tolist(), valid_gain=evidence["mean_diff"],
+                                     valid_p=evidence["p"], llm_weight_used=use)
                 if variant == "llama4rec":  # the test grid, for the heatmap only (selection used validation)
                     info.test_grid = [[task.selection_value(task.evaluate(qt, task.mix(qt, st, weights(qt, b1, b2))))
                                        for b2 in cfg.alphas] for b1 in cfg.alphas]
+                    info.grid_agreement, info.test_rank_of_choice = grid_agreement(
+                        grid, np.array(info.test_grid), cfg.alphas.index(a1),
+                        cfg.alphas.index(a2) if a2 is not None else 0, task.lower_is_better)
             info.metrics = task.summarize(values)
             info.test_users = int(len(next(iter(values.values()))))
             result.variants[variant] = info
@@ -203,4 +239,4 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         return report.write_suite(out, entries, pending, [cls.entry_folder(out, e) for e in entries])
 
 
-__all__ = ["VARIANTS", "Llama4Rec", "Llama4RecConfig", "choose_alphas"]
+__all__ = ["VARIANTS", "Llama4Rec", "Llama4RecConfig", "alpha_evidence", "choose_alphas", "grid_agreement"]

@@ -148,6 +148,39 @@ def augmentation_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def alpha_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
+    """One row per seed and mixing variant: the chosen alphas, the validation evidence, the decision."""
+    rows = []
+    for r in results:
+        for name, v in r.variants.items():
+            if v.llm_weight_used is None:  # no mix, or a result from before the guard existed
+                continue
+            rows.append({"seed": r.seed, "variant": LABELS.get(name, name), "alpha1": v.alpha1,
+                         "alpha2": "-" if v.alpha2 is None else v.alpha2, "validation users": v.valid_users,
+                         f"gain in {v.select_metric}": f"{v.valid_gain:+.4f}", "p": f"{v.valid_p:.3g}",
+                         "LLM weight": "used" if v.llm_weight_used else "0 (evidence too thin)",
+                         "grid agreement": "-" if v.grid_agreement is None else f"{v.grid_agreement:.2f}",
+                         "test rank of choice": "-" if v.test_rank_of_choice is None else v.test_rank_of_choice})
+    return rows
+
+
+def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
+    """One row per seed and LLM scoring call of the tuned LLM's answers alone (see :meth:`Task.diagnostics`)."""
+    rows = []
+    for r in results:
+        for key, d in sorted(r.llm_diagnostics.items()):
+            llm, model, stage = key.split("/")
+            row: dict[str, Any] = {"seed": r.seed, "LLM": llm, "backbone": model, "stage": stage,
+                                   "users (answer in list)": int(d["users_with_answer_in_list"])}
+            for name, chance in (("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")):
+                if name in d:
+                    row[name.replace("_", " ")] = f"{d[name]:.3f} (chance {d[chance]:.3f})"
+            if "backbone_top1" in d:
+                row["backbone top1"] = f"{d['backbone_top1']:.3f}"
+            rows.append(row)
+    return rows
+
+
 def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[str, Any]], paper: dict[str, Any] | None,
                      costs: list[dict[str, Any]], results: list[SeedResult]) -> str:
     """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
@@ -158,6 +191,20 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     if paper:
         md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"
                   + (f", IFT {paper['ift']}" if "ift" in paper else "") + ".\n")
+    choices = alpha_rows(results)
+    if choices:
+        md.append("\n## Choice of the LLM's weight (validation)\n\n"
+                  f"alpha1, alpha2 chosen on validation; the LLM's weight is kept only where the chosen mix beats "
+                  f"the backbone's own order there with paired p < {cfg.alpha_guard:g}, else it is 0 (evidence too "
+                  "thin). Agreement: Spearman correlation of the validation and test grids, and the chosen cell's "
+                  "rank among the test grid's cells (analysis only).\n\n" + markdown_table(choices))
+    learning = diagnostic_rows(results)
+    if learning:
+        md.append("\n## Is the tuned LLM learning?\n\n"
+                  "Its answers alone, on the users whose backbone list holds a held-out item: how often its first "
+                  "choice is that item (chance 1/k'; the backbone's own first place beside it) and the loss on the "
+                  "answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
+                  "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
     md.append("\n## Cost\n\n" + markdown_table(costs))
     if any(r.data_augmentation is not None for r in results):
         md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(results)))

@@ -26,6 +26,15 @@ class VariantResult:
     valid_users: int | None = None  # users (or rated pairs) the alphas were chosen on
     valid_grid: list[list[float]] | None = None  # validation metric over alpha1 x alpha2
     test_grid: list[list[float]] | None = None  # the same on test: analysis only, never a choice
+    #: the chosen alphas against the backbone's own prediction on validation: mean per-user gain in the
+    #: selection metric, its paired p, and whether the LLM weight was kept (False: evidence too thin, weight 0)
+    valid_gain: float | None = None
+    valid_p: float | None = None
+    llm_weight_used: bool | None = None
+    #: how well validation foresaw test (analysis only): Spearman correlation of the two grids, and the
+    #: chosen cell's rank on the test grid (1: the best test cell)
+    grid_agreement: float | None = None
+    test_rank_of_choice: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -47,6 +56,8 @@ class SeedResult:
     #: one record per LLM scoring call (stage, backbone, prompt augmentation, queries, seconds)
     inference: list[dict[str, Any]] = field(default_factory=list)
     data_augmentation: dict[str, Any] | None = None
+    #: is the tuned LLM learning? its answers alone per scoring call ("pa/valid", "ift/test", ...)
+    llm_diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     unknown_costs: dict[str, int] = field(default_factory=dict)
     #: per-user values (variant -> metric -> array over test users or rated pairs); not in JSON
@@ -57,6 +68,8 @@ class SeedResult:
         llm: dict[str, Any] = {f"tuning_{k}": v for k, v in self.tuning.items()}
         if self.inference:
             llm["inference"] = self.inference
+        if self.llm_diagnostics:
+            llm["diagnostics"] = self.llm_diagnostics
         out: dict[str, Any] = {"seed": self.seed, "split": self.split,
                                "variants": {k: v.to_json() for k, v in self.variants.items()}, "llm": llm}
         if self.data_augmentation is not None:
@@ -73,6 +86,7 @@ class SeedResult:
         return cls(seed=int(data["seed"]), split=data.get("split", {}),
                    variants={k: VariantResult.from_json(v) for k, v in data.get("variants", {}).items()},
                    tuning={k[len("tuning_"):]: v for k, v in llm.items() if k.startswith("tuning_")},
-                   inference=list(llm.get("inference", [])), data_augmentation=data.get("data_augmentation"),
+                   inference=list(llm.get("inference", [])), llm_diagnostics=dict(llm.get("diagnostics", {})),
+                   data_augmentation=data.get("data_augmentation"),
                    timings=dict(data.get("timings", {})), unknown_costs=dict(data.get("unknown_costs", {})),
                    fingerprint=data.get("fingerprint"))

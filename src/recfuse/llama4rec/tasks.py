@@ -13,6 +13,7 @@ backbone's own, the LLM's alone, or the two mixed with per-user weights) scores 
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -50,6 +51,8 @@ from recfuse.models.fitting import FitLog
 from recfuse.models.similar import similar_user_index
 from recfuse.stages import StageCost, stage_dir
 
+
+log = logging.getLogger(__name__)
 
 
 class TaskHost(Protocol):
@@ -100,6 +103,35 @@ def ranking_queries(model: Recommender, split: Split, stage: Stage, k: int, user
     cands, _ = model.recommend(users, k=k, exclude=split.history(stage) if exclude is None else exclude)
     counts = np.diff(split.train_matrix.indptr)
     return RankingQueries(users, cands, split.ground_truth(stage)[users], agg.long_tail_coefficient(counts[users]))
+
+
+def instruction_lists(model: Recommender, inner: Split, exclude: sp.csr_matrix, k: int, n: int, targets: str,
+                      seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The users, backbone top-k' lists and answers of up to ``n`` listwise instructions on the inner split.
+
+    ``natural``: only users whose list holds the answer (seeded sample of them); the LLM then learns the
+    situation it meets at test, where the answer, when it is there at all, sits where the backbone put it
+    (mostly near the top). ``planted``: a seeded sample of all users, the answer planted in the lists that
+    miss it (by :func:`~recfuse.llama4rec.instructions.plant_target`, in :func:`ranking_examples`).
+    """
+    rng = np.random.default_rng(seed)
+    users = inner.eval_users("test")
+    if targets == "planted":
+        users = np.sort(rng.choice(users, size=min(n, len(users)), replace=False))
+    q = ranking_queries(model, inner, "test", k, users, exclude=exclude)
+    answer = np.array([q.truth.indices[q.truth.indptr[r]] for r in range(len(users))], dtype=np.int64)
+    if targets == "planted":
+        return users, q.candidates, answer
+    hit = np.flatnonzero((q.candidates == answer[:, None]).any(axis=1))
+    if hit.size == 0:
+        raise ConfigError(f"no user's top-{k} list from the instruction backbone holds the held-out item, so there "
+                          "are no natural listwise instructions: use --instruction-targets planted or a larger "
+                          "--candidates")
+    if hit.size < n:
+        log.warning("%d of %d instruction users have the answer in the instruction backbone's top-%d list: tuning "
+                    "on %d listwise instructions, not %d", hit.size, len(users), k, hit.size, n)
+    pick = np.sort(rng.choice(hit, size=min(n, hit.size), replace=False))
+    return users[pick], q.candidates[pick], answer[pick]
 
 
 def ranking_metrics(q: RankingQueries, order: np.ndarray, ks: list[int]) -> PerUser:
@@ -164,8 +196,17 @@ class Task(ABC):
     def summarize(self, per_user: PerUser) -> dict[str, float]:
         """The reported metrics from per-user values."""
 
+    def diagnostics(self, q: Any, scores: np.ndarray) -> dict[str, float] | None:
+        """Is the tuned LLM learning at all? Task-specific measures of its answers alone (None: none)."""
+        return None
+
     def selection_value(self, per_user: PerUser) -> float:
         return self.summarize(per_user)[self.select_metric]
+
+    @abstractmethod
+    def gains(self, per_user: PerUser) -> np.ndarray:
+        """Per-user (or per-pair) values behind the selection metric, oriented so that higher is better
+        (for the paired test of the chosen alphas against the backbone's own prediction)."""
 
 
 class RankingTask(Task):
@@ -186,15 +227,12 @@ class RankingTask(Task):
         cfg = self.cfg
         inner = inner_split(split)
         inner_model, _ = self.method.fit(inner, seed, label="instruction")
-        rng = np.random.default_rng(seed)
-        users = inner.eval_users("test")
-        users = np.sort(rng.choice(users, size=min(cfg.instructions, len(users)), replace=False))
         # candidates never include an item the user has in the outer validation or test part
         blocked = inner.history("test") + split.known_matrix - split.train_matrix
-        q = ranking_queries(inner_model, inner, "test", cfg.candidates, users, exclude=blocked)
-        targets = np.array([q.truth.indices[q.truth.indptr[r]] for r in range(len(users))])
+        users, candidates, targets = instruction_lists(inner_model, inner, blocked, cfg.candidates, cfg.instructions,
+                                                       cfg.instruction_targets, seed)
         ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
-        examples = ranking_examples(ctx, users, q.candidates, cfg.max_history, seed, targets,
+        examples = ranking_examples(ctx, users, candidates, cfg.max_history, seed, targets,
                                     max_similar=cfg.max_similar_history)
         ratings = inner.test.rating.tolist() if inner.test.rating is not None else [None] * len(inner.test)
         rating_of = dict(zip(zip(inner.test.user.tolist(), inner.test.item.tolist()), ratings))
@@ -204,7 +242,7 @@ class RankingTask(Task):
             for pa in (True, False):
                 if "listwise" in cfg.instruction_tasks:
                     text, _, answer = listwise_text(ex, split.dataset, pa)
-                    assert answer is not None  # instruction examples have their target planted
+                    assert answer is not None  # instruction examples hold their answer
                     out[pa].append(as_messages(text, answer))
                 if "pointwise" in cfg.instruction_tasks:
                     for p in pointwise_examples(ex, np.random.default_rng(seed + ex.user)):
@@ -261,6 +299,34 @@ class RankingTask(Task):
 
     def summarize(self, per_user: PerUser) -> dict[str, float]:
         return {k: float(v.mean()) for k, v in per_user.items()}
+
+    def gains(self, per_user: PerUser) -> np.ndarray:
+        return per_user[self.select_metric]
+
+    def diagnostics(self, q: RankingQueries, scores: np.ndarray) -> dict[str, float] | None:
+        """On the users whose list holds a held-out item (the only ones re-ranking can help): how often the LLM's
+        first choice is it, against chance (1/k') and the backbone's first place; and, for listwise answers
+        (letter probabilities), the loss on the answer letter alone, -log p(answer) renormalised over the k'
+        letters, against chance (ln k')."""
+        k = q.candidates.shape[1]
+        if len(q.users) == 0 or scores.shape != q.candidates.shape:
+            return None
+        target = np.full(len(q.users), -1)
+        for r in range(len(q.users)):
+            hit = np.flatnonzero(np.isin(q.candidates[r], q.truth.indices[q.truth.indptr[r]:q.truth.indptr[r + 1]]))
+            if hit.size:
+                target[r] = hit[0]
+        rows = np.flatnonzero(target >= 0)
+        out = {"users_with_answer_in_list": float(len(rows)), "chance_top1": 1.0 / k, "chance_answer_loss": float(np.log(k))}
+        if not len(rows):
+            return out
+        first = agg.order_by_scores(scores[rows])[:, 0]
+        out["llm_top1"] = float(np.mean(first == target[rows]))
+        out["backbone_top1"] = float(np.mean(target[rows] == 0))
+        if self.cfg.ranking == "listwise":
+            p = scores[rows] / np.clip(scores[rows].sum(axis=1, keepdims=True), 1e-300, None)
+            out["answer_loss"] = float(-np.mean(np.log(np.clip(p[np.arange(len(rows)), target[rows]], 1e-12, None))))
+        return out
 
 
 class RatingTask(Task):
@@ -346,6 +412,9 @@ class RatingTask(Task):
 
     def summarize(self, per_user: PerUser) -> dict[str, float]:
         return {"rmse": float(np.sqrt(per_user["se"].mean())), "mae": float(per_user["ae"].mean())}
+
+    def gains(self, per_user: PerUser) -> np.ndarray:
+        return -per_user["se"]  # RMSE is chosen on: a smaller squared error is a gain
 
 
 def task_for(method: TaskHost) -> Task:

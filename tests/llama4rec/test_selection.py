@@ -1,0 +1,91 @@
+"""What decides whether the LLM is used: natural instruction lists, the validation guard on the LLM's weight,
+how well validation foresaw test, and the tuned LLM's answers alone against chance."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recfuse.data import make_synthetic
+from recfuse.data.splits import leave_one_out
+from recfuse.errors import ConfigError
+from recfuse.llama4rec.config import Llama4RecConfig
+from recfuse.llama4rec.instructions import inner_split
+from recfuse.llama4rec.pipeline import alpha_evidence, grid_agreement
+from recfuse.llama4rec.tasks import RankingQueries, RankingTask, instruction_lists
+from recfuse.models.fitting import fit_backbone
+
+
+def queries(n: int = 400, k: int = 5, seed: int = 0) -> RankingQueries:
+    """n users with a top-k list of items 0..k-1 (backbone order); for half of them the held-out item is in
+    the list at a uniformly drawn place, for the rest it is outside (item 99)."""
+    rng = np.random.default_rng(seed)
+    cands = np.tile(np.arange(k), (n, 1))
+    truth_items = np.where(rng.random(n) < 0.5, rng.integers(0, k, n), 99)
+    truth = sp.csr_matrix((np.ones(n), (np.arange(n), truth_items)), shape=(n, 100))
+    return RankingQueries(np.arange(n), cands, truth, rng.random(n))
+
+
+def task() -> RankingTask:
+    return RankingTask(SimpleNamespace(cfg=Llama4RecConfig(ks=[3], candidates=5)))
+
+
+def test_a_clearly_better_llm_keeps_its_weight_and_noise_does_not():
+    q, t = queries(), task()
+    truth_pos = np.array([np.flatnonzero(np.isin(q.candidates[r], q.truth[r].indices))[:1] for r in range(q.size)],
+                         dtype=object)
+    oracle = np.full(q.candidates.shape, 0.01)
+    for r, pos in enumerate(truth_pos):
+        if len(pos):
+            oracle[r, pos[0]] = 0.9
+    good = alpha_evidence(t, q, oracle, np.full(q.size, 0.9))
+    assert good["mean_diff"] > 0 and good["p"] < 1e-6
+    noise = np.random.default_rng(1).random(q.candidates.shape)
+    bad = alpha_evidence(t, q, noise, np.full(q.size, 0.9))
+    assert not (bad["mean_diff"] > 0 and bad["p"] < 0.05)
+    # a weight of zero is exactly the backbone's order: no gain, p = 1
+    assert alpha_evidence(t, q, noise, np.zeros(q.size))["p"] == 1.0
+
+
+def test_diagnostics_read_the_llm_against_chance():
+    q, t = queries(), task()
+    uniform = np.full(q.candidates.shape, 0.2)
+    d = t.diagnostics(q, uniform)
+    assert d["chance_top1"] == pytest.approx(0.2) and d["answer_loss"] == pytest.approx(np.log(5))
+    assert d["llm_top1"] == pytest.approx(d["backbone_top1"])  # ties keep the backbone's order
+    assert 150 < d["users_with_answer_in_list"] < 250
+
+
+def test_grid_agreement():
+    v = np.array([[0.1, 0.2], [0.3, 0.4]])
+    assert grid_agreement(v, v, 1, 1, False) == (pytest.approx(1.0), 1)
+    assert grid_agreement(v, -v, 1, 1, False) == (pytest.approx(-1.0), 4)
+    assert grid_agreement(v, np.ones((2, 2)), 0, 0, True)[0] is None  # a flat test grid has no ranking
+
+
+def test_natural_instruction_lists_hold_their_answer_and_planted_lists_take_every_user():
+    ds = make_synthetic(n_users=60, n_items=40, n_topics=3, interactions_per_user=12, seed=0)
+    split = leave_one_out(ds, seed=0)
+    inner = inner_split(split)
+    model, _ = fit_backbone("pop", inner, 0)
+    blocked = inner.history("test")
+    users, cands, answer = instruction_lists(model, inner, blocked, 10, 1000, "natural", 0)
+    assert 0 < len(users) < len(inner.eval_users("test"))
+    assert all(a in row for a, row in zip(answer, cands))
+    users_p, _, _ = instruction_lists(model, inner, blocked, 10, 1000, "planted", 0)
+    assert len(users_p) == len(inner.eval_users("test"))
+    # a backbone whose lists never hold the answer leaves no natural instruction: an error, not an empty tuning
+    never = int(np.setdiff1d(np.arange(ds.n_items), inner.test.item)[0])
+    blind = SimpleNamespace(recommend=lambda users, k, exclude: (np.full((len(users), k), never), None))
+    with pytest.raises(ConfigError, match="no natural listwise instructions|natural listwise instructions"):
+        instruction_lists(blind, inner, blocked, 3, 10, "natural", 0)
+
+
+def test_config_checks_the_new_options():
+    with pytest.raises(ConfigError, match="alpha_guard"):
+        Llama4RecConfig(alpha_guard=0)
+    with pytest.raises(ConfigError, match="valid_users"):
+        Llama4RecConfig(valid_users=-1)
+    with pytest.raises(ConfigError, match="instructions"):
+        Llama4RecConfig(instructions=0)
