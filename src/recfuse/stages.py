@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,22 +104,56 @@ def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root:
     return json.loads((stage_dir(name, key, build, root) / "result.json").read_text())
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory now (Linux ``/proc/self/statm``; None where there is none)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextmanager
+def memory_peak(interval: float = 0.05) -> Iterator[list[int]]:
+    """Sample this process's resident memory while the block runs; yields a one-element list that holds the
+    peak in bytes (0 where it cannot be read)."""
+    peak = [resident_bytes() or 0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(interval):
+            peak[0] = max(peak[0], resident_bytes() or 0)
+
+    thread = threading.Thread(target=sample, daemon=True, name="recfuse-memory")
+    thread.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        thread.join()
+        peak[0] = max(peak[0], resident_bytes() or 0)
+
+
 class TimedStages:
     """Mixin: ``self._timed(name, fn, *args)`` runs ``fn`` and adds its cost (:func:`stage_cost`) to
     ``self.timings[name]``; ``with self._timing(name):`` does the same for a block. Reused work without a
-    recorded cost is counted in ``self.unknown_costs[name]``. ``_reset_timings()`` starts both afresh."""
+    recorded cost is counted in ``self.unknown_costs[name]``; the process's peak resident memory during the
+    stage's blocks in this run (GiB) in ``self.peak_memory[name]``. ``_reset_timings()`` starts them afresh."""
 
     timings: dict[str, float]
     unknown_costs: dict[str, int]
+    peak_memory: dict[str, float]
 
     def _reset_timings(self) -> None:
-        self.timings, self.unknown_costs = {}, {}
+        self.timings, self.unknown_costs, self.peak_memory = {}, {}, {}
 
     @contextmanager
     def _timing(self, name: str) -> Iterator[StageCost]:
-        with stage_cost() as cost:
+        with stage_cost() as cost, memory_peak() as peak:
             yield cost
         self.timings[name] = self.timings.get(name, 0.0) + cost.seconds
+        if peak[0]:
+            self.peak_memory[name] = max(self.peak_memory.get(name, 0.0), peak[0] / 2 ** 30)
         if not cost.complete:
             self.unknown_costs[name] = self.unknown_costs.get(name, 0) + cost.unknown_stages + cost.unknown_answers
 
