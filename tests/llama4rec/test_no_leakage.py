@@ -47,7 +47,8 @@ def test_inner_split_is_a_partition_of_train(split):
 def test_instruction_examples_never_contain_held_out_items(split, monkeypatch):
     cfg = from_dict(Llama4RecConfig, {"backbone": "itemknn", "instructions": 1000, "dataset": "synthetic"})
     method = Llama4Rec.__new__(Llama4Rec)
-    method.cfg, method.dataset, method.timings = cfg, split.dataset, {}
+    method.cfg, method.dataset = cfg, split.dataset
+    method._reset_timings()
     captured = {}
     import recfuse.llama4rec.tasks as pl
     original = pl.ranking_examples

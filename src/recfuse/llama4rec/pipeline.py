@@ -207,6 +207,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             result.per_user[variant] = values
         result.timings = dict(self.timings)
         result.unknown_costs = dict(self.unknown_costs)
+        result.peak_memory = dict(self.peak_memory)
         result.fingerprint = fingerprint(split.fingerprint(), cfg.backbone)
         return result
 

@@ -164,6 +164,13 @@ def alpha_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def memory_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
+    """Peak memory per stage (GiB, max over seeds), where the run recorded it."""
+    stages = sorted({k for r in results for k in r.peak_memory})
+    return [{"stage": s, "peak memory (GiB)": round(max(r.peak_memory.get(s, 0.0) for r in results), 2)}
+            for s in stages]
+
+
 def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
     """One row per seed and LLM scoring call of the tuned LLM's answers alone (see :meth:`Task.diagnostics`)."""
     rows = []
@@ -206,6 +213,10 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
                   "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
     md.append("\n## Cost\n\n" + markdown_table(costs))
+    memory = memory_rows(results)
+    if memory:
+        md.append("\n## Memory\n\nPeak resident memory of the process during each stage, in the run that computed "
+                  "it (a stage reused from the cache costs little; max over seeds).\n\n" + markdown_table(memory))
     if any(r.data_augmentation is not None for r in results):
         md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(results)))
     return "\n".join(md)

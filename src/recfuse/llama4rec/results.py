@@ -59,6 +59,8 @@ class SeedResult:
     #: is the tuned LLM learning? its answers alone per scoring call ("pa/valid", "ift/test", ...)
     llm_diagnostics: dict[str, dict[str, float]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the process's peak resident memory (GiB) during each stage in the run that wrote this result
+    peak_memory: dict[str, float] = field(default_factory=dict)
     unknown_costs: dict[str, int] = field(default_factory=dict)
     #: per-user values (variant -> metric -> array over test users or rated pairs); not in JSON
     per_user: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -76,6 +78,8 @@ class SeedResult:
             out["data_augmentation"] = self.data_augmentation
         out["timings"] = self.timings
         out["unknown_costs"] = self.unknown_costs
+        if self.peak_memory:
+            out["peak_memory_gib"] = self.peak_memory
         if self.fingerprint is not None:
             out["fingerprint"] = self.fingerprint
         return out
@@ -89,4 +93,5 @@ class SeedResult:
                    inference=list(llm.get("inference", [])), llm_diagnostics=dict(llm.get("diagnostics", {})),
                    data_augmentation=data.get("data_augmentation"),
                    timings=dict(data.get("timings", {})), unknown_costs=dict(data.get("unknown_costs", {})),
+                   peak_memory=dict(data.get("peak_memory_gib", {})),
                    fingerprint=data.get("fingerprint"))

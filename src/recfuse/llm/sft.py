@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class SFTConfig:
     warmup_steps: int = option(5, "linear warm-up steps before the cosine decay (paper: 50)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_length: int = option(1024, "longest tokenized example; longer ones lose their oldest prompt tokens")
+    max_tokens_per_pass: int = option(1024, "most padded tokens in one forward/backward pass: larger batches are cut "
+                                            "into parts whose gradients add up to the batch's (same result, "
+                                            "activation memory bounded; 0: whole batches)")
     group_by_length: bool = option(True, "batch examples of similar length (shuffled within groups of 16 batches, "
                                          "batches in random order): less padding, the same examples per epoch")
     gradient_checkpointing: bool = option(False, "trade compute for memory (large models)")
@@ -113,17 +117,34 @@ def response_positions(labels):
     return torch.nonzero((labels[:, 1:] != IGNORE).any(dim=0)).flatten()
 
 
-def response_only_loss(model, input_ids, attention_mask, labels):
-    """Mean cross-entropy over the response tokens, with logits computed only where a response token follows.
+def response_only_loss(model, input_ids, attention_mask, labels, reduction: str = "mean"):
+    """Cross-entropy over the response tokens (mean, or ``reduction="sum"``), with logits computed only where a
+    response token follows.
 
-    Equal to ``model(..., labels=labels).loss`` (the shifted next-token loss, mean over non-masked tokens).
+    The mean equals ``model(..., labels=labels).loss`` (the shifted next-token loss over non-masked tokens).
     """
     import torch
     positions = response_positions(labels)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=positions).logits
     targets = labels[:, positions + 1]
     return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=IGNORE)
+                                             ignore_index=IGNORE, reduction=reduction)
+
+
+def token_budget_parts(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Consecutive parts of a batch (indices) whose padded size (rows x longest row) stays within ``max_tokens``
+    (0: one part); a row longer than the budget is a part of its own. Activation memory follows the part."""
+    if max_tokens <= 0:
+        return [list(range(len(lengths)))]
+    parts: list[list[int]] = [[]]
+    width = 0
+    for i, n in enumerate(lengths):
+        if parts[-1] and max(width, n) * (len(parts[-1]) + 1) > max_tokens:
+            parts.append([])
+            width = 0
+        parts[-1].append(i)
+        width = max(width, n)
+    return parts
 
 
 def length_grouped(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -180,7 +201,10 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
     use_bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and (
         (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
         or (not torch.cuda.is_available() and cpu_bf16_fast())))
-    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no", gradient_accumulation_steps=cfg.grad_accum)
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # one process: a run before may have set another precision
+        from accelerate.state import AcceleratorState
+        AcceleratorState._reset_state(reset_partial_state=True)
+    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -234,17 +258,23 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
     stream = batches()
     pbar = bar(range(total_steps), enabled=progress and acc.is_local_main_process, desc="instruction tuning")
     for step in pbar:
-        for _ in range(cfg.grad_accum):
-            ids, lab, att = collate(next(stream))
-            padded_tokens += ids.numel()
-            tokens_seen += int(att.sum())
-            with acc.accumulate(model):
-                loss = response_only_loss(model, ids, att, lab)
+        # one optimizer step: grad_accum batches, each in token-bounded parts; the loss is the mean over every
+        # response token of the step, so the parts' gradients add up to exactly the whole step's
+        step_batches = [next(stream) for _ in range(cfg.grad_accum)]
+        n_targets = sum(sum(1 for x in lab[1:] if x != IGNORE) for b in step_batches for _, lab in b)
+        step_loss = 0.0
+        for batch in step_batches:
+            for part in token_budget_parts([len(i) for i, _ in batch], cfg.max_tokens_per_pass):
+                ids, lab, att = collate([batch[i] for i in part])
+                padded_tokens += ids.numel()
+                tokens_seen += int(att.sum())
+                loss = response_only_loss(model, ids, att, lab, reduction="sum") / max(n_targets, 1)
                 acc.backward(loss)
-                opt.step()
-                sched.step()
-                opt.zero_grad()
-        losses.append(float(loss.detach()))
+                step_loss += float(loss.detach())
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(step_loss)
         if hasattr(pbar, "set_postfix"):
             pbar.set_postfix(loss=f"{losses[-1]:.3f}")
     seconds = time.perf_counter() - start
