@@ -12,6 +12,9 @@ MLP and ``Psi`` a sum or a concatenation followed by a linear map.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -36,34 +39,116 @@ def mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: float = 0.0) -> n
     return nn.Sequential(*layers)
 
 
+class FeatureEncoder:
+    """The encoding of :func:`feature_matrix`, fitted on one table and reusable on new rows.
+
+    One-hot / multi-hot categorical and multi-valued features (up to ``max_categories`` values each; a
+    multi-valued row is divided by its count), standardised numeric features (missing -> 0), in the
+    table's order. :meth:`encode_rows` encodes rows never seen in the table (a new item's side features,
+    given by name) exactly as :meth:`transform` encodes the table's own: the serving of cold-start items
+    through a feature tower. ``to_json`` / ``from_json`` keep it beside a saved model.
+    """
+
+    def __init__(self, blocks: list[dict[str, Any]]):
+        self.blocks = blocks
+
+    @classmethod
+    def fit(cls, table: FeatureTable, max_categories: int = 2000) -> FeatureEncoder:
+        blocks: list[dict[str, Any]] = []
+        for f in table:
+            if f.kind in ("categorical", "multi"):
+                if len(f.require_vocab()) > max_categories:
+                    continue
+                blocks.append({"name": f.name, "kind": f.kind, "vocab": list(f.require_vocab()[1:])})
+            elif f.kind == "numeric":
+                v = f.require_values().astype(np.float64)
+                ok = ~np.isnan(v)
+                if ok.sum() < 2:
+                    continue
+                blocks.append({"name": f.name, "kind": "numeric", "mean": float(v[ok].mean()),
+                               "std": float(v[ok].std() or 1.0)})
+        if not blocks:
+            raise ConfigError("the dataset has no categorical or numeric side features to build a feature tower "
+                              "from; pass feature vectors (e.g. text embeddings) explicitly")
+        return cls(blocks)
+
+    @property
+    def dim(self) -> int:
+        return sum(len(b["vocab"]) if b["kind"] != "numeric" else 1 for b in self.blocks)
+
+    @property
+    def names(self) -> list[str]:
+        return [b["name"] for b in self.blocks]
+
+    def transform(self, table: FeatureTable) -> np.ndarray:
+        """The ``(table.n_rows, dim)`` float32 matrix of the table's rows."""
+        out: list[np.ndarray] = []
+        for b in self.blocks:
+            f = table[b["name"]]
+            if b["kind"] == "numeric":
+                v = f.require_values().astype(np.float64)
+                ok = ~np.isnan(v)
+                z = np.zeros_like(v)
+                z[ok] = (v[ok] - b["mean"]) / b["std"]
+                out.append(z[:, None])
+                continue
+            hot = f.multi_hot().toarray()[:, 1:]  # drop the "missing" column
+            if b["kind"] == "multi":
+                hot = hot / np.maximum(hot.sum(axis=1, keepdims=True), 1.0)
+            out.append(hot)
+        return np.hstack(out).astype(np.float32)
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """``(len(rows), dim)`` float32 vectors of rows given as ``{feature name: value}``: a category (str),
+        a list of values (multi-valued), a number; an absent or unknown value encodes as missing."""
+        out = np.zeros((len(rows), self.dim), dtype=np.float64)
+        for r, row in enumerate(rows):
+            col = 0
+            for b in self.blocks:
+                value = row.get(b["name"])
+                if b["kind"] == "numeric":
+                    number = _number(value)
+                    if number is not None:
+                        out[r, col] = (number - b["mean"]) / b["std"]
+                    col += 1
+                    continue
+                index = {v: i for i, v in enumerate(b["vocab"])}
+                values = value if isinstance(value, (list, tuple)) else ([] if value is None else [value])
+                hits = sorted({index[str(v).strip()] for v in values if str(v).strip() in index})
+                if b["kind"] == "categorical":
+                    hits = hits[:1]
+                for h in hits:
+                    out[r, col + h] = 1.0 / (len(hits) if b["kind"] == "multi" else 1)
+                col += len(b["vocab"])
+        return out.astype(np.float32)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [dict(b) for b in self.blocks]
+
+    @classmethod
+    def from_json(cls, blocks: list[dict[str, Any]]) -> FeatureEncoder:
+        return cls([dict(b) for b in blocks])
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number or numeric string; None for anything else (missing)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
 def feature_matrix(table: FeatureTable, max_categories: int = 2000) -> np.ndarray:
     """A dense float matrix from side features: one-hot / multi-hot categorical and multi-valued
     features (up to ``max_categories`` values each), standardised numeric features (missing -> 0).
 
     Text features are skipped: encode them with a text encoder and pass the vectors instead.
+    (:class:`FeatureEncoder` is this encoding, reusable on rows outside the table.)
     """
-    blocks: list[np.ndarray] = []
-    for f in table:
-        if f.kind in ("categorical", "multi"):
-            if len(f.require_vocab()) > max_categories:
-                continue
-            hot = f.multi_hot().toarray()[:, 1:]  # drop the "missing" column
-            if f.kind == "multi":
-                hot = hot / np.maximum(hot.sum(axis=1, keepdims=True), 1.0)
-            blocks.append(hot)
-        elif f.kind == "numeric":
-            v = f.require_values().astype(np.float64)
-            ok = ~np.isnan(v)
-            if ok.sum() < 2:
-                continue
-            z = np.zeros_like(v)
-            std = v[ok].std() or 1.0
-            z[ok] = (v[ok] - v[ok].mean()) / std
-            blocks.append(z[:, None])
-    if not blocks:
-        raise ConfigError("the dataset has no categorical or numeric side features to build a feature tower "
-                          "from; pass feature vectors (e.g. text embeddings) explicitly")
-    return np.hstack(blocks).astype(np.float32)
+    return FeatureEncoder.fit(table, max_categories).transform(table)
 
 
 def item_feature_matrix(dataset: Dataset) -> np.ndarray:
@@ -132,6 +217,20 @@ class Tower(nn.Module):
             if len(uniq) < inverse.numel():
                 return self._rows(uniq)[inverse]
         return self._rows(index)
+
+    def feature_rows(self, features: torch.Tensor) -> torch.Tensor:
+        """Layer-0 representations of rows outside the table, from their feature vectors alone (an item
+        never seen in training: no ID row, the feature MLP only). Raises :class:`~recfuse.errors.ConfigError`
+        for a tower without a feature MLP (``kind="id"``) or with profile fusion (a new row has no profile)."""
+        if self.feature_mlp is None:
+            raise ConfigError(f"the {self.kind!r} tower has no feature MLP: it cannot represent a row it was "
+                              "not trained on (train with item_tower=features or id+features)")
+        if self.profile_mlp is not None:
+            raise ConfigError("the tower fuses profiles: a new row has no profile to fuse")
+        if features.ndim != 2 or features.shape[1] != self.features.shape[1]:
+            raise ConfigError(f"feature vectors must have shape (n, {self.features.shape[1]}), got "
+                              f"{tuple(features.shape)}")
+        return self.feature_mlp(features.to(self.features.device, self.features.dtype))
 
     def _rows(self, index: torch.Tensor | None) -> torch.Tensor:
         def rows(t: torch.Tensor) -> torch.Tensor:

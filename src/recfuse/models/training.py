@@ -181,6 +181,11 @@ class Backbone(nn.Module):
     def begin_epoch(self, rng: np.random.Generator) -> None:
         """Per-epoch state (default: none)."""
 
+    def cold_items(self, ego: torch.Tensor) -> torch.Tensor:
+        """Final representations of items without a training interaction, from their layer-0 ones: what
+        :meth:`final` gives such an item (by default its layer-0 representation)."""
+        return ego
+
     def bpr_with_reg(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                      user_rep: torch.Tensor, item_rep: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """BPR on the given final representations (averaged over the ``K`` negatives of each pair) plus
@@ -430,6 +435,38 @@ class TorchRecommender(Recommender):
 
     def item_embeddings(self) -> Floats:
         return self._require_fitted()[1].float().cpu().numpy().copy()
+
+    # -- serving: scores from representations, new items ---------------------------------------------
+    @property
+    def dot_product(self) -> bool:
+        """Whether a score is the dot product of the final user and item representations (every backbone
+        but NeuMF's MLP): a user vector can then be solved from item vectors (fold-in)."""
+        return type(self._fitted_backbone()).pair_scores is Backbone.pair_scores
+
+    def final_representations(self) -> tuple[Floats, Floats]:
+        """The final ``(n_users, d)`` user and ``(n_items, d)`` item representations that score (float32
+        copies); :meth:`score_representations` scores any rows of them (or of new ones) as :meth:`score` does."""
+        u, i = self._require_fitted()
+        return u.float().cpu().numpy().copy(), i.float().cpu().numpy().copy()
+
+    def score_representations(self, users: Floats, items: Floats) -> Floats:
+        """Scores ``(len(users), len(items))`` of final user rows against final item rows."""
+        backbone = self._fitted_backbone()
+        dev = self._require_fitted()[0].device
+        with torch.no_grad():
+            u = torch.as_tensor(np.asarray(users, np.float32), device=dev)
+            i = torch.as_tensor(np.asarray(items, np.float32), device=dev)
+            return backbone.pair_scores(u, i).float().cpu().numpy()
+
+    def cold_item_representations(self, features: Floats) -> Floats:
+        """Final representations ``(n, d)`` of items never seen in training, from their item feature vectors
+        (rows like ``item_features``): what the model gives an item without a training interaction. Only
+        a feature tower (``item_tower`` ``features`` or ``id+features``, without item profiles) can; others
+        raise :class:`~recfuse.errors.ConfigError`."""
+        backbone = self._fitted_backbone()
+        with torch.no_grad():
+            ego = backbone.items.feature_rows(torch.as_tensor(np.asarray(features, np.float32)))
+            return backbone.cold_items(ego).float().cpu().numpy()
 
     # -- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -27,6 +27,10 @@ class BiasMFBackbone(Backbone):
         ones = torch.ones(len(u), 1, device=u.device, dtype=u.dtype)
         return torch.cat([u, ones], 1), torch.cat([i, self.item_bias[:, None]], 1)
 
+    def cold_items(self, ego: torch.Tensor) -> torch.Tensor:
+        # an item never trained on has the bias it was initialised with: 0
+        return torch.cat([ego, torch.zeros(len(ego), 1, device=ego.device, dtype=ego.dtype)], 1)
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
         u, p, q = self.users(users), self.items(pos), self.items(neg)  # q: (B, K, d)
         s_pos = (u * p).sum(-1) + self.item_bias[pos]

@@ -66,6 +66,11 @@ class GraphBackbone(Backbone):
     def final(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.readout(self.layers())
 
+    def cold_items(self, ego: torch.Tensor) -> torch.Tensor:
+        # a node without edges is zero after every layer: the mean of layers 0..L is ego / (L + 1),
+        # and without include_ego it keeps layer 0 (see readout)
+        return ego / (self.n_layers + 1) if self.include_ego else ego
+
     def loss(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, dict]:
         user_rep, item_rep = self.final()
         return self.bpr_with_reg(users, pos, neg, user_rep, item_rep)

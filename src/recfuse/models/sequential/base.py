@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -246,6 +247,27 @@ class SequentialRecommender(NextItemRecommender):
         h = self._encode(users, stage)
         was_training = encoder.training
         encoder.eval()
+        logits = encoder.item_logits(h)
+        encoder.train(was_training)
+        return logits[:, torch.as_tensor(items, device=self.device)].float().cpu().numpy()
+
+    @torch.no_grad()
+    def score_sequences(self, sequences: Sequence[Ids], items: Ids | None = None) -> Floats:
+        """Next-item scores ``(len(sequences), len(items))`` after arbitrary item sequences (internal ids,
+        oldest first; the last ``max_len`` count): a user who was not in training, or a known user's history
+        with newer items appended. An empty sequence is allowed (the encoder sees padding only)."""
+        encoder = self.net
+        items = self._check_items(items)
+        seqs = [self._check_items(np.asarray(s, dtype=np.int64)) if len(s) else np.zeros(0, np.int64)
+                for s in sequences]
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        packed = Sequences(np.concatenate(seqs) if seqs else np.zeros(0, np.int64),
+                           np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+        was_training = encoder.training
+        encoder.eval()
+        padded = torch.as_tensor(packed.padded(self.max_len), device=self.device)
+        h = encoder(self._inference_input(padded))[:, -1] if len(seqs) else \
+            torch.zeros(0, self.hidden_size, device=self.device)
         logits = encoder.item_logits(h)
         encoder.train(was_training)
         return logits[:, torch.as_tensor(items, device=self.device)].float().cpu().numpy()
