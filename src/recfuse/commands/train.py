@@ -13,11 +13,14 @@ import numpy as np
 from recfuse.config import add_arguments, option, resolve, to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, kcore, make_split
-from recfuse.errors import DataError
+from recfuse.errors import ConfigError, DataError
 from recfuse.eval.ranking import evaluate_full_ranking, evaluate_rating
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std
 from recfuse.models.base import available_models, create_model, get_model_class
+from recfuse.models.training import TorchRecommender
+from recfuse.serving import runfolder
+from recfuse.serving.runfolder import text_tower_features
 
 
 @dataclass
@@ -33,6 +36,10 @@ class TrainConfig:
     ks: list[int] = option([3, 5, 10], "ranking cut-offs k")
     metrics: list[str] = option(["hr", "ndcg"], "ranking metrics (hr, ndcg, recall, mrr, precision)")
     params: dict = option({}, "model hyper-parameter, e.g. --param epochs=50", flag="param")
+    item_text: str = option("", "text tower: encode each item's title and text with this sentence encoder "
+                                "(all-MiniLM-L6-v2, a folder, or hashing:DIM) into the item features of the "
+                                "model's feature tower (item_tower id+features unless given), so that `recfuse "
+                                "serve` scores items never seen in training from their text; empty: none")
     out: str = option("runs/train", "output folder (a sub-folder per dataset and model)")
     progress: bool = option(True, "show progress bars")
 
@@ -64,17 +71,30 @@ def summarize_seeds(rows: list[dict], keys: tuple[str, ...]) -> tuple[dict, dict
 
 def main(cfg: TrainConfig) -> dict:
     """Train ``cfg.model`` once per seed; returns and writes per-seed and mean rows."""
-    get_model_class(cfg.model)  # fail fast on an unknown name
+    model_class = get_model_class(cfg.model)  # fail fast on an unknown name
+    if cfg.item_text and not issubclass(model_class, TorchRecommender):
+        raise ConfigError(f"--item-text needs a model with an item tower (the direct backbones: mf, lightgcn, ...); "
+                          f"{cfg.model!r} has none")
     dataset = load_dataset(cfg.dataset)
     if cfg.kcore:
         dataset = kcore(dataset, cfg.kcore)
+    out = Path(cfg.out) / dataset.name / cfg.model.replace(":", "_").replace("/", "_")
+    arrays: dict = {}
+    side_features = None
+    params = dict(cfg.params)
+    if cfg.item_text:
+        arrays["item_features"], side_features = text_tower_features(dataset, cfg.item_text)
+        params.setdefault("item_tower", "id+features")
     rows = []
     for seed in cfg.seeds:
         split = make_split(dataset, cfg.split, seed=seed)
-        model = create_model(cfg.model, seed=seed, **cfg.params)
+        model = create_model(cfg.model, seed=seed, **arrays, **params)
         start = time.perf_counter()
         model.fit(split, progress=cfg.progress)
         seconds = time.perf_counter() - start
+        if seed == cfg.seeds[0]:
+            first_split, first_model = split, model
+        runfolder.write_model(out, seed, model)
         row = {"model": cfg.model, "seed": seed, **evaluate_model(model, split, "test", cfg.ks, cfg.metrics),
                "train_seconds": seconds}
         log = getattr(model, "train_log", {}) or {}
@@ -88,13 +108,16 @@ def main(cfg: TrainConfig) -> dict:
               flush=True)
     summary, shown = summarize_seeds(rows, ("model",))
     table = rows + ([summary] if len(rows) > 1 else [])
-    out = Path(cfg.out) / dataset.name / cfg.model.replace(":", "_").replace("/", "_")
     write_report(out, table, config=to_dict(cfg), title=f"{cfg.model} on {dataset.name} ({split.protocol})",
                  extra={"split": split.summary(), "dataset": dataset.describe()})
+    # what `recfuse serve` needs, the manifest last: the folder is servable once it is there
+    runfolder.write_dataset(out, first_split)
+    runfolder.write_manifest(out, cfg.model, first_model, cfg.seeds, first_split, cfg.item_text, side_features,
+                             settings=to_dict(cfg))
     print(f"\n{cfg.model} on {dataset.name}, {split.protocol}, test split"
           + (f", mean ± std over {len(rows)} seeds:" if len(rows) > 1 else ":"))
     print(markdown_table([shown] if len(rows) > 1 else rows))
-    print(f"results: {out}/results.json (+ .md, .csv, config.yaml)")
+    print(f"results: {out}/results.json (+ .md, .csv, config.yaml); serve it: recfuse serve {out}")
     return {"rows": table, "out": str(out)}
 
 
@@ -102,7 +125,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a backbone and evaluate it on the test split",
                        description="Train a recommender (`recfuse models` lists them) "
                                    "with early stopping on the validation split, then evaluate on the test split "
-                                   "(full ranking, training items excluded; RMSE/MAE for rating models).")
+                                   "(full ranking, training items excluded; RMSE/MAE for rating models). The "
+                                   "output folder also holds each seed's model, the id vocabularies and the "
+                                   "settings: `recfuse serve OUT/<dataset>/<model>` serves it over HTTP.")
     add_arguments(p, TrainConfig)
     p.set_defaults(func=lambda args: main(resolve(TrainConfig, args)) and 0)
 

@@ -1,0 +1,142 @@
+"""The pieces of serving without a server: top-k selection, new items' features and representations, sequences,
+fold-in, the LLM re-ranking's fallbacks, and a Llama4Rec run's settings."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recfuse.data.splits import Split
+from recfuse.errors import ConfigError
+from recfuse.models.base import create_model
+from recfuse.models.towers import FeatureEncoder, item_feature_matrix
+from recfuse.serving.engine import CannotServe, engine_for
+from recfuse.serving.rerank import Reranker, RerankSettings, settings_from_llama4rec_run
+from recfuse.serving.state import top_items
+
+from .fake_llm import FakeLLM
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_top_items_breaks_ties_by_index_and_never_returns_excluded_or_non_finite():
+    scores = np.array([1.0, 3.0, 3.0, np.nan, 2.0, -np.inf, 3.0])
+    assert top_items(scores, 3) == ([1, 2, 6], [3.0, 3.0, 3.0])
+    assert top_items(scores, 3, {2})[0] == [1, 6, 4]
+    assert top_items(scores, 10)[0] == [1, 2, 6, 4, 0]
+    big = np.zeros(1000)
+    big[[10, 500, 999]] = 1.0
+    assert top_items(big, 2)[0] == [10, 500] and top_items(big, 4)[0] == [10, 500, 999, 0]
+
+
+def test_feature_encoder_encodes_new_rows_as_the_tables_own(synthetic_dataset):
+    table = synthetic_dataset.item_features
+    enc = FeatureEncoder.fit(table)
+    assert np.array_equal(enc.transform(table), item_feature_matrix(synthetic_dataset))
+    rows = [{f.name: f.row_values(i) for f in table} for i in range(30)]
+    assert np.array_equal(enc.encode_rows(rows), enc.transform(table)[:30])
+    # unknown values and absent features encode as missing; the encoder survives JSON
+    odd = FeatureEncoder.from_json(enc.to_json()).encode_rows([{"genres": ["no-such-genre"], "year": "n/a"}, {}])
+    assert not odd.any()
+
+
+@pytest.mark.parametrize("name", ["lightgcn", "simgcl", "mf", "neumf"])
+def test_a_new_item_gets_what_the_model_gives_an_item_without_interactions(synthetic_split, name):
+    """Item 0 has no training interaction: its feature vector alone gives its final representation."""
+    split = synthetic_split
+    keep = split.train.item != 0
+    cold = Split(split.dataset, split.train.take(keep), split.valid, split.test, "item 0 cold")
+    model = create_model(name, epochs=2, seed=0, item_tower="features").fit(cold, progress=False)
+    features = item_feature_matrix(split.dataset)
+    _, items = model.final_representations()
+    assert np.allclose(model.cold_item_representations(features[:1]), items[:1], atol=1e-5)
+    users, _ = model.final_representations()
+    assert np.allclose(model.score_representations(users[:3], items), model.score(np.arange(3)), atol=1e-5)
+    assert model.dot_product == (name != "neumf")
+
+
+def test_an_id_tower_cannot_take_new_items(synthetic_split):
+    model = create_model("mf", epochs=1, seed=0).fit(synthetic_split, progress=False)
+    with pytest.raises(ConfigError, match="feature MLP"):
+        model.cold_item_representations(np.zeros((1, 3), np.float32))
+    engine = engine_for(model)
+    assert "cannot score an item" in str(engine.new_item_refusal())
+    with pytest.raises(CannotServe):
+        engine.add_items(np.zeros((1, 3), np.float32))
+
+
+def test_score_sequences_continues_any_sequence(synthetic_split):
+    model = create_model("sasrec", epochs=1, seed=0).fit(synthetic_split, progress=False)
+    users = np.arange(4)
+    stored = [model.sequences["test"].of(u) for u in users]
+    assert np.allclose(model.score_sequences(stored), model.score(users), atol=1e-5)
+    engine = engine_for(model)
+    assert engine.kind == "sequential" and engine.fold_in_refusal() is None
+    assert engine.fold_in_scores([]).shape == (synthetic_split.n_items,)
+
+
+def test_fold_in_of_baselines_and_refusal_of_rating_models(synthetic_split):
+    knn = engine_for(create_model("itemknn", k=20).fit(synthetic_split))
+    row = np.zeros(synthetic_split.n_items, np.float32)
+    row[[1, 2]] = 1
+    assert np.allclose(knn.fold_in_scores([1, 2]), row @ knn.model.similarity.toarray())  # type: ignore[attr-defined]
+    pop = engine_for(create_model("pop").fit(synthetic_split))
+    assert pop.fold_in_scores([3]).argmax() == pop.model.counts.argmax()  # type: ignore[attr-defined]
+    deepfm = engine_for(create_model("deepfm", epochs=1, seed=0).fit(synthetic_split, progress=False))
+    assert "ratings" in str(deepfm.fold_in_refusal())
+    with pytest.raises(CannotServe):
+        deepfm.fold_in_scores([1])
+
+
+def _reranker(synthetic_dataset, llm, **settings) -> Reranker:
+    counts = np.bincount(synthetic_dataset.interactions.user, minlength=synthetic_dataset.n_users)
+    r = Reranker(llm, RerankSettings(candidates=5, **settings), counts)
+    r.start()
+    return r
+
+
+def test_reranker_mixes_with_the_adaptive_weight(synthetic_dataset):
+    r = _reranker(synthetic_dataset, FakeLLM(), alpha1=0.0, alpha2=0.0)
+    try:
+        order, info = r.rerank(synthetic_dataset, 3, 3, [1, 2, 3], [10, 11, 12, 13, 14], 20)
+        assert info["reranked"] and info["alpha"] == 0.0 and order == [0, 1, 2, 3, 4]  # alpha 0: the backbone's
+        r.settings.alpha1 = r.settings.alpha2 = 1.0
+        order, info = r.rerank(synthetic_dataset, 3, 3, [1, 2, 3], [10, 11, 12, 13, 14], 20)
+        assert info["alpha"] == 1.0 and order != [0, 1, 2, 3, 4] and sorted(order) == [0, 1, 2, 3, 4]
+        # users with fewer interactions lean on the LLM more (Llama4Rec eq. 7)
+        r.settings.alpha1, r.settings.alpha2 = 0.9, 0.1
+        assert r.alpha(1) > r.alpha(100)
+    finally:
+        r.stop()
+
+
+def test_reranker_falls_back_on_errors_budget_and_a_full_queue(synthetic_dataset):
+    failing = _reranker(synthetic_dataset, FakeLLM("fail=1"))
+    try:
+        order, info = failing.rerank(synthetic_dataset, 1, 1, [1], [5, 6, 7], 3)
+        assert order == [0, 1, 2] and info["fallback"] == "error" and "on purpose" in info["error"]
+    finally:
+        failing.stop()
+    slow = _reranker(synthetic_dataset, FakeLLM("delay=0.5"), budget_ms=50)
+    try:
+        start = time.perf_counter()
+        order, info = slow.rerank(synthetic_dataset, 1, 1, [1], [5, 6, 7], 3)
+        assert info["fallback"] == "budget" and order == [0, 1, 2] and time.perf_counter() - start < 0.4
+        slow.settings.max_queue = 0  # a full queue: the backbone's order at once
+        _, info = slow.rerank(synthetic_dataset, 1, 1, [1], [5, 6, 7], 3)
+        assert info["fallback"] == "busy"
+    finally:
+        slow.stop()
+
+
+def test_settings_of_a_committed_llama4rec_run():
+    folder = ROOT / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-lightgcn"
+    found, llm = settings_from_llama4rec_run(folder, seed=0)
+    assert found["alpha1"] == 0.7 and found["alpha2"] == 0.1
+    assert found["candidates"] == 10 and found["max_history"] == 8 and found["mode"] == "listwise"
+    assert llm["backend"] == "embedded"
+    with pytest.raises(ConfigError, match="not a Llama4Rec results folder"):
+        settings_from_llama4rec_run(ROOT / "docs", seed=0)
