@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from recfuse.data import make_synthetic
+from recfuse.data.sequences import user_sequences
 from recfuse.data.splits import leave_one_out
 from recfuse.errors import ConfigError
 from recfuse.llama4rec.config import Llama4RecConfig
@@ -75,11 +76,39 @@ def test_natural_instruction_lists_hold_their_answer_and_planted_lists_take_ever
     assert all(a in row for a, row in zip(answer, cands))
     users_p, _, _ = instruction_lists(model, inner, blocked, 10, 1000, "planted", 0)
     assert len(users_p) == len(inner.eval_users("test"))
-    # a backbone whose lists never hold the answer leaves no natural instruction: an error, not an empty tuning
+    # a backbone whose lists never hold the answer gives no natural instruction (the task then tries more folds)
     never = int(np.setdiff1d(np.arange(ds.n_items), inner.test.item)[0])
     blind = SimpleNamespace(recommend=lambda users, k, exclude: (np.full((len(users), k), never), None))
-    with pytest.raises(ConfigError, match="no natural listwise instructions|natural listwise instructions"):
-        instruction_lists(blind, inner, blocked, 3, 10, "natural", 0)
+    assert len(instruction_lists(blind, inner, blocked, 3, 10, "natural", 0)[0]) == 0
+
+
+def test_later_folds_hold_out_earlier_items_and_drop_what_came_after():
+    ds = make_synthetic(n_users=30, n_items=40, n_topics=3, interactions_per_user=9, seed=1)
+    split = leave_one_out(ds, seed=0)
+    seqs = user_sequences(split.train, split.n_users)
+    f3 = inner_split(split, fold=3)
+    pos = {(int(u), int(i)) for u, i in zip(split.train.user, split.train.item)}
+    for u, seq in enumerate(seqs):
+        items = split.train.item[seq]
+        got_test = f3.test.item[f3.test.user == u]
+        got_train = set(f3.train.item[f3.train.user == u].tolist())
+        if len(seq) >= 5:
+            assert got_test.tolist() == [items[-3]]
+            assert got_train == set(items[:-4].tolist())  # the last two items (after the answer) are gone
+    assert {(int(u), int(i)) for u, i in zip(f3.train.user, f3.train.item)} <= pos
+    assert f3.info["fold"] == 3 and "fold" not in inner_split(split).info
+
+
+def test_more_instructions_than_users_come_from_more_folds(tmp_path):
+    from recfuse.llama4rec.pipeline import Llama4Rec
+
+    cfg = Llama4RecConfig(dataset="synthetic", backbone="pop", instructions=60, candidates=10,
+                          instruction_targets="planted", seeds=[0], progress=False, out=str(tmp_path))
+    method = Llama4Rec(cfg)
+    method.dataset = make_synthetic(n_users=25, n_items=30, n_topics=3, interactions_per_user=10, seed=0)
+    dialogues = method.instruction_dialogues(leave_one_out(method.dataset, seed=0), 0)
+    assert len(dialogues[True]) == 60  # 25 users: three folds
+    assert len({d[0]["content"] for d in dialogues[True]}) == 60  # all different
 
 
 def test_config_checks_the_new_options():

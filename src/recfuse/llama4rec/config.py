@@ -35,6 +35,10 @@ class Llama4RecConfig:
         "natural", "listwise instructions: natural: only users whose instruction backbone's top-k' list holds the "
                    "answer, as at test, where only such users can gain (LlamaRec's rule); planted: every user, the "
                    "answer put in place of a random candidate where the list misses it")
+    max_instruction_folds: int = option(
+        30, "instructions come from leave-one-out inside the training data; where one cut per user gives fewer "
+            "than asked, further cuts (the 2nd, 3rd, ... last training item as the answer, each with a backbone of "
+            "its own) add more, up to this many")
     instruction_tasks: list[str] = option(["listwise"], "instruction tasks mixed for top-k tasks: listwise, "
                                                         "pointwise (rating is used for the rating task)")
     ranking: Literal["listwise", "pointwise"] = option("listwise", "how the LLM re-ranks the top-k' list")
@@ -75,6 +79,8 @@ class Llama4RecConfig:
             raise ConfigError(f"option 'alpha_guard' is a p-value threshold in (0, 1], not {self.alpha_guard}")
         if self.valid_users < 0:
             raise ConfigError(f"option 'valid_users' may not be negative (0: all), not {self.valid_users}")
+        if self.max_instruction_folds < 1:
+            raise ConfigError(f"option 'max_instruction_folds' must be at least 1, not {self.max_instruction_folds}")
         if self.instructions < 1:
             raise ConfigError(f"option 'instructions' must be at least 1, not {self.instructions}")
         if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):

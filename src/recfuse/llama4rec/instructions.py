@@ -19,27 +19,39 @@ from recfuse.data.sequences import user_sequences
 from recfuse.data.splits import Split
 
 
-def inner_split(split: Split, min_interactions: int = 3) -> Split:
+def inner_split(split: Split, min_interactions: int = 3, fold: int = 1) -> Split:
     """Leave-one-out inside the training split: per user with >= ``min_interactions`` training
     interactions, the last one becomes the inner ``test`` (and the one before it the inner ``valid``,
-    for the instruction backbone's early stopping). The outer valid / test never appear."""
+    for the instruction backbone's early stopping). The outer valid / test never appear.
+
+    ``fold`` j > 1 moves the cut j - 1 items back in each user's sequence (users with at least
+    ``min_interactions + j - 1`` items): the j-th last training item is the target, the one before it
+    validation, the earlier ones training, and the user's later items are left out, so the backbone never
+    sees what came after the target. Folds give more than one instruction per user (for thousands of
+    instructions on a small dataset); users too short for a fold keep all their items in its training part.
+    """
+    if fold < 1:
+        raise ValueError(f"fold counts from 1, not {fold}")
     train = split.train
     seqs = user_sequences(train, split.n_users)
-    test_pos, valid_pos = [], []
+    test_pos, valid_pos, dropped = [], [], []
     for seq in seqs:
-        if len(seq) >= min_interactions:
-            test_pos.append(seq[-1])
-            valid_pos.append(seq[-2])
+        if len(seq) >= min_interactions + fold - 1:
+            test_pos.append(seq[-fold])
+            valid_pos.append(seq[-fold - 1])
+            dropped.extend(seq[len(seq) - fold + 1:])
     held = np.zeros(len(train), dtype=bool)
     held[test_pos] = True
     held[valid_pos] = True
+    held[dropped] = True
     is_valid = np.zeros(len(train), dtype=bool)
     is_valid[valid_pos] = True
     is_test = np.zeros(len(train), dtype=bool)
     is_test[test_pos] = True
+    name = "inner leave-one-out" if fold == 1 else f"inner leave-one-out at the {fold}th last item"
     return Split(split.dataset, train.take(~held), train.take(is_valid), train.take(is_test),
-                 protocol=f"inner leave-one-out of ({split.protocol}) training split",
-                 info={"outer_protocol": split.protocol})
+                 protocol=f"{name} of ({split.protocol}) training split",
+                 info={"outer_protocol": split.protocol, **({"fold": fold} if fold > 1 else {})})
 
 
 @dataclass

@@ -33,7 +33,7 @@ from recfuse.io import load_npz, read_json, save_npz, write_json
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import augment, prompting
 from recfuse.llama4rec.config import Llama4RecConfig
-from recfuse.llama4rec.instructions import inner_split
+from recfuse.llama4rec.instructions import Example, inner_split
 from recfuse.llama4rec.queries import (
     llm_ratings,
     listwise_text,
@@ -123,13 +123,7 @@ def instruction_lists(model: Recommender, inner: Split, exclude: sp.csr_matrix, 
     if targets == "planted":
         return users, q.candidates, answer
     hit = np.flatnonzero((q.candidates == answer[:, None]).any(axis=1))
-    if hit.size == 0:
-        raise ConfigError(f"no user's top-{k} list from the instruction backbone holds the held-out item, so there "
-                          "are no natural listwise instructions: use --instruction-targets planted or a larger "
-                          "--candidates")
-    if hit.size < n:
-        log.warning("%d of %d instruction users have the answer in the instruction backbone's top-%d list: tuning "
-                    "on %d listwise instructions, not %d", hit.size, len(users), k, hit.size, n)
+    log.info("%d of %d inner users have the answer in the instruction backbone's top-%d list", hit.size, len(users), k)
     pick = np.sort(rng.choice(hit, size=min(n, hit.size), replace=False))
     return users[pick], q.candidates[pick], answer[pick]
 
@@ -225,17 +219,35 @@ class RankingTask(Task):
 
     def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[Dialogue]]:
         cfg = self.cfg
-        inner = inner_split(split)
-        inner_model, _ = self.method.fit(inner, seed, label="instruction")
-        # candidates never include an item the user has in the outer validation or test part
-        blocked = inner.history("test") + split.known_matrix - split.train_matrix
-        users, candidates, targets = instruction_lists(inner_model, inner, blocked, cfg.candidates, cfg.instructions,
-                                                       cfg.instruction_targets, seed)
-        ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
-        examples = ranking_examples(ctx, users, candidates, cfg.max_history, seed, targets,
-                                    max_similar=cfg.max_similar_history)
-        ratings = inner.test.rating.tolist() if inner.test.rating is not None else [None] * len(inner.test)
-        rating_of = dict(zip(zip(inner.test.user.tolist(), inner.test.item.tolist()), ratings))
+        examples: list[Example] = []
+        rating_of: dict[tuple[int, int], float | None] = {}
+        for fold in range(1, cfg.max_instruction_folds + 1):  # more folds only while instructions are missing
+            inner = inner_split(split, fold=fold)
+            if fold > 1 and len(inner.test) == 0:
+                break
+            inner_model, _ = self.method.fit(inner, seed, label="instruction")
+            # candidates never include an item the user has outside the inner training part and its answer:
+            # the outer validation and test parts, and (fold > 1) what the user did after the answer
+            blocked = inner.history("test") + split.known_matrix - inner.known_matrix
+            fold_seed = seed if fold == 1 else seed + 7919 * (fold - 1)
+            users, candidates, targets = instruction_lists(inner_model, inner, blocked, cfg.candidates,
+                                                           cfg.instructions - len(examples), cfg.instruction_targets,
+                                                           fold_seed)
+            ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
+            examples += ranking_examples(ctx, users, candidates, cfg.max_history, fold_seed, targets,
+                                         max_similar=cfg.max_similar_history)
+            ratings = inner.test.rating.tolist() if inner.test.rating is not None else [None] * len(inner.test)
+            rating_of.update(zip(zip(inner.test.user.tolist(), inner.test.item.tolist()), ratings))
+            if len(examples) >= cfg.instructions:
+                break
+        if not examples:
+            raise ConfigError(f"no user's top-{cfg.candidates} list from the instruction backbone holds the held-out "
+                              "item, so there are no natural listwise instructions: use --instruction-targets "
+                              "planted or a larger --candidates")
+        if len(examples) < cfg.instructions:
+            log.warning("%d listwise instructions from %d inner fold(s), not the %d asked for (raise "
+                        "--max-instruction-folds, or --instruction-targets planted)", len(examples), fold,
+                        cfg.instructions)
         out: dict[bool, list[Dialogue]] = {True: [], False: []}
         for ex in examples:
             ex.rating = rating_of.get((ex.user, int(ex.candidates[ex.target])))
@@ -340,17 +352,29 @@ class RatingTask(Task):
 
     def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[Dialogue]]:
         cfg, ds = self.cfg, split.dataset
-        inner = inner_split(split)
-        inner_model, _ = self.method.fit(inner, seed, label="instruction")
-        rng = np.random.default_rng(seed)
-        pick = np.sort(rng.choice(len(inner.test), size=min(cfg.instructions, len(inner.test)), replace=False))
-        ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
-        part = inner.test.take(pick)
-        examples = rating_examples(ctx, part, self.predict(inner_model, part), cfg.max_history,
-                                   cfg.max_similar_history)
-        assert part.rating is not None  # rating examples need ratings (checked by rating_examples)
-        return {pa: [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(float(r)))
-                     for ex, r in zip(examples, part.rating)] for pa in (True, False)}
+        out: dict[bool, list[Dialogue]] = {True: [], False: []}
+        for fold in range(1, cfg.max_instruction_folds + 1):  # more folds only while instructions are missing
+            inner = inner_split(split, fold=fold)
+            if len(inner.test) == 0:
+                break
+            inner_model, _ = self.method.fit(inner, seed, label="instruction")
+            rng = np.random.default_rng(seed if fold == 1 else seed + 7919 * (fold - 1))
+            want = cfg.instructions - len(out[True])
+            pick = np.sort(rng.choice(len(inner.test), size=min(want, len(inner.test)), replace=False))
+            ctx = make_context(inner, "inner", similar_user_index(inner_model, inner))
+            part = inner.test.take(pick)
+            examples = rating_examples(ctx, part, self.predict(inner_model, part), cfg.max_history,
+                                       cfg.max_similar_history)
+            assert part.rating is not None  # rating examples need ratings (checked by rating_examples)
+            for pa in (True, False):
+                out[pa] += [as_messages(prompting.rating_prompt(ex, ds, pa), prompting.rating_text(float(r)))
+                            for ex, r in zip(examples, part.rating)]
+            if len(out[True]) >= cfg.instructions:
+                break
+        if len(out[True]) < cfg.instructions:
+            log.warning("%d rating instructions from %d inner fold(s), not the %d asked for (raise "
+                        "--max-instruction-folds)", len(out[True]), fold, cfg.instructions)
+        return out
 
     def augment(self, split: Split, seed: int, llm: LLM) -> tuple[Recommender, dict[str, Any]]:
         da_split, counts = self.with_attributes(split, llm)
