@@ -9,12 +9,21 @@
 
 The same config object drives the Python API (``main(cfg)``) and the shell. Nested dataclasses become
 dotted options (``--llm.model``). ``dict`` fields take repeated ``--param key=value``.
+
+Values are checked where they are parsed (:func:`from_dict`, which :func:`resolve` and suites use): the type,
+then the field's own rules (``option(..., min=1, max=..., choices=[...], empty=True)``), then the rules of the
+option names every config shares (:data:`CONVENTIONS`: ``ks`` at least 1, ``seeds`` at least 0, ...). A list
+option given explicitly may not be empty unless its field says ``empty=True``. :func:`resolve` also checks that
+an ``out`` folder can be written before any work starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
+import math
+import os
 import types
 import typing
 from pathlib import Path
@@ -31,8 +40,21 @@ T = TypeVar("T", bound="DataclassInstance")
 _UNSET = object()
 
 
+#: rules for options of these names in every config (a field's own ``min`` / ``max`` / ``choices`` win)
+CONVENTIONS: dict[str, dict[str, Any]] = {
+    "ks": {"min": 1},  # ranking cut-offs
+    "seeds": {"min": 0},  # random seeds (numpy refuses negative ones)
+    "kcore": {"min": 0},
+}
+RULES = ("min", "max", "choices", "empty")
+
+
 def option(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with help text (mutable defaults are copied per instance)."""
+    """A dataclass field with help text (mutable defaults are copied per instance).
+
+    Rules checked on every value given (each element of a list): ``min`` / ``max`` (inclusive bounds),
+    ``choices`` (allowed values), ``empty=True`` (a list may be empty).
+    """
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
@@ -134,7 +156,46 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if isinstance(v, dict) and dataclasses.is_dataclass(default) and not isinstance(default, type):
             v = _merge(dataclasses.asdict(default), v)
         values[k] = _coerce(v, hints[k], prefix + k)
+        check_value(fields[k], values[k], prefix + k)
     return cls(**values)
+
+
+def check_value(f: dataclasses.Field, value: Any, name: str) -> None:
+    """Raise :class:`~recfuse.errors.ConfigError` naming option ``name`` when ``value`` breaks its field's rules
+    (``min``, ``max``, ``choices``, ``empty``; :data:`CONVENTIONS` for the shared option names)."""
+    rules = {**CONVENTIONS.get(f.name, {}), **{k: f.metadata[k] for k in RULES if k in f.metadata}}
+    if isinstance(value, list):
+        if not value and not rules.get("empty", False):
+            raise ConfigError(f"option '{name}' needs at least one value")
+        items = value
+    elif isinstance(value, (int, float, str)):
+        items = [value]
+    else:
+        return
+    for v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"option '{name}' must be a finite number, not {v!r}")
+        if "min" in rules and isinstance(v, (int, float)) and v < rules["min"]:
+            raise ConfigError(f"option '{name}' must be at least {rules['min']}, not {v!r}")
+        if "max" in rules and isinstance(v, (int, float)) and v > rules["max"]:
+            raise ConfigError(f"option '{name}' must be at most {rules['max']}, not {v!r}")
+        if "choices" in rules and v not in rules["choices"]:
+            raise ConfigError(f"option '{name}' must be one of {', '.join(map(str, rules['choices']))}, not {v!r}")
+
+
+def check_out(path: str | Path, name: str = "out") -> None:
+    """Raise :class:`~recfuse.errors.ConfigError` when results cannot be written to folder ``path``: it (or a
+    folder above it) is a file, or the nearest existing folder above it is not writable. Checked before any
+    work starts, so that finished results are never lost to a bad ``--out``."""
+    target = Path(path).expanduser().absolute()
+    for p in (target, *target.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigError(f"option '{name}': {p} is a file, not a folder (results go into a folder)")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise ConfigError(f"option '{name}': cannot write to {p} (permission denied)"
+                                  + ("" if p == target else f" to make {target}"))
+            return
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -238,7 +299,10 @@ def resolve(cls: type[T], args: argparse.Namespace | None = None, yaml_path: str
         data = _merge(data, _nest(given))
     if overrides:
         data = _merge(data, _nest(overrides))
-    return from_dict(cls, data)
+    cfg = from_dict(cls, data)
+    if isinstance(getattr(cfg, "out", None), (str, Path)):
+        check_out(getattr(cfg, "out"))
+    return cfg
 
 
 def _lookup(data: dict, dotted: str) -> Any:
@@ -278,16 +342,43 @@ def suite_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,
                default_out: str = "runs/suite") -> tuple[list[T], Path]:
-    """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``."""
+    """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``.
+
+    ``axes`` (optional): option -> list of values (dotted names reach nested options, e.g. ``llm.model``);
+    every run is repeated for every combination, the smallest combinations first, each writing under
+    ``<out>/<axis>-<value>_...`` (see :func:`axes_folder`) so the combinations live side by side.
+    """
     spec = read_yaml_mapping(path, "suite")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
     out = Path(spec.get("out", default_out))
+    check_out(out)
+    axes = spec.get("axes") or {}
+    if not isinstance(axes, dict) or not all(isinstance(v, list) and v for v in axes.values()):
+        raise ConfigError(f"{path}: 'axes' maps option names to non-empty lists of values, e.g. "
+                          "{instructions: [128, 512]}")
     common = _merge(spec.get("common", {}), overrides or {})
     cfgs = []
-    for i, run in enumerate(spec["runs"]):
-        try:
-            cfgs.append(from_dict(cls, _merge(_merge(common, run), {"out": str(out)})))
-        except ConfigError as e:
-            raise ConfigError(f"{path}: run {i + 1}: {e}") from None
+    for combo in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, combo))
+        values: dict[str, Any] = {}
+        for key, value in chosen.items():
+            values = _merge(values, _nested(str(key), value))
+        run_out = out / axes_folder(chosen) if chosen else out
+        for i, run in enumerate(spec["runs"]):
+            try:
+                cfgs.append(from_dict(cls, _merge(_merge(_merge(common, run), values), {"out": str(run_out)})))
+            except ConfigError as e:
+                where = f"run {i + 1}" + (f" with {chosen}" if chosen else "")
+                raise ConfigError(f"{path}: {where}: {e}") from None
     return cfgs, out
+
+
+def axes_folder(values: dict[str, Any]) -> str:
+    """The sub-folder of one combination of a suite's axes, e.g. ``instructions-512_llm.model-gemma3-270m``."""
+    return "_".join(f"{k}-{v}" for k, v in values.items()).replace("/", "-").replace(" ", "")
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    head, _, rest = dotted.partition(".")
+    return {head: _nested(rest, value) if rest else value}

@@ -47,3 +47,45 @@ def test_data_augmentation_table_is_readable():
     assert rows[0] == {"seed": 0, "director answers": "704 valid, 755 invalid, 223 hallucinated of 1682 (42% valid)",
                        "train_seconds": 15.9395}
     assert rows[1] == {"seed": 1, "triples": 943, "mean_confidence": 0.6083}
+
+
+def test_a_suite_with_axes_runs_every_point_and_writes_the_scaling_study(tmp_path, tiny_llm_dir):
+    """axes repeat every run per combination (own folders, smallest first); the suite report adds summary.json
+    (one row per task, backbone, llm, instructions, variant, seed), learning.json, scaling.md and figures; and
+    `recfuse report` re-renders it from the files."""
+    from recfuse.data import make_synthetic
+    from recfuse.runner import rerender_suite
+
+    f = tmp_path / "scaling.yaml"
+    f.write_text(
+        "method: llama4rec\n"
+        "common: {dataset: synthetic, seeds: [0], variants: [base, ift, llama4rec], candidates: 5, ks: [3, 5],\n"
+        f"         backbone_params: {{epochs: 2}}, sft: {{max_steps: 1, lora_r: 4}}, progress: false,\n"
+        f"         llm: {{backend: hf, model: '{tiny_llm_dir}', dtype: float32}}}}\n"
+        "axes: {instructions: [4, 8]}\n"
+        "runs:\n  - {task: direct, backbone: mf}\n"
+        f"out: {tmp_path / 'out'}\n")
+    _, cfgs, out = load_method_suite(f)
+    assert [c.instructions for c in cfgs] == [4, 8]
+    assert len({c.out for c in cfgs}) == 2
+    small = make_synthetic(n_users=15, n_items=30, n_topics=3, interactions_per_user=8, seed=0)
+    import recfuse.llama4rec.pipeline as pl
+    original = pl.load_dataset
+    pl.load_dataset = lambda name: small  # the tiny synthetic data of the other pipeline tests
+    try:
+        run_suite(f)
+    finally:
+        pl.load_dataset = original
+    summary = read_json(out / "summary.json")
+    assert len(summary) == 2 * 3  # 2 points x 3 variants x 1 seed
+    assert {r["instructions"] for r in summary} == {4, 8}
+    assert set(summary[0]) == {"task", "backbone", "llm", "instructions", "variant", "seed", "hr@3", "ndcg@3",
+                               "hr@5", "ndcg@5", "hr@10"}
+    assert (out / "scaling_direct-mf.png").stat().st_size > 1000
+    assert "| llm | instructions | variant | seeds |" in (out / "scaling.md").read_text()
+    suite = read_json(out / "suite.json")
+    assert [e["folder"] for e in suite["runs"]] == ["instructions-4/synthetic/direct-mf",
+                                                    "instructions-8/synthetic/direct-mf"]
+    (out / "summary.json").unlink()
+    rerender_suite(out)
+    assert read_json(out / "summary.json") == summary

@@ -34,7 +34,9 @@ def inner_split(split: Split, min_interactions: int = 3, fold: int = 1) -> Split
         raise ValueError(f"fold counts from 1, not {fold}")
     train = split.train
     seqs = user_sequences(train, split.n_users)
-    test_pos, valid_pos, dropped = [], [], []
+    test_pos: list[int] = []
+    valid_pos: list[int] = []
+    dropped: list[int] = []
     for seq in seqs:
         if len(seq) >= min_interactions + fold - 1:
             test_pos.append(seq[-fold])

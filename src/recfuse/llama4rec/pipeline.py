@@ -229,10 +229,15 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     @classmethod
     def suite_entry(cls, config: Llama4RecConfig, results: dict[str, Any], folder: Path,
                     suite_out: Path) -> dict[str, Any]:
-        return report.suite_entry(config, results)
+        entry = report.suite_entry(config, results)
+        if folder.is_relative_to(suite_out) and folder != cls.entry_folder(suite_out, entry):
+            entry["folder"] = folder.relative_to(suite_out).as_posix()  # a suite with axes: one folder per point
+        return entry
 
     @classmethod
     def entry_folder(cls, suite_out: Path, entry: dict[str, Any]) -> Path:
+        if "folder" in entry:
+            return suite_out / entry["folder"]
         return suite_out / entry["dataset"] / f"{entry['task']}-{entry['backbone']}"
 
     @classmethod

@@ -16,6 +16,7 @@ from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult
+from recfuse.llama4rec.scaling import read_runs, write_scaling
 from recfuse.method import RunReport, pending_note
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
@@ -308,4 +309,7 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
         suite["pending"] = list(pending)
     write_json(out / "suite.json", suite)
     write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections))
-    return [out / "suite.md", out / "suite.json"]
+    written = [out / "suite.md", out / "suite.json"]
+    if any("folder" in e for e in entries):  # a suite with axes: the scaling study's summary and figures
+        written += write_scaling(out, [e["config"] for e in entries], read_runs(folders))
+    return written

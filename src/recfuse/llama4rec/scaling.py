@@ -1,0 +1,156 @@
+"""The scaling studies (Llama4Rec section 5.4, L12): a suite with axes (the number of instructions, the LLM)
+summarised as one row per (task, backbone, llm, instructions, variant, seed), with figures like the paper's.
+
+Written by the suite report where a suite has axes (:func:`recfuse.config.load_suite`):
+
+* ``summary.json``: the rows, with ``hr@3, ndcg@3, hr@5, ndcg@5, hr@10`` (top-k) or ``rmse, mae`` (rating);
+* ``learning.json``: is the tuned LLM learning? its answers alone per point (top-1 against 1/k', the loss on
+  the answer letter against ln k'; :meth:`recfuse.llama4rec.tasks.Task.diagnostics`);
+* ``scaling.md`` and ``scaling_<task>-<backbone>.png``: metric against the number of instructions, one line
+  per LLM and variant (mean and standard deviation over seeds), Base as a horizontal line;
+  ``learning_<task>-<backbone>.png``: the LLM's top-1 accuracy and answer loss against their chance levels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recfuse.eval.plots import pyplot, save_figure
+from recfuse.io import read_json, write_json, write_text
+
+TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
+RATING_KEYS = ("rmse", "mae")
+#: the diagnostics call that says most about each LLM: IFT's alone on Base's lists (test), Llama4Rec's on validation
+LEARNING_CALLS = {"ift": "ift/base/test", "llama4rec": "pa/da/valid"}
+
+
+def llm_label(llm: dict[str, Any]) -> str:
+    """A short name for the LLM of a stored config: the packaged model's name, or the model's folder name."""
+    if llm.get("backend", "embedded") == "embedded":
+        return str(llm.get("model") or "smollm2-135m")
+    return Path(str(llm.get("model") or llm.get("backend"))).name
+
+
+def summary_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (task, backbone, llm, instructions, variant, seed) from the runs' configs and results.json."""
+    rows = []
+    for cfg, res in zip(configs, results):
+        keys = RATING_KEYS if cfg["task"] == "rating" else TOPK_KEYS
+        for seed in res["seeds"]:
+            for variant, v in seed["variants"].items():
+                row: dict[str, Any] = {"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
+                                       "instructions": int(cfg["instructions"]), "variant": variant,
+                                       "seed": int(seed["seed"])}
+                row.update({k: v["metrics"].get(k) for k in keys})
+                rows.append(row)
+    return rows
+
+
+def learning_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (task, backbone, llm, instructions, seed, call) of the tuned LLM's answers alone."""
+    rows = []
+    for cfg, res in zip(configs, results):
+        for seed in res["seeds"]:
+            for call, d in sorted(seed.get("llm", {}).get("diagnostics", {}).items()):
+                rows.append({"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
+                             "instructions": int(cfg["instructions"]), "seed": int(seed["seed"]), "call": call, **d})
+    return rows
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0) if v.size else (float("nan"), 0.0)
+
+
+def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[Path]:
+    """summary.json, learning.json, scaling.md and the figures in ``out``; returns the files written."""
+    rows = summary_rows(configs, results)
+    learning = learning_rows(configs, results)
+    write_json(out / "summary.json", rows)
+    write_json(out / "learning.json", learning)
+    written = [out / "summary.json", out / "learning.json"]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[r["task"], r["backbone"]].append(r)
+    md = ["# Llama4Rec scaling study", "",
+          "Mean ± std over seeds at each point; the figures beside this file plot them (Base as a horizontal "
+          "line). summary.json holds every seed; learning.json the tuned LLM's answers alone.", ""]
+    for (task, backbone), group in sorted(groups.items()):
+        keys = RATING_KEYS if task == "rating" else TOPK_KEYS[:2]
+        md += [f"## {task}: {backbone}", "", "| llm | instructions | variant | seeds | "
+               + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
+        points: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+        for r in group:
+            points[r["llm"], r["instructions"], r["variant"]].append(r)
+        for (llm, n, variant), rs in sorted(points.items()):
+            cells = [f"{m:.4f} ± {s:.4f}" for m, s in (_mean_std([r[k] for r in rs]) for k in keys)]
+            md.append(f"| {llm} | {n} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
+        md.append("")
+        written.append(_figure(out / f"scaling_{task}-{backbone}.png", task, backbone, points, keys))
+        lrn = [r for r in learning if r["task"] == task and r["backbone"] == backbone]
+        if lrn:
+            written.append(_learning_figure(out / f"learning_{task}-{backbone}.png", task, backbone, lrn))
+    write_text(out / "scaling.md", "\n".join(md))
+    return [out / "scaling.md", *written]
+
+
+def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, str], list[dict[str, Any]]],
+            keys: tuple[str, ...]) -> Path:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    llms = sorted({p[0] for p in points})
+    for ax, key in zip(axes[0], keys):
+        base = [r[key] for (_, _, v), rs in points.items() if v == "base" for r in rs]
+        if base:
+            ax.axhline(_mean_std(base)[0], color="grey", linestyle="--", label="Base")
+        for llm in llms:
+            for variant, style in (("ift", ":"), ("llama4rec", "-")):
+                xs = sorted({n for (m, n, v) in points if m == llm and v == variant})
+                if not xs:
+                    continue
+                stats = [_mean_std([r[key] for r in points[llm, n, variant]]) for n in xs]
+                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], linestyle=style, marker="o",
+                            capsize=3, label=f"{variant} ({llm})")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("instructions per task")
+        ax.set_ylabel(key)
+        ax.set_title(f"{task}: {backbone}", fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, Any]]) -> Path:
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    for (name, chance), ax in zip((("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")), axes):
+        for variant, call in LEARNING_CALLS.items():
+            for llm in sorted({r["llm"] for r in rows}):
+                sel = [r for r in rows if r["call"] == call and r["llm"] == llm and name in r]
+                xs = sorted({r["instructions"] for r in sel})
+                if not xs:
+                    continue
+                stats = [_mean_std([r[name] for r in sel if r["instructions"] == n]) for n in xs]
+                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3,
+                            label=f"{variant} LLM ({llm}, {call.split('/')[-1]})")
+        levels = {r[chance] for r in rows if chance in r}
+        for level in levels:
+            ax.axhline(level, color="grey", linestyle="--", label="chance")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("instructions per task")
+        ax.set_ylabel({"llm_top1": "top-1 accuracy (answer in list)", "answer_loss": "loss on the answer letter"}[name])
+        ax.set_title(f"{task}: {backbone}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return path
+
+
+def read_runs(folders: list[Path]) -> list[dict[str, Any]]:
+    """results.json of each run folder."""
+    return [read_json(f / "results.json") for f in folders]
