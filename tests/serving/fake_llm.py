@@ -1,7 +1,7 @@
 """A tiny deterministic LLM backend for the serving tests (``--llm.backend tests.serving.fake_llm:FakeLLM``).
 
 It prefers the first choice, then the second, and so on (a listwise prompt's letters: the order in which the
-candidates are shown). ``--llm.model delay=SECONDS`` makes every call that slow (the latency budget's test);
+candidates are shown). ``--llm.model delay=SECONDS`` makes every prompt that slow (the latency budget's test);
 ``fail=1`` makes every call fail.
 """
 
@@ -28,7 +28,7 @@ class FakeLLM:
     def choice_logprobs(self, prompts: Sequence, choices: Sequence[str]) -> np.ndarray:
         self.calls += 1
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay * len(prompts))
         if self.fail:
             raise RuntimeError("the fake LLM fails on purpose")
         row = -np.arange(1, len(choices) + 1, dtype=np.float64)

@@ -3,6 +3,7 @@ fold-in, the LLM re-ranking's fallbacks, and a Llama4Rec run's settings."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -130,6 +131,31 @@ def test_reranker_falls_back_on_errors_budget_and_a_full_queue(synthetic_dataset
         assert info["fallback"] == "busy"
     finally:
         slow.stop()
+
+
+def test_reranker_batches_only_what_fits_the_budget(synthetic_dataset):
+    """Under load, requests still waiting are served first, a batch no larger than the budget allows: some
+    requests are re-ranked in time, the others fall back at their budget, none waits much longer."""
+    r = _reranker(synthetic_dataset, FakeLLM("delay=0.15"), budget_ms=700)
+    results: list[tuple[dict, float]] = []
+
+    def ask(n: int) -> None:
+        start = time.perf_counter()
+        _, info = r.rerank(synthetic_dataset, n, n, [1, 2], [5, 6, 7], 3)
+        results.append((info, time.perf_counter() - start))
+
+    try:
+        threads = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        r.stop()
+    outcomes = [info["fallback"] or "reranked" for info, _ in results]
+    assert outcomes.count("reranked") >= 2 and set(outcomes) <= {"reranked", "budget"}
+    assert max(seconds for _, seconds in results) < 1.5
+    assert r.seconds_per_prompt is not None and r.seconds_per_prompt > 0.1
 
 
 def test_settings_of_a_committed_llama4rec_run():

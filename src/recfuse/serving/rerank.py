@@ -8,18 +8,19 @@ adaptive weight ``alpha_u`` of the user's long-tail coefficient (:func:`~recfuse
 :func:`~recfuse.llama4rec.aggregation.aggregate_topk`), with ``alpha1`` / ``alpha2`` as a Llama4Rec run chose them
 on validation, or as given.
 
-One worker thread asks the LLM, taking every request queued meanwhile as one batch. A request waits at most the
-budget; past it (or when the queue is full, or the LLM fails) it gets the backbone's order and says why
-(``fallback``: ``budget``, ``busy``, ``error``). An answer that came too late is still cached, so the same
-request is re-ranked next time.
+One worker thread asks the LLM, several queued requests per call. A request waits at most the budget; past it
+(or when the queue is full, or the LLM fails) it gets the backbone's order and says why (``fallback``:
+``budget``, ``busy``, ``error``). The worker serves waiting requests first, batching only as many as its measured
+seconds per prompt can answer within the earliest budget; a request whose budget has passed is answered when no
+one waits (the answer goes to the cache, so the same request is re-ranked next time).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -101,20 +102,30 @@ def settings_from_llama4rec_run(folder: str | Path, seed: int) -> tuple[dict[str
 class _Job:
     example: Example
     dataset: Dataset
+    deadline: float  # time.monotonic() after which no one waits for the answer
     future: Future = field(default_factory=Future)
 
 
 class Reranker:
-    """Re-ranks top-k' lists with an LLM for many request threads: one worker batches the LLM calls."""
+    """Re-ranks top-k' lists with an LLM for many request threads: one worker batches the LLM calls.
+
+    The worker serves requests still waiting first, as many at once as its measured seconds per prompt let
+    finish within the earliest of their budgets; requests whose budget has passed are answered only when no
+    one is waiting (their answers then go to the cache), and give their place to a new request when the queue
+    is full."""
 
     def __init__(self, llm: LLM, settings: RerankSettings, train_counts: np.ndarray, describe_llm: str = ""):
         self.llm, self.settings = llm, settings
         l_all = aggregation.long_tail_coefficient(train_counts)
         self.l_range = (float(l_all.min()), float(l_all.max())) if len(l_all) else (0.0, 0.0)
         self.llm_name = describe_llm or type(llm).__name__
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._cv = threading.Condition()
+        self._pending: deque[_Job] = deque()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self.batches = 0
+        #: measured seconds per prompt of a batch (None until the first batch)
+        self.seconds_per_prompt: float | None = None
 
     @property
     def candidates(self) -> int:
@@ -122,21 +133,26 @@ class Reranker:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(target=self._work, name="recfuse-llm-rerank", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
         if self._thread is not None:
-            self._queue.put(None)
+            with self._cv:
+                self._stopping = True
+                self._cv.notify_all()
             self._thread.join(timeout=1)  # a daemon: a call still in the LLM ends with the process
             self._thread = None
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
+        with self._cv:
+            queued = len(self._pending)
         return {"llm": self.llm_name, "adapter": s.adapter, "alpha1": s.alpha1, "alpha2": s.alpha2,
                 "candidates": s.candidates, "mode": s.mode, "prompt_augmentation": s.prompt_augmentation,
-                "budget_ms": s.budget_ms, "sources": dict(s.sources), "queued": self._queue.qsize(),
-                "batches": self.batches}
+                "budget_ms": s.budget_ms, "sources": dict(s.sources), "queued": queued, "batches": self.batches,
+                "seconds_per_prompt": None if self.seconds_per_prompt is None else round(self.seconds_per_prompt, 4)}
 
     def alpha(self, n_interactions: int) -> float:
         """alpha_u (Llama4Rec eq. 7) of a user with ``n_interactions`` training interactions."""
@@ -153,6 +169,19 @@ class Reranker:
         return Example("listwise", int(user), hist, None, cands, -1, None, int(similar) if len(sim_hist) else -1,
                        sim_hist, None, None, prompting.presentation_order(len(cands), key))
 
+    def _admit(self, job: _Job) -> bool:
+        """Queue ``job``; when the queue is full, in the place of a request no one waits for any more."""
+        with self._cv:
+            if len(self._pending) >= self.settings.max_queue:
+                now = time.monotonic()
+                stale = next((j for j in self._pending if j.deadline <= now), None)
+                if stale is None:
+                    return False
+                self._pending.remove(stale)
+            self._pending.append(job)
+            self._cv.notify()
+        return True
+
     def rerank(self, dataset: Dataset, key: int, user: int, history: Sequence[int], candidates: Sequence[int],
                n_interactions: int, similar: int = -1, similar_history: Sequence[int] = ()) -> tuple[list[int], dict[str, Any]]:
         """The final order (indices into ``candidates``) and what happened: ``reranked``, ``alpha``, ``ms`` and,
@@ -164,14 +193,15 @@ class Reranker:
         if len(candidates) < 2:
             info["ms"] = 0.0
             return own, info
-        if self._queue.qsize() >= self.settings.max_queue:
+        budget = self.settings.budget_ms / 1000
+        job = _Job(self.example(key, user, history, candidates, similar, similar_history), dataset,
+                   time.monotonic() + budget)
+        if not self._admit(job):
             info["fallback"] = "busy"
             info["ms"] = (time.perf_counter() - start) * 1000
             return own, info
-        job = _Job(self.example(key, user, history, candidates, similar, similar_history), dataset)
-        self._queue.put(job)
         try:
-            scores = job.future.result(timeout=self.settings.budget_ms / 1000)
+            scores = job.future.result(timeout=budget)
         except FutureTimeout:
             info["fallback"] = "budget"
         except Exception as e:  # noqa: BLE001  (any backend failure: the backbone's order, counted)
@@ -185,24 +215,35 @@ class Reranker:
         info["reranked"] = True
         return [int(j) for j in order], info
 
+    def _next_batch(self) -> list[_Job] | None:
+        """The jobs of the next LLM call (None: stop): waiting requests first, as many as fit their budgets."""
+        with self._cv:
+            while not self._pending and not self._stopping:
+                self._cv.wait()
+            if self._stopping:
+                return None
+            now = time.monotonic()
+            live = [j for j in self._pending if j.deadline > now]
+            if live:
+                size = self.settings.max_batch
+                if self.seconds_per_prompt:  # as many as can be answered before the first one's budget ends
+                    size = int((live[0].deadline - now) / self.seconds_per_prompt)
+                batch = live[:max(1, min(size, self.settings.max_batch))]
+            else:  # no one is waiting: answer a late request for the cache
+                batch = [self._pending[0]]
+            for j in batch:
+                self._pending.remove(j)
+            return batch
+
     def _work(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            batch = self._next_batch()
+            if batch is None:
                 return
-            batch = [job]
-            while len(batch) < self.settings.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
             # items only ever get added: the newest dataset knows every item of the batch
             dataset = max((j.dataset for j in batch), key=lambda d: d.n_items)
             try:
+                started = time.perf_counter()
                 by_size: dict[int, list[_Job]] = {}
                 for j in batch:  # score_ranking takes lists of one length
                     by_size.setdefault(len(j.example.candidates), []).append(j)
@@ -211,6 +252,9 @@ class Reranker:
                                            self.settings.prompt_augmentation, self.settings.mode)
                     for j, row in zip(group, scores):
                         j.future.set_result(np.asarray(row, dtype=np.float64))
+                per_prompt = (time.perf_counter() - started) / len(batch)
+                self.seconds_per_prompt = per_prompt if self.seconds_per_prompt is None else \
+                    0.7 * self.seconds_per_prompt + 0.3 * per_prompt
                 self.batches += 1
             except Exception as e:  # noqa: BLE001  (handed to every waiting request)
                 for j in batch:
