@@ -94,3 +94,22 @@ def test_test_prompts_show_validation_but_never_test_items(split):
     test_items = {(int(u), int(i)) for u, i in zip(split.test.user, split.test.item)}
     for ex in ranking_examples(ctx, q.users, q.candidates, 50, seed=0):
         assert not {(ex.user, int(i)) for i in ex.history} & test_items
+
+
+def test_sequential_validation_queries_never_see_the_validation_item(split):
+    """A sequential backbone's validation lists (which choose the alphas) come from the train sequence only, and
+    its similar users at validation are encoded without the validation item."""
+    from recfuse.llama4rec.tasks import ranking_queries
+    from recfuse.models.fitting import fit_backbone
+    from recfuse.models.similar import most_similar_users, similar_user_index
+
+    model, _ = fit_backbone("sasrec", split, 0, params={"epochs": 2})
+    users = split.eval_users("valid")
+    q = ranking_queries(model, split, "valid", 5)
+    valid_lists, _ = model.recommend(users, k=5, exclude=split.history("valid"), stage="valid")
+    test_lists, _ = model.recommend(users, k=5, exclude=split.history("valid"), stage="test")
+    assert (q.candidates == valid_lists).all()
+    assert (valid_lists != test_lists).any()  # the stage matters: the old call leaked the validation item
+    emb_valid, emb_test = model.user_embeddings(stage="valid"), model.user_embeddings(stage="test")
+    assert not np.allclose(emb_valid, emb_test)
+    assert (similar_user_index(model, split, "valid") == most_similar_users(emb_valid)[:, 0]).all()

@@ -46,7 +46,7 @@ from recfuse.llama4rec.queries import (
 from recfuse.llm.base import LLM
 from recfuse.llm.sft import as_messages
 from recfuse.llm.tuning import Dialogue
-from recfuse.models.base import RatingPredictor, Recommender
+from recfuse.models.base import NextItemRecommender, RatingPredictor, Recommender
 from recfuse.models.fitting import FitLog
 from recfuse.models.similar import similar_user_index
 from recfuse.stages import StageCost, stage_dir
@@ -100,7 +100,11 @@ def ranking_queries(model: Recommender, split: Split, stage: Stage, k: int, user
     """The backbone's top-k' list per user with held-out items of ``stage`` (training items excluded,
     or ``exclude`` when given)."""
     users = split.eval_users(stage) if users is None else users
-    cands, _ = model.recommend(users, k=k, exclude=split.history(stage) if exclude is None else exclude)
+    blocked = split.history(stage) if exclude is None else exclude
+    if isinstance(model, NextItemRecommender):  # after the stage's sequence: validation never sees its item
+        cands, _ = model.recommend(users, k=k, exclude=blocked, stage=stage)
+    else:
+        cands, _ = model.recommend(users, k=k, exclude=blocked)
     counts = np.diff(split.train_matrix.indptr)
     return RankingQueries(users, cands, split.ground_truth(stage)[users], agg.long_tail_coefficient(counts[users]))
 
@@ -292,7 +296,7 @@ class RankingTask(Task):
 
     def llm_scores(self, llm: LLM, q: RankingQueries, model: Recommender, split: Split, stage: Stage,
                    augment_prompt: bool, seed: int) -> np.ndarray:
-        ctx = make_context(split, stage, similar_user_index(model, split))
+        ctx = make_context(split, stage, similar_user_index(model, split, stage))
         examples = ranking_examples(ctx, q.users, q.candidates, self.cfg.max_history, seed,
                                     max_similar=self.cfg.max_similar_history)
         return score_ranking(llm, examples, split.dataset, augment_prompt, self.cfg.ranking)
@@ -416,7 +420,7 @@ class RatingTask(Task):
 
     def llm_scores(self, llm: LLM, q: RatingQueries, model: Recommender, split: Split, stage: Stage,
                    augment_prompt: bool, seed: int) -> np.ndarray:
-        ctx = make_context(split, stage, similar_user_index(model, split))
+        ctx = make_context(split, stage, similar_user_index(model, split, stage))
         examples = rating_examples(ctx, q.part, q.backbone, self.cfg.max_history, self.cfg.max_similar_history)
         return llm_ratings(llm, examples, split.dataset, augment_prompt)
 

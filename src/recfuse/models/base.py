@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from recfuse.data.splits import Split, Stage
 from recfuse.errors import ConfigError, UnknownIdError
 from recfuse.eval.ranking import top_k
+from recfuse.models.params import check_hyper_parameters
 
 #: internal user or item indices, any integer dtype
 Ids = npt.NDArray[np.integer[Any]]
@@ -81,7 +82,9 @@ class Recommender(ABC):
     ----------
     **params
         Hyper-parameters, kept in ``self.params`` (saved with the model, part of cache keys). Every model
-        accepts ``seed``.
+        accepts ``seed``. Those with one meaning in every model (``epochs``, ``lr``, ``batch_size``, ``device``,
+        ``valid_metric``, ...: :mod:`recfuse.models.params`) are checked here: a value out of range raises
+        :class:`~recfuse.errors.ConfigError` before any training.
     """
 
     name: ClassVar[str] = "recommender"
@@ -90,6 +93,7 @@ class Recommender(ABC):
     revision: ClassVar[int] = 1
 
     def __init__(self, **params: Any):
+        check_hyper_parameters(type(self).__name__, params)  # epochs, lr, batch_size, device, valid_metric, ...
         self.params: dict[str, Any] = params
         self.n_users = 0
         self.n_items = 0
@@ -195,17 +199,22 @@ class Recommender(ABC):
             ``(B, k)`` item indices, best first (ties: lower index first), and their ``(B, k)`` scores
             (``-inf`` for excluded candidates).
         """
+        return self._top_items(self.score, users, k, exclude, candidates)
+
+    def _top_items(self, score: Callable[[npt.NDArray[np.int64]], Floats], users: Ids, k: int,
+                   exclude: sp.csr_matrix | None, candidates: Ids | None) -> tuple[npt.NDArray[np.int64], Floats]:
+        """:meth:`recommend` with scores from ``score(rows)`` (a sequential model's scores at a stage)."""
         rows = self._check_users(users)
         if candidates is not None:
             cands = np.asarray(candidates, dtype=np.int64)
-            scores = np.take_along_axis(self.score(rows), cands, axis=1)
+            scores = np.take_along_axis(score(rows), cands, axis=1)
             if exclude is not None:
                 seen = np.asarray(exclude[rows[:, None], cands].todense()) > 0 \
                     if cands.size else np.zeros(cands.shape, bool)
                 scores = np.where(seen, -np.inf, scores)
             order = top_k(scores, k)
             return np.take_along_axis(cands, order, axis=1), np.take_along_axis(scores, order, axis=1)
-        scores = self.score(rows)
+        scores = score(rows)
         ids = top_k(scores, k, None if exclude is None else exclude[rows])
         return ids, np.take_along_axis(scores, ids, axis=1)
 
@@ -339,6 +348,16 @@ class NextItemRecommender(Recommender):
             ``(B, I)`` float scores.
         """
 
+    def recommend(self, users: Ids, k: int = 10, exclude: sp.csr_matrix | None = None,
+                  candidates: Ids | None = None, *, stage: Stage = "test") -> tuple[npt.NDArray[np.int64], Floats]:
+        """:meth:`Recommender.recommend` after each user's ``stage`` sequence (``"valid"``: the train items
+        only, so a validation query never sees the validation item)."""
+        return self._top_items(lambda rows: self.score(rows, stage=stage), users, k, exclude, candidates)
+
+    def user_embeddings(self, stage: Stage = "test") -> Floats:
+        """The sequence encoding of every user as of ``stage`` (for similar-user search)."""
+        raise NotImplementedError(f"{type(self).__name__} has no user embeddings")
+
 
 class RatingPredictor(Recommender):
     """Base of the *rating* task: predicts the rating a user gives an item (evaluated by RMSE / MAE).
@@ -468,6 +487,19 @@ def get_model_class(name: str) -> type[Recommender]:
         raise ConfigError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))} "
                           "(or give package.module:ClassName)") from None
     return check_model_class(cls, name)
+
+
+def check_model_task(name: str, task: str) -> type[Recommender]:
+    """The class of model ``name`` if it does ``task`` (``direct``, ``sequential`` or ``rating``); otherwise a
+    :class:`~recfuse.errors.ConfigError` naming both, raised where the options are read, before any training
+    (e.g. a method's ``--task rating`` with a ranking backbone)."""
+    cls = get_model_class(name)
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if cls.task != task:
+        raise ConfigError(f"the {task} task needs a {task} model; {name!r} is a {cls.task} model "
+                          f"(recfuse models lists each model's task)")
+    return cls
 
 
 def available_models() -> list[str]:

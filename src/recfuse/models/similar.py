@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recfuse.data.splits import Split
-from recfuse.models.base import Recommender
+from recfuse.data.splits import Split, Stage
+from recfuse.models.base import NextItemRecommender, Recommender
 
 
 def most_similar_users(embeddings: np.ndarray, users: np.ndarray | None = None, k: int = 1,
@@ -53,11 +53,13 @@ def most_similar_by_interactions(matrix: sp.spmatrix, batch_size: int = 2048) ->
     return out
 
 
-def similar_user_index(model: Recommender, split: Split) -> np.ndarray:
+def similar_user_index(model: Recommender, split: Split, stage: Stage = "test") -> np.ndarray:
     """Each user's most similar user: cosine of the backbone's user embeddings (eq. 4), or of the
-    users' training interaction vectors when the backbone has none (-1: no similar user)."""
+    users' training interaction vectors when the backbone has none (-1: no similar user). A sequential
+    backbone encodes the users as of ``stage`` (``"valid"``: without the validation item)."""
     try:
-        emb = np.asarray(model.user_embeddings(), dtype=np.float32)
+        raw = model.user_embeddings(stage=stage) if isinstance(model, NextItemRecommender) else model.user_embeddings()
+        emb = np.asarray(raw, dtype=np.float32)
     except NotImplementedError:
         return most_similar_by_interactions(split.train_matrix)
     return most_similar_users(emb)[:, 0]
