@@ -102,8 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     llm = _build(args)
     srv = make_server(llm, args.host, args.port)
     h, p = srv.server_address[:2]
-    assert isinstance(h, str), "an AF_INET server's address is (host: str, port)"
-    print(f"serving {llm!r} at http://{h}:{p}/v1 (Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"serving {llm!r} at http://{h}:{p}/v1 (API docs: http://{h}:{p}/docs; Ctrl-C stops)", file=sys.stderr,
+          flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:
@@ -159,8 +159,8 @@ def register(subparsers: Any) -> None:
 
     srv = sub.add_parser("serve", help="serve a local model over an OpenAI-compatible HTTP API with logprobs",
                          description="Serve the embedded model (or --backend hf --model ...) at /v1/completions "
-                                     "and /v1/chat/completions, with log-probabilities; the HTTP backend "
-                                     "(--backend http) can then share it.")
+                                     "and /v1/chat/completions, with log-probabilities (FastAPI and uvicorn; "
+                                     "OpenAPI docs at /docs); the HTTP backend (--backend http) can then share it.")
     srv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
     _add_backend_options(srv)

@@ -127,6 +127,8 @@ def main(run: str | Path, cfg: ServeConfig) -> int:
           file=sys.stderr, flush=True)
     try:
         uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    except KeyboardInterrupt:  # uvicorn stopped on Ctrl-C / SIGTERM and handed the signal on
+        pass
     finally:
         state.close()
     return 0

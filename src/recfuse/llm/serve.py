@@ -6,19 +6,25 @@
 the real server the HTTP backend is tested against (``transformers serve`` returns no log-probabilities,
 and llama.cpp's server takes half an hour to build here). For scale, point the HTTP backend at vLLM.
 
-Built on the standard library's threading HTTP server; requests are served one model call at a time,
-with first-token scoring requests that arrive together batched into one forward pass.
+Built on FastAPI and uvicorn, as ``recfuse serve`` is (OpenAPI documentation at ``/docs``); requests are
+served one model call at a time, with first-token scoring requests that arrive together batched into one
+forward pass. Errors keep OpenAI's shape: ``{"error": {"message", "type", "code"}}``, 400 for a bad request.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Annotated, Any
+
+import uvicorn
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recfuse.llm.base import LLMError
 
@@ -58,58 +64,10 @@ class _Batcher:
         return item["result"]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
+class _Model:
+    """The model behind the server: the OpenAI request bodies in, the response bodies out."""
 
-    def log_message(self, fmt: str, *args: Any) -> None:  # quiet: debug log only
-        log.debug("%s " + fmt, self.address_string(), *args)
-
-    def _send(self, code: int, obj: Any) -> None:
-        body = json.dumps(obj).encode("utf-8")
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, code: int, message: str) -> None:
-        self._send(code, {"error": {"message": message, "type": "invalid_request_error", "code": code}})
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
-            self._send(200, {"object": "list", "data": [{"id": self.server.model_name, "object": "model",
-                                                         "owned_by": "recfuse"}]})
-        elif self.path.rstrip("/") in ("/health", "/v1/health"):
-            self._send(200, {"status": "ok"})
-        else:
-            self._error(404, f"no route {self.path}")
-
-    def do_POST(self) -> None:
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(n) or b"{}")
-        except (ValueError, json.JSONDecodeError) as e:
-            return self._error(400, f"bad JSON body: {e}")
-        path = self.path.rstrip("/")
-        try:
-            if path in ("/v1/completions", "/completions"):
-                return self._send(200, self.server.completions(body))
-            if path in ("/v1/chat/completions", "/chat/completions"):
-                return self._send(200, self.server.chat(body))
-        except (LLMError, ValueError, TypeError, KeyError) as e:
-            return self._error(400, str(e))
-        except Exception as e:  # a server must answer, not die
-            log.exception("request failed")
-            return self._error(500, f"{type(e).__name__}: {e}")
-        self._error(404, f"no route {self.path}")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr: tuple[str, int], llm: Any, model_name: str):
-        super().__init__(addr, _Handler)
+    def __init__(self, llm: Any, model_name: str):
         self.llm = llm  # renders with the chat template
         self.raw = llm.with_chat(False)  # completions take raw text
         self.model_name = model_name
@@ -200,16 +158,98 @@ class _Server(ThreadingHTTPServer):
         return out
 
 
-def make_server(llm: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None) -> _Server:
-    """An OpenAI-compatible server for a :class:`~recfuse.llm.local.LocalLLM` (not yet serving)."""
-    return _Server((host, port), llm, model_name if model_name else getattr(llm, "name", "recfuse"))
+def _error(code: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=code, content={"error": {"message": message, "type": "invalid_request_error",
+                                                             "code": code}})
+
+
+def create_app(llm: Any, model_name: str | None = None) -> FastAPI:
+    """The OpenAI-compatible application for a :class:`~recfuse.llm.local.LocalLLM`."""
+    model = _Model(llm, model_name if model_name else getattr(llm, "name", "recfuse"))
+    app = FastAPI(title="recfuse llm serve", summary=f"{model.model_name}, OpenAI-compatible, with log-probabilities")
+    app.state.model = model
+
+    @app.get("/v1/models")
+    @app.get("/models", include_in_schema=False)
+    def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model.model_name, "object": "model", "owned_by": "recfuse"}]}
+
+    @app.get("/health")
+    @app.get("/v1/health", include_in_schema=False)
+    def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    def answer(handler: Any, body: dict[str, Any] | None) -> Any:
+        try:
+            return handler(body or {})
+        except (LLMError, ValueError, TypeError, KeyError) as e:
+            return _error(400, str(e))
+
+    @app.post("/v1/completions")
+    @app.post("/completions", include_in_schema=False)
+    def completions(body: Annotated[dict[str, Any] | None, Body()] = None) -> Any:
+        return answer(model.completions, body)
+
+    @app.post("/v1/chat/completions")
+    @app.post("/chat/completions", include_in_schema=False)
+    def chat(body: Annotated[dict[str, Any] | None, Body()] = None) -> Any:
+        return answer(model.chat, body)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "bad JSON body: " + "; ".join(str(e.get("msg", e)) for e in exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message)
+
+    @app.exception_handler(Exception)
+    def internal(request: Request, exc: Exception) -> JSONResponse:  # a server must answer, not die
+        log.exception("request failed")
+        return _error(500, f"{type(exc).__name__}: {exc}")
+
+    return app
+
+
+class LLMServer:
+    """uvicorn serving :func:`create_app` on a socket bound (and listening) at construction, so that
+    ``server_address`` holds the real port at once (``port=0``: a free one)."""
+
+    def __init__(self, llm: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None):
+        self.app = create_app(llm, model_name)
+        self.model_name = self.app.state.model.model_name
+        self.socket = socket.create_server((host, port), reuse_port=False)
+        self.server_address: tuple[str, int] = self.socket.getsockname()[:2]
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+
+    @property
+    def started(self) -> bool:
+        return bool(self._server.started)
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`shutdown` (or, in the main thread, Ctrl-C / SIGTERM)."""
+        self._server.run(sockets=[self.socket])
+
+    def shutdown(self) -> None:
+        self._server.should_exit = True
+
+    def server_close(self) -> None:
+        self.socket.close()
+
+
+def make_server(llm: Any, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None) -> LLMServer:
+    """An OpenAI-compatible server for a :class:`~recfuse.llm.local.LocalLLM` (bound, not yet serving)."""
+    return LLMServer(llm, host, port, model_name)
 
 
 def serve_in_thread(llm: Any, host: str = "127.0.0.1", port: int = 0,
-                    model_name: str | None = None) -> tuple[_Server, str]:
+                    model_name: str | None = None) -> tuple[LLMServer, str]:
     """Start a server in a background thread; returns it and its base URL (``port=0``: a free port)."""
     srv = make_server(llm, host, port, model_name)
     threading.Thread(target=srv.serve_forever, name="recfuse-llm-serve", daemon=True).start()
-    h, p = srv.server_address[:2]
-    assert isinstance(h, str), "an AF_INET server's address is (host: str, port)"
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    h, p = srv.server_address
     return srv, f"http://{h}:{p}/v1"
