@@ -1,11 +1,12 @@
 """Each kind of bad input ends in one clear error naming the file, line or field."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from recfuse.data import load_dataset, make_synthetic
+from recfuse.data import leave_one_out, load_dataset, make_synthetic
 from recfuse.data.splits import kcore
 from recfuse.errors import ConfigError, DataError, UnknownIdError
 
@@ -132,3 +133,138 @@ def test_bad_netflix_header(tmp_path):
     write(tmp_path, "combined_data_1.txt", "1:\n5,3,2005-09-06\nmovie two\n")
     with pytest.raises(DataError, match=r"combined_data_1\.txt:3: expected 'MovieID:'"):
         load_dataset(tmp_path)
+
+
+# ---- the rules of docs/data.md: encodings, numbers, ratings, duplicates ---------------------------------
+
+ROWS = "1\t10\t5\t881250949\n1\t20\t4\t881250950\n2\t10\t3\t881250951\n"
+
+
+def test_a_utf8_byte_order_mark_is_dropped_not_a_phantom_user(tmp_path):
+    (tmp_path / "u.data").write_bytes(b"\xef\xbb\xbf" + ROWS.encode())
+    ds = load_dataset(tmp_path)
+    assert list(ds.users.ids) == ["1", "2"] and len(ds.interactions) == 3
+
+
+def test_a_utf16_file_with_its_byte_order_mark_is_read(tmp_path):
+    (tmp_path / "x.inter").write_bytes((HEADER + "1\t2\t3\t4\n5\t6\t2\t7\n").encode("utf-16"))
+    ds = load_dataset(tmp_path)
+    assert list(ds.users.ids) == ["1", "5"] and list(ds.interactions.rating) == [3, 2]
+
+
+def test_a_binary_file_is_refused_naming_the_line(tmp_path):
+    (tmp_path / "u.data").write_bytes(ROWS.encode() + b"3\t\x00\x01\x02\t5\t1\n")
+    with pytest.raises(DataError, match=r"u\.data:4: a NUL byte at byte \d+: a binary file"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("rating, what", [("inf", "not a finite number: 'inf'"), ("1e400", "not a finite number"),
+                                          ("1e300", "rating '1e300' is above 1,000,000,000"),
+                                          ("-3", "rating '-3' is negative")])
+def test_a_rating_outside_0_to_max_is_refused_naming_file_and_line(tmp_path, rating, what):
+    write(tmp_path, "u.data", ROWS + f"2\t20\t{rating}\t881250952\n")
+    with pytest.raises(DataError, match=rf"u\.data:4, field 'rating': {what}"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["recbole", "csv", "netflix"])
+def test_every_rating_loader_refuses_a_negative_rating(tmp_path, layout):
+    if layout == "recbole":
+        write(tmp_path, "x.inter", HEADER + "1\t2\t-1\t4\n")
+    elif layout == "csv":
+        write(tmp_path, "r.csv", "u,i,r\na,b,-1\n")
+        write(tmp_path, "dataset.yaml", "interactions: r.csv\nuser: u\nitem: i\nrating: r\n")
+    else:
+        write(tmp_path, "combined_data_1.txt", "1:\n5,-1,2005-09-06\n")
+    with pytest.raises(DataError, match=r":2, field '.*': rating '-1' is negative"):
+        load_dataset(tmp_path)
+
+
+def test_a_non_finite_timestamp_is_refused(tmp_path):
+    write(tmp_path, "u.data", ROWS + "2\t20\t4\tinf\n")
+    with pytest.raises(DataError, match=r"u\.data:4, field 'timestamp': not a finite number"):
+        load_dataset(tmp_path)
+
+
+def test_duplicate_rows_are_kept_once_and_counted(tmp_path):
+    """``cat u.data u.data > u.data``: each interaction once, the notes say so, and a split has test users."""
+    write(tmp_path, "u.data", ROWS + ROWS + "2\t30\t4\t881250960\n2\t40\t4\t881250961\n")
+    ds = load_dataset(tmp_path)
+    assert len(ds.interactions) == 5
+    assert any("3 duplicate interaction rows" in n for n in ds.notes)
+    assert len(leave_one_out(ds).eval_users("test")) == 2
+
+
+def test_the_same_interaction_with_two_ratings_is_refused(tmp_path):
+    write(tmp_path, "u.data", ROWS + "1\t10\t2\t881250949\n")
+    with pytest.raises(DataError, match=r"user '1' rated item '10' at time 881250949 twice, differently \(2 and 5\)"):
+        load_dataset(tmp_path)
+
+
+def test_repeated_interactions_at_different_times_are_kept(tmp_path):
+    """Re-consumption (the same item again later) is data, not a duplicate."""
+    write(tmp_path, "u.data", ROWS + "1\t10\t5\t881250999\n")
+    assert len(load_dataset(tmp_path).interactions) == 4
+
+
+def test_predefined_parts_are_compared_apart(tmp_path):
+    """An interaction in the train file and the same in the test file is not merged across the parts."""
+    write(tmp_path, "x.train.inter", HEADER + "1\t2\t3\t4\n1\t3\t3\t5\n")
+    write(tmp_path, "x.test.inter", HEADER + "1\t2\t3\t4\n")
+    assert len(load_dataset(tmp_path).interactions) == 3
+
+
+def test_bookcrossing_merges_one_users_ratings_of_one_book(tmp_path):
+    write(tmp_path, "BX-Book-Ratings.csv", '"User-ID";"ISBN";"Book-Rating"\n"1";"034545104x";"5"\n'
+                                           '"1";"034545104X";"7"\n"2";"0001";"8"\n')
+    ds = load_dataset(tmp_path, kcore=0)
+    assert len(ds.interactions) == 2 and sorted(ds.interactions.rating.tolist()) == [7, 8]
+    assert any("1 repeated ratings" in n for n in ds.notes)
+
+
+@pytest.mark.parametrize("name", ["BX-Book-Ratings.csv", "BX-Books.csv", "BX-Users.csv"])
+def test_bookcrossing_empty_files_are_named(tmp_path, name):
+    import shutil
+    shutil.copytree(Path(__file__).parents[1] / "fixtures" / "bookcrossing", tmp_path / "bx")
+    (tmp_path / "bx" / name).write_text("")
+    with pytest.raises(DataError, match=rf"{name.replace('.', '[.]')}: the file is empty"):
+        load_dataset(tmp_path / "bx")
+
+
+@pytest.mark.parametrize("fmt", ["mind", "netflix", "recbole"])
+def test_a_forced_format_on_a_folder_of_another_names_what_it_looked_for(fmt):
+    with pytest.raises(DataError, match=f"no ({fmt} files here|.inter file)"):
+        load_dataset(Path(__file__).parents[1] / "fixtures" / "csv", format=fmt)
+
+
+# ---- splits checked before training -----------------------------------------------------------------------
+
+def _ds(tmp_path, rows):
+    write(tmp_path, "u.data", "".join(f"{u}\t{i}\t4\t{t}\n" for u, i, t in rows))
+    return load_dataset(tmp_path)
+
+
+def test_a_split_without_validation_or_test_says_why(tmp_path):
+    from recfuse.data.splits import make_split
+    ds = _ds(tmp_path, [(1, 1, 1), (1, 2, 2), (2, 1, 1), (2, 2, 5)])  # two interactions per user: no validation
+    with pytest.raises(DataError, match="no validation interaction: no user has 3 or more interactions"):
+        make_split(ds, "loo")
+    ds = _ds(tmp_path, [(1, 1, 1), (2, 2, 1), (3, 3, 1)])  # one each: no test either
+    with pytest.raises(DataError, match="no test interaction: no user has 2 or more interactions"):
+        make_split(ds, "loo")
+    with pytest.raises(DataError, match="no test interaction: no interaction falls in the test period"):
+        make_split(ds, "temporal")
+
+
+def test_a_split_whose_test_items_are_all_known_has_no_test_user(tmp_path):
+    from recfuse.data.splits import make_split
+    # each user's last interaction repeats an earlier item (at another time): nothing new to rank
+    ds = _ds(tmp_path, [(u, i, t) for u in (1, 2) for i, t in ((1, 1), (2, 2), (3, 3), (1, 4))])
+    with pytest.raises(DataError, match="no user can be evaluated on the test part"):
+        make_split(ds, "loo")
+
+
+def test_a_predefined_split_without_validation_is_allowed_with_a_warning(caplog):
+    from recfuse.data.splits import make_split
+    split = make_split(load_dataset(Path(__file__).parents[1] / "fixtures" / "mind-predefined"), "predefined")
+    assert len(split.valid) == 0 and "no validation part" in caplog.text

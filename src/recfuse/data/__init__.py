@@ -1,11 +1,12 @@
 """Datasets, loaders, splits and synthetic data."""
 
 from recfuse.data.dataset import Dataset, Feature, FeatureTable, Interactions, Vocab
-from recfuse.data.splits import Split, cold_start_items, kcore, leave_one_out, make_split, predefined, temporal
+from recfuse.data.splits import (Split, check_split, cold_start_items, kcore, leave_one_out, make_split, predefined,
+                                 temporal)
 from recfuse.data.synthetic import make_synthetic
 
 __all__ = [
-    "Dataset", "Feature", "FeatureTable", "Interactions", "Vocab", "Split", "cold_start_items", "kcore",
+    "Dataset", "Feature", "FeatureTable", "Interactions", "Vocab", "Split", "check_split", "cold_start_items", "kcore",
     "leave_one_out", "make_split", "predefined", "temporal", "make_synthetic", "load_dataset",
 ]
 

@@ -3,13 +3,25 @@
 Every loader goes through :func:`read_delimited` (all values as strings, one ``_line`` column with the
 1-based line number of each row) and the converters below, so a malformed, truncated or non-numeric
 entry ends in one :class:`~recfuse.errors.DataError` rather than a traceback from inside pandas.
+
+The rules every file meets (docs/data.md):
+
+* a byte-order mark is read, never kept: a UTF-8 one is dropped, a UTF-16 one means the file is UTF-16;
+* a file with NUL bytes (a binary file, a file in another encoding) is refused, naming the line;
+* numbers are finite (``inf`` or ``1e400`` is refused; ``nan``, ``NULL`` and empty are missing values);
+* ratings (:func:`to_ratings`) are finite numbers from 0 to :data:`MAX_RATING`, refused naming file:line otherwise;
+* duplicate interactions (:func:`merge_duplicates`): rows equal in user, item, time (where the data has times),
+  rating and split part are one interaction, kept once (the dataset's notes count them); rows equal in user,
+  item, time and part whose ratings differ are refused, since the data does not say which rating holds.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +32,40 @@ import pandas as pd
 from recfuse.data.dataset import Dataset, Feature, FeatureKind, FeatureTable, Interactions, Vocab
 from recfuse.errors import DataError
 
+log = logging.getLogger(__name__)
 LINE = "_line"
 #: entries of an optional numeric column that mean "missing" (Book-Crossing writes NULL)
 MISSING_TOKENS = ("", "null", "na", "n/a", "nan", "none")
+#: the largest rating accepted (play counts and the like included); a larger one is a damaged file
+MAX_RATING = 1e9
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def read_text(path: str | Path, encoding: str = "utf-8") -> str:
+    """A text file's content: a UTF-8 byte-order mark dropped, a UTF-16 one decoding the file as UTF-16;
+    undecodable bytes or NUL bytes (a binary file) raise naming the line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    data = path.read_bytes()
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM):]
+    elif data[:2] in UTF16_BOMS:
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise DataError(f"not valid UTF-16 text (its byte-order mark says UTF-16; byte {e.start})",
+                            path=path) from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(f"a NUL byte at byte {nul}: a binary file, or text in an encoding other than {encoding} "
+                        "(UTF-16 needs its byte-order mark)", path=path, line=data[:nul].count(b"\n") + 1)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"not valid {encoding} text (byte {e.start})", path=path, line=line) from None
 
 
 def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = None, header: bool = False,
@@ -34,29 +77,32 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
     truncated. Blank lines are skipped.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", path=path)
-    try:
-        raw = path.read_bytes().decode(encoding)
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"not valid {encoding} text (byte {e.start})", path=path, line=line) from None
+    raw = read_text(path, encoding)
     if len(sep) > 1:  # pandas' C parser takes one character; '::' (MovieLens-1M) becomes a unit separator
         raw = raw.replace(sep, "\x1f")
         sep = "\x1f"
     if not raw.strip():
         raise DataError("the file is empty", path=path)
     try:
-        df = pd.read_csv(io.StringIO(raw), sep=sep, header=0 if header else None,
-                         names=None if header else list(names or []) or None, dtype=str,
-                         keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
-                         quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE, index_col=False)
+        with warnings.catch_warnings():
+            # pandas drops the extra fields of a first row longer than the header with only a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(raw), sep=sep, header=0 if header else None,
+                             names=None if header else list(names or []) or None, dtype=str,
+                             keep_default_na=False, na_filter=False, skip_blank_lines=False, engine="c",
+                             quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE, index_col=False)
+    except pd.errors.ParserWarning:
+        first = next(i for i, line in enumerate(raw.splitlines(), 1) if line.strip() and (i > 1 or not header))
+        raise DataError(f"more fields than the {'header names' if header else 'format has'}", path=path,
+                        line=first) from None
     except pd.errors.ParserError as e:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
         if m:
             raise DataError(f"expected {m.group(1)} fields, found {m.group(3)}", path=path,
                             line=int(m.group(2))) from None
         raise DataError(f"cannot parse: {e}", path=path) from None
+    except (ValueError, csv.Error) as e:  # e.g. a stray carriage return inside a field of a binary file
+        raise DataError(f"cannot parse as delimited text: {e}", path=path) from None
     df.columns = [str(c).strip() for c in df.columns]
     first_line = 2 if header else 1
     df[LINE] = np.arange(first_line, first_line + len(df))
@@ -65,7 +111,10 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
     if need > 1:
         # pandas pads a short row with empty strings, like empty fields: count the fields ourselves
         rows = csv.reader(io.StringIO(raw), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
-        counts = np.fromiter((len(r) for r in rows), dtype=np.int64)[1 if header else 0:]
+        try:
+            counts = np.fromiter((len(r) for r in rows), dtype=np.int64)[1 if header else 0:]
+        except csv.Error as e:  # a lone carriage return inside a field: not text written as delimited rows
+            raise DataError(f"cannot parse as delimited text: {e}", path=path) from None
         if len(counts) == len(df):
             short = (counts < need) & (counts > 0)
             if short.any():
@@ -87,18 +136,36 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], path: str | Path) 
 
 def to_numbers(df: pd.DataFrame, column: str, path: str | Path, *, required: bool = True,
                integer: bool = False) -> np.ndarray:
-    """Column ``column`` as float64; a non-numeric (or, if required, empty) entry raises with its line."""
+    """Column ``column`` as float64; a non-numeric, infinite (or, if required, empty) entry raises with its line."""
     text = df[column].astype(str).str.strip()
     values = pd.to_numeric(text, errors="coerce")
     bad = values.isna() & (~text.str.lower().isin(MISSING_TOKENS) | required)
+    infinite = values.notna() & ~np.isfinite(values.to_numpy(dtype=np.float64))
+    bad |= infinite
     if integer:
-        bad |= values.notna() & (values != np.floor(values))
+        bad |= values.notna() & ~infinite & (values != np.floor(values))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         shown = text.iloc[row]
-        what = "missing value" if shown.lower() in MISSING_TOKENS else f"not {'an integer' if integer else 'a number'}: {shown!r}"
+        what = ("missing value" if shown.lower() in MISSING_TOKENS else
+                f"not a finite number: {shown!r}" if infinite.iloc[row] else
+                f"not {'an integer' if integer else 'a number'}: {shown!r}")
         raise DataError(what, path=path, line=int(df[LINE].iloc[row]), field=column)
     return values.to_numpy(dtype=np.float64)
+
+
+def to_ratings(df: pd.DataFrame, column: str, path: str | Path) -> np.ndarray:
+    """Column ``column`` as ratings: finite numbers from 0 to :data:`MAX_RATING`; any other entry raises
+    naming its line (a signed scale, such as Jester's -10..10, needs shifting to start at 0 first)."""
+    values = to_numbers(df, column, path)
+    bad = (values < 0) | (values > MAX_RATING)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        what = "negative" if values[row] < 0 else f"above {MAX_RATING:,.0f}"
+        raise DataError(f"rating {df[column].iloc[row].strip()!r} is {what}: ratings are numbers from 0 to "
+                        f"{MAX_RATING:,.0f} (shift a signed scale to start at 0)", path=path,
+                        line=int(df[LINE].iloc[row]), field=column)
+    return values
 
 
 def to_timestamps(df: pd.DataFrame, column: str, path: str | Path, fmt: str | None = None) -> np.ndarray:
@@ -165,6 +232,29 @@ def _natural_order(ids: np.ndarray) -> np.ndarray:
         return np.sort(uniq.astype(str))
 
 
+def merge_duplicates(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, int]:
+    """``frame`` (``user, item[, rating][, timestamp][, split]``, ids stripped) with each duplicate interaction
+    kept once (its first row), and how many rows were dropped. Rows with the same user, item, time and split
+    part but different ratings raise :class:`~recfuse.errors.DataError` naming them (without times, the same
+    user and item rated twice differently)."""
+    keys = [c for c in ("user", "item", "timestamp", "split") if c in frame]
+    repeated = frame.duplicated(keys, keep=False)
+    if not repeated.any():
+        return frame, 0
+    if "rating" in frame:
+        spread = frame[repeated].groupby(keys, sort=False)["rating"].agg(["min", "max"])
+        conflict = spread[spread["min"] != spread["max"]]
+        if len(conflict):
+            key = conflict.index[0]
+            parts = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+            when = f" at time {parts['timestamp']:.15g}" if "timestamp" in parts else " (the data has no times)"
+            raise DataError(f"user {parts['user']!r} rated item {parts['item']!r}{when} twice, differently "
+                            f"({conflict['min'].iloc[0]:g} and {conflict['max'].iloc[0]:g}): the data does not say "
+                            f"which holds; {len(conflict)} such interaction(s) in all", path=source)
+    kept = frame[~frame.duplicated(keys, keep="first").to_numpy()]
+    return kept, len(frame) - len(kept)
+
+
 def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | None = None,
                   items: SideTable | None = None, source: str = "", notes: Sequence[str] = ()) -> Dataset:
     """Encode a frame with columns ``user, item[, rating][, timestamp][, split]`` into a :class:`Dataset`.
@@ -174,8 +264,22 @@ def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | N
     """
     if len(interactions) == 0:
         raise DataError("no interactions", path=source or name)
-    u_ext = interactions["user"].astype(str).str.strip().to_numpy()
-    i_ext = interactions["item"].astype(str).str.strip().to_numpy()
+    interactions = interactions.assign(user=interactions["user"].astype(str).str.strip(),
+                                       item=interactions["item"].astype(str).str.strip())
+    if "rating" in interactions:
+        rating = interactions["rating"].to_numpy(np.float64)
+        bad = ~np.isfinite(rating) | (rating < 0) | (rating > MAX_RATING)
+        if bad.any():
+            raise DataError(f"rating {rating[bad][0]!r} of user {interactions['user'].iloc[int(np.flatnonzero(bad)[0])]!r}"
+                            f": ratings are finite numbers from 0 to {MAX_RATING:,.0f}", path=source or name)
+    interactions, merged = merge_duplicates(interactions, source or name)
+    notes = list(notes)
+    if merged:
+        log.warning("%s: %d duplicate interaction row(s) (same user, item, time and rating) kept once",
+                    source or name, merged)
+        notes.append(f"{merged} duplicate interaction rows (same user, item, time and rating) kept once")
+    u_ext = interactions["user"].to_numpy()
+    i_ext = interactions["item"].to_numpy()
     user_vocab = Vocab(_natural_order(u_ext), "user")
     item_vocab = Vocab(_natural_order(i_ext), "item")
     inter = Interactions(
@@ -183,7 +287,6 @@ def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | N
         interactions["rating"].to_numpy(np.float32) if "rating" in interactions else None,
         interactions["timestamp"].to_numpy(np.float64) if "timestamp" in interactions else None,
     )
-    notes = list(notes)
     for kind, table, vocab in (("user", users, user_vocab), ("item", items, item_vocab)):
         if table is not None:
             unused = len(set(table.frame["id"]) - set(vocab.ids))

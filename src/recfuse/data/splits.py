@@ -4,6 +4,8 @@
 * :func:`temporal` - one global time line cut into a train, a validation and a test period.
 * :func:`predefined` - the dataset's own train / validation / test files.
 * :func:`kcore` - iterative k-core filtering (applied to a dataset before splitting).
+* :func:`check_split` - refuses, naming why, a split no model can be trained, selected and tested on
+  (:func:`make_split` applies it).
 
 A :class:`Split` knows, for each evaluation stage, which items a user has already seen (history, to be
 excluded from ranking) and which are the held-out truth. Model selection uses ``valid`` only; the test
@@ -12,6 +14,7 @@ interactions never reach training or selection.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -24,6 +27,7 @@ from recfuse.data.sequences import time_order
 from recfuse.errors import ConfigError, DataError
 from recfuse.io import fingerprint
 
+log = logging.getLogger(__name__)
 Stage = Literal["valid", "test"]
 
 
@@ -228,12 +232,60 @@ def kcore(dataset: Dataset, k: int = 5, user_k: int | None = None, item_k: int |
     return out
 
 
+def _why_empty(split: Split, stage: Stage) -> str:
+    """Why ``stage`` of ``split`` holds no interaction, in the protocol's terms."""
+    protocol = split.protocol
+    if protocol.startswith("leave-one-out"):
+        return ("no user has 3 or more interactions (leave-one-out holds out a validation item only from those)"
+                if stage == "valid" else
+                "no user has 2 or more interactions (leave-one-out keeps a user's only interaction for training)")
+    if protocol.startswith("temporal"):
+        cut = split.info.get("valid_start" if stage == "valid" else "test_start")
+        dropped = split.info.get(f"dropped_cold_user_{stage}_interactions", 0)
+        return (f"no interaction falls in the {'validation' if stage == 'valid' else 'test'} period (after "
+                f"{cut:g}) from a user seen in training" + (f"; {dropped} from users without training "
+                                                            "interactions were dropped" if dropped else "")
+                + " (change the fractions, or the cut points)")
+    if protocol.startswith("predefined"):
+        return f"the dataset's {'validation' if stage == 'valid' else 'test'} file holds no interaction"
+    return "it holds no interaction"
+
+
+def check_split(split: Split) -> Split:
+    """``split`` if a model can be trained, selected and tested on it; otherwise a
+    :class:`~recfuse.errors.DataError` naming why.
+
+    Training must hold an interaction, the test part must hold an item that some user does not already have
+    in training or validation (that user is evaluated), and so must the validation part (early stopping and
+    model selection read it). A predefined split without a validation file is allowed with a warning (the
+    models then train all their epochs), since the dataset's own files decide it.
+    """
+    where = split.dataset.source or split.dataset.name
+    if len(split.train) == 0:
+        raise DataError(f"the {split.protocol} split leaves no training interaction", path=where)
+    for stage in ("test", "valid"):
+        part = split.part(stage)
+        what = "test" if stage == "test" else "validation"
+        if len(part) == 0:
+            if stage == "valid" and split.protocol.startswith("predefined"):
+                log.warning("%s: the predefined split has no validation part: models train all their epochs, with "
+                            "no early stopping", where)
+                continue
+            raise DataError(f"the {split.protocol} split has no {what} interaction: {_why_empty(split, stage)}",
+                            path=where)
+        if len(split.eval_users(stage)) == 0:
+            raise DataError(f"no user can be evaluated on the {what} part of the {split.protocol} split: each of its "
+                            f"{len(part)} interaction(s) is of an item its user already has earlier (repeated "
+                            "interactions), which the ranking leaves out", path=where)
+    return split
+
+
 def make_split(dataset: Dataset, protocol: str = "loo", *, seed: int = 0, **kwargs) -> Split:
-    """Split by name: ``loo`` (leave-one-out), ``temporal``, ``predefined``."""
+    """Split by name: ``loo`` (leave-one-out), ``temporal``, ``predefined``; checked by :func:`check_split`."""
     if protocol in ("loo", "leave-one-out"):
-        return leave_one_out(dataset, seed=seed, **kwargs)
+        return check_split(leave_one_out(dataset, seed=seed, **kwargs))
     if protocol == "temporal":
-        return temporal(dataset, **kwargs)
+        return check_split(temporal(dataset, **kwargs))
     if protocol == "predefined":
-        return predefined(dataset)
+        return check_split(predefined(dataset))
     raise ConfigError(f"unknown split protocol {protocol!r} (choose loo, temporal or predefined)")

@@ -28,7 +28,7 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
-from recfuse.data.splits import Split, temporal
+from recfuse.data.splits import Split, check_split, temporal
 from recfuse.errors import ConfigError
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
 from recfuse.data.sequences import user_histories
@@ -243,7 +243,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         cfg, ds = self.cfg, self.dataset
         self._reset_timings()
         lseed = seed if cfg.llm_seed is None else cfg.llm_seed
-        split = temporal(ds, fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2]))
+        split = check_split(temporal(ds, fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2])))
         result = SeedResult(seed, lseed, split.summary(), cold_items_test=len(split.cold_items("test")))
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, lseed)

@@ -49,6 +49,8 @@ class DatasetFormat:
         """Load a directory; ``splits`` names predefined train / valid / test files (relative to it)."""
         directory = Path(directory)
         files = {k: directory / v for k, v in splits.items()} if splits else self.interaction_files(directory)
+        if not files:  # e.g. --format mind on a folder of another format
+            raise DataError(f"no {self.name} files here (the {self.name} format: {self.description})", path=directory)
         for part in files:
             if part != "all" and part not in SPLIT_CODES:
                 raise ConfigError(f"unknown split part {part!r} (use train, valid, test)")

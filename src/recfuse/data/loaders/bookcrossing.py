@@ -3,6 +3,8 @@ Ratings.csv / Books.csv / Users.csv (',', the common re-upload).
 
 The data has no timestamps: splits use a seeded random order. Rating 0 marks an implicit interaction;
 ``explicit_only`` (default) keeps ratings 1-10. A 5-core filter is applied (``kcore``, default 5).
+ISBNs are compared in upper case (``034545104x`` and ``034545104X`` are one book); where a user rated one book
+twice (so, or in two lines), the later line holds, and the dataset's notes count those merged.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ from pathlib import Path
 import pandas as pd
 
 from recfuse.data.loaders.base import DatasetFormat, find_one
-from recfuse.data.readers import LINE, SideTable, read_delimited, require_columns, to_numbers
+from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_numbers,
+                                  to_ratings)
 from recfuse.data.splits import kcore as kcore_filter
+from recfuse.errors import DataError
 
 RATINGS = ("BX-Book-Ratings.csv", "Ratings.csv")
 
 
 def _sep(path: Path) -> str:
-    first = path.read_bytes()[:2000].decode("latin-1").splitlines()[0]
+    lines = read_text(path, "latin-1").splitlines()
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise DataError("the file is empty", path=path)
     return ";" if first.count(";") > first.count(",") else ","
 
 
@@ -31,6 +38,9 @@ class BookCrossing(DatasetFormat):
     name = "bookcrossing"
     description = "Book-Crossing CSVs (BX-Book-Ratings.csv, BX-Books.csv, BX-Users.csv)"
 
+    def __init__(self) -> None:
+        self.merged = 0
+
     def detect(self, directory: Path) -> bool:
         return find_one(directory, *RATINGS) is not None
 
@@ -41,9 +51,14 @@ class BookCrossing(DatasetFormat):
     def read_interactions(self, path: Path, explicit_only: bool = True, **options) -> pd.DataFrame:
         df = _read(path)
         require_columns(df, ["User-ID", "ISBN", "Book-Rating"], path)
-        rating = to_numbers(df, "Book-Rating", path)
-        out = pd.DataFrame({"user": df["User-ID"], "item": df["ISBN"].str.strip().str.upper(), "rating": rating})
-        return out[out["rating"] > 0].reset_index(drop=True) if explicit_only else out
+        rating = to_ratings(df, "Book-Rating", path)
+        out = pd.DataFrame({"user": df["User-ID"].str.strip(), "item": df["ISBN"].str.strip().str.upper(),
+                            "rating": rating})
+        if explicit_only:
+            out = out[out["rating"] > 0]
+        kept = out.drop_duplicates(["user", "item"], keep="last")
+        self.merged += len(out) - len(kept)
+        return kept.reset_index(drop=True)
 
     def read_side(self, directory: Path, **options):
         users = items = None
@@ -71,4 +86,7 @@ class BookCrossing(DatasetFormat):
     def finish(self, dataset, kcore: int = 5, **options):
         out = kcore_filter(dataset, kcore) if kcore > 1 else dataset
         out.notes.append("no timestamps: leave-one-out uses a seeded random order")
+        if self.merged:
+            out.notes.append(f"{self.merged} repeated ratings of one book by one user (ISBNs compared in upper case) "
+                             "merged: the later line holds")
         return out

@@ -30,7 +30,8 @@ import yaml
 
 from recfuse.data.dataset import FeatureKind
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import LINE, SideTable, read_delimited, require_columns, to_numbers, to_timestamps
+from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_numbers,
+                                  to_ratings, to_timestamps)
 from recfuse.errors import ConfigError, DataError
 
 SPEC_FILE = "dataset.yaml"
@@ -95,9 +96,11 @@ class CsvFormat(DatasetFormat):
             if not path.is_file():
                 raise DataError(f"no {SPEC_FILE} describing the columns (or pass a CsvSpec)", path=directory)
             try:
-                data = yaml.safe_load(path.read_text()) or {}
+                data = yaml.safe_load(read_text(path)) or {}
             except yaml.YAMLError as e:
                 raise DataError(f"not valid YAML: {e}", path=path) from None
+            if not isinstance(data, dict):
+                raise DataError("expected a mapping of keys (interactions, user, item, ...) to values", path=path)
             self.spec = CsvSpec.from_dict(data, str(path))
         return self.spec
 
@@ -118,7 +121,7 @@ class CsvFormat(DatasetFormat):
             if empty.any():
                 raise DataError("missing value", path=path, line=int(df[LINE][empty.to_numpy()].iloc[0]), field=col)
         if spec.rating:
-            out["rating"] = to_numbers(df, spec.rating, path)
+            out["rating"] = to_ratings(df, spec.rating, path)
         if spec.timestamp:
             out["timestamp"] = to_timestamps(df, spec.timestamp, path, spec.timestamp_format)
         return out

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import LINE, SideTable, read_delimited, to_numbers, to_timestamps
+from recfuse.data.readers import LINE, SideTable, read_delimited, to_ratings, to_timestamps
 from recfuse.errors import DataError
 
 
@@ -22,6 +22,8 @@ class Netflix(DatasetFormat):
 
     def interaction_files(self, directory: Path) -> dict[str, Path]:
         files = sorted(directory.glob("combined_data_*.txt"))
+        if not files:
+            return {}
         if len(files) == 1:
             return {"all": files[0]}
         # several files: read them as one
@@ -48,7 +50,7 @@ class Netflix(DatasetFormat):
         body = df[~header.to_numpy()]
         movie = movie[~header.to_numpy()]
         return pd.DataFrame({"user": body["customer"].str.strip().to_numpy(), "item": movie.to_numpy(),
-                             "rating": to_numbers(body, "rating", path),
+                             "rating": to_ratings(body, "rating", path),
                              "timestamp": to_timestamps(body, "date", path, fmt="%Y-%m-%d")})
 
     def read_side(self, directory: Path, **options):

@@ -13,7 +13,7 @@ import pandas as pd
 
 from recfuse.data.dataset import FeatureKind
 from recfuse.data.loaders.base import DatasetFormat, find_one
-from recfuse.data.readers import LINE, SideTable, read_delimited, to_numbers
+from recfuse.data.readers import LINE, SideTable, read_delimited, to_numbers, to_ratings
 from recfuse.errors import DataError
 
 TYPES = ("token", "token_seq", "float", "float_seq")
@@ -72,6 +72,8 @@ class RecBoleAtomic(DatasetFormat):
                 col = by_name[field]
                 if key in ("user", "item"):
                     out[key] = df[col]
+                elif key == "rating":
+                    out[key] = to_ratings(df, col, path)
                 else:
                     out[key] = to_numbers(df, col, path)
             elif key in ("user", "item"):
