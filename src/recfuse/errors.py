@@ -47,3 +47,12 @@ class UnknownIdError(RecfuseError, KeyError):
 
 class ConfigError(RecfuseError, ValueError):
     """A configuration value or command-line option that cannot be used."""
+
+
+class EvaluationError(RecfuseError, ValueError):
+    """An evaluation that gives no number worth reporting: no user to evaluate, or a model whose predictions
+    are not finite (a NaN metric is never reported as a result)."""
+
+
+class CacheError(RecfuseError, OSError):
+    """The on-disk cache cannot be written or read (a read-only folder, a full disk); names the path."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recfuse.errors import ConfigError
+
 
 def _check(hits: np.ndarray, k: int) -> np.ndarray:
     hits = np.asarray(hits, dtype=bool)
@@ -82,12 +84,36 @@ RANKING_METRICS = {
 }
 
 
+def check_ranking_metrics(names: list[str] | tuple[str, ...], ks: list[int] | tuple[int, ...]) -> None:
+    """Raise :class:`~recfuse.errors.ConfigError` unless ``names`` are known ranking metrics and ``ks`` are
+    cut-offs of at least 1 (neither empty)."""
+    if not names:
+        raise ConfigError(f"no ranking metric given (choose from {', '.join(RANKING_METRICS)})")
+    for name in names:
+        if name not in RANKING_METRICS:
+            raise ConfigError(f"unknown metric {name!r} (choose from {', '.join(RANKING_METRICS)})")
+    if not ks:
+        raise ConfigError("no cut-off k given (e.g. 10)")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"a cut-off k must be a whole number of at least 1, not {k!r}")
+
+
+def check_metric_name(name: str) -> tuple[str, int]:
+    """``name@k`` (e.g. ``ndcg@10``) as (metric, k); a :class:`~recfuse.errors.ConfigError` naming it otherwise."""
+    metric, sep, k = str(name).partition("@")
+    if not sep or not k.isdigit() or int(k) < 1 or metric not in RANKING_METRICS:
+        raise ConfigError(f"{name!r} is not a ranking metric at a cut-off: use METRIC@K with METRIC one of "
+                          f"{', '.join(RANKING_METRICS)} and K at least 1 (e.g. ndcg@10)")
+    return metric, int(k)
+
+
 def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, names: list[str], ks: list[int]) -> dict[str, np.ndarray]:
     """Per-user values of every ``name@k``: e.g. ``{'hr@3': array, 'ndcg@3': array, ...}``."""
     out = {}
     for name in names:
         if name not in RANKING_METRICS:
-            raise ValueError(f"unknown metric {name!r} (choose from {', '.join(RANKING_METRICS)})")
+            raise ConfigError(f"unknown metric {name!r} (choose from {', '.join(RANKING_METRICS)})")
         for k in ks:
             out[f"{name}@{k}"] = RANKING_METRICS[name](hits, n_relevant, k)
     return out

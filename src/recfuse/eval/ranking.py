@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from recfuse.errors import ConfigError, EvaluationError
 from recfuse.eval import metrics as M
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]  # users (B,) -> scores (B, n_items)
@@ -26,7 +27,17 @@ class EvalResult:
     info: dict = field(default_factory=dict)
 
     def mean(self) -> dict[str, float]:
-        return {k: float(np.mean(v)) for k, v in self.per_user.items()}
+        """Each metric's mean over the evaluated users; :class:`~recfuse.errors.EvaluationError` when there is
+        no user (a mean of nothing is NaN, never a result) or a value is not finite."""
+        if len(self.users) == 0:
+            raise EvaluationError("no user to evaluate: no user has a held-out item in the evaluated part (or in "
+                                  "the ranked pool), so every metric would be NaN")
+        out = {k: float(np.mean(v)) for k, v in self.per_user.items()}
+        bad = [k for k, v in out.items() if not np.isfinite(v)]
+        if bad:
+            raise EvaluationError(f"{', '.join(bad)} is not finite over the {len(self.users)} evaluated users "
+                                  "(non-finite predictions: the model diverged)")
+        return out
 
     def grouped(self, groups: np.ndarray) -> dict[str, dict[str, float]]:
         """Means per group label; ``groups`` holds one label per evaluated user."""
@@ -121,7 +132,12 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
     best score ties an item ranked below it: for them metric@k depends on that tie-break (a model that
     gives every item of the pool one score is ranking by item index), which reports should say.
     """
+    M.check_ranking_metrics(list(metrics), list(ks))
     truth = truth.tocsr()
+    n_items = truth.shape[1]
+    if max(ks) > n_items:
+        raise ConfigError(f"the largest cut-off k={max(ks)} exceeds the {n_items} items of the dataset: every item "
+                          f"would be in every top-{max(ks)} list (use ks of at most {n_items})")
     if item_mask is not None:
         truth = truth.multiply(sp.csr_matrix(item_mask.astype(np.float32))).tocsr()
         truth.eliminate_zeros()
@@ -175,6 +191,12 @@ def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int
 def evaluate_rating(pred: np.ndarray, true: np.ndarray, users: np.ndarray) -> EvalResult:
     """Rating prediction: per-user squared and absolute errors, and overall RMSE / MAE in ``info``."""
     pred, true, users = np.asarray(pred, np.float64), np.asarray(true, np.float64), np.asarray(users)
+    if pred.size == 0:
+        raise EvaluationError("no rated pair to evaluate: the evaluated part holds no rating")
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        raise EvaluationError(f"{int(bad.sum())} of {pred.size} predicted ratings are not finite (the model "
+                              "diverged: try a lower lr)")
     err = pred - true
     uniq, inv = np.unique(users, return_inverse=True)
     se = np.bincount(inv, weights=err ** 2) / np.bincount(inv)

@@ -63,6 +63,15 @@ class LLMConfig:
                               f"not {self.model!r} (a folder or hub id: --llm.backend hf)")
         if self.retries < 0:
             raise ConfigError(f"option 'llm.retries' may not be negative, not {self.retries}")
+        # checked here, where the options are parsed, not hours later where the LLM is first loaded
+        if self.backend == "hf" and not self.model:
+            raise ConfigError("the hf backend needs a model: --llm.model (or --teacher.model) with a hub id, a "
+                              "local folder or a .gguf file")
+        if self.backend == "http" and not self.base_url:
+            raise ConfigError("the http backend needs a server: --llm.base-url (or --teacher.base-url), e.g. "
+                              "http://127.0.0.1:8000/v1")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"option 'llm.base_url' must be an http:// or https:// URL, not {self.base_url!r}")
 
     def api_key(self) -> str | None:
         """The API key from the environment variable ``api_key_env`` names (None when none is named)."""

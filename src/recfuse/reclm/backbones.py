@@ -17,6 +17,7 @@ Evaluation (all-rank, training and validation items of the user excluded):
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from recfuse.data.splits import Split, Stage
 from recfuse.eval.ranking import EvalResult, evaluate_full_ranking
 from recfuse.models.base import Recommender
 from recfuse.models.fitting import FitLog, fit_backbone
+
+log = logging.getLogger(__name__)
 
 SETTINGS = ("full_shot", "zero_shot")
 
@@ -67,6 +70,10 @@ def evaluate(model: Recommender, split: Split, ks: list[int], stage: Stage = "te
             continue
         res = evaluate_full_ranking(lambda u: model.score(u), history, truth, ks=list(ks),
                                     metrics=list(metrics), item_mask=mask)
+        if len(res.users) == 0:  # e.g. zero-shot where no user holds a cold item: no number, not a NaN row
+            log.warning("%s: no user to evaluate in the %s setting on %s; the setting is left out", type(model).__name__,
+                        setting, stage)
+            continue
         res.info["pool_items"] = int(mask.sum())
         out[setting] = res
     return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from recfuse.config import option
 from recfuse.errors import ConfigError
+from recfuse.eval.metrics import check_metric_name
 from recfuse.llm.config import LLMConfig
 from recfuse.llm.sft import SFTConfig
 from recfuse.models.base import get_model_class
@@ -21,7 +22,8 @@ class RecLMConfig:
     """RecLM on one dataset over backbones, profile sources and seeds."""
 
     dataset: str = option("ml-100k", "dataset name or folder (needs item text and timestamps)")
-    fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line")
+    fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line", min=0,
+                                    max=1)
     backbones: list[str] = option(["biasmf", "lightgcn"], "text-empowered backbones (any registered direct model)")
     backbone_params: dict = option({}, "hyper-parameters of every backbone, e.g. --backbone-param epochs=100",
                                    flag="backbone-param")
@@ -29,7 +31,7 @@ class RecLMConfig:
                                              "never the test period)")
     similar_backbone: str = option("lightgcn", "ID model whose user embeddings find similar users")
     similar_params: dict = option({}, "its hyper-parameters", flag="similar-param")
-    n_similar: int = option(2, "similar users per target (prompts and instructions)")
+    n_similar: int = option(2, "similar users per target (prompts and instructions)", min=1)
     seeds: list[int] = option([0], "random seeds")
     llm_seed: int | None = option(None, "seed of the LLM side (similar users, teacher sampling, tuning, reward "
                                         "model, PPO, hence the profiles); unset: each seed's own, so every seed "
@@ -42,19 +44,21 @@ class RecLMConfig:
     sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
     reward: RewardConfig = field(default_factory=RewardConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
-    instructions: int = option(64, "two-turn (and naive) instructions (half positive, half negative)")
-    kd_users: int = option(64, "users whose teacher profiles are distilled (GPT_KD) and rank the reward pairs")
-    ppo_prompts: int = option(32, "users whose profile prompts PPO samples from")
-    max_new_tokens: int = option(96, "profile length limit in tokens")
+    instructions: int = option(64, "two-turn (and naive) instructions (half positive, half negative)", min=0)
+    kd_users: int = option(64, "users whose teacher profiles are distilled (GPT_KD) and rank the reward pairs",
+                           min=1)
+    ppo_prompts: int = option(32, "users whose profile prompts PPO samples from", min=1)
+    max_new_tokens: int = option(96, "profile length limit in tokens", min=1)
     repetition_penalty: float = option(1.3, "profile decoding (teacher and student): penalty on tokens already "
                                             "written or in the prompt, 1 for none; greedy SmolLM2-135M loops "
                                             "without it (4 of 16 probe profiles valid at 1.0, 15 of 16 at 1.3)")
-    item_profile_users: int = option(3, "user profiles shown in an item-profile prompt")
-    cold_similar_items: int = option(2, "similar items (text embedding) shown for a cold item's profile")
+    item_profile_users: int = option(3, "user profiles shown in an item-profile prompt", min=0)
+    cold_similar_items: int = option(2, "similar items (text embedding) shown for a cold item's profile", min=0)
     encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "
                                            "model or folder, or hashing:<dim>")
     domain: str = option("movie", "what the items are, in prompts")
-    history_tokens: int = option(100, "token budget of each history in a prompt (the most recent items kept)")
+    history_tokens: int = option(100, "token budget of each history in a prompt (the most recent items kept)",
+                                 min=1)
     user_info: bool = option(True, "show the user's side information (age, occupation, ...) in profile prompts "
                                    "(R4: user text), where the dataset has any")
     ks: list[int] = option([20, 40], "cut-offs (Recall@k, NDCG@k)")
@@ -75,3 +79,7 @@ def check(cfg: RecLMConfig) -> None:
         get_model_class(name)
     if len(cfg.fractions) != 3:
         raise ConfigError("fractions needs three shares: train, validation, test")
+    if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions[1:]) <= 0:
+        raise ConfigError(f"fractions must sum to 1 with a validation and a test share above 0, not {cfg.fractions}")
+    # the metric the backbones early-stop on is checked with the options, not after the LLM stages
+    check_metric_name(cfg.select_metric)
