@@ -29,7 +29,7 @@ class Llama4RecConfig:
     seeds: list[int] = option([0], "random seeds (the suite uses several)")
     variants: list[str] = option(["base", "llama4rec"], f"what to run and report: {', '.join(VARIANTS)}")
     llm: LLMConfig = field(default_factory=LLMConfig)
-    sft: SFTConfig = field(default_factory=lambda: SFTConfig(max_steps=32))
+    sft: SFTConfig = field(default_factory=SFTConfig)  # one pass over the instructions: 32 steps of 4 at 128
     instructions: int = option(128, "instructions sampled per task (paper: 5000; CPU default sized for minutes)")
     instruction_targets: Literal["natural", "planted"] = option(
         "natural", "listwise instructions: natural: only users whose instruction backbone's top-k' list holds the "
