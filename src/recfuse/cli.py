@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "recfuse.commands.tune",
     "recfuse.commands.run",
     "recfuse.commands.report",
+    "recfuse.commands.cache",
 )
 
 

@@ -14,13 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from recfuse.errors import CacheError
+
 
 def cache_dir() -> Path:
     """Root of recfuse's on-disk cache: ``$RECFUSE_CACHE`` or ``~/.cache/recfuse``."""
     root = os.environ.get("RECFUSE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "recfuse")
     path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CacheError(f"cannot create the cache folder {path}: {e.strerror or e} (set RECFUSE_CACHE to a "
+                         "writable folder)") from None
     return path
 
 
@@ -50,17 +56,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def orphaned_temporaries(folder: Path, name: str | None = None) -> list[Path]:
+    """Temporary folders in ``folder`` (of target ``name``, or of any) left by processes that died mid-build
+    (killed, out of memory): :func:`atomic_dir`'s ``.<name>.<pid>.<random>`` whose pid is no longer alive.
+    Those of live processes (a concurrent build) are not listed."""
+    out = []
+    for path in folder.glob(f".{name}.*" if name is not None else ".*"):
+        rest = path.name[len(name) + 2:] if name is not None else path.name[1:]
+        parts = rest.split(".") if name is not None else rest.rsplit(".", 2)[-2:]
+        pid = parts[0]
+        if path.is_dir() and len(parts) == 2 and pid.isdigit() and not _pid_alive(int(pid)):
+            out.append(path)
+    return out
+
+
 def _sweep_orphans(target: Path) -> None:
     """Remove temporary folders of ``target`` left by processes that died mid-build (killed, out of memory).
 
     Temporary folders carry their builder's pid (``.<name>.<pid>.<random>``); those of live processes (a
     concurrent build) are left alone.
     """
-    prefix = f".{target.name}."
-    for path in target.parent.glob(f"{prefix}*"):
-        pid = path.name[len(prefix):].split(".", 1)[0]
-        if path.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+    for path in orphaned_temporaries(target.parent, target.name):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

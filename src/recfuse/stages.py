@@ -4,7 +4,15 @@
 
 ``build(tmp)`` writes into a fresh temporary folder; only when it returns is the folder renamed to
 ``<cache>/stages/<name>/<key hash>/`` (with ``key.json`` beside the outputs). A folder that exists is
-complete by construction, so it is reused as it is.
+complete by construction.
+
+The cache verifies itself: a stage records the size and SHA-256 of every file it wrote (``checksums.json``),
+and a stage is reused only when its ``key.json`` is the key its folder is named after and every recorded
+file is there with its recorded checksum. A stage that fails (a truncated or replaced file, broken JSON, a
+missing ``key.json``) is recomputed with a warning that says why, never used and never a lasting traceback.
+A stage written before checksums were recorded is checked as far as its files allow (JSON parses, ``.npz``
+and other zip files pass their CRC check) and then has its checksums recorded. ``recfuse cache verify`` checks
+the whole cache, ``recfuse cache clean`` removes what fails (:func:`scan_stages`, :func:`clean_stages`).
 
 Costs survive reuse: a stage records the seconds its build took (``cost.json``), and :func:`stage_cost`
 measures a block of work with every reused stage (and every cached LLM answer, see
@@ -14,18 +22,23 @@ same cost table as an uninterrupted one. Reused work without a recorded cost is 
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
+import shutil
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recfuse.io import atomic_dir, cache_dir, fingerprint, to_json
+from recfuse.errors import CacheError
+from recfuse.io import atomic_dir, cache_dir, fingerprint, orphaned_temporaries, to_json
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +93,206 @@ def add_reused_cost(seconds: float | None, *, answers: int = 0) -> None:
             cost.unknown_stages += 1
 
 
+KEY_FILE = "key.json"
+COST_FILE = "cost.json"
+CHECKSUMS_FILE = "checksums.json"
+#: files a stage writes about itself that its checksums leave out (cost.json is optional: unreadable, the
+#: reused cost is counted as unknown)
+META_FILES = (COST_FILE, CHECKSUMS_FILE)
+#: errors that mean the cache cannot be written (rather than a bug in a stage's build)
+CANNOT_WRITE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _stage_files(folder: Path) -> list[Path]:
+    """Every file of a stage folder (recursively, key.json included) but its cost and checksums, in order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in META_FILES)
+
+
+def record_checksums(folder: Path) -> dict[str, dict[str, Any]]:
+    """Write ``checksums.json``: the size and SHA-256 of every file of the stage folder."""
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in _stage_files(folder)}
+    (folder / CHECKSUMS_FILE).write_text(to_json({"files": files}))
+    return files
+
+
+def _readable_as_its_kind(path: Path) -> str | None:
+    """Why a file of a stage written before checksums is damaged, as far as its kind tells (JSON that does
+    not parse, a zip / ``.npz`` that fails its CRC check); None when nothing shows."""
+    try:
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+            if bad is not None:
+                return f"{path.name}: member {bad} fails its CRC check"
+        elif path.suffix in (".npz", ".zip"):
+            return f"{path.name} is not a complete zip file (truncated?)"
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        return f"{path.name} cannot be read: {e}"
+    return None
+
+
+@dataclass
+class StageCheck:
+    """A stage folder's state: ``ok``, ``unrecorded`` (written before checksums; nothing wrong found) or
+    ``damaged`` (``reason`` says why)."""
+
+    path: Path
+    status: str
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.parent.name
+
+    @property
+    def usable(self) -> bool:
+        return self.status != "damaged"
+
+
+#: stage folders this process verified -> the (path, mtime, size) of each file then: a folder whose files were
+#: not touched since is not hashed again
+_verified: dict[Path, tuple[tuple[str, int, int], ...]] = {}
+
+
+def _stat_stamp(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    return tuple((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns, p.stat().st_size)
+                 for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def check_stage(folder: Path, key: dict[str, Any] | None = None) -> StageCheck:
+    """Verify a stage folder: its ``key.json`` reads (and is ``key``, when given), and every file
+    ``checksums.json`` records (key.json among them) is there with its size and SHA-256."""
+    def damaged(reason: str) -> StageCheck:
+        return StageCheck(folder, "damaged", reason)
+
+    key_file = folder / KEY_FILE
+    if not key_file.is_file():
+        return damaged("no key.json")
+    try:
+        stored = json.loads(key_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return damaged(f"key.json cannot be read ({e})")
+    if key is not None and json.dumps(stored, sort_keys=True) != json.dumps(json.loads(to_json(key)), sort_keys=True):
+        return damaged("key.json differs from the key asked for")
+    record = folder / CHECKSUMS_FILE
+    if not record.is_file():
+        for path in _stage_files(folder):
+            reason = _readable_as_its_kind(path)
+            if reason:
+                return damaged(reason)
+        return StageCheck(folder, "unrecorded")
+    stamp = _stat_stamp(folder)
+    if _verified.get(folder) == stamp:
+        return StageCheck(folder, "ok")
+    try:
+        files = json.loads(record.read_text(encoding="utf-8"))["files"]
+        files = {str(k): (int(v["size"]), str(v["sha256"])) for k, v in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        return damaged(f"checksums.json cannot be read ({type(e).__name__}: {e})")
+    for rel, (size, digest) in files.items():
+        path = folder / rel
+        if not path.is_file():
+            return damaged(f"{rel} is missing")
+        actual = path.stat().st_size
+        if actual != size:
+            return damaged(f"{rel} has {actual} bytes, {size} were written" + (" (truncated)" if actual < size else ""))
+        if _sha256(path) != digest:
+            return damaged(f"{rel} differs from what was written (SHA-256)")
+    _verified[folder] = stamp
+    return StageCheck(folder, "ok")
+
+
+def _recorded_cost(folder: Path) -> float | None:
+    try:
+        return float(json.loads((folder / COST_FILE).read_text(encoding="utf-8"))["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _discard(folder: Path) -> None:
+    """Remove a damaged stage folder (a CacheError naming it when that is not possible)."""
+    _verified.pop(folder, None)
+    try:
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder)
+        elif folder.exists() or folder.is_symlink():
+            folder.unlink()
+    except OSError as e:
+        raise CacheError(f"cannot remove the damaged stage {folder}: {e.strerror or e} (remove it, or run "
+                         "`recfuse cache clean`)") from None
+
+
 def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
-    """The output folder of stage ``name`` for ``key``, built by ``build(tmp_folder)`` if missing."""
+    """The output folder of stage ``name`` for ``key``, built by ``build(tmp_folder)`` if missing or if it
+    fails verification (:func:`check_stage`; recomputed with a warning naming why)."""
     root = Path(root) if root is not None else stage_root()
     target = root / name / fingerprint(key)
-    if (target / "key.json").is_file():
-        log.debug("stage %s: reusing %s", name, target)
-        cost_file = target / "cost.json"
-        add_reused_cost(json.loads(cost_file.read_text())["seconds"] if cost_file.is_file() else None)
-        return target
-    with atomic_dir(target, keep_existing=True) as tmp:  # a concurrent run that finished first wins
-        start = time.perf_counter()
-        build(tmp)
-        (tmp / "cost.json").write_text(to_json({"seconds": time.perf_counter() - start}))
-        (tmp / "key.json").write_text(to_json(key))
+    if target.exists() or target.is_symlink():
+        check = check_stage(target, key)
+        if check.usable:
+            log.debug("stage %s: reusing %s", name, target)
+            if check.status == "unrecorded":  # written before checksums: record them now
+                try:
+                    record_checksums(target)
+                except OSError as e:
+                    log.debug("stage %s: checksums not recorded (%s)", name, e)
+            add_reused_cost(_recorded_cost(target))
+            return target
+        log.warning("stage %s in %s failed verification (%s): computing it again", name, target, check.reason)
+        _discard(target)
+    try:
+        with atomic_dir(target, keep_existing=True) as tmp:  # a concurrent run that finished first wins
+            start = time.perf_counter()
+            build(tmp)
+            (tmp / COST_FILE).write_text(to_json({"seconds": time.perf_counter() - start}))
+            (tmp / KEY_FILE).write_text(to_json(key))
+            record_checksums(tmp)
+    except OSError as e:
+        if e.errno in CANNOT_WRITE:
+            where = f" ({e.filename})" if e.filename else ""
+            raise CacheError(f"cannot write stage {name} to the cache at {root}{where}: {e.strerror or e} (free "
+                             "space, or set RECFUSE_CACHE to a writable folder)") from None
+        raise
     return target
+
+
+def scan_stages(root: Path | None = None, name: str | None = None) -> list[StageCheck]:
+    """Every stage folder under ``root`` (of stage ``name`` only, when given), verified."""
+    root = Path(root) if root is not None else stage_root()
+    if not root.is_dir():
+        return []
+    kinds = [root / name] if name is not None else sorted(p for p in root.iterdir() if p.is_dir())
+    return [check_stage(folder) for kind in kinds if kind.is_dir()
+            for folder in sorted(kind.iterdir()) if not folder.name.startswith(".")]
+
+
+def clean_stages(root: Path | None = None, name: str | None = None, everything: bool = False,
+                 dry_run: bool = False) -> list[Path]:
+    """Remove damaged stages and the temporary folders of builds whose process died (``everything``: every
+    stage); returns what was (``dry_run``: would be) removed."""
+    root = Path(root) if root is not None else stage_root()
+    if not root.is_dir():
+        return []
+    kinds = [root / name] if name is not None else sorted(p for p in root.iterdir() if p.is_dir())
+    doomed: list[Path] = []
+    for kind in (k for k in kinds if k.is_dir()):
+        doomed += orphaned_temporaries(kind)
+        doomed += [c.path for c in scan_stages(root, kind.name) if everything or not c.usable]
+    if not dry_run:
+        for path in doomed:
+            _discard(path)
+    return doomed
 
 
 def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root: Path | None = None) -> Any:

@@ -1,0 +1,57 @@
+"""``recfuse cache``: check the stage cache and clean it.
+
+``recfuse cache verify`` checks every stage folder (its key, and every file against the size and SHA-256 it
+recorded when it was written) and lists the damaged ones; a run recomputes those by itself, with a warning.
+``recfuse cache clean`` removes the damaged stages and the half-built folders of runs that were killed;
+``--all`` removes every stage (the LLM answers in ``<cache>/llm`` stay: ``recfuse llm cache`` manages them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+from recfuse.eval.report import markdown_table
+from recfuse.stages import clean_stages, scan_stages, stage_root
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    root = stage_root()
+    checks = scan_stages(root, args.stage)
+    damaged = [c for c in checks if not c.usable]
+    counts = Counter(c.status for c in checks)
+    print(f"{root}: {len(checks)} stage folder(s): {counts['ok']} verified, {counts['unrecorded']} written before "
+          f"checksums were recorded (nothing wrong found), {len(damaged)} damaged")
+    if damaged:
+        print(markdown_table([{"stage": c.name, "folder": c.path.name, "why": c.reason} for c in damaged]))
+        print("a run recomputes a damaged stage by itself; `recfuse cache clean` removes them now")
+    return 1 if damaged else 0
+
+
+def clean_command(args: argparse.Namespace) -> int:
+    root = stage_root()
+    removed = clean_stages(root, args.stage, everything=args.all, dry_run=args.dry_run)
+    what = "would remove" if args.dry_run else "removed"
+    for path in removed:
+        print(f"{what} {path}")
+    print(f"{root}: {what} {len(removed)} folder(s)"
+          + ("" if args.all else " (damaged stages and half-built folders of runs that died)"))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cache", help="verify and clean the stage cache",
+                       description=(__doc__ or "").split("\n\n")[1])
+    csub = p.add_subparsers(dest="cache_command", metavar="<cache command>", required=True)
+    v = csub.add_parser("verify", help="check every cached stage against the checksums it recorded",
+                        description="Check every stage folder of the cache (RECFUSE_CACHE or ~/.cache/recfuse): "
+                                    "its key and each file's size and SHA-256. Exit status 1 when some are damaged.")
+    v.add_argument("--stage", default=None, help="only the stages of this name (e.g. backbone)")
+    v.set_defaults(func=verify_command)
+    c = csub.add_parser("clean", help="remove damaged stages and half-built folders (--all: every stage)",
+                        description="Remove the stage folders that fail verification and the temporary folders of "
+                                    "builds whose process died; with --all, every stage.")
+    c.add_argument("--stage", default=None, help="only the stages of this name")
+    c.add_argument("--all", action="store_true", help="remove every stage, not only the damaged ones")
+    c.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    c.set_defaults(func=clean_command)

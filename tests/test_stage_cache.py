@@ -1,0 +1,175 @@
+"""The stage cache verifies itself (issue #26): a stage whose files were truncated, replaced by random values
+of the right shape, broken or left without key.json is recomputed with a warning, never used and never a
+lasting traceback; `recfuse cache verify` / `clean` find and remove such stages."""
+
+import errno
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from recfuse.cli import main
+from recfuse.errors import CacheError
+from recfuse.io import fingerprint, load_npz, save_npz
+from recfuse.stages import CHECKSUMS_FILE, check_stage, clean_stages, scan_stages, stage_dir, stage_json, stage_root
+
+KEY = {"stage": "demo", "seed": 0}
+
+
+def build_weights(calls, value=1.0):
+    def build(tmp):
+        calls.append(tmp)
+        save_npz(tmp / "weights.npz", w=np.full((4, 3), value, np.float32))
+        (tmp / "log.json").write_text(json.dumps({"epochs": 3}))
+    return build
+
+
+@pytest.fixture
+def built(tmp_path):
+    calls = []
+    folder = stage_dir("demo", KEY, build_weights(calls), root=tmp_path)
+    assert len(calls) == 1 and check_stage(folder, KEY).status == "ok"
+    recorded = json.loads((folder / CHECKSUMS_FILE).read_text())["files"]
+    assert set(recorded) == {"key.json", "log.json", "weights.npz"}
+    return folder, calls
+
+
+def rerun(tmp_path, calls, caplog):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recfuse.stages"):
+        folder = stage_dir("demo", KEY, build_weights(calls), root=tmp_path)
+    return folder, caplog.text
+
+
+def test_an_intact_stage_is_reused(built, tmp_path, caplog):
+    folder, calls = built
+    again, warned = rerun(tmp_path, calls, caplog)
+    assert again == folder and len(calls) == 1 and warned == ""
+
+
+def test_a_truncated_file_is_recomputed(built, tmp_path, caplog):
+    folder, calls = built
+    data = (folder / "weights.npz").read_bytes()
+    (folder / "weights.npz").write_bytes(data[: len(data) // 2])
+    again, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 2 and "weights.npz has" in warned and "(truncated)" in warned and "computing it again" in warned
+    assert load_npz(again / "weights.npz")["w"].shape == (4, 3) and check_stage(again, KEY).status == "ok"
+
+
+def test_random_values_of_the_right_shape_are_not_used(built, tmp_path, caplog):
+    folder, calls = built
+    size = (folder / "weights.npz").stat().st_size
+    save_npz(folder / "weights.npz", w=np.random.default_rng(0).random((4, 3), dtype=np.float32))
+    assert (folder / "weights.npz").stat().st_size == size  # same shape, same size: only the checksum tells
+    again, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 2 and "weights.npz differs from what was written (SHA-256)" in warned
+    assert (load_npz(again / "weights.npz")["w"] == 1.0).all()
+
+
+def test_a_stage_without_key_json_is_recomputed_and_the_new_one_used(built, tmp_path, caplog):
+    folder, calls = built
+    (folder / "key.json").unlink()
+    save_npz(folder / "weights.npz", w=np.zeros((4, 3), np.float32))  # what an old folder might hold
+    again, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 2 and "no key.json" in warned
+    assert (again / "key.json").is_file() and (load_npz(again / "weights.npz")["w"] == 1.0).all()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda f: (f / "log.json").write_text("{broken"), "log.json"),
+    (lambda f: (f / "key.json").write_text("{broken"), "key.json cannot be read"),
+    (lambda f: (f / "key.json").write_text(json.dumps({"stage": "other"})), "key.json differs"),
+    (lambda f: (f / CHECKSUMS_FILE).write_text("[1, 2"), "checksums.json cannot be read"),
+    (lambda f: (f / "weights.npz").unlink(), "weights.npz is missing"),
+])
+def test_each_kind_of_damage_is_named_and_recomputed(built, tmp_path, caplog, damage, reason):
+    folder, calls = built
+    damage(folder)
+    _, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 2 and reason in warned
+
+
+def test_a_broken_json_stage_result_is_recomputed(tmp_path):
+    values = iter([{"a": 1}, {"a": 2}])
+    first = stage_json("j", {"k": 1}, lambda: next(values), root=tmp_path)
+    (tmp_path / "j" / fingerprint({"k": 1}) / "result.json").write_text('{"a": ')
+    assert first == {"a": 1} and stage_json("j", {"k": 1}, lambda: next(values), root=tmp_path) == {"a": 2}
+
+
+def test_a_stage_written_before_checksums_is_checked_as_far_as_it_can_be_then_recorded(built, tmp_path, caplog):
+    folder, calls = built
+    (folder / CHECKSUMS_FILE).unlink()  # as stages written by earlier versions are
+    assert check_stage(folder, KEY).status == "unrecorded"
+    again, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 1 and warned == "" and (again / CHECKSUMS_FILE).is_file()
+    # an old stage whose zip fails its CRC check (or is cut short) is damaged even without checksums
+    (folder / CHECKSUMS_FILE).unlink()
+    data = bytearray((folder / "weights.npz").read_bytes())
+    (folder / "weights.npz").write_bytes(bytes(data[:-30]))
+    assert check_stage(folder).status == "damaged"
+    _, warned = rerun(tmp_path, calls, caplog)
+    assert len(calls) == 2 and "weights.npz" in warned
+
+
+def test_a_trained_backbone_replaced_by_random_weights_is_retrained(caplog):
+    """The issue's case: a backbone stage's weights replaced by random values of the right shape."""
+    from recfuse.data import leave_one_out, make_synthetic
+    from recfuse.eval.ranking import evaluate_full_ranking
+    from recfuse.models.fitting import fit_backbone
+
+    split = leave_one_out(make_synthetic(n_users=40, n_items=30, seed=3))
+    params = {"epochs": 2, "embedding_dim": 8}
+    model, _ = fit_backbone("bpr", split, 0, params=params)
+
+    def hr(m):
+        return evaluate_full_ranking(m.score, split.history("test"), split.ground_truth("test"), ks=[5]).mean()
+
+    folder = next(p for p in (stage_root() / "backbone").iterdir() if (p / "model" / "weights.npz").is_file()
+                  and json.loads((p / "key.json").read_text())["split"] == split.fingerprint())
+    weights = load_npz(folder / "model" / "weights.npz")
+    rng = np.random.default_rng(1)
+    save_npz(folder / "model" / "weights.npz", **{k: rng.standard_normal(v.shape).astype(v.dtype) if v.dtype.kind == "f"
+                                                    else v for k, v in weights.items()})
+    with caplog.at_level(logging.WARNING, logger="recfuse.stages"):
+        again, _ = fit_backbone("bpr", split, 0, params=params)
+    assert "failed verification" in caplog.text and hr(again) == hr(model)
+
+
+def test_a_full_disk_names_the_cache_not_a_traceback(tmp_path):
+    def build(tmp):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "weights.npz"))
+
+    with pytest.raises(CacheError, match=r"cannot write stage demo to the cache at .*No space left on device"):
+        stage_dir("demo", KEY, build, root=tmp_path)
+    assert not any(tmp_path.glob("demo/*")) and not any(tmp_path.glob("demo/.*"))  # nothing half-built left
+
+
+def test_a_cache_root_that_cannot_be_made_is_named(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(CacheError, match="cannot create the cache folder .*file/cache"):
+        stage_root()
+
+
+def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path))
+    good = stage_dir("demo", KEY, build_weights([]))
+    bad = stage_dir("demo", {"other": 1}, build_weights([]))
+    (bad / "log.json").write_text("{}")
+    orphan = good.parent / f".{good.name}.999999999.abcd"  # a build whose process is gone
+    orphan.mkdir()
+    assert main(["cache", "verify"]) == 1
+    out = capsys.readouterr().out
+    assert "2 stage folder(s): 1 verified, 0 written before checksums" in out and "1 damaged" in out
+    assert bad.name in out and "log.json" in out
+    assert main(["cache", "clean", "--dry-run"]) == 0 and bad.exists()
+    assert main(["cache", "clean"]) == 0
+    assert not bad.exists() and not orphan.exists() and good.exists()
+    assert main(["cache", "verify", "--stage", "demo"]) == 0
+    assert [c.status for c in scan_stages()] == ["ok"]
+    assert main(["cache", "clean", "--all"]) == 0 and not good.exists()
+    assert clean_stages() == [] and main(["cache", "verify"]) == 0
+    shutil.rmtree(tmp_path / "stages")
+    assert main(["cache", "verify"]) == 0  # no stage folder yet: nothing to verify
