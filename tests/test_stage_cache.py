@@ -173,3 +173,21 @@ def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
     assert clean_stages() == [] and main(["cache", "verify"]) == 0
     shutil.rmtree(tmp_path / "stages")
     assert main(["cache", "verify"]) == 0  # no stage folder yet: nothing to verify
+
+
+def test_results_that_cannot_be_written_name_the_path(tmp_path, monkeypatch):
+    from recfuse.errors import OutputError
+    from recfuse.eval.report import write_report
+    from recfuse.io import write_json
+
+    (tmp_path / "taken").write_text("a file where the results folder should be")
+    with pytest.raises(OutputError, match=r"cannot write .*taken"):
+        write_report(tmp_path / "taken", [{"hr@1": 0.5}])
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("os.replace", full)
+    with pytest.raises(OutputError, match=r"cannot write .*results\.json: No space left on device"):
+        write_json(tmp_path / "out" / "results.json", {"a": 1})
+    assert not list((tmp_path / "out").iterdir())  # no temporary file left behind

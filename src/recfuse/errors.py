@@ -54,5 +54,18 @@ class EvaluationError(RecfuseError, ValueError):
     are not finite (a NaN metric is never reported as a result)."""
 
 
-class CacheError(RecfuseError, OSError):
+class OutputError(RecfuseError, OSError):
+    """A file that cannot be written (a read-only folder, a full disk, a file where a folder should be); the
+    message names the path. ``errno`` and ``filename`` are those of the underlying OS error."""
+
+    def __init__(self, message: str, errno: int | None = None, filename: str | None = None):
+        super().__init__(message)
+        self.errno = errno
+        self.filename = filename
+
+    def __str__(self) -> str:  # OSError would print "[Errno ...]" first
+        return str(self.args[0])
+
+
+class CacheError(OutputError):
     """The on-disk cache cannot be written or read (a read-only folder, a full disk); names the path."""

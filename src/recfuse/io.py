@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from recfuse.errors import CacheError
+from recfuse.errors import CacheError, OutputError
 
 
 def cache_dir() -> Path:
@@ -32,18 +33,48 @@ def cache_dir() -> Path:
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
+
+    An OS error that means the file cannot be written (no space, read-only, no permission, a file where a
+    folder should be) becomes an :class:`~recfuse.errors.OutputError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:
+        if isinstance(e, OutputError) or e.errno not in CANNOT_WRITE:
+            raise
+        raise _cannot_write(path, e) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: OS errors that mean a file cannot be written there (rather than a bug)
+CANNOT_WRITE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENOTDIR, errno.EEXIST,
+                errno.EISDIR}
+
+
+def make_dir(path: str | Path) -> Path:
+    """``path`` as a folder, made with its parents where missing; an :class:`~recfuse.errors.OutputError`
+    naming it when it cannot be (a file in the way, no permission, no space)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+    return path
+
+
+def _cannot_write(path: Path, e: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {e.strerror or e}", e.errno, str(path))
 
 
 def _pid_alive(pid: int) -> bool:

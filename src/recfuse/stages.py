@@ -22,7 +22,6 @@ same cost table as an uninterrupted one. Reused work without a recorded cost is 
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from recfuse.errors import CacheError
-from recfuse.io import atomic_dir, cache_dir, fingerprint, orphaned_temporaries, to_json
+from recfuse.io import CANNOT_WRITE, atomic_dir, cache_dir, fingerprint, orphaned_temporaries, to_json
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +98,6 @@ CHECKSUMS_FILE = "checksums.json"
 #: files a stage writes about itself that its checksums leave out (cost.json is optional: unreadable, the
 #: reused cost is counted as unknown)
 META_FILES = (COST_FILE, CHECKSUMS_FILE)
-#: errors that mean the cache cannot be written (rather than a bug in a stage's build)
-CANNOT_WRITE = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
 def _sha256(path: Path) -> str:
@@ -259,10 +256,10 @@ def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root
             (tmp / KEY_FILE).write_text(to_json(key))
             record_checksums(tmp)
     except OSError as e:
-        if e.errno in CANNOT_WRITE:
+        if e.errno in CANNOT_WRITE and not isinstance(e, CacheError):
             where = f" ({e.filename})" if e.filename else ""
             raise CacheError(f"cannot write stage {name} to the cache at {root}{where}: {e.strerror or e} (free "
-                             "space, or set RECFUSE_CACHE to a writable folder)") from None
+                             "space, or set RECFUSE_CACHE to a writable folder)", e.errno, e.filename) from None
         raise
     return target
 

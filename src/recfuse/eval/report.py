@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from recfuse.io import read_json, write_json, write_text
+from recfuse.io import make_dir, read_json, write_json, write_text
 
 
 def format_value(v: Any, digits: int = 4) -> str:
@@ -71,8 +71,7 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
 def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | None = None,
                  title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None) -> Path:
     """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dir(out_dir)
     write_json(out / "results.json", {"title": title, "rows": list(rows), **(extra or {})})
     write_text(out / "results.md", f"# {title}\n\n" + markdown_table(rows, columns))
     write_text(out / "results.csv", csv_text(rows, columns))
