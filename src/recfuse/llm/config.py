@@ -47,6 +47,8 @@ class LLMConfig:
                                 "template renders chat prompts")
     concurrency: int = option(8, "http backend: requests in flight at once")
     timeout: float = option(60.0, "http backend: seconds to wait for a response")
+    deadline: float = option(600.0, "http backend: seconds a whole request may take, however slowly the server "
+                                    "sends its answer (then it counts as a timeout and is retried)")
     retries: int = option(3, "http backend: retries on connection errors, timeouts, 429 and 5xx")
 
     def __post_init__(self) -> None:
@@ -56,8 +58,9 @@ class LLMConfig:
         for name in ("batch_size", "workers", "concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"option 'llm.{name}' must be at least 1, not {getattr(self, name)}")
-        if self.timeout <= 0:
-            raise ConfigError(f"option 'llm.timeout' must be positive, not {self.timeout}")
+        if self.timeout <= 0 or self.deadline <= 0:
+            raise ConfigError(f"options 'llm.timeout' and 'llm.deadline' must be positive, not {self.timeout} and "
+                              f"{self.deadline}")
         if self.backend == "embedded" and self.model and self.model not in PACKAGED_MODELS:
             raise ConfigError(f"option 'llm.model' of the embedded backend is one of {', '.join(PACKAGED_MODELS)}, "
                               f"not {self.model!r} (a folder or hub id: --llm.backend hf)")
@@ -93,7 +96,8 @@ def load_llm(cfg: LLMConfig, adapter: Path | None = None, progress: bool = False
                               "(e.g. vLLM --lora-modules) and name it with --llm.model")
         return CachedLLM(build_llm("http", cfg.model or None, base_url=cfg.base_url or None, api_key=cfg.api_key(),
                                    mode=cfg.mode, tokenizer=cfg.tokenizer or None, concurrency=cfg.concurrency,
-                                   timeout=cfg.timeout, retries=cfg.retries, progress=progress))
+                                   timeout=cfg.timeout, deadline=cfg.deadline, retries=cfg.retries,
+                                   progress=progress))
     return CachedLLM(build_llm(cfg.backend, cfg.model or None, adapter=adapter, batch_size=cfg.batch_size,
                                dtype=cfg.dtype, progress=progress, workers=cfg.workers))
 

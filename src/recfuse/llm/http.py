@@ -13,10 +13,16 @@ Two modes:
 Requests run ``concurrency`` at a time, retry with exponential backoff on connection errors, timeouts,
 429 and 5xx, and fail with one clear :class:`~recfuse.llm.base.LLMError` when the server is unreachable
 or returns no log-probabilities.
+
+Bounds: ``timeout`` limits each wait for the server, ``deadline`` a whole request however slowly the server
+trickles its answer; a server that answers an error on every attempt is told apart from one that cannot be
+reached; every log-probability read is checked (a finite number, at most 0), and an answer of another shape
+than the API's ends in an LLMError naming the server, never in a traceback or a NaN averaged into a result.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -44,13 +50,18 @@ class HTTPLLM:
     def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
                  mode: str = "chat", tokenizer: Any = None, system_prompt: str | None = None,
                  concurrency: int = 8, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5,
-                 top_logprobs: int = 20, progress: bool = False):
+                 top_logprobs: int = 20, progress: bool = False, deadline: float = 600.0):
         try:
             import requests  # noqa: F401
         except ImportError as e:
             raise LLMError("the HTTP backend needs `requests`: pip install 'recfuse[llm]'") from e
         if mode not in ("chat", "completions"):
             raise LLMError(f"mode must be 'chat' or 'completions', not {mode!r}")
+        if not str(base_url).startswith(("http://", "https://")):
+            raise LLMError(f"the server's URL must start with http:// or https://, not {base_url!r}")
+        if not (timeout > 0 and deadline > 0):
+            raise LLMError(f"timeout and deadline must be positive seconds, not {timeout!r} and {deadline!r}")
+        self.deadline = float(deadline)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.mode = mode
@@ -88,39 +99,94 @@ class HTTPLLM:
             self._session_local.s = s
         return s
 
+    def _fetch(self, method: str, url: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
+        """One request: its status and body, read in pieces so that the whole takes at most ``deadline``
+        seconds (``timeout`` bounds each wait for the server)."""
+        import urllib3
+
+        start = time.monotonic()
+        r = self._session().request(method, url, json=body, timeout=self.timeout, stream=True)
+        try:
+            chunks: list[bytes] = []
+            # read1: whatever has arrived (a plain read would wait for a whole chunk from a trickling server)
+            read = getattr(r.raw, "read1", r.raw.read)
+            while True:
+                try:
+                    chunk = read(65536, decode_content=True)
+                except urllib3.exceptions.HTTPError as e:  # the socket's timeout, a broken connection
+                    raise _Unreachable(f"{url}: {type(e).__name__}: {e}") from None
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if time.monotonic() - start > self.deadline:
+                    raise _DeadlinePassed(f"{url} was still answering after the deadline of {self.deadline:g} s "
+                                          f"({sum(map(len, chunks))} bytes so far)")
+            return r.status_code, b"".join(chunks)
+        finally:
+            r.close()
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import requests
 
         url = f"{self.base_url}{path}"
         last: Exception | None = None
+        answered: list[int] = []  # statuses of attempts the server answered with an error
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats["retries"] += 1
                 time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random()))
             try:
                 self.stats["requests"] += 1
-                r = self._session().request(method, url, json=body, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as e:
+                status, raw = self._fetch(method, url, body)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                    _DeadlinePassed, _Unreachable) as e:
                 last = e
                 continue
-            if r.status_code == 429 or r.status_code >= 500:
-                last = LLMError(f"{url} answered {r.status_code}: {r.text[:300]}")
+            except requests.RequestException as e:  # an invalid URL, too many redirects, ...
+                raise LLMError(f"cannot send the request to {url}: {type(e).__name__}: {e}") from None
+            text = raw.decode("utf-8", errors="replace")
+            if status == 429 or status >= 500:
+                answered.append(status)
+                last = LLMError(f"{url} answered {status}: {text[:300]}")
                 continue
-            if r.status_code >= 400:
-                raise LLMError(f"{url} refused the request ({r.status_code}): {r.text[:500]}")
+            if status >= 400:
+                raise LLMError(f"{url} refused the request ({status}): {text[:500]}")
             try:
-                return r.json()
-            except ValueError as e:
-                raise LLMError(f"{url} did not answer JSON: {r.text[:300]}") from e
+                out = json.loads(raw)
+            except ValueError:
+                raise LLMError(f"{url} did not answer JSON: {text[:300]}") from None
+            if not isinstance(out, dict):
+                raise LLMError(f"{url} answered JSON of another shape than the API's (a {type(out).__name__}, "
+                               f"not an object): {text[:300]}")
+            return out
+        if answered and len(answered) == self.retries + 1:
+            raise LLMError(f"the server at {self.base_url} is running but answered an error on every one of "
+                           f"{len(answered)} attempts (HTTP {', '.join(map(str, answered))}; 429: too many "
+                           f"requests, 5xx: a server error): {last}")
         raise LLMError(f"cannot reach the OpenAI-compatible server at {self.base_url} after "
                        f"{self.retries + 1} attempts ({type(last).__name__}: {last}). Is it running? "
                        f"(start one with `recfuse llm serve`, vLLM or llama.cpp's server)")
 
     def _first_model(self) -> str:
-        data = self._request("GET", "/models").get("data") or []
+        res = self._request("GET", "/models")
+        data = res.get("data")
         if not data:
             raise LLMError(f"the server at {self.base_url} lists no models; pass model=...")
+        if not isinstance(data, list) or not isinstance(data[0], dict) or not data[0].get("id"):
+            raise LLMError(f"the server at {self.base_url} lists its models in another shape than the API's "
+                           f"({str(res)[:200]}); pass model=...")
         return str(data[0]["id"])
+
+    def _logprob(self, value: Any) -> float:
+        """A log-probability the server sent: a finite number of at most 0 (else an LLMError)."""
+        try:
+            lp = float(value)
+        except (TypeError, ValueError):
+            lp = math.nan
+        if not math.isfinite(lp) or lp > 1e-6:
+            raise LLMError(f"the server at {self.base_url} sent {value!r} as a log-probability (model "
+                           f"{self.model!r}): log-probabilities are finite numbers of at most 0")
+        return min(lp, 0.0)
 
     def _map(self, fn, items: Sequence[Any], desc: str) -> list[Any]:
         from recfuse.models.torch_utils import progress  # lazy: torch, only for a progress bar
@@ -179,14 +245,17 @@ class HTTPLLM:
         try:
             content = res["choices"][0]["logprobs"]["content"]
             top = content[0]["top_logprobs"] or [{"token": content[0]["token"], "logprob": content[0]["logprob"]}]
-        except (KeyError, IndexError, TypeError):
+            top = [(str(t["token"]), self._logprob(t["logprob"])) for t in top]
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(f"the server at {self.base_url} returned no log-probabilities for model "
                            f"{self.model!r}; choice scoring needs logprobs/top_logprobs support (vLLM, llama.cpp "
                            f"server and `recfuse llm serve` have it)") from None
+        if not top:
+            raise LLMError(f"the server at {self.base_url} returned an empty top_logprobs list for {self.model!r}")
         out = []
-        floor = min(float(t["logprob"]) for t in top)
+        floor = min(lp for _, lp in top)
         for c in choices:
-            hits = [float(t["logprob"]) for t in top if t["token"] == c or t["token"].strip() == c.strip()]
+            hits = [lp for tok, lp in top if tok == c or tok.strip() == c.strip()]
             if hits:
                 m = max(hits)
                 out.append(m + math.log(sum(math.exp(h - m) for h in hits)))
@@ -213,9 +282,9 @@ class HTTPLLM:
                     if off + len(tok) > len(text) and v is not None:
                         if off < len(text):
                             self.stats["boundary_merges"] += 1
-                        total += float(v)
+                        total += self._logprob(v)
                 out.append(total)
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise LLMError(f"the server at {self.base_url} returned no prompt log-probabilities (echo) for "
                            f"{self.model!r}; use mode='chat' or a server that supports echo") from None
         if len(out) != len(choices):
@@ -268,6 +337,14 @@ class HTTPLLM:
 
     def __repr__(self) -> str:
         return f"HTTPLLM({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
+
+
+class _DeadlinePassed(Exception):
+    """A request ran past its overall deadline (retried like a timeout)."""
+
+
+class _Unreachable(Exception):
+    """The connection failed while the answer was read (retried like a connection error)."""
 
 
 #: another name for :class:`HTTPLLM`
