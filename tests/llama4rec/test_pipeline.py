@@ -40,11 +40,13 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     seed0 = data["seeds"][0]
     assert seed0["variants"]["llama4rec"]["alpha1"] in (0.1, 0.3, 0.5, 0.7, 0.9)
     assert seed0["data_augmentation"]["triples"] > 0
+    assert isinstance(seed0["data_augmentation"]["used"], bool) and 0 <= seed0["data_augmentation"]["valid_p"] <= 1
     # the validation evidence behind the LLM's weight, and whether the tuned LLM learns, are recorded and shown
     chosen = seed0["variants"]["llama4rec"]
     assert 0 <= chosen["valid_p"] <= 1 and isinstance(chosen["llm_weight_used"], bool)
     assert chosen["test_rank_of_choice"] >= 1
-    assert {"pa/da/valid", "pa/da/test", "ift/base/test"} <= set(seed0["llm"]["diagnostics"])
+    used = "da" if seed0["data_augmentation"]["used"] else "base"  # the backbone Llama4Rec mixed with
+    assert {f"pa/{used}/valid", f"pa/{used}/test", "ift/base/test"} <= set(seed0["llm"]["diagnostics"])
     md = (out / "results.md").read_text()
     assert "Choice of the LLM's weight" in md and "Is the tuned LLM learning?" in md and "## Memory" in md
     assert 0 < seed0["peak_memory_gib"]["instruction tuning"] < 64

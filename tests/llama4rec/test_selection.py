@@ -112,8 +112,8 @@ def test_more_instructions_than_users_come_from_more_folds(tmp_path):
 
 
 def test_config_checks_the_new_options():
-    with pytest.raises(ConfigError, match="alpha_guard"):
-        Llama4RecConfig(alpha_guard=0)
+    with pytest.raises(ConfigError, match="validation_guard"):
+        Llama4RecConfig(validation_guard=0)
     with pytest.raises(ConfigError, match="valid_users"):
         Llama4RecConfig(valid_users=-1)
     with pytest.raises(ConfigError, match="instructions"):

@@ -52,9 +52,10 @@ class Llama4RecConfig:
                                  "(0: all); the test split is always evaluated on every user")
     alphas: list[float] = option(list(ALPHA_GRID), "grid for alpha1 and alpha2")
     select_metric: str = option("ndcg@3", "validation metric that picks alpha1, alpha2 (rmse for rating)")
-    alpha_guard: float = option(0.05, "use the LLM's weight only where the chosen alphas beat the backbone's own "
-                                      "order on validation with a paired p below this; otherwise the LLM weight is "
-                                      "0 and the report says the evidence was too thin (1: always mix)")
+    validation_guard: float = option(
+        0.05, "use each LLM contribution (the backbone retrained on LLM-augmented data; the LLM's weight in the "
+              "mix) only where it beats going without it on validation, in a paired t-test with p below this; "
+              "otherwise leave it out and say so in the report (1: always use both, as the paper does)")
     ks: list[int] = option([3, 5], "cut-offs reported")
     out: str = option("runs/llama4rec", "output folder")
     progress: bool = option(True, "show progress bars")
@@ -75,8 +76,9 @@ class Llama4RecConfig:
             raise ConfigError("option 'seeds' needs at least one seed")
         if any(k < 1 for k in self.ks):
             raise ConfigError(f"option 'ks' takes cut-offs of at least 1, not {self.ks}")
-        if not 0 < self.alpha_guard <= 1:
-            raise ConfigError(f"option 'alpha_guard' is a p-value threshold in (0, 1], not {self.alpha_guard}")
+        if not 0 < self.validation_guard <= 1:
+            raise ConfigError(f"option 'validation_guard' is a p-value threshold in (0, 1], not "
+                              f"{self.validation_guard}")
         if self.valid_users < 0:
             raise ConfigError(f"option 'valid_users' may not be negative (0: all), not {self.valid_users}")
         if self.max_instruction_folds < 1:

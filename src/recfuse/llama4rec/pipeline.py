@@ -10,8 +10,12 @@ nothing:
 4. data augmentation by the tuned LLM and the backbone retrained on it;
 5. LLM scoring of the backbone's predictions (top-k' lists, or rated pairs) for validation and test;
 6. adaptive aggregation with (alpha1, alpha2) chosen on validation (all validation users by default), applied
-   once to test only where validation shows a clear gain over the backbone's own prediction (paired p below
-   ``alpha_guard``); otherwise the LLM's weight is 0 and the report says the evidence was too thin.
+   once to test.
+
+Each LLM contribution is used only where validation supports it (``validation_guard``): the backbone
+retrained on augmented data only where it beats the Base backbone on validation, the LLM's weight only where
+the chosen mix beats the backbone's own prediction (paired t-tests over validation users); otherwise it is left
+out and the report says the evidence was too thin. ``da_only`` always shows the augmented backbone.
 
 One variant loop serves every task; what differs between ranking and rating lives in
 :mod:`recfuse.llama4rec.tasks`. Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation),
@@ -173,6 +177,17 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         def weights(q: Any, a1: float, a2: float | None) -> np.ndarray:
             return agg.adaptive_alpha(q.l_u, a1, a2, *l_range) if a2 is not None else np.full(q.size, a1)
 
+        guard = cfg.validation_guard
+        augmented = "base"  # the backbone the mixing variants build on: the augmented one where validation says so
+        if need_da:
+            qa, qb = query("da", "valid"), query("base", "valid")
+            da_evidence = paired_ttest(task.gains(task.evaluate(qa, task.own(qa))),
+                                       task.gains(task.evaluate(qb, task.own(qb))))
+            use_da = guard >= 1 or (da_evidence["mean_diff"] > 0 and da_evidence["p"] < guard)
+            augmented = "da" if use_da else "base"
+            result.data_augmentation = {**(result.data_augmentation or {}), "valid_gain": da_evidence["mean_diff"],
+                                        "valid_p": da_evidence["p"], "used": use_da}
+
         for variant in cfg.variants:
             if variant in ("base", "da_only"):  # the backbone's own prediction
                 q = query("base" if variant == "base" else "da", "test")
@@ -183,12 +198,12 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                 values = task.evaluate(q, task.alone(q, s))
                 info = VariantResult()
             else:
-                model = "base" if variant == "wo_da" else "da"
+                model = "base" if variant == "wo_da" else augmented
                 pa, adaptive = variant != "wo_pa", variant != "wo_aa"
                 qv, sv = scored(model, pa, "valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
                 evidence = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
-                use = evidence["mean_diff"] > 0 and evidence["p"] < cfg.alpha_guard
+                use = guard >= 1 or (evidence["mean_diff"] > 0 and evidence["p"] < guard)
                 qt, st = scored(model, pa, "test")
                 alpha_t = weights(qt, a1, a2) if use else np.zeros(qt.size)
                 values = task.evaluate(qt, task.mix(qt, st, alpha_t))

@@ -141,6 +141,11 @@ def augmentation_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
                     row[f"{attr} answers"] = (f"{c['valid']} valid, {c['invalid']} invalid, "
                                               f"{c['hallucinated']} hallucinated of {c['total']} "
                                               f"({c['valid_rate']:.0%} valid)")
+            elif key == "used":
+                row["augmented backbone"] = "used" if value else "not used (evidence too thin)"
+            elif key in ("valid_gain", "valid_p"):
+                row[{"valid_gain": "validation gain", "valid_p": "p"}[key]] = f"{value:+.4f}" \
+                    if key == "valid_gain" else f"{value:.3g}"
             elif isinstance(value, float):
                 row[key] = round(value, 4)
             else:
@@ -203,7 +208,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     if choices:
         md.append("\n## Choice of the LLM's weight (validation)\n\n"
                   f"alpha1, alpha2 chosen on validation; the LLM's weight is kept only where the chosen mix beats "
-                  f"the backbone's own order there with paired p < {cfg.alpha_guard:g}, else it is 0 (evidence too "
+                  f"the backbone's own order there with paired p < {cfg.validation_guard:g}, else it is 0 (evidence too "
                   "thin). Agreement: Spearman correlation of the validation and test grids, and the chosen cell's "
                   "rank among the test grid's cells (analysis only).\n\n" + markdown_table(choices))
     learning = diagnostic_rows(results)
@@ -219,7 +224,11 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
         md.append("\n## Memory\n\nPeak resident memory of the process during each stage, in the run that computed "
                   "it (a stage reused from the cache costs little; max over seeds).\n\n" + markdown_table(memory))
     if any(r.data_augmentation is not None for r in results):
-        md.append("\n## Data augmentation\n\n" + markdown_table(augmentation_rows(results)))
+        guarded = any("used" in (r.data_augmentation or {}) for r in results)
+        md.append("\n## Data augmentation\n\n" + (
+            "The backbone retrained on the LLM-augmented data is used by the mixing variants only where it beats "
+            f"the Base backbone on validation (gain in the selection metric, paired p < {cfg.validation_guard:g}); "
+            "Base + DA always shows it.\n\n" if guarded else "") + markdown_table(augmentation_rows(results)))
     return "\n".join(md)
 
 

@@ -24,8 +24,9 @@ from recfuse.io import read_json, write_json, write_text
 
 TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
 RATING_KEYS = ("rmse", "mae")
-#: the diagnostics call that says most about each LLM: IFT's alone on Base's lists (test), Llama4Rec's on validation
-LEARNING_CALLS = {"ift": "ift/base/test", "llama4rec": "pa/da/valid"}
+#: the diagnostics calls that say most about each LLM (LLM/backbone/stage): IFT's alone on Base's lists at test,
+#: Llama4Rec's on validation (on whichever backbone it mixed with)
+LEARNING_CALLS = {"ift": ("ift", "test"), "llama4rec": ("pa", "valid")}
 
 
 def llm_label(llm: dict[str, Any]) -> str:
@@ -131,13 +132,14 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
     for (name, chance), ax in zip((("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")), axes):
         for variant, call in LEARNING_CALLS.items():
             for llm in sorted({r["llm"] for r in rows}):
-                sel = [r for r in rows if r["call"] == call and r["llm"] == llm and name in r]
+                sel = [r for r in rows if (r["call"].split("/")[0], r["call"].split("/")[-1]) == call
+                       and r["llm"] == llm and name in r]
                 xs = sorted({r["instructions"] for r in sel})
                 if not xs:
                     continue
                 stats = [_mean_std([r[name] for r in sel if r["instructions"] == n]) for n in xs]
                 ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3,
-                            label=f"{variant} LLM ({llm}, {call.split('/')[-1]})")
+                            label=f"{variant} LLM ({llm}, {call[1]})")
         levels = {r[chance] for r in rows if chance in r}
         for level in levels:
             ax.axhline(level, color="grey", linestyle="--", label="chance")
