@@ -56,6 +56,10 @@ def test_diagnostics_read_the_llm_against_chance():
     assert d["chance_top1"] == pytest.approx(0.2) and d["answer_loss"] == pytest.approx(np.log(5))
     assert d["llm_top1"] == pytest.approx(d["backbone_top1"])  # ties keep the backbone's order
     assert 150 < d["users_with_answer_in_list"] < 250
+    assert d["chance_top3"] == pytest.approx(0.6) and d["p_top3_vs_chance"] > 0.05  # 3 of 5 candidates
+    oracle = np.array([np.isin(q.candidates[r], q.truth[r].indices) for r in range(q.size)], dtype=float) + 0.01
+    best = t.diagnostics(q, oracle)
+    assert best["llm_top1"] == 1.0 and best["p_top3_vs_chance"] < 1e-9 and best["answer_loss"] < 0.1
 
 
 def test_grid_agreement():

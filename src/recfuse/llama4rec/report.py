@@ -185,9 +185,12 @@ def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
             llm, model, stage = key.split("/")
             row: dict[str, Any] = {"seed": r.seed, "LLM": llm, "backbone": model, "stage": stage,
                                    "users (answer in list)": int(d["users_with_answer_in_list"])}
-            for name, chance in (("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")):
+            for name, chance in (("llm_top1", "chance_top1"), ("llm_top3", "chance_top3"),
+                                 ("answer_loss", "chance_answer_loss")):
                 if name in d:
                     row[name.replace("_", " ")] = f"{d[name]:.3f} (chance {d[chance]:.3f})"
+            if "p_top3_vs_chance" in d:
+                row["p (top3 > chance)"] = f"{d['p_top3_vs_chance']:.3g}"
             if "backbone_top1" in d:
                 row["backbone top1"] = f"{d['backbone_top1']:.3f}"
             rows.append(row)
@@ -215,8 +218,9 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     if learning:
         md.append("\n## Is the tuned LLM learning?\n\n"
                   "Its answers alone, on the users whose backbone list holds a held-out item: how often its first "
-                  "choice is that item (chance 1/k'; the backbone's own first place beside it) and the loss on the "
-                  "answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
+                  "choice is that item (chance 1/k'; the backbone's own first place beside it), how often it is in "
+                  "its first 3 (a random order's HR@3 on these users: 3/k'; p of a one-sided binomial test) and the "
+                  "loss on the answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
                   "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
     md.append("\n## Cost\n\n" + markdown_table(costs))
     memory = memory_rows(results)

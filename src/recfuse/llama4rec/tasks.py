@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import binomtest
 
 from recfuse.data.dataset import FeatureTable, Interactions
 from recfuse.data.splits import Split, Stage
@@ -336,9 +337,15 @@ class RankingTask(Task):
         out = {"users_with_answer_in_list": float(len(rows)), "chance_top1": 1.0 / k, "chance_answer_loss": float(np.log(k))}
         if not len(rows):
             return out
-        first = agg.order_by_scores(scores[rows])[:, 0]
-        out["llm_top1"] = float(np.mean(first == target[rows]))
+        order = agg.order_by_scores(scores[rows])
+        rank = np.argmax(order == target[rows][:, None], axis=1)  # the answer's place in the LLM's order
+        top = min(3, k)
+        out["llm_top1"] = float(np.mean(rank == 0))
         out["backbone_top1"] = float(np.mean(target[rows] == 0))
+        # HR@3 against a random order of the same list (the "random-order level"): one-sided binomial test
+        out["llm_top3"], out["chance_top3"] = float(np.mean(rank < top)), top / k
+        out["p_top3_vs_chance"] = float(binomtest(int(np.sum(rank < top)), len(rows), top / k,
+                                                  alternative="greater").pvalue)
         if self.cfg.ranking == "listwise":
             p = scores[rows] / np.clip(scores[rows].sum(axis=1, keepdims=True), 1e-300, None)
             out["answer_loss"] = float(-np.mean(np.log(np.clip(p[np.arange(len(rows)), target[rows]], 1e-12, None))))
