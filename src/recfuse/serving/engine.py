@@ -191,11 +191,13 @@ class EmbeddingEngine(Engine):
         return self._state[2]
 
     def new_item_refusal(self) -> str | None:
-        try:
-            self.model.cold_item_representations(np.zeros((0, self._feature_dim()), F32))
-        except ConfigError as e:
-            return f"model {self.name!r} cannot score an item it was not trained on: {e}"
-        return None
+        if not hasattr(self, "_new_item_refusal"):  # asked on every /health: found out once
+            try:
+                self.model.cold_item_representations(np.zeros((0, self._feature_dim()), F32))
+                self._new_item_refusal: str | None = None
+            except ConfigError as e:
+                self._new_item_refusal = f"model {self.name!r} cannot score an item it was not trained on: {e}"
+        return self._new_item_refusal
 
     def _feature_dim(self) -> int:
         features = self.model.arrays.get("item_features")

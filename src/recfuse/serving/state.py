@@ -142,6 +142,7 @@ class ServingState:
         self._unit_users: np.ndarray | None = None
         self._replay()
         if reranker is not None:
+            self._init_similar()  # the prompts' most similar users, before the first request
             reranker.start()
 
     @classmethod
