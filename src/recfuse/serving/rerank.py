@@ -92,7 +92,7 @@ def settings_from_llama4rec_run(folder: str | Path, seed: int) -> tuple[dict[str
             out[key] = int(config[key])
     if (config or {}).get("ranking"):
         out["mode"] = str(config["ranking"])
-    if not out.get("alpha1"):
+    if "alpha1" not in out:
         raise ConfigError(f"{folder}: results.json records no alphas of the llama4rec variant (was it run with "
                           "--variants llama4rec?)")
     return out, dict((config or {}).get("llm") or {})
