@@ -330,6 +330,10 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="suite YAML file")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a common setting, e.g. --set seeds=[0] (repeatable)")
+    parser.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                        help="run only the configurations with this setting (repeatable, all must hold; dotted "
+                             "names for nested options, e.g. --only backbone=lightgcn --only llm.model=gemma3-270m); "
+                             "the report still shows every finished run and lists the others as still to run")
     parser.add_argument("--recompute", action="store_true",
                         help="run every configuration again, even one whose results are already written "
                              "with the same settings (by default those are reused)")
@@ -338,6 +342,32 @@ def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
 def suite_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--set`` overrides of a suite command as a mapping."""
     return _parse_pairs(args.set, "set")
+
+
+def suite_filter(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--only`` settings of a suite command as a mapping (dotted names kept)."""
+    return _parse_pairs(getattr(args, "only", []), "only")
+
+
+def matches(cfg: Any, only: dict[str, Any]) -> bool:
+    """Whether a config has every ``only`` setting (dotted names reach nested options); an unknown name raises."""
+    flat = _flatten(to_dict(cfg))
+    for key, value in only.items():
+        if key not in flat:
+            raise ConfigError(f"--only {key}: no such option (options: {', '.join(sorted(flat))})")
+        if flat[key] != value and str(flat[key]) != str(value):
+            return False
+    return True
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every option of a nested mapping by its dotted name (nested mappings kept under their own name too)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out[f"{prefix}{k}"] = v
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+    return out
 
 
 def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from recfuse.config import from_dict, load_suite, read_yaml_mapping, to_dict
+from recfuse.config import from_dict, load_suite, matches, read_yaml_mapping, to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run
 from recfuse.io import read_json
@@ -65,25 +65,42 @@ def load_method_suite(path: str | Path, name: str | None = None,
 
 
 def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, Any] | None = None,
-              reuse: bool = True) -> Path:
+              reuse: bool = True, only: dict[str, Any] | None = None) -> Path:
     """Every run of a suite file, then the suite's report (rewritten after each run, so an interrupted suite
     leaves the report of what it finished). A run whose folder already holds results of the same settings is
-    reused (``reuse=False`` runs it again). Returns the suite's folder."""
+    reused (``reuse=False`` runs it again). ``only`` (option -> value, dotted names for nested options) runs
+    just the matching configurations; the report still holds every finished run and lists the rest as still to
+    run. Returns the suite's folder."""
     method, cfgs, out = load_method_suite(path, name, overrides)
+    selected = [not only or matches(cfg, only) for cfg in cfgs]
+    if not any(selected):
+        raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
     entries: list[dict[str, Any]] = []
+    skipped: list[str] = []
+
+    def label(cfg: Any) -> str:  # a suite with axes: the point's folder beside the run's name
+        sub = Path(cfg.out)
+        return method.run_label(cfg) + (f" [{sub.relative_to(out)}]" if sub != out and sub.is_relative_to(out)
+                                        else "")
+
     for i, cfg in enumerate(cfgs):
         run = method(cfg)
         folder = run.output_dir()
-        results = finished_results(method, folder, cfg) if reuse else None
-        if results is not None:
+        results = finished_results(method, folder, cfg) if reuse or not selected[i] else None
+        if results is not None and selected[i]:
             log.warning("%s: reusing the results already written with the same settings in %s "
-                        "(--recompute to run again)", method.run_label(cfg), folder)
-        else:
+                        "(--recompute to run again)", label(cfg), folder)
+        elif selected[i]:
             run.run()
             results = read_json(folder / "results.json")
+        if results is None:  # not selected and not finished: still to run
+            skipped.append(label(cfg))
+            continue
         entries.append(method.suite_entry(cfg, results, folder, out))
-        written = method.write_suite(out, entries, pending=[method.run_label(c) for c in cfgs[i + 1:]])
+        written = method.write_suite(out, entries, pending=skipped + [label(c) for c in cfgs[i + 1:]])
         record_run(out, [p for p in written if p.parent == out])
+    written = method.write_suite(out, entries, pending=skipped)
+    record_run(out, [p for p in written if p.parent == out])
     return out
 
 

@@ -2,6 +2,8 @@
 
 import pytest
 
+from recfuse.errors import ConfigError
+
 from recfuse.config import to_dict
 from recfuse.eval.report import write_report
 from recfuse.io import read_json
@@ -73,7 +75,12 @@ def test_a_suite_with_axes_runs_every_point_and_writes_the_scaling_study(tmp_pat
     original = pl.load_dataset
     pl.load_dataset = lambda name: small  # the tiny synthetic data of the other pipeline tests
     try:
-        run_suite(f)
+        run_suite(f, only={"instructions": 8})  # one point now: the report lists the other as still to run
+        first = read_json(out / "suite.json")
+        assert len(first["runs"]) == 1 and first["pending"] == ["direct: mf [instructions-4]"]
+        with pytest.raises(ConfigError, match="no such option"):
+            run_suite(f, only={"no_such": 1})
+        run_suite(f)  # the rest; the finished point is reused
     finally:
         pl.load_dataset = original
     summary = read_json(out / "summary.json")

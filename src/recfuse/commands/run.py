@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_overrides
+from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_filter, suite_overrides
 from recfuse.method import available_methods, get_method
 from recfuse.runner import run_method, run_suite
 
@@ -33,6 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_suite(name: str, args: argparse.Namespace) -> int:
-    out = run_suite(args.file, name, suite_overrides(args), reuse=not args.recompute)
+    out = run_suite(args.file, name, suite_overrides(args), reuse=not args.recompute, only=suite_filter(args))
     print(f"suite written to {out}")
     return 0
