@@ -180,6 +180,7 @@ def test_concurrent_requests_are_safe(mf_server):
     assert health["interactions_logged"] == before + 32 * 3
 
 
+@pytest.mark.slow  # trains one more model and starts its own servers (5-11 s)
 def test_new_items_through_a_text_tower(tmp_path):
     """A model with a text tower scores an item never seen in training at once, and keeps it across a restart."""
     run = train(tmp_path, "--model", "mf", "--item-text", "hashing:32", "--param", "epochs=15", "--param", "lr=0.01")
@@ -214,6 +215,7 @@ def test_new_items_through_a_text_tower(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow  # trains one more model and starts its own servers (5-11 s)
 def test_models_that_cannot_fold_in_or_add_items_say_so(mf_server, tmp_path):
     r = mf_server.post("/v1/items", json={"item": "z", "title": "Z"})
     assert r.status_code == 422 and "tower" in r.json()["detail"]
@@ -228,6 +230,7 @@ def test_models_that_cannot_fold_in_or_add_items_say_so(mf_server, tmp_path):
         server.stop()
 
 
+@pytest.mark.slow  # trains one more model and starts its own servers (5-11 s)
 def test_a_sequential_model_takes_the_items_as_the_sequence(tmp_path):
     run = train(tmp_path, "--model", "sasrec", "--param", "epochs=2")
     server = Server(run)
