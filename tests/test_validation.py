@@ -42,6 +42,10 @@ CLI_CASES = [
     (["run", "reclm", "--tunings", "nonsense"], "unknown tuning(s) nonsense"),
     (["run", "reclm", "--n-similar", "0"], "option 'n_similar' must be at least 1"),
     (["run", "reclm", "--fractions", "0.5,0.5"], "fractions needs three shares"),
+    (["run", "llama4rec", "--task", "rating", "--backbone", "lightgcn"], "the rating task needs a rating model"),
+    (["run", "llama4rec", "--select-metric", "ndcg@10"], "option 'select_metric' 'ndcg@10' must be"),
+    (["run", "llama4rec", "--validation-guard", "0"], "option 'validation_guard'"),
+    (["run", "llama4rec", "--llm.model", "gpt-5"], "of the embedded backend is one of"),
 ]
 
 

@@ -122,3 +122,15 @@ def test_config_checks_the_new_options():
         Llama4RecConfig(valid_users=-1)
     with pytest.raises(ConfigError, match="instructions"):
         Llama4RecConfig(instructions=0)
+    with pytest.raises(ConfigError, match="select_metric"):
+        Llama4RecConfig(select_metric="ndcg@10")  # not among --ks 3,5
+    with pytest.raises(ConfigError, match="not a ranking metric"):
+        Llama4RecConfig(select_metric="rmse")
+    Llama4RecConfig(task="rating", select_metric="rmse")  # the rating task selects on RMSE whatever is named
+
+
+def test_a_backbone_of_another_task_is_refused_before_any_work():
+    from recfuse.llama4rec.pipeline import Llama4Rec
+
+    with pytest.raises(ConfigError, match="rating task needs a rating model"):
+        Llama4Rec(Llama4RecConfig(task="rating", backbone="lightgcn", dataset="synthetic"))

@@ -14,6 +14,7 @@ from recfuse.config import add_arguments, option, resolve, to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, kcore, make_split
 from recfuse.errors import ConfigError, DataError
+from recfuse.eval.metrics import check_ranking_metrics
 from recfuse.eval.ranking import evaluate_full_ranking, evaluate_rating
 from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std
@@ -42,6 +43,9 @@ class TrainConfig:
                                 "serve` scores items never seen in training from their text; empty: none")
     out: str = option("runs/train", "output folder (a sub-folder per dataset and model)")
     progress: bool = option(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        check_ranking_metrics(self.metrics, self.ks)  # before any seed trains
 
 
 def evaluate_model(model, split: Split, stage: Stage, ks: list[int], metrics: list[str]) -> dict[str, float]:
@@ -108,15 +112,15 @@ def main(cfg: TrainConfig) -> dict:
               flush=True)
     summary, shown = summarize_seeds(rows, ("model",))
     table = rows + ([summary] if len(rows) > 1 else [])
+    print(f"\n{cfg.model} on {dataset.name}, {split.protocol}, test split"  # first: a write that fails loses nothing
+          + (f", mean ± std over {len(rows)} seeds:" if len(rows) > 1 else ":"))
+    print(markdown_table([shown] if len(rows) > 1 else rows), flush=True)
     write_report(out, table, config=to_dict(cfg), title=f"{cfg.model} on {dataset.name} ({split.protocol})",
                  extra={"split": split.summary(), "dataset": dataset.describe()})
     # what `recfuse serve` needs, the manifest last: the folder is servable once it is there
     runfolder.write_dataset(out, first_split)
     runfolder.write_manifest(out, cfg.model, first_model, cfg.seeds, first_split, cfg.item_text, side_features,
                              settings=to_dict(cfg))
-    print(f"\n{cfg.model} on {dataset.name}, {split.protocol}, test split"
-          + (f", mean ± std over {len(rows)} seeds:" if len(rows) > 1 else ":"))
-    print(markdown_table([shown] if len(rows) > 1 else rows))
     print(f"results: {out}/results.json (+ .md, .csv, config.yaml); serve it: recfuse serve {out}")
     return {"rows": table, "out": str(out)}
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from recfuse.config import option
 from recfuse.errors import ConfigError
+from recfuse.eval.metrics import check_metric_name
 from recfuse.llama4rec.aggregation import ALPHA_GRID
 from recfuse.llm.config import LLMConfig
 from recfuse.llm.sft import SFTConfig
@@ -85,5 +86,11 @@ class Llama4RecConfig:
             raise ConfigError(f"option 'max_instruction_folds' must be at least 1, not {self.max_instruction_folds}")
         if self.instructions < 1:
             raise ConfigError(f"option 'instructions' must be at least 1, not {self.instructions}")
+        if self.task != "rating":
+            metric, k = check_metric_name(self.select_metric)
+            if metric not in ("hr", "ndcg") or k not in self.ks or k > self.candidates:
+                raise ConfigError(f"option 'select_metric' {self.select_metric!r} must be hr@K or ndcg@K with K one "
+                                  f"of the reported cut-offs --ks {self.ks} and at most --candidates "
+                                  f"{self.candidates} (the LLM re-ranks the top {self.candidates})")
         if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
             raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")

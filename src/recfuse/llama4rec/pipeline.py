@@ -35,7 +35,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from recfuse.data.loaders import load_dataset
-from recfuse.data.splits import Split, Stage, kcore, leave_one_out
+from recfuse.data.splits import Split, Stage, check_split, kcore, leave_one_out
 from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
@@ -47,7 +47,7 @@ from recfuse.llama4rec.tasks import Task, task_for
 from recfuse.llm.config import load_llm
 from recfuse.llm.tuning import tune
 from recfuse.method import Method, RunReport
-from recfuse.models.base import Recommender, get_model_class
+from recfuse.models.base import Recommender, check_model_task
 from recfuse.models.fitting import FitLog, fit_backbone
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     def __init__(self, cfg: Llama4RecConfig):
         if not cfg.backbone:
             cfg.backbone = DEFAULT_BACKBONES[cfg.task]
-        get_model_class(cfg.backbone)
+        check_model_task(cfg.backbone, cfg.task)  # a backbone of another task: one clear error before any work
         super().__init__(cfg)
         self.dataset = load_dataset(cfg.dataset)
         if cfg.kcore:
@@ -130,7 +130,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     def run_seed(self, seed: int) -> SeedResult:
         self._reset_timings()
         cfg, task = self.cfg, task_for(self)
-        split = leave_one_out(self.dataset, seed=seed)
+        split = check_split(leave_one_out(self.dataset, seed=seed))
         want = set(cfg.variants)
         need_da = bool(want & NEEDS_DA)
         needed = {True: bool(want & NEEDS_PA_LLM) or need_da,  # DA always asks the Llama4Rec LLM
@@ -146,6 +146,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                     name = "pa" if pa else "ift"
                     adapters[pa], result.tuning[name] = self._timed(
                         "instruction tuning", tune, cfg.llm, cfg.sft, dialogues[pa], name, cfg.progress)
+                    result.tuning[name]["adapter"] = str(adapters[pa])  # where it lives (recfuse serve reads it)
         llms = {pa: load_llm(cfg.llm, path, progress=cfg.progress) for pa, path in adapters.items()}
         models = {"base": base}
         if need_da:

@@ -27,7 +27,7 @@ from scipy.stats import binomtest
 
 from recfuse.data.dataset import FeatureTable, Interactions
 from recfuse.data.splits import Split, Stage
-from recfuse.errors import ConfigError
+from recfuse.errors import ConfigError, EvaluationError
 from recfuse.eval import metrics as M
 from recfuse.eval.ranking import hits_of
 from recfuse.io import load_npz, read_json, save_npz, write_json
@@ -315,6 +315,8 @@ class RankingTask(Task):
         return ranking_metrics(q, prediction, self.cfg.ks)
 
     def summarize(self, per_user: PerUser) -> dict[str, float]:
+        if any(len(v) == 0 for v in per_user.values()):
+            raise EvaluationError("no user to evaluate: every metric would be NaN")
         return {k: float(v.mean()) for k, v in per_user.items()}
 
     def gains(self, per_user: PerUser) -> np.ndarray:
@@ -446,6 +448,8 @@ class RatingTask(Task):
         return {"se": err ** 2, "ae": np.abs(err)}
 
     def summarize(self, per_user: PerUser) -> dict[str, float]:
+        if len(per_user["se"]) == 0:
+            raise EvaluationError("no rated pair to evaluate: RMSE and MAE would be NaN")
         return {"rmse": float(np.sqrt(per_user["se"].mean())), "mae": float(per_user["ae"].mean())}
 
     def gains(self, per_user: PerUser) -> np.ndarray:

@@ -56,12 +56,15 @@ class SFTConfig:
     warmup_steps: int = option(5, "linear warm-up steps before the cosine decay (paper: 50)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     max_length: int = option(1024, "longest tokenized example; longer ones lose their oldest prompt tokens")
-    max_tokens_per_pass: int = option(1024, "most padded tokens in one forward/backward pass: larger batches are cut "
+    max_tokens_per_pass: int = option(0, "most padded tokens in one forward/backward pass: larger batches are cut "
                                             "into parts whose gradients add up to the batch's (same result, "
                                             "activation memory bounded; 0: whole batches)")
     group_by_length: bool = option(True, "batch examples of similar length (shuffled within groups of 16 batches, "
                                          "batches in random order): less padding, the same examples per epoch")
-    gradient_checkpointing: bool = option(False, "trade compute for memory (large models)")
+    gradient_checkpointing: bool = option(True, "recompute activations in the backward pass instead of keeping "
+                                                "them: on a 2-core CPU both smaller and no slower "
+                                                "(benchmarks/results/llm/tuning); on a GPU with memory to spare, "
+                                                "--no-sft.gradient-checkpointing is faster")
     bf16: str = option("auto", "bf16 mixed precision: auto (CUDA with bf16 support, or a CPU with bf16 units), "
                                "true, false")
     seed: int = option(0, "random seed (shuffling, LoRA init)")
