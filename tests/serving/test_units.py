@@ -166,3 +166,15 @@ def test_settings_of_a_committed_llama4rec_run():
     assert llm["backend"] == "embedded"
     with pytest.raises(ConfigError, match="not a Llama4Rec results folder"):
         settings_from_llama4rec_run(ROOT / "docs", seed=0)
+
+
+def test_a_run_whose_validation_refused_the_llm_weight_serves_with_weight_zero(tmp_path):
+    import json
+
+    folder = ROOT / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-lightgcn"
+    results = json.loads((folder / "results.json").read_text())
+    results["seeds"][0]["variants"]["llama4rec"]["llm_weight_used"] = False
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    (tmp_path / "config.yaml").write_text((folder / "config.yaml").read_text())
+    found, _ = settings_from_llama4rec_run(tmp_path, seed=0)
+    assert found["alpha1"] == 0.0

@@ -65,7 +65,7 @@ def settings_from_llama4rec_run(folder: str | Path, seed: int) -> tuple[dict[str
     """The re-ranking settings a Llama4Rec results folder records, and its LLM config (a mapping).
 
     From ``results.json``: the alphas the ``llama4rec`` variant chose on validation for ``seed`` (else the
-    first seed's), and an adapter folder where the run records one (``llm.tuning_pa.adapter``, or an
+    first seed's; alpha1 = 0 where validation did not support the LLM's weight, as the run then did), and an adapter folder where the run records one (``llm.tuning_pa.adapter``, or an
     ``adapter-seed<N>`` / ``adapter`` folder beside it); from ``config.yaml``: k', history lengths, the
     ranking mode and the LLM."""
     folder = Path(folder)
@@ -79,7 +79,8 @@ def settings_from_llama4rec_run(folder: str | Path, seed: int) -> tuple[dict[str
     if chosen is not None:
         variant = chosen.get("variants", {}).get("llama4rec", {})
         if variant.get("alpha1") is not None:
-            out["alpha1"] = float(variant["alpha1"])
+            # validation found no support for the LLM's weight (llm_weight_used false): the run used weight 0
+            out["alpha1"] = 0.0 if variant.get("llm_weight_used") is False else float(variant["alpha1"])
             out["alpha2"] = float(variant["alpha2"]) if variant.get("alpha2") is not None else 0.0
         adapter = chosen.get("llm", {}).get("tuning_pa", {}).get("adapter")
         if adapter and Path(adapter).exists():
