@@ -252,7 +252,8 @@ def test_a_split_without_validation_or_test_says_why(tmp_path):
     ds = _ds(tmp_path, [(1, 1, 1), (2, 2, 1), (3, 3, 1)])  # one each: no test either
     with pytest.raises(DataError, match="no test interaction: no user has 2 or more interactions"):
         make_split(ds, "loo")
-    with pytest.raises(DataError, match="no test interaction: no interaction falls in the test period"):
+    with pytest.raises(DataError, match=r"no test interaction: all timestamps are one value \(1\); the 0\.8/0\.9 "
+                                        "quantiles are both 1, so validation and test are empty"):
         make_split(ds, "temporal")
 
 
@@ -264,7 +265,94 @@ def test_a_split_whose_test_items_are_all_known_has_no_test_user(tmp_path):
         make_split(ds, "loo")
 
 
-def test_a_predefined_split_without_validation_is_allowed_with_a_warning(caplog):
-    from recfuse.data.splits import make_split
-    split = make_split(load_dataset(Path(__file__).parents[1] / "fixtures" / "mind-predefined"), "predefined")
+def test_a_predefined_split_without_validation_carves_it_from_training(caplog):
+    from recfuse.data.splits import make_split, predefined
+    ds = load_dataset(Path(__file__).parents[1] / "fixtures" / "mind-predefined")
+    own = predefined(ds)
+    split = make_split(ds, "predefined")
+    assert len(split.valid) > 0 and len(split.train) + len(split.valid) == len(own.train)
+    assert split.test.user.tolist() == own.test.user.tolist() and "carved" in split.protocol
+    assert "no validation part" not in caplog.text
+    # valid_share=0: kept without validation, allowed with a warning (no early stopping)
+    split = make_split(ds, "predefined", valid_share=0)
     assert len(split.valid) == 0 and "no validation part" in caplog.text
+
+
+# ---- degenerate splits: one error each, saying why -----------------------------------------------------------
+
+def _two_days(tmp_path):
+    """Four users, each with interactions on two snapshot days (timestamps 100 and 200)."""
+    return _ds(tmp_path, [(u, i, 100 if i < 4 else 200) for u in (1, 2, 3, 4) for i in range(1, 6)])
+
+
+def test_two_valued_timestamps_with_the_default_fractions_say_why(tmp_path):
+    from recfuse.data.splits import make_split
+    with pytest.raises(DataError, match=r"all timestamps fall in 2 distinct values; the 0\.8/0\.9 quantiles are both "
+                                        r"200, so validation and test are empty: use --split predefined or "
+                                        r"--valid-start/--test-start"):
+        make_split(_two_days(tmp_path), "temporal")
+
+
+def test_fractions_whose_test_quantile_is_the_last_timestamp_say_why(tmp_path):
+    from recfuse.data.splits import make_split
+    ds = _ds(tmp_path, [(u, i, t) for u in (1, 2) for i, t in ((1, 1), (2, 2), (3, 2), (4, 3), (5, 3))])
+    with pytest.raises(DataError, match=r"the 0\.2/0\.7 quantiles are 1 and 3 \(the last timestamp\), so test is "
+                                        "empty"):
+        make_split(ds, "temporal", fractions=(0.2, 0.5, 0.3))
+
+
+def test_cut_points_by_value(tmp_path):
+    from recfuse.data.splits import make_split
+    ds = _ds(tmp_path, [(u, i, t) for u in (1, 2) for i, t in ((1, 1), (2, 2), (3, 3), (4, 4))])
+    split = make_split(ds, "temporal", valid_start=3, test_start=4, inclusive=True)  # [..3) [3, 4) [4..
+    assert (len(split.train), len(split.valid), len(split.test)) == (4, 2, 2)
+    with pytest.raises(DataError, match="leaves no training interaction: every interaction is at or after the "
+                                        "validation start 1"):
+        make_split(ds, "temporal", valid_start=1, test_start=3, inclusive=True)
+    with pytest.raises(DataError, match=r"no test interaction: no interaction falls in the test period \(from 9; the "
+                                        r"timestamps run from 1 to 4\)"):
+        make_split(ds, "temporal", valid_start=3, test_start=9, inclusive=True)
+    with pytest.raises(DataError, match=r"no validation interaction: no interaction falls in the validation period "
+                                        r"\(from 3 to before 3"):
+        make_split(ds, "temporal", valid_start=3, test_start=3, inclusive=True)
+    with pytest.raises(ConfigError, match="need both"):
+        make_split(ds, "temporal", valid_start=3, inclusive=True)
+
+
+def _predefined(folder, train, test):
+    folder.mkdir()
+    tmp_path = folder
+    (tmp_path / "train.csv").write_text("u,i,t\n" + "".join(f"{u},{i},{t}\n" for u, i, t in train))
+    (tmp_path / "test.csv").write_text("u,i,t\n" + "".join(f"{u},{i},{t}\n" for u, i, t in test))
+    (tmp_path / "dataset.yaml").write_text("interactions: {train: train.csv, test: test.csv}\nuser: u\nitem: i\n"
+                                           "timestamp: t\n")
+    return load_dataset(tmp_path)
+
+
+def test_degenerate_predefined_splits_say_why(tmp_path):
+    from recfuse.data.splits import make_split
+    # one training interaction per user: nothing can be carved without taking a user's only one
+    ds = _predefined(tmp_path / "a", [(1, 1, 1), (2, 2, 1)], [(1, 2, 2), (2, 1, 2)])
+    with pytest.raises(DataError, match="no validation interaction: the dataset has no validation file, and a "
+                                        "seeded 0.1 of each user's training interactions"):
+        make_split(ds, "predefined")
+    # every test interaction repeats an item its user already has: no one to evaluate
+    ds = _predefined(tmp_path / "b", [(u, i, 1) for u in (1, 2) for i in (1, 2, 3)], [(1, 1, 2), (2, 2, 2)])
+    with pytest.raises(DataError, match="no user can be evaluated on the test part of the predefined"):
+        make_split(ds, "predefined")
+
+
+def test_leave_one_out_on_single_interaction_users_says_why(tmp_path):
+    from recfuse.data.splits import make_split
+    with pytest.raises(DataError, match="no test interaction: no user has 2 or more interactions"):
+        make_split(_ds(tmp_path, [(1, 1, 1), (2, 2, 5)]), "loo")
+
+
+def test_carving_validation_by_time_takes_the_latest_share(tmp_path):
+    from recfuse.data.splits import make_split
+    rows = [(u, (i + u) % 10 + 1, 10 * i + u) for u in (1, 2, 3) for i in range(1, 11)]  # items shared, times differ
+    ds = _predefined(tmp_path / "a", rows, [(u, 11, 200) for u in (1, 2, 3)] + [(1, 2, 200)])
+    split = make_split(ds, "predefined", valid_share=0.2)
+    assert "latest 0.2" in split.info["validation"]
+    assert split.valid.timestamp.min() > split.train.timestamp.max()
+    assert len(split.train) + len(split.valid) == 30

@@ -195,3 +195,63 @@ def test_reclm_runs_on_other_layouts_with_no_code_change(tiny_llm_dir, tmp_path,
     settings = {(r["backbone"], r["variant"], r["setting"]) for r in data["rows"]}
     assert {("biasmf", "augment", "zero_shot"), ("lightgcn", "augment", "full_shot")} <= settings
     assert data["seeds"][0]["cold_items_test"] > 0
+
+
+# ---- the paper's protocol: train on one snapshot, test on the next (the dataset's own files) ---------------
+
+def write_snapshot_folder(ds, folder, test_share=0.25):
+    """``ds`` as two snapshot files, train.csv (every timestamp 1) and test.csv (every timestamp 2), the test
+    file holding the latest ``test_share`` of the interactions (of users with earlier ones); no validation file."""
+    import pandas as pd
+
+    folder.mkdir()
+    inter = ds.interactions
+    late = inter.timestamp > np.quantile(inter.timestamp, 1 - test_share)
+    frame = pd.DataFrame({"u": ds.users.external(inter.user), "i": ds.items.external(inter.item)})
+    train, test = frame[~late], frame[late]
+    test = test[test.u.isin(set(train.u))]  # every test user has training history
+    train.assign(t=1).to_csv(folder / "train.csv", index=False)
+    test.assign(t=2).to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"i": ds.items.external(np.arange(ds.n_items)), "title": ds.item_features["title"].values}
+                 ).to_csv(folder / "items.csv", index=False)
+    (folder / "dataset.yaml").write_text("interactions: {train: train.csv, test: test.csv}\nuser: u\nitem: i\n"
+                                         "timestamp: t\nitems: {file: items.csv, id: i, text: [title]}\n")
+    return train, test
+
+
+def test_reclm_on_a_predefined_split_carves_validation_from_training(tiny_llm_dir, tmp_path):
+    from recfuse.reclm.backbones import setting_masks
+
+    train, test = write_snapshot_folder(cold_dataset(n_users=16, n_items=40), tmp_path / "snap")
+    method = make(tiny_llm_dir, tmp_path / "out", ["untuned"], variants=("base", "augment"),
+                  dataset=tmp_path / "snap", split="predefined")
+    ds = method.dataset
+    assert set(test.u) <= set(train.u)  # the fixture: every test user has training history
+
+    split = method.split()
+    pairs = lambda inter: set(zip(ds.users.external(inter.user), ds.items.external(inter.item)))  # noqa: E731
+    train_pairs, test_pairs = set(zip(train.u, train.i)), set(zip(test.u, test.i))
+    # validation came from the training snapshot (one timestamp: a seeded share of each user's), never from test
+    assert len(split.valid) > 0 and pairs(split.valid) <= train_pairs
+    assert not pairs(split.valid) & (test_pairs - train_pairs)
+    assert len(split.train) + len(split.valid) == len(train) and len(split.test) == len(test)
+    assert "seeded" in split.info["validation"] and "carved" in split.protocol
+    # zero-shot ranks exactly the test items absent from the training snapshot; full-shot the ones in it
+    masks = setting_masks(split)
+    cold = set(test.i) - set(train.i)
+    assert cold and set(ds.items.external(np.flatnonzero(masks["zero_shot"]))) == cold
+    assert set(ds.items.external(np.flatnonzero(masks["full_shot"]))) == set(train.i)
+
+    method.run()
+    data = json.loads((tmp_path / "out" / "snap" / "results.json").read_text())
+    pools = {(r["backbone"], r["variant"], r["setting"]): r["pool_items"] for r in data["rows"]}
+    assert pools[("biasmf", "augment", "zero_shot")] == len(cold)
+    assert pools[("lightgcn", "base", "full_shot")] == len(set(train.i))
+    assert data["seeds"][0]["split"]["validation_from_train"] == len(split.valid)
+
+
+def test_reclm_split_options_are_checked(tiny_llm_dir, tmp_path):
+    with pytest.raises(ConfigError, match="both --valid-start and --test-start"):
+        make(tiny_llm_dir, tmp_path, ["untuned"], valid_start=5.0)
+    with pytest.raises(ConfigError, match="predefined split uses the dataset's own files"):
+        make(tiny_llm_dir, tmp_path, ["untuned"], split="predefined", valid_start=1.0, test_start=2.0)

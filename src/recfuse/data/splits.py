@@ -2,7 +2,8 @@
 
 * :func:`leave_one_out` - per user, by time: last interaction test, second last validation, rest train.
 * :func:`temporal` - one global time line cut into a train, a validation and a test period.
-* :func:`predefined` - the dataset's own train / validation / test files.
+* :func:`predefined` - the dataset's own train / validation / test files; without a validation file,
+  :func:`carve_validation` takes validation from the training snapshot (never from test).
 * :func:`kcore` - iterative k-core filtering (applied to a dataset before splitting).
 * :func:`check_split` - refuses, naming why, a split no model can be trained, selected and tested on
   (:func:`make_split` applies it).
@@ -151,12 +152,16 @@ def leave_one_out(dataset: Dataset, order: Literal["time", "random", "auto"] = "
 
 
 def temporal(dataset: Dataset, valid_start: float | None = None, test_start: float | None = None,
-             fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), drop_cold_users: bool = True) -> Split:
+             fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), drop_cold_users: bool = True,
+             inclusive: bool = False) -> Split:
     """One global time line: train period, validation period, test period.
 
     Cut points are timestamps (``valid_start``, ``test_start``) or, when not given, the time quantiles
-    of ``fractions``. Held-out users with no training interaction cannot be scored by an ID-based model;
-    with ``drop_cold_users`` their held-out interactions are removed and counted in ``info``.
+    of ``fractions``. By default a cut point is the last timestamp of the period before it (validation holds
+    what comes *after* ``valid_start``); with ``inclusive`` (both cut points given: ``--valid-start`` and
+    ``--test-start`` on the command line) it is the first timestamp of its period (validation holds what
+    comes *at or after* ``valid_start``). Held-out users with no training interaction cannot be scored by an
+    ID-based model; with ``drop_cold_users`` their held-out interactions are removed and counted in ``info``.
     """
     inter = dataset.interactions
     if inter.timestamp is None:
@@ -164,17 +169,29 @@ def temporal(dataset: Dataset, valid_start: float | None = None, test_start: flo
     if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
         raise ConfigError(f"fractions must be non-negative and sum to 1, got {fractions}")
     ts = inter.timestamp
+    info: dict = {}
+    if inclusive and (valid_start is None or test_start is None):
+        raise ConfigError("cut points by value need both the validation start and the test start "
+                          "(--valid-start and --test-start)")
     if valid_start is None or test_start is None:
         q = np.quantile(ts, [fractions[0], fractions[0] + fractions[1]], method="lower")
         valid_start = q[0] if valid_start is None else valid_start
         test_start = q[1] if test_start is None else test_start
+        info["fractions"] = [float(f) for f in fractions]
     if valid_start > test_start:
         raise ConfigError(f"valid_start ({valid_start}) is after test_start ({test_start})")
-    # strict inequalities keep equal timestamps on the earlier side
-    is_train = ts <= valid_start
-    is_valid = (ts > valid_start) & (ts <= test_start)
-    is_test = ts > test_start
-    info: dict = {"valid_start": float(valid_start), "test_start": float(test_start)}
+    if inclusive:  # cut points are the first timestamps of validation and test
+        is_train = ts < valid_start
+        is_valid = (ts >= valid_start) & (ts < test_start)
+        is_test = ts >= test_start
+    else:  # strict inequalities keep equal timestamps on the earlier side
+        is_train = ts <= valid_start
+        is_valid = (ts > valid_start) & (ts <= test_start)
+        is_test = ts > test_start
+    info.update({"valid_start": float(valid_start), "test_start": float(test_start), "cut": "from" if inclusive
+                 else "after", "distinct_timestamps": int(len(np.unique(ts))),
+                 "last_timestamp": float(ts.max()) if len(ts) else 0.0,
+                 "first_timestamp": float(ts.min()) if len(ts) else 0.0})
     if drop_cold_users:
         warm = np.bincount(inter.user[is_train], minlength=dataset.n_users) > 0
         cold_v = is_valid & ~warm[inter.user]
@@ -188,15 +205,78 @@ def temporal(dataset: Dataset, valid_start: float | None = None, test_start: flo
                  inter.take(order[is_test[order]]), protocol="temporal", info=info)
 
 
-def predefined(dataset: Dataset) -> Split:
-    """The split the dataset came with (its own train / valid / test files)."""
+def predefined(dataset: Dataset, drop_cold_users: bool = False) -> Split:
+    """The split the dataset came with (its own train / valid / test files).
+
+    With ``drop_cold_users``, held-out interactions of users without a training interaction are removed and
+    counted in ``info`` (as :func:`temporal` does).
+    """
     if dataset.predefined_split is None:
         raise DataError("this dataset has no predefined split (it was not loaded from train/valid/test files)",
                         path=dataset.source or dataset.name)
     code = dataset.predefined_split
     inter = dataset.interactions
-    return Split(dataset, inter.take(code == SPLIT_CODES["train"]), inter.take(code == SPLIT_CODES["valid"]),
-                 inter.take(code == SPLIT_CODES["test"]), protocol="predefined")
+    is_train, is_valid, is_test = (code == SPLIT_CODES[p] for p in ("train", "valid", "test"))
+    info: dict = {}
+    if drop_cold_users:
+        warm = np.bincount(inter.user[is_train], minlength=dataset.n_users) > 0
+        for name, part in (("valid", is_valid), ("test", is_test)):
+            cold = part & ~warm[inter.user]
+            info[f"dropped_cold_user_{name}_interactions"] = int(cold.sum())
+            part &= ~cold
+    return Split(dataset, inter.take(is_train), inter.take(is_valid), inter.take(is_test), protocol="predefined",
+                 info=info)
+
+
+#: the share of the training snapshot that becomes validation where a predefined split has no validation file
+VALID_SHARE = 0.1
+
+
+def carve_validation(split: Split, share: float = VALID_SHARE, seed: int = 0) -> Split:
+    """``split`` with a validation part taken from its training part (the test part is never touched).
+
+    The rule: where the training interactions' timestamps differ, validation is the latest ``share`` of
+    them by time (those after the ``1 - share`` quantile); otherwise (one timestamp, or none, or a latest share
+    that comes out empty below) a seeded random ``share`` of each user's training interactions (at least one,
+    never all, from users with two or more). A candidate whose user or item would be left without a training
+    interaction stays in training, so that the training part keeps every user and item of the training
+    snapshot: validation ranks items the model was trained on, and zero-shot test items remain exactly the
+    test items absent from the training snapshot. The rule and its outcome are recorded in ``info``.
+    """
+    if not 0 < share < 1:
+        raise ConfigError(f"the validation share of the training snapshot must be between 0 and 1, not {share}")
+    train = split.train
+    n = len(train)
+
+    def keep_warm(cand: np.ndarray) -> np.ndarray:
+        """Candidates whose user and item keep a training interaction outside the candidates."""
+        warm_u = np.bincount(train.user[~cand], minlength=split.n_users) > 0
+        warm_i = np.bincount(train.item[~cand], minlength=split.n_items) > 0
+        return cand & warm_u[train.user] & warm_i[train.item]
+
+    cand = np.zeros(n, dtype=bool)
+    is_valid = cand
+    rule = ""
+    if train.timestamp is not None and n and len(np.unique(train.timestamp)) > 1:
+        cut = np.quantile(train.timestamp, 1 - share, method="lower")
+        cand = train.timestamp > cut
+        is_valid = keep_warm(cand)
+        rule = f"the latest {share:g} of the training snapshot by time (after {cut:g})"
+    if not is_valid.any():  # one timestamp, or the latest share is all new users or items
+        rng = np.random.default_rng(seed)
+        pos = np.lexsort((rng.permutation(n), train.user))  # each user's interactions in a seeded order
+        users = train.user[pos]
+        counts = np.bincount(users, minlength=split.n_users)
+        rank = np.arange(n) - (np.cumsum(counts) - counts)[users]
+        take = np.minimum(counts - 1, np.maximum(1, np.rint(share * counts).astype(int)))
+        cand = np.zeros(n, dtype=bool)
+        cand[pos[rank < take[users]]] = True
+        is_valid = keep_warm(cand)
+        rule = f"a seeded {share:g} of each user's training interactions (seed {seed})"
+    info = {**split.info, "validation": rule, "validation_from_train": int(is_valid.sum()),
+            "validation_kept_in_train": int((cand & ~is_valid).sum())}
+    return Split(split.dataset, train.take(~is_valid), train.take(is_valid), split.test,
+                 protocol=f"{split.protocol}, validation carved from train", info=info)
 
 
 def cold_start_items(split: Split, stage: Stage = "test") -> Split:
@@ -240,15 +320,61 @@ def _why_empty(split: Split, stage: Stage) -> str:
                 if stage == "valid" else
                 "no user has 2 or more interactions (leave-one-out keeps a user's only interaction for training)")
     if protocol.startswith("temporal"):
+        collapsed = _collapsed_quantiles(split, stage)
+        if collapsed:
+            return collapsed
         cut = split.info.get("valid_start" if stage == "valid" else "test_start")
+        if split.info.get("cut") == "from":
+            end = split.info["test_start"] if stage == "valid" else None
+            return (f"no interaction falls in the {'validation' if stage == 'valid' else 'test'} period (from "
+                    f"{cut:g}{f' to before {end:g}' if end is not None else ''}; the timestamps run from "
+                    f"{split.info['first_timestamp']:g} to {split.info['last_timestamp']:g}) from a user seen in "
+                    "training (change --valid-start/--test-start)")
         dropped = split.info.get(f"dropped_cold_user_{stage}_interactions", 0)
         return (f"no interaction falls in the {'validation' if stage == 'valid' else 'test'} period (after "
                 f"{cut:g}) from a user seen in training" + (f"; {dropped} from users without training "
                                                             "interactions were dropped" if dropped else "")
                 + " (change the fractions, or the cut points)")
     if protocol.startswith("predefined"):
+        if stage == "valid" and "carved" in protocol:
+            return (f"the dataset has no validation file, and {split.info.get('validation', 'carving')} left "
+                    f"none: {split.info.get('validation_kept_in_train', 0)} candidate(s) stayed in training because "
+                    "their user or item has no other training interaction (add a validation file, or give users "
+                    "more training interactions)")
         return f"the dataset's {'validation' if stage == 'valid' else 'test'} file holds no interaction"
     return "it holds no interaction"
+
+
+def _collapsed_quantiles(split: Split, stage: Stage) -> str:
+    """Why ``stage`` of a temporal split by fractions is empty because its quantiles fall on one timestamp
+    (e.g. a dataset whose timestamps are two snapshot days); "" where that is not why."""
+    info = split.info
+    if "fractions" not in info:
+        return ""
+    f = info["fractions"]
+    q1, q2, last = info["valid_start"], info["test_start"], info["last_timestamp"]
+    empty = [name for name, gone in (("validation", q1 == q2), ("test", q2 == last)) if gone]
+    if ("validation" if stage == "valid" else "test") not in empty:
+        return ""
+    qs = f"{f[0]:g}/{f[0] + f[1]:g}"
+    where = (f"the {qs} quantiles are both {q1:g}" if q1 == q2 else f"the {qs} quantiles are {q1:g} and {q2:g}")
+    if q2 == last and q1 != q2:
+        where += " (the last timestamp)"
+    n = info["distinct_timestamps"]
+    values = f"fall in {n} distinct values" if n > 1 else f"are one value ({last:g})"
+    return (f"all timestamps {values}; {where}, so "
+            f"{' and '.join(empty)} {'are' if len(empty) > 1 else 'is'} empty: use --split predefined or "
+            "--valid-start/--test-start")
+
+
+def _why_no_train(split: Split) -> str:
+    protocol, info = split.protocol, split.info
+    if protocol.startswith("temporal") and info.get("cut") == "from":
+        return (f": every interaction is at or after the validation start {info['valid_start']:g} (the timestamps "
+                f"start at {info['first_timestamp']:g})")
+    if protocol.startswith("predefined"):
+        return ": the dataset's train file holds no interaction"
+    return ""
 
 
 def check_split(split: Split) -> Split:
@@ -262,12 +388,13 @@ def check_split(split: Split) -> Split:
     """
     where = split.dataset.source or split.dataset.name
     if len(split.train) == 0:
-        raise DataError(f"the {split.protocol} split leaves no training interaction", path=where)
+        raise DataError(f"the {split.protocol} split leaves no training interaction{_why_no_train(split)}",
+                        path=where)
     for stage in ("test", "valid"):
         part = split.part(stage)
         what = "test" if stage == "test" else "validation"
         if len(part) == 0:
-            if stage == "valid" and split.protocol.startswith("predefined"):
+            if stage == "valid" and split.protocol == "predefined":  # valid_share=0: kept without validation
                 log.warning("%s: the predefined split has no validation part: models train all their epochs, with "
                             "no early stopping", where)
                 continue
@@ -280,12 +407,22 @@ def check_split(split: Split) -> Split:
     return split
 
 
-def make_split(dataset: Dataset, protocol: str = "loo", *, seed: int = 0, **kwargs) -> Split:
-    """Split by name: ``loo`` (leave-one-out), ``temporal``, ``predefined``; checked by :func:`check_split`."""
+def make_split(dataset: Dataset, protocol: str = "loo", *, seed: int = 0, valid_share: float = VALID_SHARE,
+               **kwargs) -> Split:
+    """Split by name: ``loo`` (leave-one-out), ``temporal``, ``predefined``; checked by :func:`check_split`.
+
+    ``kwargs`` go to the protocol's function (e.g. ``valid_start``, ``test_start``, ``inclusive``,
+    ``fractions`` for ``temporal``). A predefined split without a validation file gets one carved from its
+    training snapshot (:func:`carve_validation`, ``valid_share`` of it, seeded by ``seed``); ``valid_share=0``
+    keeps it without validation (allowed with a warning: no early stopping).
+    """
     if protocol in ("loo", "leave-one-out"):
         return check_split(leave_one_out(dataset, seed=seed, **kwargs))
     if protocol == "temporal":
         return check_split(temporal(dataset, **kwargs))
     if protocol == "predefined":
-        return check_split(predefined(dataset))
+        split = predefined(dataset, **kwargs)
+        if len(split.valid) == 0 and valid_share > 0 and len(split.train):
+            split = carve_validation(split, valid_share, seed)
+        return check_split(split)
     raise ConfigError(f"unknown split protocol {protocol!r} (choose loo, temporal or predefined)")

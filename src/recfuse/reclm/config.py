@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from recfuse.config import option
 from recfuse.errors import ConfigError
@@ -13,6 +14,7 @@ from recfuse.models.base import get_model_class
 from recfuse.reclm.ppo import PPOConfig
 from recfuse.reclm.reward import RewardConfig
 from recfuse.reclm.text import DEFAULT_ENCODER
+
 TUNINGS = ("untuned", "gpt_kd", "naive", "mask", "reclm")
 VARIANTS = ("base", "augment", "wo_user", "wo_item")
 
@@ -22,8 +24,21 @@ class RecLMConfig:
     """RecLM on one dataset over backbones, profile sources and seeds."""
 
     dataset: str = option("ml-100k", "dataset name or folder (needs item text and timestamps)")
-    fractions: list[float] = option([0.8, 0.1, 0.1], "train / validation / test shares of the time line", min=0,
-                                    max=1)
+    split: Literal["temporal", "predefined"] = option(
+        "temporal", "temporal: one time line cut into train / validation / test periods (--fractions, or "
+                    "--valid-start/--test-start); predefined: the dataset's own train / validation / test files "
+                    "(the paper's protocol: train on one snapshot, test on the next)")
+    fractions: list[float] = option([0.8, 0.1, 0.1], "temporal split: train / validation / test shares of the time "
+                                                     "line (quantiles of the timestamps)", min=0, max=1)
+    valid_start: float | None = option(None, "temporal split: the first timestamp of the validation period (with "
+                                             "--test-start; instead of --fractions), in the data's timestamp unit "
+                                             "(unix seconds for dates)")
+    test_start: float | None = option(None, "temporal split: the first timestamp of the test period (with "
+                                            "--valid-start)")
+    valid_share: float = option(0.1, "predefined split without a validation file: the share of the training "
+                                     "snapshot that becomes validation (its latest share by time where timestamps "
+                                     "differ, else a seeded share of each user's interactions; never from test)",
+                                min=0, max=1)
     backbones: list[str] = option(["biasmf", "lightgcn"], "text-empowered backbones (any registered direct model)")
     backbone_params: dict = option({}, "hyper-parameters of every backbone, e.g. --backbone-param epochs=100",
                                    flag="backbone-param")
@@ -77,6 +92,15 @@ def check(cfg: RecLMConfig) -> None:
         raise ConfigError(f"unknown tuning(s) {', '.join(sorted(bad))}; choose from {', '.join(TUNINGS)}")
     for name in [*cfg.backbones, cfg.similar_backbone]:
         get_model_class(name)
+    if (cfg.valid_start is None) != (cfg.test_start is None):
+        raise ConfigError("cut points by value need both --valid-start and --test-start")
+    if cfg.split == "predefined" and cfg.valid_start is not None:
+        raise ConfigError("--valid-start/--test-start cut a temporal split; the predefined split uses the dataset's "
+                          "own files (drop them, or use --split temporal)")
+    if cfg.valid_start is not None and cfg.test_start is not None and cfg.valid_start > cfg.test_start:
+        raise ConfigError(f"--valid-start ({cfg.valid_start:g}) is after --test-start ({cfg.test_start:g})")
+    if cfg.split == "predefined" and not 0 < cfg.valid_share < 1:
+        raise ConfigError(f"--valid-share must be between 0 and 1 (exclusive), not {cfg.valid_share}")
     if len(cfg.fractions) != 3:
         raise ConfigError("fractions needs three shares: train, validation, test")
     if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions[1:]) <= 0:

@@ -3,7 +3,9 @@
 Per seed (``llm_seed`` set: the LLM side once, the backbones per seed), every stage cached by content
 (:mod:`recfuse.stages`; LLM answers in the answer cache):
 
-1. a global temporal split with a validation period (model selection on validation, never test);
+1. a global temporal split with a validation period, or the dataset's own train / test files (``--split
+   predefined``, validation carved from the training snapshot where there is no validation file); model
+   selection on validation, never test;
 2. item text features (all-MiniLM-L6-v2 by default) and an ID LightGCN whose user embeddings give each
    user's most similar users;
 3. for each profile source in ``tunings``: ``untuned`` (the base LLM, the LLMRec way), or a tuned LLM:
@@ -28,7 +30,7 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
-from recfuse.data.splits import Split, check_split, temporal
+from recfuse.data.splits import Split, make_split
 from recfuse.errors import ConfigError
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
 from recfuse.data.sequences import user_histories
@@ -83,6 +85,17 @@ class RecLM(Method[RecLMConfig, SeedResult]):
                            user_profiles, item_profiles, self.cfg.progress, label)
 
     # -- stages ---------------------------------------------------------------------------------
+    def split(self) -> Split:
+        """The checked split: temporal (by fractions or cut points) or predefined; one for every seed (a
+        carved validation part is drawn with seed 0), so that ``llm_seed`` shares the LLM stages."""
+        cfg = self.cfg
+        if cfg.split == "predefined":
+            return make_split(self.dataset, "predefined", seed=0, valid_share=cfg.valid_share, drop_cold_users=True)
+        if cfg.valid_start is not None:
+            return make_split(self.dataset, "temporal", valid_start=cfg.valid_start, test_start=cfg.test_start,
+                              inclusive=True)
+        return make_split(self.dataset, "temporal", fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2]))
+
     def item_text_features(self) -> np.ndarray:
         ds, enc = self.dataset, self.cfg.encoder
         key = {"dataset": ds.fingerprint(), "encoder": enc, "fields": ds.item_text_fields()}
@@ -240,10 +253,10 @@ class RecLM(Method[RecLMConfig, SeedResult]):
 
     # -- one seed -------------------------------------------------------------------------------
     def run_seed(self, seed: int) -> SeedResult:
-        cfg, ds = self.cfg, self.dataset
+        cfg = self.cfg
         self._reset_timings()
         lseed = seed if cfg.llm_seed is None else cfg.llm_seed
-        split = check_split(temporal(ds, fractions=(cfg.fractions[0], cfg.fractions[1], cfg.fractions[2])))
+        split = self.split()
         result = SeedResult(seed, lseed, split.summary(), cold_items_test=len(split.cold_items("test")))
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, lseed)
