@@ -224,7 +224,7 @@ def test_reclm_on_a_predefined_split_carves_validation_from_training(tiny_llm_di
 
     train, test = write_snapshot_folder(cold_dataset(n_users=16, n_items=40), tmp_path / "snap")
     method = make(tiny_llm_dir, tmp_path / "out", ["untuned"], variants=("base", "augment"),
-                  dataset=tmp_path / "snap", split="predefined")
+                  dataset=tmp_path / "snap", split="predefined", profile_users=4)
     ds = method.dataset
     assert set(test.u) <= set(train.u)  # the fixture: every test user has training history
 
@@ -248,6 +248,11 @@ def test_reclm_on_a_predefined_split_carves_validation_from_training(tiny_llm_di
     assert pools[("biasmf", "augment", "zero_shot")] == len(cold)
     assert pools[("lightgcn", "base", "full_shot")] == len(set(train.i))
     assert data["seeds"][0]["split"]["validation_from_train"] == len(split.valid)
+    # profiles written by the LLM for a sample of 4 users, the others' fallbacks counted
+    users = data["seeds"][0]["profiles"]["untuned"]["user"]
+    assert users["rows"] == 4 and users["not_sampled"] == len(set(train.u)) - 4
+    assert "not in the --profile-users sample (fallback profiles)" in (tmp_path / "out" / "snap" / "tables.md").read_text()
+    assert {"split", "evaluation", "profiles", "backbone training"} <= set(data["seeds"][0]["timings"])
 
 
 def test_reclm_split_options_are_checked(tiny_llm_dir, tmp_path):

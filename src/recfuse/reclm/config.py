@@ -67,6 +67,10 @@ class RecLMConfig:
     repetition_penalty: float = option(1.3, "profile decoding (teacher and student): penalty on tokens already "
                                             "written or in the prompt, 1 for none; greedy SmolLM2-135M loops "
                                             "without it (4 of 16 probe profiles valid at 1.0, 15 of 16 at 1.3)")
+    profile_users: int = option(0, "users whose profiles the LLM writes: a seeded sample (seed 0) of the users with "
+                                   "training history, 0 for all; the others get the fallback profile from their "
+                                   "history, counted in the report (tens of thousands of users, e.g. MIND's 57K)",
+                                min=0)
     item_profile_users: int = option(3, "user profiles shown in an item-profile prompt", min=0)
     cold_similar_items: int = option(2, "similar items (text embedding) shown for a cold item's profile", min=0)
     encoder: str = option(DEFAULT_ENCODER, "text encoder: all-MiniLM-L6-v2 (shipped), any sentence-transformers "

@@ -84,6 +84,10 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         return self._timed("backbone training", bb.fit_text_backbone, name, params, split, seed, item_features,
                            user_profiles, item_profiles, self.cfg.progress, label)
 
+    def evaluate(self, model: Any, split: Split, variant: str) -> dict:
+        """Full- and zero-shot all-rank metrics on the test part (batched over users), timed as evaluation."""
+        return self._timed("evaluation", bb.evaluate, model, split, self.cfg.ks)
+
     # -- stages ---------------------------------------------------------------------------------
     def split(self) -> Split:
         """The checked split: temporal (by fractions or cut points) or predefined; one for every seed (a
@@ -229,10 +233,14 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         key = {"llm": llm.fingerprint, "split": split.fingerprint(), "similar": fingerprint(similar),
                "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
                "cold_similar": cfg.cold_similar_items, "domain": cfg.domain,
-               "history": cfg.history_tokens, "user_info": cfg.user_info, **_penalty_key(cfg)}
+               "history": cfg.history_tokens, "user_info": cfg.user_info, **_penalty_key(cfg),
+               **({"profile_users": cfg.profile_users} if cfg.profile_users else {})}
 
         def build(tmp: Path) -> None:
-            active = np.flatnonzero([len(h) > 0 for h in hist])
+            with_history = np.flatnonzero([len(h) > 0 for h in hist])
+            active = with_history
+            if cfg.profile_users and cfg.profile_users < len(with_history):  # a sample; the rest fall back
+                active = np.sort(np.random.default_rng(0).choice(with_history, cfg.profile_users, replace=False))
             got = prof.user_profiles(llm, self.builder, ds, hist, similar, active, cfg.max_new_tokens,
                                      cfg.user_info, cfg.repetition_penalty)
             users = [prof.fallback_user_profile(ds, h) for h in hist]
@@ -245,7 +253,9 @@ class RecLM(Method[RecLMConfig, SeedResult]):
             save_npz(tmp / "emb.npz", users=encode(users, cfg.encoder), items=encode(items.texts, cfg.encoder))
             write_json(tmp / "profiles.json", {
                 "users": users, "items": items.texts,
-                "report": {"user": {**got.report(), "without_history": int(len(hist) - len(active))},
+                "report": {"user": {**got.report(), "without_history": int(len(hist) - len(with_history)),
+                                    **({"not_sampled": int(len(with_history) - len(active))}
+                                       if len(active) < len(with_history) else {})},
                            "item": items.report()}})
 
         d = stage_dir("reclm-profiles", key, build)
@@ -256,7 +266,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         cfg = self.cfg
         self._reset_timings()
         lseed = seed if cfg.llm_seed is None else cfg.llm_seed
-        split = self.split()
+        split = self._timed("split", self.split)
         result = SeedResult(seed, lseed, split.summary(), cold_items_test=len(split.cold_items("test")))
         text_emb = self._timed("text features", self.item_text_features)
         similar = self._timed("similar users", self.similar_users, split, lseed)
@@ -267,7 +277,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
             up = p["users"] if p is not None and variant in ("augment", "wo_item") else None
             ip = p["items"] if p is not None and variant in ("augment", "wo_user") else None
             model, tlog = self.fit(backbone, params, split, seed, text_emb, up, ip, f"{variant}:{tuning}")
-            results = bb.evaluate(model, split, cfg.ks)
+            results = self.evaluate(model, split, variant)
             for setting, res in results.items():
                 row = MetricRow(backbone, variant, tuning or "-", setting,
                                 metrics={k: float(v) for k, v in res.mean().items()}, users=len(res.users),

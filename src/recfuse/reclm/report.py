@@ -319,8 +319,10 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
         md.append("\n## Profile answers (seed 0)\n")
         for tuning, p in seeds[0].profiles.items():
             where = f" (LLM in {p.llm['dtype']} on {p.llm['device']})" if p.llm is not None else ""
-            md.append(f"- {tuning}{where}: users {p.user.get('user_profile', {})}, fallbacks {p.user['fallback']}; "
-                      f"items fallbacks {p.item['fallback']}\n")
+            unsampled = (f", not in the --profile-users sample (fallback profiles) {p.user['not_sampled']}"
+                         if p.user.get("not_sampled") else "")
+            md.append(f"- {tuning}{where}: users {p.user.get('user_profile', {})}, fallbacks {p.user['fallback']}"
+                      f"{unsampled}; items fallbacks {p.item['fallback']}\n")
     if seeds[0].teacher is not None:
         t = seeds[0].teacher
         kd = t.kd_users
