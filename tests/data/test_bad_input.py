@@ -269,7 +269,9 @@ def test_a_predefined_split_without_validation_carves_it_from_training(caplog):
     from recfuse.data.splits import make_split, predefined
     ds = load_dataset(Path(__file__).parents[1] / "fixtures" / "mind-predefined")
     own = predefined(ds)
-    split = make_split(ds, "predefined")
+    with pytest.raises(DataError, match="too few training interactions for that share to take any"):
+        make_split(ds, "predefined")  # 6 training interactions of 3 users: a tenth of each is none
+    split = make_split(ds, "predefined", valid_share=0.5)
     assert len(split.valid) > 0 and len(split.train) + len(split.valid) == len(own.train)
     assert split.test.user.tolist() == own.test.user.tolist() and "carved" in split.protocol
     assert "no validation part" not in caplog.text
@@ -340,6 +342,12 @@ def test_degenerate_predefined_splits_say_why(tmp_path):
     ds = _predefined(tmp_path / "b", [(u, i, 1) for u in (1, 2) for i in (1, 2, 3)], [(1, 1, 2), (2, 2, 2)])
     with pytest.raises(DataError, match="no user can be evaluated on the test part of the predefined"):
         make_split(ds, "predefined")
+    # every test interaction is of a user without training history (left out where they cannot be scored)
+    ds = _predefined(tmp_path / "c", [(u, i, 1) for u in (1, 2, 5, 6) for i in (1, 2, 3)], [(3, 1, 2), (4, 2, 2)])
+    assert len(make_split(ds, "predefined", valid_share=0.5).test) == 2
+    with pytest.raises(DataError, match="no test interaction: each of the 2 interaction.s. of the dataset's test file "
+                                        "is of a user without training interactions"):
+        make_split(ds, "predefined", valid_share=0.5, drop_cold_users=True)
 
 
 def test_leave_one_out_on_single_interaction_users_says_why(tmp_path):

@@ -237,8 +237,9 @@ def carve_validation(split: Split, share: float = VALID_SHARE, seed: int = 0) ->
 
     The rule: where the training interactions' timestamps differ, validation is the latest ``share`` of
     them by time (those after the ``1 - share`` quantile); otherwise (one timestamp, or none, or a latest share
-    that comes out empty below) a seeded random ``share`` of each user's training interactions (at least one,
-    never all, from users with two or more). A candidate whose user or item would be left without a training
+    that comes out empty below) a seeded random ``share`` of each user's training interactions (``share x n``
+    of a user's ``n`` in expectation: its integer part, and one more with the probability of the remainder;
+    never a user's last one). A candidate whose user or item would be left without a training
     interaction stays in training, so that the training part keeps every user and item of the training
     snapshot: validation ranks items the model was trained on, and zero-shot test items remain exactly the
     test items absent from the training snapshot. The rule and its outcome are recorded in ``info``.
@@ -268,7 +269,10 @@ def carve_validation(split: Split, share: float = VALID_SHARE, seed: int = 0) ->
         users = train.user[pos]
         counts = np.bincount(users, minlength=split.n_users)
         rank = np.arange(n) - (np.cumsum(counts) - counts)[users]
-        take = np.minimum(counts - 1, np.maximum(1, np.rint(share * counts).astype(int)))
+        # share x n whole interactions per user in expectation: the integer part, one more with the remainder's
+        # probability; never a user's last one
+        exact = share * counts
+        take = np.minimum(counts - 1, np.floor(exact).astype(int) + (rng.random(len(counts)) < exact % 1))
         cand = np.zeros(n, dtype=bool)
         cand[pos[rank < take[users]]] = True
         is_valid = keep_warm(cand)
@@ -337,10 +341,17 @@ def _why_empty(split: Split, stage: Stage) -> str:
                 + " (change the fractions, or the cut points)")
     if protocol.startswith("predefined"):
         if stage == "valid" and "carved" in protocol:
+            kept = split.info.get("validation_kept_in_train", 0)
+            why = (f"{kept} candidate(s) stayed in training because their user or item has no other training "
+                   "interaction" if kept else "the users have too few training interactions for that share to take "
+                   "any")
             return (f"the dataset has no validation file, and {split.info.get('validation', 'carving')} left "
-                    f"none: {split.info.get('validation_kept_in_train', 0)} candidate(s) stayed in training because "
-                    "their user or item has no other training interaction (add a validation file, or give users "
-                    "more training interactions)")
+                    f"none: {why} (add a validation file, raise --valid-share, or use more data)")
+        dropped = split.info.get(f"dropped_cold_user_{stage}_interactions", 0)
+        if dropped:
+            return (f"each of the {dropped} interaction(s) of the dataset's {'validation' if stage == 'valid' else 'test'} "
+                    "file is of a user without training interactions (left out: an ID-based model cannot score "
+                    "them)")
         return f"the dataset's {'validation' if stage == 'valid' else 'test'} file holds no interaction"
     return "it holds no interaction"
 
