@@ -11,17 +11,25 @@ from recfuse.data.splits import Split, Stage
 from recfuse.models.base import NextItemRecommender, Recommender
 
 
+#: the most similarities one block of :func:`most_similar_users` holds (float32; the selection's int64 index and
+#: negated copies come on top: about 20 bytes each, 320 MiB at this bound)
+MAX_BLOCK = 1 << 24
+
+
 def most_similar_users(embeddings: np.ndarray, users: np.ndarray | None = None, k: int = 1,
-                       batch_size: int = 2048) -> np.ndarray:
+                       batch_size: int = 2048, max_block: int = MAX_BLOCK) -> np.ndarray:
     """For each of ``users`` (default all), the ``k`` other users with the highest cosine similarity.
 
-    Returns (len(users), k) user indices, most similar first. A user is never its own neighbour.
+    Returns (len(users), k) user indices, most similar first. A user is never its own neighbour. Users are
+    compared ``batch_size`` at a time, fewer where a block of them against all users would hold more than
+    ``max_block`` similarities (memory bounded with tens of thousands of users; the same answer).
     """
     emb = np.asarray(embeddings, dtype=np.float32)
     norm = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = emb / np.where(norm > 0, norm, 1.0)
     users = np.arange(len(emb)) if users is None else np.asarray(users, dtype=np.int64)
     out = np.empty((len(users), k), dtype=np.int64)
+    batch_size = max(1, min(batch_size, max_block // max(1, len(emb))))
     for start in range(0, len(users), batch_size):
         batch = users[start:start + batch_size]
         sim = unit[batch] @ unit.T
