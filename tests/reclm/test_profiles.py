@@ -112,3 +112,21 @@ def test_structured_answers_in_one_pass_where_the_backend_supports_it():
     assert call["require"] == RequiredPart(prof._INTERESTS.pattern, "; Interests:", within=40)
     assert call["max_new_tokens"] == 40 + 20 and call["stop"] == ["\n"] and call["repetition_penalty"] == 1.3
 
+
+
+def test_item_profiles_show_the_llms_user_profiles_first(cold_split):
+    """With profiles written for a sample of users (--profile-users), an item's prompt shows its sampled users'
+    profiles before the others' fallbacks."""
+    ds, train = cold_split.dataset, cold_split.train_matrix
+    emb = encode([ds.item_title(i) for i in range(ds.n_items)], "hashing:64")
+    users = [GOOD.format(f"stories of user <{u}>") for u in range(ds.n_users)]
+    csc = train.tocsc()
+    item = int(np.argmax(np.diff(csc.indptr)))  # the most popular item
+    its = csc.indices[csc.indptr[item]:csc.indptr[item + 1]]
+    written = np.zeros(ds.n_users, dtype=bool)
+    written[its[-1]] = True  # its user of the highest id: last by id, first as written by the LLM
+    llm = ScriptedLLM(lambda p: GOOD.format("topic stories for everyone"))
+    prof.item_profiles(llm, PromptBuilder(), ds, train, users, emb, max_users=1, n_similar=2, written=written)
+    warm = np.flatnonzero(np.diff(csc.indptr) > 0)
+    prompt = llm.prompts[int(np.searchsorted(warm, item))]
+    assert len(its) > 1 and f"user <{its[-1]}>" in prompt and f"user <{its[0]}>" not in prompt

@@ -247,9 +247,10 @@ class RecLM(Method[RecLMConfig, SeedResult]):
             fb_u = np.ones(len(hist), dtype=bool)
             for u, t, f in zip(active, got.texts, got.fallback):
                 users[u], fb_u[u] = t, f
+            sampled = len(active) < len(with_history)  # item prompts show the LLM's user profiles first
             items = prof.item_profiles(llm, self.builder, ds, split.train_matrix, users, text_emb,
                                        cfg.item_profile_users, cfg.cold_similar_items, cfg.max_new_tokens,
-                                       cfg.repetition_penalty)
+                                       cfg.repetition_penalty, written=~fb_u if sampled else None)
             save_npz(tmp / "emb.npz", users=encode(users, cfg.encoder), items=encode(items.texts, cfg.encoder))
             write_json(tmp / "profiles.json", {
                 "users": users, "items": items.texts,

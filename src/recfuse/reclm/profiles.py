@@ -196,12 +196,14 @@ def user_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, hist: list
 
 def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.csr_matrix,
                   user_texts: Sequence[str], text_emb: np.ndarray, max_users: int = 3, n_similar: int = 2,
-                  max_new_tokens: int = 96, repetition_penalty: float = 1.0) -> ProfileSet:
+                  max_new_tokens: int = 96, repetition_penalty: float = 1.0,
+                  written: np.ndarray | None = None) -> ProfileSet:
     """Profiles of every item (appendix 6.6).
 
     Items with training interactions: from the profiles of up to ``max_users`` of their users (the
-    lowest user ids, deterministic). Cold items (no training interaction): from the
-    ``n_similar`` warm items nearest by raw text embedding (``text_emb``, unit rows) and their profiles.
+    lowest user ids, deterministic; where ``written`` marks the users whose profiles the LLM wrote, those
+    first). Cold items (no training interaction): from the ``n_similar`` warm items nearest by raw text
+    embedding (``text_emb``, unit rows) and their profiles.
     """
 
     n_items = train.shape[1]
@@ -215,7 +217,10 @@ def item_profiles(llm: LLM, builder: PromptBuilder, dataset: Dataset, train: sp.
     fmt = ITEM_FORMAT.format(domain=builder.domain)
     prompts = []
     for i in warm:
-        users = csc.indices[csc.indptr[i]:csc.indptr[i + 1]][:max_users]
+        users = csc.indices[csc.indptr[i]:csc.indptr[i + 1]]
+        if written is not None:  # the LLM's profiles first, then fallbacks; by id within each (a stable sort)
+            users = users[np.argsort(~written[users], kind="stable")]
+        users = users[:max_users]
         prompts.append(with_format(builder.item_profile(dataset.item_description(int(i)),
                                                         user_profiles=[user_texts[u] for u in users]), fmt))
     got, f = generate_profiles(llm, prompts, "item_profile", [fallback_item_profile(dataset, i) for i in warm],
