@@ -163,3 +163,13 @@ def test_three_servers_one_killed_mid_run_and_a_killed_run_resumes(three_servers
     assert again.served[urls[0]] >= 3 and again.served[urls[2]] >= 3  # the live two share the work
     # every server runs the same model: the pool's answers are the single server's
     assert HTTPLLM(urls[0]).generate(prompts[:6], max_new_tokens=4) == answers[:6]
+
+
+def test_the_config_builds_a_pool(toys):
+    from recfuse.llm.config import load_llm
+
+    urls = [url for _, _, url in toys[:2]]
+    llm = load_llm(from_dict(LLMConfig, {"backend": "http", "base_url": ",".join(urls), "model": "toy",
+                                         "concurrency": 2}))
+    assert llm.llm.base_urls == urls and llm.generate(["a", "b", "c", "d"]) and all(
+        h.asked for _, h, _ in toys[:2])
