@@ -213,7 +213,8 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
         tok.pad_token = tok.eos_token
     model: PreTrainedModel | PeftModel = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it (the old name warns); either recomputes each layer's activations
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
         model.config.use_cache = False
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
