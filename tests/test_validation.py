@@ -42,6 +42,8 @@ CLI_CASES = [
     (["run", "reclm", "--tunings", "nonsense"], "unknown tuning(s) nonsense"),
     (["run", "reclm", "--n-similar", "0"], "option 'n_similar' must be at least 1"),
     (["run", "reclm", "--fractions", "0.5,0.5"], "fractions needs three shares"),
+    (["train", "--model", "pop", "--valid-start", "5"], "need both --valid-start and --test-start"),
+    (["train", "--model", "pop", "--valid-start", "1", "--test-start", "2"], "add --split temporal"),
     (["run", "llama4rec", "--task", "rating", "--backbone", "lightgcn"], "the rating task needs a rating model"),
     (["run", "llama4rec", "--select-metric", "ndcg@10"], "option 'select_metric' 'ndcg@10' must be"),
     (["run", "llama4rec", "--validation-guard", "0"], "option 'validation_guard'"),
@@ -148,3 +150,12 @@ def test_generated_hyper_parameters_build_a_model_or_one_config_error(params):
     for name in ("epochs", "batch_size", "embedding_dim", "n_negatives", "eval_every"):
         assert isinstance(getattr(model, name), int) and getattr(model, name) >= 1
     assert model.lr > 0 and 0 <= model.weight_decay and model.patience >= 0
+
+
+def test_train_cuts_a_temporal_split_at_given_timestamps(tmp_path):
+    from recfuse.io import read_json
+
+    assert main(["train", "--model", "pop", "--dataset", "synthetic", "--split", "temporal", "--valid-start", "9000",
+                 "--test-start", "11000", "--out", str(tmp_path), "--no-progress"]) == 0
+    split = read_json(tmp_path / "synthetic" / "pop" / "results.json")["split"]
+    assert split["train"] > split["valid"] > 0 and split["test"] > 0

@@ -32,6 +32,13 @@ class TrainConfig:
     dataset: str = option("ml-100k", "dataset name (ml-100k, ml-1m, ...) or folder")
     split: Literal["loo", "temporal", "predefined"] = option(
         "loo", "evaluation split: leave-one-out by time, global temporal, or the dataset's own files")
+    valid_start: float | None = option(None, "temporal split: the first timestamp of the validation period (with "
+                                             "--test-start; instead of the default fractions)")
+    test_start: float | None = option(None, "temporal split: the first timestamp of the test period (with "
+                                            "--valid-start)")
+    valid_share: float = option(0.1, "predefined split without a validation file: the share of the training "
+                                     "snapshot that becomes validation (never from test; 0: none, no early stopping)",
+                                min=0, max=1)
     kcore: int = option(0, "k-core filter before splitting (0: none)")
     seeds: list[int] = option([0], "random seeds; several runs report mean and std")
     ks: list[int] = option([3, 5, 10], "ranking cut-offs k")
@@ -46,6 +53,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_ranking_metrics(self.metrics, self.ks)  # before any seed trains
+        if (self.valid_start is None) != (self.test_start is None):
+            raise ConfigError("cut points by value need both --valid-start and --test-start")
+        if self.valid_start is not None and self.split != "temporal":
+            raise ConfigError("--valid-start/--test-start cut a temporal split: add --split temporal")
+        if self.valid_start is not None and self.test_start is not None and self.valid_start > self.test_start:
+            raise ConfigError(f"--valid-start ({self.valid_start:g}) is after --test-start ({self.test_start:g})")
 
 
 def evaluate_model(model, split: Split, stage: Stage, ks: list[int], metrics: list[str]) -> dict[str, float]:
@@ -91,7 +104,9 @@ def main(cfg: TrainConfig) -> dict:
         params.setdefault("item_tower", "id+features")
     rows = []
     for seed in cfg.seeds:
-        split = make_split(dataset, cfg.split, seed=seed)
+        cuts = {"valid_start": cfg.valid_start, "test_start": cfg.test_start, "inclusive": True} \
+            if cfg.valid_start is not None else {}
+        split = make_split(dataset, cfg.split, seed=seed, valid_share=cfg.valid_share, **cuts)
         model = create_model(cfg.model, seed=seed, **arrays, **params)
         start = time.perf_counter()
         model.fit(split, progress=cfg.progress)

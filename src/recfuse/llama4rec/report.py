@@ -191,8 +191,9 @@ def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
                     row[name.replace("_", " ")] = f"{d[name]:.3f} (chance {d[chance]:.3f})"
             if "p_top3_vs_chance" in d:
                 row["p (top3 > chance)"] = f"{d['p_top3_vs_chance']:.3g}"
-            if "backbone_top1" in d:
-                row["backbone top1"] = f"{d['backbone_top1']:.3f}"
+            for name in ("backbone_top1", "backbone_top3"):
+                if name in d:
+                    row[name.replace("_", " ")] = f"{d[name]:.3f}"
             rows.append(row)
     return rows
 

@@ -346,6 +346,7 @@ class RankingTask(Task):
         out["backbone_top1"] = float(np.mean(target[rows] == 0))
         # HR@3 against a random order of the same list (the "random-order level"): one-sided binomial test
         out["llm_top3"], out["chance_top3"] = float(np.mean(rank < top)), top / k
+        out["backbone_top3"] = float(np.mean(target[rows] < top))
         out["p_top3_vs_chance"] = float(binomtest(int(np.sum(rank < top)), len(rows), top / k,
                                                   alternative="greater").pvalue)
         if self.cfg.ranking == "listwise":
