@@ -316,7 +316,8 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
     sections = []
     for entry, folder in zip(entries, folders):
         results = read_json(folder / "results.json")
-        sections.append(suite_section(entry["task"], entry["backbone"], entry["dataset"], results["display"],
+        point = f" [{Path(entry['folder']).parts[0]}]" if "folder" in entry else ""  # a suite with axes
+        sections.append(suite_section(entry["task"], entry["backbone"] + point, entry["dataset"], results["display"],
                                       results.get("paper")))
     suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
     if pending:
