@@ -95,12 +95,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a local model over an OpenAI-compatible API until interrupted."""
-    from recfuse.llm.serve import make_server  # lazy: a quick --help
+    from recfuse.llm.serve import Limits, make_server  # lazy: a quick --help
 
     if args.backend == "http":
         raise ConfigError("serve runs a local model: use --backend embedded or hf")
+    if args.max_tokens < 1 or args.max_prompts < 1 or not args.body_timeout > 0:
+        raise ConfigError("--max-tokens and --max-prompts must be at least 1, --body-timeout positive")
     llm = _build(args)
-    srv = make_server(llm, args.host, args.port)
+    srv = make_server(llm, args.host, args.port,
+                      limits=Limits(max_tokens=args.max_tokens, max_prompts=args.max_prompts,
+                                    body_timeout_s=args.body_timeout))
     h, p = srv.server_address[:2]
     print(f"serving {llm!r} at http://{h}:{p}/v1 (API docs: http://{h}:{p}/docs; Ctrl-C stops)", file=sys.stderr,
           flush=True)
@@ -163,6 +167,12 @@ def register(subparsers: Any) -> None:
                                      "OpenAPI docs at /docs); the HTTP backend (--backend http) can then share it.")
     srv.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1, loopback)")
     srv.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    lim = srv.add_argument_group("bounds on a request (larger ones are refused with 400 / 413 / 408)")
+    lim.add_argument("--max-tokens", type=int, default=2048, help="most tokens generated per prompt (default 2048)")
+    lim.add_argument("--max-prompts", type=int, default=64, help="most prompts in one /completions request "
+                                                                  "(default 64)")
+    lim.add_argument("--body-timeout", type=float, default=30.0,
+                     help="seconds a client may pause while sending its request body (default 30)")
     _add_backend_options(srv)
     srv.set_defaults(func=cmd_serve)
 
