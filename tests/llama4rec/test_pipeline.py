@@ -102,5 +102,5 @@ def test_rating_task_with_a_ranking_backbone_is_a_clear_error(tiny_llm_dir, tmp_
     import pytest
 
     from recfuse.errors import ConfigError
-    with pytest.raises(ConfigError, match="--task rating needs a rating backbone"):
-        make("rating", "mf", tiny_llm_dir, tmp_path, ["base"]).run()
+    with pytest.raises(ConfigError, match="the rating task needs a rating model; 'mf' is a direct model"):
+        make("rating", "mf", tiny_llm_dir, tmp_path, ["base"])  # refused when built, before any training
