@@ -3,32 +3,21 @@
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
 
 from recfuse.llm import LLMError
 from recfuse.llm.http import HTTPLLM
+from tests.llm.fake_servers import JSONHandler
 
 
-class _Flaky(BaseHTTPRequestHandler):
+class _Flaky(JSONHandler):
     """Answers 503 to every other request; chat answers carry logprobs only when the server is told to."""
 
     fail_next = True
     with_logprobs = True
-    log_message = lambda *a: None  # noqa: E731
-
-    def _send(self, code, obj):
-        body = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):  # noqa: N802
-        self._send(200, {"data": [{"id": "toy"}]})
 
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers["Content-Length"]))
@@ -107,18 +96,10 @@ def test_started_answer_continues_where_supported_else_plain_chat():
 
 # ---- misbehaving servers on loopback (issue #26): slow, stalled, malformed, NaN; every one bounded in time ----
 
-class _Bad(BaseHTTPRequestHandler):
+class _Bad(JSONHandler):
     """A server that misbehaves as ``mode`` says."""
 
     mode = "trickle"
-    log_message = lambda *a: None  # noqa: E731
-
-    def _send(self, code, body: bytes):
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):  # noqa: N802
         models = {"models_list": [["toy"]], "models_str": "toy", "models_null": None}

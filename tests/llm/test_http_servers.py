@@ -3,11 +3,10 @@ a dead server dropped from the rotation, and the answer cache resuming a killed 
 in this process (fast, exact), then against three `recfuse llm serve` processes of a tiny random model on
 loopback, one of them killed mid-run."""
 
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -18,25 +17,14 @@ from recfuse.llm.cache import CachedLLM
 from recfuse.llm.config import LLMConfig
 from recfuse.llm.http import HTTPLLM
 from recfuse.llm.launch import free_port, launch_recfuse_server
+from tests.llm.fake_servers import JSONHandler
 
 
 def toy_server(name: str, status: int = 200):
     """A chat server that answers its own name (or ``status`` with an error), counting what it was asked."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JSONHandler):
         asked = 0
-        log_message = lambda *a: None  # noqa: E731
-
-        def _send(self, code, obj):
-            body = json.dumps(obj).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_GET(self):  # noqa: N802
-            self._send(200, {"data": [{"id": "toy"}]})
 
         def do_POST(self):  # noqa: N802
             self.rfile.read(int(self.headers["Content-Length"]))
