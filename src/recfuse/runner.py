@@ -20,7 +20,8 @@ from recfuse.method import Method, RunReport, get_method, method_of_results, rec
 
 log = logging.getLogger(__name__)
 #: settings that do not change results: a finished run is reused whatever they are
-IGNORED_FOR_REUSE = ("progress",)
+#: options that change what a run writes beside its results, not the results: a finished run is reused across them
+IGNORED_FOR_REUSE = ("progress", "servable")
 
 
 def run_method(name: str, cfg: Any) -> RunReport:

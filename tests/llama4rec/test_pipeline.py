@@ -104,3 +104,17 @@ def test_rating_task_with_a_ranking_backbone_is_a_clear_error(tiny_llm_dir, tmp_
     from recfuse.errors import ConfigError
     with pytest.raises(ConfigError, match="the rating task needs a rating model; 'mf' is a direct model"):
         make("rating", "mf", tiny_llm_dir, tmp_path, ["base"])  # refused when built, before any training
+
+
+def test_a_llama4rec_run_folder_is_servable(tiny_llm_dir, tmp_path):
+    """The results folder keeps each seed's backbone (the one Llama4Rec mixed with), the dataset's ids and
+    serving.json; the tuned adapter's folder and the chosen alphas are in results.json for --llm-rerank."""
+    from recfuse.models.runfolder import read_run
+    from recfuse.serving.rerank import settings_from_llama4rec_run
+
+    make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "llama4rec"]).run()
+    out = tmp_path / "synthetic" / "direct-mf"
+    run = read_run(out)
+    assert run.seeds == [0, 1] and (out / "seed-1" / "model").is_dir()
+    found, llm = settings_from_llama4rec_run(out, seed=0)
+    assert "adapter" in found and llm["backend"] == "hf"

@@ -11,7 +11,7 @@ import pytest
 
 from recfuse.cli import main
 from recfuse.llama4rec.prompting import presentation_order
-from recfuse.serving.runfolder import read_run
+from recfuse.models.runfolder import read_run
 
 from .conftest import Server, train
 

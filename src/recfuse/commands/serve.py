@@ -103,7 +103,7 @@ def main(run: str | Path, cfg: ServeConfig) -> int:
     except ModuleNotFoundError as e:
         raise ConfigError(f"recfuse serve needs FastAPI and uvicorn ({e.name} is missing): pip install fastapi uvicorn, "
                           "or rerun scripts/setup.sh") from None
-    from recfuse.serving.runfolder import read_run  # lazy: the models' imports (torch)
+    from recfuse.models.runfolder import read_run  # lazy: the models' imports (torch)
     from recfuse.serving.state import ServingState  # lazy: the models' imports (torch)
 
     api_key = None

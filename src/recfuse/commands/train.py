@@ -20,8 +20,8 @@ from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std
 from recfuse.models.base import available_models, create_model, get_model_class
 from recfuse.models.training import TorchRecommender
-from recfuse.serving import runfolder
-from recfuse.serving.runfolder import text_tower_features
+from recfuse.models import runfolder
+from recfuse.serving.texts import text_tower_features
 
 
 @dataclass

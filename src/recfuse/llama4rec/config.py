@@ -59,6 +59,9 @@ class Llama4RecConfig:
               "otherwise leave it out and say so in the report (1: always use both, as the paper does)")
     ks: list[int] = option([3, 5], "cut-offs reported")
     out: str = option("runs/llama4rec", "output folder")
+    servable: bool = option(True, "also save each seed's backbone (the one Llama4Rec mixed with), the dataset's ids "
+                                  "and serving.json in the results folder, so that `recfuse serve FOLDER "
+                                  "--llm-rerank --llama4rec-run FOLDER` serves the run")
     progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, check_split, kcore, leave_one_out
 from recfuse.eval.stats import paired_ttest
@@ -47,6 +48,7 @@ from recfuse.llama4rec.tasks import Task, task_for
 from recfuse.llm.config import load_llm
 from recfuse.llm.tuning import tune
 from recfuse.method import Method, RunReport
+from recfuse.models import runfolder
 from recfuse.models.base import Recommender, check_model_task
 from recfuse.models.fitting import FitLog, fit_backbone
 
@@ -221,6 +223,9 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             info.test_users = int(len(next(iter(values.values()))))
             result.variants[variant] = info
             result.per_user[variant] = values
+        if cfg.servable:  # the backbone Llama4Rec mixed with, for recfuse serve
+            runfolder.write_model(self.output_dir(), seed, models[augmented])
+            self._served = (split, models[augmented])
         result.timings = dict(self.timings)
         result.unknown_costs = dict(self.unknown_costs)
         result.peak_memory = dict(self.peak_memory)
@@ -232,7 +237,14 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         return report.output_dir(self.cfg, self.dataset.name)
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
-        return report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results)
+        written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results)
+        served = getattr(self, "_served", None)
+        if self.cfg.servable and served is not None:  # serving.json last: the folder is servable once it is there
+            split, model = served
+            runfolder.write_dataset(written.out, split)
+            runfolder.write_manifest(written.out, self.cfg.backbone, model, [r.seed for r in results], split,
+                                     settings=to_dict(self.cfg))
+        return written
 
     @classmethod
     def rerender(cls, folder: Path, config: Llama4RecConfig, results: dict[str, Any]) -> list[Path]:

@@ -1,6 +1,6 @@
 """Serving trained recommenders over HTTP: ``recfuse serve RUN_FOLDER``.
 
-* :mod:`~recfuse.serving.runfolder`: what a servable run folder holds, written by ``recfuse train --out``;
+* :mod:`~recfuse.models.runfolder`: what a servable run folder holds, written by ``recfuse train --out``;
 * :mod:`~recfuse.serving.engine`: a loaded model's scores for known users, new users folded in from their
   items, similar items, and new items through a feature or text tower;
 * :mod:`~recfuse.serving.state`: the model, the id vocabularies and the feedback log behind one lock;

@@ -31,7 +31,8 @@ from recfuse.data.sequences import user_histories
 from recfuse.models.similar import most_similar_by_interactions, most_similar_users
 from recfuse.serving.engine import CannotServe, Engine, engine_for
 from recfuse.serving.rerank import Reranker
-from recfuse.serving.runfolder import ServableRun, encode_texts, item_text, read_run
+from recfuse.models.runfolder import ServableRun, read_run
+from recfuse.serving.texts import encode_texts, item_text
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class ServingState:
     Parameters
     ----------
     run
-        The run folder, read (:func:`~recfuse.serving.runfolder.read_run`).
+        The run folder, read (:func:`~recfuse.models.runfolder.read_run`).
     seed
         Which seed's model to serve (default: the first trained).
     reranker
