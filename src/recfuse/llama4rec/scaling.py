@@ -143,6 +143,10 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
         levels = {r[chance] for r in rows if chance in r}
         for level in levels:
             ax.axhline(level, color="grey", linestyle="--", label="chance")
+        own = [r["backbone_top1"] for r in rows if name == "llm_top1" and "backbone_top1" in r
+               and r["call"].split("/")[-1] == "test"]
+        if own:  # the backbone's own first place on the same users: what the LLM has to beat
+            ax.axhline(float(np.mean(own)), color="black", linestyle=":", label="backbone's order (test)")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("instructions per task")
         ax.set_ylabel({"llm_top1": "top-1 accuracy (answer in list)", "answer_loss": "loss on the answer letter"}[name])
