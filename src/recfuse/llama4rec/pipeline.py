@@ -44,7 +44,7 @@ from recfuse.llama4rec import report
 from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
-from recfuse.llama4rec.tasks import Task, task_for
+from recfuse.llama4rec.tasks import PerUser, Task, task_for
 from recfuse.llm.config import load_llm
 from recfuse.llm.tuning import tune
 from recfuse.method import Method, RunReport
@@ -75,15 +75,24 @@ def choose_alphas(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float],
     return grid[i], (grid[j] if adaptive else None), table
 
 
+def gain_evidence(task: Task, new: PerUser, old: PerUser) -> dict[str, float]:
+    """Paired t-test over validation users (or rated pairs) of ``new`` against ``old`` on the selection
+    metric's per-user values: mean gain (positive: ``new`` is better) and p (1 with fewer than 2 pairs)."""
+    a, b = task.gains(new), task.gains(old)
+    if len(a) < 2:
+        return {"mean_diff": float(np.mean(a - b)) if len(a) else 0.0, "p": 1.0}
+    return paired_ttest(a, b)
+
+
+def supported(evidence: dict[str, float], guard: float) -> bool:
+    """Whether validation supports an LLM contribution: a gain with p below ``guard`` (1: always)."""
+    return guard >= 1 or (evidence["mean_diff"] > 0 and evidence["p"] < guard)
+
+
 def alpha_evidence(task: Task, q: Any, scores: np.ndarray, alpha: np.ndarray) -> dict[str, float]:
-    """Paired t-test over validation users (or rated pairs) of the mix with weights ``alpha`` against the
-    backbone's own prediction, on the selection metric's per-user values: mean gain (positive: the mix is
-    better) and p. The grid's best point is a maximum over several: only a clear gain justifies the LLM."""
-    mixed = task.gains(task.evaluate(q, task.mix(q, scores, alpha)))
-    own = task.gains(task.evaluate(q, task.own(q)))
-    if len(mixed) < 2:
-        return {"mean_diff": float(np.mean(mixed - own)) if len(mixed) else 0.0, "p": 1.0}
-    return paired_ttest(mixed, own)
+    """:func:`gain_evidence` of the mix with weights ``alpha`` against the backbone's own prediction. The grid's
+    best point is a maximum over several: only a clear gain justifies the LLM."""
+    return gain_evidence(task, task.evaluate(q, task.mix(q, scores, alpha)), task.evaluate(q, task.own(q)))
 
 
 def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
@@ -184,9 +193,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         augmented = "base"  # the backbone the mixing variants build on: the augmented one where validation says so
         if need_da:
             qa, qb = query("da", "valid"), query("base", "valid")
-            da_evidence = paired_ttest(task.gains(task.evaluate(qa, task.own(qa))),
-                                       task.gains(task.evaluate(qb, task.own(qb))))
-            use_da = guard >= 1 or (da_evidence["mean_diff"] > 0 and da_evidence["p"] < guard)
+            da_evidence = gain_evidence(task, task.evaluate(qa, task.own(qa)), task.evaluate(qb, task.own(qb)))
+            use_da = supported(da_evidence, guard)
             augmented = "da" if use_da else "base"
             result.data_augmentation = {**(result.data_augmentation or {}), "valid_gain": da_evidence["mean_diff"],
                                         "valid_p": da_evidence["p"], "used": use_da}
@@ -206,7 +214,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                 qv, sv = scored(model, pa, "valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
                 evidence = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
-                use = guard >= 1 or (evidence["mean_diff"] > 0 and evidence["p"] < guard)
+                use = supported(evidence, guard)
                 qt, st = scored(model, pa, "test")
                 alpha_t = weights(qt, a1, a2) if use else np.zeros(qt.size)
                 values = task.evaluate(qt, task.mix(qt, st, alpha_t))

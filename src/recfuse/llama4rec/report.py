@@ -16,7 +16,7 @@ from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult
-from recfuse.llama4rec.scaling import read_runs, write_scaling
+from recfuse.llama4rec.scaling import write_scaling
 from recfuse.method import RunReport, pending_note
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
@@ -314,8 +314,8 @@ def suite_section(task: str, backbone: str, dataset_name: str, display: list[dic
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
     """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
     sections = []
-    for entry, folder in zip(entries, folders):
-        results = read_json(folder / "results.json")
+    runs = [read_json(folder / "results.json") for folder in folders]
+    for entry, results in zip(entries, runs):
         point = f" [{Path(entry['folder']).parts[0]}]" if "folder" in entry else ""  # a suite with axes
         sections.append(suite_section(entry["task"], entry["backbone"] + point, entry["dataset"], results["display"],
                                       results.get("paper")))
@@ -326,5 +326,5 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
     write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections))
     written = [out / "suite.md", out / "suite.json"]
     if any("folder" in e for e in entries):  # a suite with axes: the scaling study's summary and figures
-        written += write_scaling(out, [e["config"] for e in entries], read_runs(folders))
+        written += write_scaling(out, [e["config"] for e in entries], runs)
     return written

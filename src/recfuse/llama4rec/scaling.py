@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.io import read_json, write_json, write_text
+from recfuse.io import write_json, write_text
 
 TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
 RATING_KEYS = ("rmse", "mae")
@@ -156,7 +156,3 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
     save_figure(fig, path)
     return path
 
-
-def read_runs(folders: list[Path]) -> list[dict[str, Any]]:
-    """results.json of each run folder."""
-    return [read_json(f / "results.json") for f in folders]
