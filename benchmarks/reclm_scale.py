@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "tunings": ["untuned"], "backbone_params": {"epochs": args.epochs, "patience": args.epochs},
         "similar_params": {"epochs": args.epochs}, "profile_users": args.profile_users, "encoder": args.encoder,
         "domain": "news", "ks": [k for k in (20, 40) if k < ds.n_items] or [max(1, ds.n_items // 2)], "seeds": [0], "out": str(Path(tempfile.mkdtemp()) / "runs"),
-        "progress": False})
+        "progress": False, "servable": False})
     method = ScaleRecLM(cfg, ds)
     start_rss = (resident_bytes() or 0) / 2 ** 30
     result = method.run_seed(0)

@@ -260,3 +260,40 @@ def test_reclm_split_options_are_checked(tiny_llm_dir, tmp_path):
         make(tiny_llm_dir, tmp_path, ["untuned"], valid_start=5.0)
     with pytest.raises(ConfigError, match="predefined split uses the dataset's own files"):
         make(tiny_llm_dir, tmp_path, ["untuned"], split="predefined", valid_start=1.0, test_start=2.0)
+
+
+def test_a_reclm_run_folder_is_servable_with_new_items(tiny_llm_dir, tmp_path):
+    """The results folder keeps each seed's served model (the first backbone's Augment), the dataset and
+    serving.json; `recfuse serve` (a real process) recommends from it and scores a new item at once through
+    its description (text features) and its description's fallback profile (the fused profile)."""
+    from recfuse.models.runfolder import read_run
+    from recfuse.serving.texts import new_item_description
+    from tests.serving.conftest import Server
+
+    method = make(tiny_llm_dir, tmp_path, ["untuned"], variants=("base", "augment"))
+    method.run()
+    out = tmp_path / method.dataset.name
+    run = read_run(out)
+    manifest = run.manifest
+    assert run.seeds == [0] and manifest["model"] == "biasmf" and manifest["settings"]["served_variant"] == "augment"
+    assert manifest["item_text_format"] == "description" and manifest["item_profile_encoder"] == "hashing:32"
+    ds = run.dataset  # a new item's description is written as a known item's
+    features = {f.name: f.row_values(3) for f in ds.item_features if f.name != "title" and f.kind != "text"}
+    text_fields = [f for f in ds.item_text_fields() if f != "title"]
+    text = str(ds.item_features[text_fields[0]].row_values(3)) if text_fields else ""
+    assert new_item_description(ds, ds.item_title(3), text, features) == ds.item_description(3)
+    server = Server(out)
+    try:
+        health = server.get("/health").json()
+        assert health["model"] == "biasmf" and health["can"]["new_items"] is True
+        user = str(ds.users.ids[0])
+        assert len(server.get("/v1/recommend", params={"user": user, "k": 5}).json()["items"]) == 5
+        item = {"item": "brand-new", "title": ds.item_title(3), "text": text, "features": features}
+        r = server.post("/v1/items", json=item)
+        assert r.status_code == 201, r.text
+        everything = server.get("/v1/recommend", params={"user": user, "k": 1000}).json()["items"]
+        assert "brand-new" in everything
+        assert server.post("/v1/items", json={**item, "item": "x", "features": {"colour": "red"}}).status_code == 422
+        assert server.get("/health").json()["new_item_profiles_from_description"] == 1
+    finally:
+        server.stop()

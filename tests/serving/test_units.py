@@ -59,6 +59,29 @@ def test_a_new_item_gets_what_the_model_gives_an_item_without_interactions(synth
     assert model.dot_product == (name != "neumf")
 
 
+@pytest.mark.parametrize("name", ["lightgcn", "mf"])
+def test_a_new_item_of_a_profile_fusing_model_gets_its_features_and_profile(synthetic_split, name):
+    """RecLM's Augment fuses item profiles: item 0 (no training interaction) with its feature vector and its
+    profile embedding gets exactly what the model gives it; without a profile the model refuses."""
+    split = synthetic_split
+    cold = Split(split.dataset, split.train.take(split.train.item != 0), split.valid, split.test, "item 0 cold")
+    features = item_feature_matrix(split.dataset)
+    profiles = np.random.default_rng(0).normal(size=(split.n_items, 6)).astype(np.float32)
+    model = create_model(name, epochs=2, seed=0, item_tower="features", item_features=features,
+                         item_profiles=profiles).fit(cold, progress=False)
+    _, items = model.final_representations()
+    assert model.item_profile_dim == 6
+    assert np.allclose(model.cold_item_representations(features[:1], profiles[:1]), items[:1], atol=1e-5)
+    with pytest.raises(ConfigError, match="needs its profile embedding"):
+        model.cold_item_representations(features[:1])
+    with pytest.raises(ConfigError, match="profile embeddings must have shape"):
+        model.cold_item_representations(features[:1], profiles[:1, :3])
+    engine = engine_for(model)
+    assert engine.new_item_refusal() is None and engine.item_profile_dim == 6
+    engine.add_items(features[:1], profiles[:1])
+    assert engine.n_items == split.n_items + 1 and np.allclose(engine.items[-1], items[0], atol=1e-5)
+
+
 def test_an_id_tower_cannot_take_new_items(synthetic_split):
     model = create_model("mf", epochs=1, seed=0).fit(synthetic_split, progress=False)
     with pytest.raises(ConfigError, match="feature MLP"):

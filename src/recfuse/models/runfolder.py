@@ -9,8 +9,10 @@ Beside the results (``results.json``, ``.md``, ``.csv``, ``config.yaml``) a run 
   weigh Llama4Rec's aggregation), and the item side features (titles and text for prompts and new items'
   display, the categorical and numeric features a feature tower encodes);
 * ``serving.json``, written last: the model, its task, the seeds, and how a new item's features are encoded
-  (the feature encoder of a feature tower and the text encoder of a text tower, if any). Its presence is what
-  makes the folder servable.
+  (the feature encoder of a feature tower, the text encoder of a text tower and what it reads, and the
+  encoder of fused item profiles, if any). Its presence is what makes the folder servable.
+
+``recfuse train --out``, ``recfuse run llama4rec`` and ``recfuse run reclm`` write run folders.
 
 Every file is written atomically (a folder through a temporary folder renamed into place), so a crash never
 leaves a half-written model or dataset. Nothing is pickled.
@@ -95,12 +97,18 @@ def write_model(folder: str | Path, seed: int, model: Recommender) -> Path:
 
 def write_manifest(folder: str | Path, model_name: str, model: Recommender, seeds: Sequence[int],
                    split: Split, item_text_encoder: str = "", side_features: FeatureEncoder | None = None,
-                   settings: Mapping[str, Any] | None = None) -> Path:
+                   settings: Mapping[str, Any] | None = None, item_text_format: str = "tower",
+                   item_profile_encoder: str = "") -> Path:
     """``folder/serving.json``, written last: what ``recfuse serve`` needs to load the run.
 
     ``side_features``: the encoder of the item side features a feature tower was trained on (fitted here
     when the model has a feature tower and none is given); ``item_text_encoder``: the text encoder of a text
-    tower (its vectors come first in the item features)."""
+    tower (its vectors come first in the item features); ``item_text_format``: what it encodes per item,
+    ``tower`` (title and text: ``recfuse train --item-text``) or ``description`` (the item's whole
+    description, features included: RecLM); ``item_profile_encoder``: the encoder of the item profiles a
+    model fuses (RecLM's Augment; a new item's profile is its description's fallback profile)."""
+    if item_text_format not in ("tower", "description"):
+        raise ConfigError(f"item_text_format must be 'tower' or 'description', got {item_text_format!r}")
     tower = str(getattr(model, "item_tower", "id") or "id")
     if tower != "id" and side_features is None and not item_text_encoder:
         try:
@@ -111,7 +119,8 @@ def write_manifest(folder: str | Path, model_name: str, model: Recommender, seed
         "format": FORMAT, "recfuse": __version__, "model": model_name,
         "class": f"{type(model).__module__}:{type(model).__qualname__}", "task": model.task,
         "dataset": split.dataset.name, "protocol": split.protocol, "seeds": [int(s) for s in seeds],
-        "item_tower": tower, "item_text_encoder": item_text_encoder or None,
+        "item_tower": tower, "item_text_encoder": item_text_encoder or None, "item_text_format": item_text_format,
+        "item_profile_encoder": item_profile_encoder or None,
         "side_features": side_features.to_json() if side_features is not None else None,
         "settings": dict(settings or {}),
     }

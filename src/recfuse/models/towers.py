@@ -218,19 +218,32 @@ class Tower(nn.Module):
                 return self._rows(uniq)[inverse]
         return self._rows(index)
 
-    def feature_rows(self, features: torch.Tensor) -> torch.Tensor:
+    def feature_rows(self, features: torch.Tensor, profiles: torch.Tensor | None = None) -> torch.Tensor:
         """Layer-0 representations of rows outside the table, from their feature vectors alone (an item
-        never seen in training: no ID row, the feature MLP only). Raises :class:`~recfuse.errors.ConfigError`
-        for a tower without a feature MLP (``kind="id"``) or with profile fusion (a new row has no profile)."""
+        never seen in training: no ID row, the feature MLP only) and, for a tower that fuses profiles, their
+        profile embeddings (rows like ``profiles``). Raises :class:`~recfuse.errors.ConfigError` for a tower
+        without a feature MLP (``kind="id"``), or with profile fusion where no profiles are given."""
         if self.feature_mlp is None:
             raise ConfigError(f"the {self.kind!r} tower has no feature MLP: it cannot represent a row it was "
                               "not trained on (train with item_tower=features or id+features)")
-        if self.profile_mlp is not None:
-            raise ConfigError("the tower fuses profiles: a new row has no profile to fuse")
         if features.ndim != 2 or features.shape[1] != self.features.shape[1]:
             raise ConfigError(f"feature vectors must have shape (n, {self.features.shape[1]}), got "
                               f"{tuple(features.shape)}")
-        return self.feature_mlp(features.to(self.features.device, self.features.dtype))
+        x = self.feature_mlp(features.to(self.features.device, self.features.dtype))
+        if self.profile_mlp is None:
+            return x
+        if profiles is None:
+            raise ConfigError("the tower fuses profiles: a new row needs its profile embedding too")
+        if profiles.ndim != 2 or profiles.shape != (features.shape[0], self.profiles.shape[1]):
+            raise ConfigError(f"profile embeddings must have shape ({features.shape[0]}, {self.profiles.shape[1]}), "
+                              f"got {tuple(profiles.shape)}")
+        p = self.profile_mlp(profiles.to(self.profiles.device, self.profiles.dtype))
+        return x + p if self.fuse is None else self.fuse(torch.cat([x, p], dim=-1))
+
+    @property
+    def profile_dim(self) -> int:
+        """Width of the fused profile embeddings (0: the tower fuses none)."""
+        return int(self.profiles.shape[1]) if self.profile_mlp is not None else 0
 
     def _rows(self, index: torch.Tensor | None) -> torch.Tensor:
         def rows(t: torch.Tensor) -> torch.Tensor:

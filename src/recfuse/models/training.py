@@ -458,15 +458,22 @@ class TorchRecommender(Recommender):
             i = torch.as_tensor(np.asarray(items, np.float32), device=dev)
             return backbone.pair_scores(u, i).float().cpu().numpy()
 
-    def cold_item_representations(self, features: Floats) -> Floats:
+    def cold_item_representations(self, features: Floats, profiles: Floats | None = None) -> Floats:
         """Final representations ``(n, d)`` of items never seen in training, from their item feature vectors
-        (rows like ``item_features``): what the model gives an item without a training interaction. Only
-        a feature tower (``item_tower`` ``features`` or ``id+features``, without item profiles) can; others
-        raise :class:`~recfuse.errors.ConfigError`."""
+        (rows like ``item_features``) and, where the model fuses item profiles (RecLM), their profile
+        embeddings (rows like ``item_profiles``): what the model gives an item without a training
+        interaction. Only a feature tower (``item_tower`` ``features`` or ``id+features``) can; others raise
+        :class:`~recfuse.errors.ConfigError`, as does a profile-fusing tower given no profiles."""
         backbone = self._fitted_backbone()
         with torch.no_grad():
-            ego = backbone.items.feature_rows(torch.as_tensor(np.asarray(features, np.float32)))
+            prof = None if profiles is None else torch.as_tensor(np.asarray(profiles, np.float32))
+            ego = backbone.items.feature_rows(torch.as_tensor(np.asarray(features, np.float32)), prof)
             return backbone.cold_items(ego).float().cpu().numpy()
+
+    @property
+    def item_profile_dim(self) -> int:
+        """Width of the item profile embeddings the model fuses (0: none)."""
+        return self._fitted_backbone().items.profile_dim
 
     # -- persistence ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -84,6 +84,10 @@ class RecLMConfig:
     out: str = option("runs/reclm", "output folder (results go to <out>/<dataset>)")
     name: str = option("", "a sub-folder for this run's results, <out>/<dataset>/<name> (several runs of one "
                            "dataset in a suite, e.g. the main run over seeds and a tuning ablation)")
+    servable: bool = option(True, "also save each seed's served model (the first backbone; Augment with the last "
+                                  "tuning's profiles where it ran, else Base), the dataset's ids and serving.json "
+                                  "in the results folder, so that `recfuse serve FOLDER` serves the run (new items "
+                                  "scored through their text and description profile)")
     progress: bool = option(True, "show progress bars")
 
 

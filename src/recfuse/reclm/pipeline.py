@@ -40,6 +40,7 @@ from recfuse.llm.parsing import ParseStats
 from recfuse.llm.prompts import PromptBuilder
 from recfuse.llm.tuning import tune
 from recfuse.method import Method, RunReport
+from recfuse.models import runfolder
 from recfuse.models.fitting import FitLog, fit_backbone
 from recfuse.models.similar import most_similar_users
 from recfuse.reclm import backbones as bb
@@ -273,11 +274,14 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         similar = self._timed("similar users", self.similar_users, split, lseed)
         hist = user_histories(split.train, split.n_users)
         params = {"valid_metric": cfg.select_metric, **cfg.backbone_params}
+        served: dict[str, Any] = {}
 
         def run(backbone: str, variant: str, tuning: str | None, p: dict | None) -> None:
             up = p["users"] if p is not None and variant in ("augment", "wo_item") else None
             ip = p["items"] if p is not None and variant in ("augment", "wo_user") else None
             model, tlog = self.fit(backbone, params, split, seed, text_emb, up, ip, f"{variant}:{tuning}")
+            if cfg.servable and backbone == cfg.backbones[0] and variant in ("base", "augment"):
+                served[variant] = model  # the last tuning's Augment replaces the earlier ones
             results = self.evaluate(model, split, variant)
             for setting, res in results.items():
                 row = MetricRow(backbone, variant, tuning or "-", setting,
@@ -306,6 +310,10 @@ class RecLM(Method[RecLMConfig, SeedResult]):
                 for variant in cfg.variants:
                     if variant != "base":
                         run(backbone, variant, tuning, p)
+        if served:  # for recfuse serve: Augment (the full method) where it ran, else Base
+            variant = "augment" if "augment" in served else "base"
+            runfolder.write_model(self.output_dir(), seed, served[variant])
+            self._served = (split, served[variant], variant)
         result.timings = dict(self.timings)
         return result
 
@@ -314,7 +322,17 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         return report.output_dir(self.cfg, self.dataset.name)
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
-        return report.write_reclm_report(self.name, self.cfg, self.dataset, results)
+        written = report.write_reclm_report(self.name, self.cfg, self.dataset, results)
+        served = getattr(self, "_served", None)
+        if self.cfg.servable and served is not None:  # serving.json last: the folder is servable once it is there
+            split, model, variant = served
+            runfolder.write_dataset(written.out, split)
+            runfolder.write_manifest(
+                written.out, self.cfg.backbones[0], model, [r.seed for r in results], split,
+                item_text_encoder=self.cfg.encoder, item_text_format="description",
+                item_profile_encoder=self.cfg.encoder if variant == "augment" else "",
+                settings={**to_dict(self.cfg), "served_variant": variant})
+        return written
 
     @classmethod
     def rerender(cls, folder: Path, config: RecLMConfig, results: dict[str, Any]) -> list[Path]:

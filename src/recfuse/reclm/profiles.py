@@ -142,7 +142,12 @@ def fallback_user_profile(dataset: Dataset, history: ItemIds, n: int = 5) -> str
 
 
 def fallback_item_profile(dataset: Dataset, item: int | np.integer) -> str:
-    return format_profile("unknown", escape_text(dataset.item_description(int(item)), 200))
+    return fallback_profile_of_description(dataset.item_description(int(item)))
+
+
+def fallback_profile_of_description(description: str) -> str:
+    """The profile an item gets where no LLM wrote one: its description (:meth:`Dataset.item_description`)."""
+    return format_profile("unknown", escape_text(description, 200))
 
 
 @dataclass

@@ -110,8 +110,14 @@ class Engine:
         return (f"model {self.name!r} scores only the items it was trained on; a model with a feature or text "
                 "tower (recfuse train --param item_tower=features, or --item-text ENCODER) scores new items")
 
-    def add_items(self, features: np.ndarray) -> None:
-        """Append items given by their item feature vectors (rows like the model's ``item_features``)."""
+    @property
+    def item_profile_dim(self) -> int:
+        """Width of the item profile embeddings a new item needs besides its features (0: none)."""
+        return 0
+
+    def add_items(self, features: np.ndarray, profiles: np.ndarray | None = None) -> None:
+        """Append items given by their item feature vectors (rows like the model's ``item_features``) and,
+        for a model that fuses item profiles, their profile embeddings (rows like ``item_profiles``)."""
         raise CannotServe(self.new_item_refusal())
 
     def _pad(self, scores: np.ndarray) -> np.ndarray:
@@ -193,7 +199,8 @@ class EmbeddingEngine(Engine):
     def new_item_refusal(self) -> str | None:
         if not hasattr(self, "_new_item_refusal"):  # asked on every /health: found out once
             try:
-                self.model.cold_item_representations(np.zeros((0, self._feature_dim()), F32))
+                profiles = np.zeros((0, self.item_profile_dim), F32) if self.item_profile_dim else None
+                self.model.cold_item_representations(np.zeros((0, self._feature_dim()), F32), profiles)
                 self._new_item_refusal: str | None = None
             except ConfigError as e:
                 self._new_item_refusal = f"model {self.name!r} cannot score an item it was not trained on: {e}"
@@ -203,11 +210,16 @@ class EmbeddingEngine(Engine):
         features = self.model.arrays.get("item_features")
         return 0 if features is None else int(np.shape(features)[1])
 
-    def add_items(self, features: np.ndarray) -> None:
+    @property
+    def item_profile_dim(self) -> int:
+        return self.model.item_profile_dim
+
+    def add_items(self, features: np.ndarray, profiles: np.ndarray | None = None) -> None:
         refusal = self.new_item_refusal()
         if refusal is not None:
             raise CannotServe(refusal)
-        new = self.model.cold_item_representations(np.asarray(features, F32))
+        new = self.model.cold_item_representations(np.asarray(features, F32),
+                                                   None if profiles is None else np.asarray(profiles, F32))
         self._set_items(np.vstack([self._state[0], new]))
 
 

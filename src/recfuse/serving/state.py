@@ -32,7 +32,8 @@ from recfuse.models.similar import most_similar_by_interactions, most_similar_us
 from recfuse.serving.engine import CannotServe, Engine, engine_for
 from recfuse.serving.rerank import Reranker
 from recfuse.models.runfolder import ServableRun, read_run
-from recfuse.serving.texts import encode_texts, item_text
+from recfuse.reclm.profiles import fallback_profile_of_description
+from recfuse.serving.texts import encode_texts, item_text, new_item_description
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,15 @@ class ServingState:
         self.train_counts = np.bincount(inter.user[run.part == 0], minlength=dataset.n_users)
         self.side_features = run.side_features()
         self.text_encoder: str | None = run.manifest.get("item_text_encoder")
+        self.text_format: str = run.manifest.get("item_text_format") or "tower"
+        self.profile_encoder: str | None = run.manifest.get("item_profile_encoder")
+        self.schema = dataset  # the item features a new item may name (RecLM's descriptions use them all)
         self.prompt_dataset = _prompt_dataset(dataset)
         self.lock = threading.RLock()
         self.feedback: dict[str, list[int]] = {}
         self.feedback_count = 0
         self.new_items = 0
+        self.fallback_item_profiles = 0  # new items whose fused profile is their description (no LLM wrote one)
         self.skipped_log_lines = 0
         self.counters = Counters()
         self.started = time.time()
@@ -311,8 +316,11 @@ class ServingState:
                     "users": {u: {"known": u in self.users, "feedback": len(self.feedback[u])} for u in users}}
 
     def item_vector(self, title: str, text: str, features: Mapping[str, Any]) -> np.ndarray:
-        """The item feature vector a new item gets: its text through the run's text encoder (a text tower)
-        and its side features through the run's feature encoder, as the items of the training data got them."""
+        """The item feature vector a new item gets, as the items of the training data got theirs: its text
+        through the run's text encoder (a text tower; RecLM's: its whole description, features included) and
+        its side features through the run's feature encoder."""
+        if self.text_format == "description":
+            return encode_texts([self.description(title, text, features)], self._text_encoder()).astype(np.float32)
         parts = []
         if self.text_encoder:
             parts.append(encode_texts([item_text(title, [text] if text else [])], self.text_encoder))
@@ -329,6 +337,30 @@ class ServingState:
                               "as arrays): train with recfuse train to serve new items")
         return np.hstack(parts).astype(np.float32)
 
+    def description(self, title: str, text: str, features: Mapping[str, Any]) -> str:
+        """A new item's one-line description (:func:`~recfuse.serving.texts.new_item_description`)."""
+        try:
+            return new_item_description(self.schema, title, text, features)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+
+    def _text_encoder(self) -> str:
+        if not self.text_encoder:
+            raise CannotServe("the run folder does not record its text encoder (item_text_encoder in serving.json)")
+        return self.text_encoder
+
+    def item_profile(self, title: str, text: str, features: Mapping[str, Any]) -> np.ndarray | None:
+        """The profile embedding a new item gets from a model that fuses item profiles (RecLM's Augment):
+        the fallback profile RecLM gives an item no LLM wrote a profile for (its description), through the
+        run's profile encoder; None for other models."""
+        if not self.engine.item_profile_dim:
+            return None
+        if not self.profile_encoder:
+            raise CannotServe("the model fuses item profiles but the run folder does not record their encoder "
+                              "(item_profile_encoder in serving.json)")
+        profile = fallback_profile_of_description(self.description(title, text, features))
+        return encode_texts([profile], self.profile_encoder).astype(np.float32)
+
     def add_item(self, item: str, title: str, text: str = "", features: Mapping[str, Any] | None = None,
                  _replaying: bool = False) -> int:
         """Add an item never seen in training; models with a feature or text tower score it at once.
@@ -343,13 +375,16 @@ class ServingState:
             if item in self.item_index:
                 raise Conflict(f"item {item!r} exists")
         vector = self.item_vector(title, text, features)
+        profile = self.item_profile(title, text, features)
         with self.lock:
             if item in self.item_index:
                 raise Conflict(f"item {item!r} exists")
             if not _replaying:
                 self._append("items.jsonl", [{"item": item, "title": title, "text": text, "features": features,
                                               "timestamp": time.time()}])
-            self.engine.add_items(vector)
+            self.engine.add_items(vector, profile)
+            if profile is not None:
+                self.fallback_item_profiles += 1
             self.item_index[item] = len(self.item_ids)
             self.item_ids.append(item)
             self.prompt_dataset = _with_item(self.prompt_dataset, item, title, features)
@@ -388,7 +423,9 @@ class ServingState:
                 "status": "ok", "model": self.engine.name, "engine": self.engine.kind, "task": self.model.task,
                 "seed": self.seed, "dataset": self.dataset_name, "run": str(self.run.folder),
                 "users": self.n_known_users, "new_users": sum(1 for u in self.feedback if u not in self.users),
-                "items": len(self.item_ids), "new_items": self.new_items, "interactions_logged": self.feedback_count,
+                "items": len(self.item_ids), "new_items": self.new_items,
+                "new_item_profiles_from_description": self.fallback_item_profiles,
+                "interactions_logged": self.feedback_count,
                 "log_lines_skipped": self.skipped_log_lines,
                 "can": {"fold_in": self.engine.fold_in_refusal() is None,
                         "new_items": self.engine.new_item_refusal() is None},

@@ -1,12 +1,15 @@
 """Text towers for serving: the one string per item that a text tower encodes, and its vectors.
 
 ``recfuse train --item-text ENCODER`` trains a feature tower on these vectors (:func:`text_tower_features`);
-``recfuse serve`` encodes a new item's text the same way, so it is scored at once.
+``recfuse serve`` encodes a new item's text the same way, so it is scored at once. RecLM's text towers
+encode each item's description instead (:meth:`Dataset.item_description`; a new item's:
+:func:`new_item_description`): the run folder's manifest says which (``item_text_format``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +22,37 @@ def item_text(title: str, texts: Sequence[str]) -> str:
     """The one string a text tower encodes for an item: its title, then its other text, sentence by sentence."""
     parts = [p.strip() for p in (title, *texts) if p and p.strip()]
     return ". ".join(parts)
+
+
+def new_item_description(dataset: Dataset, title: str, text: str, features: Mapping[str, Any]) -> str:
+    """A new item's one-line description as :meth:`Dataset.item_description` writes a known item's (what
+    RecLM's text features and item profiles encode): its title, then ``name: value`` for each item feature of
+    ``dataset`` it has, in the dataset's order; ``text`` is the value of the dataset's first text field (or
+    ends the line where the dataset has none). :class:`ValueError` names features the dataset does not have."""
+    names = [f.name for f in dataset.item_features]
+    unknown = sorted(set(features) - set(names))
+    if unknown:
+        raise ValueError(f"unknown feature(s) {', '.join(unknown)}; the model's features: "
+                         f"{', '.join(n for n in names if n != 'title')}")
+    text_fields = [f for f in dataset.item_text_fields() if f != "title"]
+    parts = [title.strip()]
+    for f in dataset.item_features:
+        if f.name == "title":
+            continue
+        value = text if text_fields and f.name == text_fields[0] else features.get(f.name)
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        elif f.kind == "numeric" and value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"feature {f.name!r} is numeric, got {value!r}") from None
+            value = "" if np.isnan(value) else f"{value:g}"
+        if value:
+            parts.append(f"{f.name}: {value}")
+    if text and not text_fields:
+        parts.append(text.strip())
+    return "; ".join(p for p in parts if p)
 
 
 def dataset_item_texts(dataset: Dataset) -> list[str]:
