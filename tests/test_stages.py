@@ -5,6 +5,7 @@ import sqlite3
 import time
 
 import numpy as np
+import pytest
 
 from recfuse.llm.cache import CachedLLM
 from recfuse.stages import stage_cost, stage_dir
@@ -103,3 +104,24 @@ def test_sigterm_interrupts_the_command_like_ctrl_c(capsys, monkeypatch):
     assert cli.main([]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_stage_scratch_folder_outlives_a_failed_build_and_goes_once_built(tmp_path):
+    """Checkpoints of a long build (SFT) live in the stage's scratch folder: kept when the build dies, so the
+    next build resumes from them, removed once the stage is built; stage scans do not list it."""
+    from recfuse.stages import scan_stages, stage_dir, stage_scratch
+
+    key = {"what": "long"}
+    scratch = stage_scratch("long", key, root=tmp_path)
+
+    def dies(tmp):
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "checkpoint").write_text("step 3")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stage_dir("long", key, dies, root=tmp_path)
+    assert (scratch / "checkpoint").read_text() == "step 3" and scan_stages(tmp_path) == []
+    seen = []
+    folder = stage_dir("long", key, lambda tmp: seen.append((scratch / "checkpoint").read_text()), root=tmp_path)
+    assert seen == ["step 3"] and folder.is_dir() and not scratch.exists()

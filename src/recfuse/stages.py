@@ -230,6 +230,13 @@ def _discard(folder: Path) -> None:
                          "`recfuse cache clean`)") from None
 
 
+def stage_scratch(name: str, key: dict[str, Any], root: Path | None = None) -> Path:
+    """A folder of stage ``name`` for ``key`` that outlives a failed or killed build (its checkpoints, to
+    resume from), removed once the stage is built: ``<root>/<name>/.resume-<fingerprint>`` (not created here)."""
+    root = Path(root) if root is not None else stage_root()
+    return root / name / f".resume-{fingerprint(key)}"
+
+
 def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
     """The output folder of stage ``name`` for ``key``, built by ``build(tmp_folder)`` if missing or if it
     fails verification (:func:`check_stage`; recomputed with a warning naming why)."""
@@ -255,6 +262,7 @@ def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root
             (tmp / COST_FILE).write_text(to_json({"seconds": time.perf_counter() - start}))
             (tmp / KEY_FILE).write_text(to_json(key))
             record_checksums(tmp)
+        shutil.rmtree(stage_scratch(name, key, root), ignore_errors=True)  # built: its checkpoints are spent
     except OSError as e:
         if e.errno in CANNOT_WRITE and not isinstance(e, CacheError):
             where = f" ({e.filename})" if e.filename else ""

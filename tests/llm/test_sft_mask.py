@@ -1,5 +1,6 @@
 """The SFT label mask, token by token, on the embedded model's chat template."""
 
+import numpy as np
 import pytest
 
 from recfuse.llm.sft import IGNORE, as_messages, tokenize_dialogue
@@ -100,3 +101,54 @@ def test_token_budget_parts_give_the_whole_batch_gradient(tiny_llm_dir, tmp_path
         weights.append(load_file(str(tmp_path / run / "adapter_model.safetensors")))
         assert log["tokens"] <= log["padded_tokens"]
     assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-5) for k in weights[0])
+
+
+def test_a_killed_tuning_resumes_from_its_checkpoint_to_the_same_adapter(tiny_llm_dir, tmp_path, monkeypatch):
+    """A run that dies at step 4 of 5 (after a checkpoint every step) resumes from step 3 and writes the adapter
+    the uninterrupted run writes (dropout on, so the random state is restored too); the losses are whole."""
+    import torch
+    from safetensors.torch import load_file
+
+    import recfuse.llm.sft as sft
+
+    dialogues = [[{"role": "user", "content": f"Question {i} " + "word " * i + "?"},
+                  {"role": "assistant", "content": f"Answer {i}."}] for i in range(10)]
+    cfg = sft.SFTConfig(max_steps=5, batch_size=2, lora_r=4, lora_dropout=0.1, bf16="false", warmup_steps=1)
+    whole = sft.train_sft(tiny_llm_dir, dialogues, tmp_path / "whole", cfg, progress=False).log
+    real_loss, calls = sft.response_only_loss, []
+
+    def dies_at_step_4(*args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return real_loss(*args, **kw)
+
+    ckpt = tmp_path / "checkpoints"
+    monkeypatch.setattr(sft, "response_only_loss", dies_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        sft.train_sft(tiny_llm_dir, dialogues, tmp_path / "killed", cfg, progress=False, checkpoint_dir=ckpt,
+                      checkpoint_seconds=0)
+    assert not (tmp_path / "killed").exists() and (ckpt / sft.CHECKPOINT_FILE).is_file()
+    monkeypatch.setattr(sft, "response_only_loss", real_loss)
+    resumed = sft.train_sft(tiny_llm_dir, dialogues, tmp_path / "resumed", cfg, progress=False, checkpoint_dir=ckpt,
+                            checkpoint_seconds=0).log
+    assert resumed["resumed_from_step"] == 3 and whole["resumed_from_step"] == 0
+    assert np.allclose(resumed["losses"], whole["losses"], atol=1e-6)
+    a = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "adapter_model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_checkpoint_minutes_are_read_from_the_environment(monkeypatch):
+    from recfuse.errors import ConfigError
+    from recfuse.llm.sft import CHECKPOINT_SECONDS, default_checkpoint_seconds
+
+    monkeypatch.delenv("RECFUSE_CHECKPOINT_MINUTES", raising=False)
+    assert default_checkpoint_seconds() == CHECKPOINT_SECONDS
+    monkeypatch.setenv("RECFUSE_CHECKPOINT_MINUTES", "2.5")
+    assert default_checkpoint_seconds() == 150
+    monkeypatch.setenv("RECFUSE_CHECKPOINT_MINUTES", "0")
+    assert default_checkpoint_seconds() == float("inf")
+    monkeypatch.setenv("RECFUSE_CHECKPOINT_MINUTES", "soon")
+    with pytest.raises(ConfigError, match="RECFUSE_CHECKPOINT_MINUTES"):
+        default_checkpoint_seconds()

@@ -8,7 +8,11 @@ A small, explicit loop over transformers + peft + accelerate:
 * LoRA by default (``lora=False`` for full-parameter tuning); cosine schedule with warm-up;
 * ``accelerate`` runs it on CPU, one GPU, or many (``accelerate launch --config_file
   configs/accelerate/deepspeed_zero3.yaml ...``); bf16 and gradient checkpointing for 7B models;
-* the result (an adapter or a full model) is written atomically with its training log.
+* the result (an adapter or a full model) is written atomically with its training log;
+* with a ``checkpoint_dir``, a resumable checkpoint (trainable weights, optimizer, schedule, random state,
+  the losses so far) is saved every ``checkpoint_seconds``: a run killed mid-tuning resumes from its last
+  checkpoint and ends with the adapter the uninterrupted run would have written (the batch stream is
+  replayed from the seed, so the same examples follow).
 """
 
 from __future__ import annotations
@@ -177,17 +181,70 @@ class SFTResult:
     log: dict = field(default_factory=dict)
 
 
+#: how often a resumable checkpoint is saved by default (seconds; RECFUSE_CHECKPOINT_MINUTES overrides)
+CHECKPOINT_SECONDS = 600.0
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def default_checkpoint_seconds() -> float:
+    """Seconds between resumable checkpoints: ``RECFUSE_CHECKPOINT_MINUTES`` (0: none) or 10 minutes."""
+    raw = os.environ.get("RECFUSE_CHECKPOINT_MINUTES")
+    if raw is None or not raw.strip():
+        return CHECKPOINT_SECONDS
+    try:
+        minutes = float(raw)
+    except ValueError:
+        raise ConfigError(f"RECFUSE_CHECKPOINT_MINUTES must be a number of minutes, got {raw!r}") from None
+    return minutes * 60.0 if minutes > 0 else math.inf
+
+
 def train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_dir: str | Path,
-              cfg: SFTConfig | None = None, progress: bool = True) -> SFTResult:
+              cfg: SFTConfig | None = None, progress: bool = True, checkpoint_dir: str | Path | None = None,
+              checkpoint_seconds: float | None = None) -> SFTResult:
     """Fine-tune the model in ``model_dir`` on chat ``dialogues``; write the adapter (or model) to ``out_dir``.
-    Reproducible on CPU: the same seed and data give the same adapter (deterministic kernels)."""
+    Reproducible on CPU: the same seed and data give the same adapter (deterministic kernels).
+
+    ``checkpoint_dir``: where a resumable checkpoint is kept every ``checkpoint_seconds`` (default
+    :func:`default_checkpoint_seconds`), and resumed from when one is there; it must belong to these
+    dialogues, model and settings alone (:func:`recfuse.llm.tuning.tune` keys it by them). One process only
+    (under several, nothing is checkpointed)."""
     from recfuse.models.torch_utils import reproducible  # lazy: torch
 
-    return reproducible(_train_sft)(model_dir, dialogues, out_dir, cfg, progress)
+    every = default_checkpoint_seconds() if checkpoint_seconds is None else checkpoint_seconds
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and int(os.environ.get("WORLD_SIZE", "1")) == 1 else None
+    return reproducible(_train_sft)(model_dir, dialogues, out_dir, cfg, progress, ckpt, every)
+
+
+def _save_checkpoint(folder: Path, state: dict) -> None:
+    """``folder/checkpoint.pt``, replaced atomically (a kill mid-save leaves the previous one)."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{CHECKPOINT_FILE}.{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / CHECKPOINT_FILE)
+
+
+def _load_checkpoint(folder: Path | None, total_steps: int) -> dict | None:
+    """The checkpoint in ``folder`` if there is a usable one (same number of steps), else None."""
+    import torch
+
+    path = folder / CHECKPOINT_FILE if folder is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a damaged file: start over, saying so
+        log.warning("instruction tuning: checkpoint %s unreadable (%s): starting from step 0", path, e)
+        return None
+    if state.get("total_steps") != total_steps or not 0 < state.get("step", 0) < total_steps:
+        return None
+    return state
 
 
 def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_dir: str | Path,
-               cfg: SFTConfig | None, progress: bool) -> SFTResult:
+               cfg: SFTConfig | None, progress: bool, checkpoint_dir: Path | None = None,
+               checkpoint_seconds: float = math.inf) -> SFTResult:
     import torch
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_cosine_schedule_with_warmup
@@ -258,9 +315,28 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
         return ids.to(acc.device), lab.to(acc.device), att.to(acc.device)
 
     padded_tokens = tokens_seen = 0
-    losses, start = [], time.perf_counter()
+    losses: list[float] = []
     stream = batches()
-    pbar = bar(range(total_steps), enabled=progress and acc.is_local_main_process, desc="instruction tuning")
+    first_step, elapsed_before = 0, 0.0
+    trainable = {n: p for n, p in acc.unwrap_model(model).named_parameters() if p.requires_grad}
+    resumed = _load_checkpoint(checkpoint_dir, total_steps)
+    if resumed is not None:  # replay the batch stream to where it stopped, then restore every state
+        first_step = int(resumed["step"])
+        for _ in range(first_step * cfg.grad_accum):
+            next(stream)
+        with torch.no_grad():
+            for n, value in resumed["weights"].items():
+                trainable[n].copy_(value)
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        torch.set_rng_state(resumed["torch_rng"])
+        losses = [float(x) for x in resumed["losses"]]
+        padded_tokens, tokens_seen = int(resumed["padded_tokens"]), int(resumed["tokens_seen"])
+        elapsed_before = float(resumed["seconds"])
+        log.info("instruction tuning: resumed from step %d of %d (%s)", first_step, total_steps, checkpoint_dir)
+    start = last_save = time.perf_counter()
+    pbar = bar(range(first_step, total_steps), enabled=progress and acc.is_local_main_process,
+               desc="instruction tuning")
     for step in pbar:
         # one optimizer step: grad_accum batches, each in token-bounded parts; the loss is the mean over every
         # response token of the step, so the parts' gradients add up to exactly the whole step's
@@ -281,12 +357,22 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
         losses.append(step_loss)
         if hasattr(pbar, "set_postfix"):
             pbar.set_postfix(loss=f"{losses[-1]:.3f}")
-    seconds = time.perf_counter() - start
+        now = time.perf_counter()
+        if checkpoint_dir is not None and step + 1 < total_steps and now - last_save >= checkpoint_seconds:
+            _save_checkpoint(checkpoint_dir, {
+                "step": step + 1, "total_steps": total_steps,
+                "weights": {n: p.detach().cpu().clone() for n, p in trainable.items()},
+                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                "losses": losses, "padded_tokens": padded_tokens, "tokens_seen": tokens_seen,
+                "seconds": elapsed_before + now - start})
+            last_save = time.perf_counter()
+    seconds = elapsed_before + time.perf_counter() - start
     out = Path(out_dir)
     log_data = {"config": to_dict(cfg), "examples": len(encoded), "response_tokens": n_response,
                 "steps": total_steps, "bf16": use_bf16, "seconds": seconds, "seconds_per_step": seconds / total_steps,
                 "tokens": tokens_seen, "padded_tokens": padded_tokens, "tokens_per_second": tokens_seen / seconds,
-                "loss_first": losses[0], "loss_last": losses[-1], "losses": losses, "lora": cfg.lora}
+                "loss_first": losses[0], "loss_last": losses[-1], "losses": losses, "lora": cfg.lora,
+                "resumed_from_step": first_step}
     if acc.is_main_process:
         with atomic_dir(out) as tmp:
             acc.unwrap_model(model).save_pretrained(str(tmp))

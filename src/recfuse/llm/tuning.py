@@ -17,7 +17,7 @@ from recfuse.errors import DataError
 from recfuse.io import fingerprint, read_json, write_json, write_text
 from recfuse.llm.config import LLMConfig, base_model_dir
 from recfuse.llm.sft import SFTConfig, train_sft
-from recfuse.stages import stage_dir
+from recfuse.stages import stage_dir, stage_scratch
 
 Dialogue = list[dict[str, Any]]
 
@@ -25,13 +25,15 @@ Dialogue = list[dict[str, Any]]
 def tune(llm: LLMConfig, sft: SFTConfig, dialogues: list[Dialogue], label: str,
          progress: bool = False) -> tuple[Path, dict[str, Any]]:
     """LoRA (or full) SFT on ``dialogues``; returns the adapter folder and the training log (losses
-    aside). Cached by the data, the base weights and the settings."""
+    aside). Cached by the data, the base weights and the settings; a run killed mid-tuning resumes from its
+    last checkpoint (every 10 minutes: ``RECFUSE_CHECKPOINT_MINUTES``) in the stage's scratch folder."""
     base = base_model_dir(llm)
     key = {"base": str(base), "data": fingerprint(dialogues), "sft": to_dict(sft), "label": label}
 
     def build(tmp: Path) -> None:
         write_dialogues(tmp / "dialogues.jsonl", dialogues)
-        res = train_sft(base, dialogues, tmp / "adapter", sft, progress=progress)
+        res = train_sft(base, dialogues, tmp / "adapter", sft, progress=progress,
+                        checkpoint_dir=stage_scratch("sft", key))
         write_json(tmp / "log.json", {k: v for k, v in res.log.items() if k != "losses"})
 
     d = stage_dir("sft", key, build)
