@@ -13,7 +13,7 @@ from recfuse.data.splits import leave_one_out
 from recfuse.errors import ConfigError
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.instructions import inner_split
-from recfuse.llama4rec.pipeline import alpha_evidence, grid_agreement
+from recfuse.llama4rec.pipeline import alpha_evidence, choose_alphas, crossfit_evidence, grid_agreement
 from recfuse.llama4rec.tasks import RankingQueries, RankingTask, instruction_lists
 from recfuse.models.fitting import fit_backbone
 
@@ -47,6 +47,28 @@ def test_a_clearly_better_llm_keeps_its_weight_and_noise_does_not():
     assert not (bad["mean_diff"] > 0 and bad["p"] < 0.05)
     # a weight of zero is exactly the backbone's order: no gain, p = 1
     assert alpha_evidence(t, q, noise, np.zeros(q.size))["p"] == 1.0
+
+
+def test_cross_fitted_evidence_does_not_reward_the_grids_luck():
+    """Pure noise: the best of 25 grid cells measured on the users it was picked on looks like a gain over many
+    draws; measured on users it was not picked on (cross-fitted), the gain is gone. A clear signal survives."""
+    t, grid, l_range = task(), [0.1, 0.3, 0.5, 0.7, 0.9], (0.0, 1.0)
+    in_sample, crossfit = [], []
+    for draw in range(12):
+        q = queries(n=300, seed=draw)
+        noise = np.random.default_rng(100 + draw).random(q.candidates.shape)
+        a1, a2, _ = choose_alphas(t, q, noise, grid, l_range)
+        from recfuse.llama4rec import aggregation as agg
+        in_sample.append(alpha_evidence(t, q, noise, agg.adaptive_alpha(q.l_u, a1, a2, *l_range))["mean_diff"])
+        crossfit.append(crossfit_evidence(t, q, noise, grid, l_range, seed=draw)["mean_diff"])
+    assert np.mean(in_sample) > 0  # the winner's curse
+    assert np.mean(crossfit) < np.mean(in_sample)
+    q = queries()
+    oracle = np.array([np.isin(q.candidates[r], q.truth[r].indices) for r in range(q.size)], dtype=float) + 0.01
+    good = crossfit_evidence(t, q, oracle, grid, l_range)
+    assert good["mean_diff"] > 0 and good["p"] < 1e-6
+    # one weight for all users (w/o AA), and every row of one user in one fold, are handled too
+    assert crossfit_evidence(t, q, oracle, grid, l_range, adaptive=False)["p"] < 1e-6
 
 
 def test_diagnostics_read_the_llm_against_chance():

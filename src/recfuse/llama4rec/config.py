@@ -55,7 +55,8 @@ class Llama4RecConfig:
     select_metric: str = option("ndcg@3", "validation metric that picks alpha1, alpha2 (rmse for rating)")
     validation_guard: float = option(
         0.05, "use each LLM contribution (the backbone retrained on LLM-augmented data; the LLM's weight in the "
-              "mix) only where it beats going without it on validation, in a paired t-test with p below this; "
+              "mix) only where it beats going without it on validation, in a paired t-test with p below this "
+              "(for the weight, cross-fitted over 5 folds of validation users); "
               "otherwise leave it out and say so in the report (1: always use both, as the paper does)")
     ks: list[int] = option([3, 5], "cut-offs reported")
     out: str = option("runs/llama4rec", "output folder")

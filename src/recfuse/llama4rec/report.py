@@ -164,6 +164,10 @@ def alpha_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
             rows.append({"seed": r.seed, "variant": LABELS.get(name, name), "alpha1": v.alpha1,
                          "alpha2": "-" if v.alpha2 is None else v.alpha2, "validation users": v.valid_users,
                          f"gain in {v.select_metric}": f"{v.valid_gain:+.4f}", "p": f"{v.valid_p:.3g}",
+                         # results from before cross-fitting tested the chosen alphas on the users they were chosen on
+                         "evidence": "in-sample" if v.valid_p_in_sample is None else "cross-fitted",
+                         "in-sample gain, p": "-" if v.valid_p_in_sample is None else
+                         f"{v.valid_gain_in_sample:+.4f}, {v.valid_p_in_sample:.3g}",
                          "LLM weight": "used" if v.llm_weight_used else "0 (evidence too thin)",
                          "grid agreement": "-" if v.grid_agreement is None else f"{v.grid_agreement:.2f}",
                          "test rank of choice": "-" if v.test_rank_of_choice is None else v.test_rank_of_choice})

@@ -26,11 +26,15 @@ class VariantResult:
     valid_users: int | None = None  # users (or rated pairs) the alphas were chosen on
     valid_grid: list[list[float]] | None = None  # validation metric over alpha1 x alpha2
     test_grid: list[list[float]] | None = None  # the same on test: analysis only, never a choice
-    #: the chosen alphas against the backbone's own prediction on validation: mean per-user gain in the
-    #: selection metric, its paired p, and whether the LLM weight was kept (False: evidence too thin, weight 0)
+    #: choosing alphas on validation and mixing, against the backbone's own prediction, cross-fitted (each
+    #: validation user mixed with alphas chosen on the other folds): mean per-user gain in the selection
+    #: metric, its paired p, and whether the LLM weight was kept (False: evidence too thin, weight 0)
     valid_gain: float | None = None
     valid_p: float | None = None
     llm_weight_used: bool | None = None
+    #: the same for the alphas chosen on all validation users, measured on those users (optimistic)
+    valid_gain_in_sample: float | None = None
+    valid_p_in_sample: float | None = None
     #: how well validation foresaw test (analysis only): Spearman correlation of the two grids, and the
     #: chosen cell's rank on the test grid (1: the best test cell)
     grid_agreement: float | None = None

@@ -203,6 +203,10 @@ class Task(ABC):
         return self.summarize(per_user)[self.select_metric]
 
     @abstractmethod
+    def row_users(self, q: Any) -> np.ndarray:
+        """The user of each row of ``q``'s per-user values (cross-fitting keeps a user's rows in one fold)."""
+
+    @abstractmethod
     def gains(self, per_user: PerUser) -> np.ndarray:
         """Per-user (or per-pair) values behind the selection metric, oriented so that higher is better
         (for the paired test of the chosen alphas against the backbone's own prediction)."""
@@ -321,6 +325,9 @@ class RankingTask(Task):
 
     def gains(self, per_user: PerUser) -> np.ndarray:
         return per_user[self.select_metric]
+
+    def row_users(self, q: RankingQueries) -> np.ndarray:
+        return q.users
 
     def diagnostics(self, q: RankingQueries, scores: np.ndarray) -> dict[str, float] | None:
         """On the users whose list holds a held-out item (the only ones re-ranking can help): how often the LLM's
@@ -455,6 +462,9 @@ class RatingTask(Task):
 
     def gains(self, per_user: PerUser) -> np.ndarray:
         return -per_user["se"]  # RMSE is chosen on: a smaller squared error is a gain
+
+    def row_users(self, q: RatingQueries) -> np.ndarray:
+        return q.part.user
 
 
 def task_for(method: TaskHost) -> Task:
