@@ -130,3 +130,12 @@ def test_item_profiles_show_the_llms_user_profiles_first(cold_split):
     warm = np.flatnonzero(np.diff(csc.indptr) > 0)
     prompt = llm.prompts[int(np.searchsorted(warm, item))]
     assert len(its) > 1 and f"user <{its[-1]}>" in prompt and f"user <{its[0]}>" not in prompt
+
+
+def test_a_profile_that_copies_the_formats_placeholders_is_invalid():
+    """A small model often answers with the format itself ("<age range>"): counted invalid, so it falls back."""
+    copied = prof.parse_structured_profile("Identities: <age range>,<occupation type>; Interests: <movies you like "
+                                           "to watch >and other related items")
+    assert not copied.ok and "placeholders" in copied.reason
+    assert prof.parse_structured_profile("Identities: a film student, 20s; Interests: horror films, A < B "
+                                         "comparisons and sci-fi").ok

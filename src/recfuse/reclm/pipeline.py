@@ -235,6 +235,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
                "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
                "cold_similar": cfg.cold_similar_items, "domain": cfg.domain,
                "history": cfg.history_tokens, "user_info": cfg.user_info, **_penalty_key(cfg),
+               "parser": prof.PARSER_VERSION,
                **({"profile_users": cfg.profile_users} if cfg.profile_users else {})}
 
         def build(tmp: Path) -> None:

@@ -37,7 +37,11 @@ ITEM_FORMAT = ("Answer in exactly this format: Identities: <the kinds of users i
                "Interests: <what the {domain} offers them>")
 _PART = re.compile(r"(identit(?:y|ies)|interests?)\s*[:\-]\s*", re.IGNORECASE)
 _INTERESTS = re.compile(r"interests?\s*:", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>")  # the format's "<who the user is ...>" copied, not filled in
 IDENTITIES_HEAD = "Identities:"
+#: changes when what counts as a valid profile changes (in the profiles stage's key: cached profiles parsed
+#: by older rules are not reused); 2: copied <placeholders> are invalid
+PARSER_VERSION = 2
 INTERESTS_INSERT = "; Interests:"
 
 
@@ -63,6 +67,8 @@ def parse_structured_profile(text: str, min_words: int = 2) -> ParseResult:
     missing = [k for k in ("identities", "interests") if len(parts.get(k, "").split()) < min_words]
     if missing:
         return ParseResult("invalid", None, text, f"missing {' and '.join(missing)}")
+    if any(_PLACEHOLDER.search(parts[k]) for k in ("identities", "interests")):
+        return ParseResult("invalid", None, text, "copies the format's <placeholders>")
     return ParseResult("valid", format_profile(parts["identities"], parts["interests"]), text)
 
 
