@@ -17,14 +17,10 @@ from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult
 from recfuse.llama4rec.scaling import write_scaling
+from recfuse.llama4rec.paper import headline, paper_tables
 from recfuse.method import RunReport, pending_note
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
-PAPER = {
-    ("ml-100k", "mf"): {"metric": "hr@3", "base": 0.0455, "llama4rec": 0.0645},
-    ("ml-100k", "lightgcn"): {"metric": "hr@3", "base": 0.0492, "llama4rec": 0.0647},
-    ("ml-100k", "deepfm"): {"metric": "rmse", "base": 1.0487, "llama4rec": 1.0306, "ift": 1.2792},
-}
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
           "wo_aa": "w/o AA", "da_only": "Base + DA"}
 
@@ -215,10 +211,13 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     choices = alpha_rows(results)
     if choices:
         md.append("\n## Choice of the LLM's weight (validation)\n\n"
-                  f"alpha1, alpha2 chosen on validation; the LLM's weight is kept only where the chosen mix beats "
-                  f"the backbone's own order there with paired p < {cfg.validation_guard:g}, else it is 0 (evidence too "
-                  "thin). Agreement: Spearman correlation of the validation and test grids, and the chosen cell's "
-                  "rank among the test grid's cells (analysis only).\n\n" + markdown_table(choices))
+                  f"alpha1, alpha2 chosen on validation; the LLM's weight is kept only where choosing them and mixing "
+                  f"beats the backbone's own order on validation with paired p < {cfg.validation_guard:g}, else it "
+                  "is 0 (evidence too thin). Evidence *cross-fitted*: each of 5 folds of validation users mixed "
+                  "with the alphas chosen on the others; *in-sample*: the chosen alphas on the users they were "
+                  "chosen on (optimistic; the only test before cross-fitting). Agreement: Spearman correlation of "
+                  "the validation and test grids, and the chosen cell's rank among the test grid's cells (analysis "
+                  "only).\n\n" + markdown_table(choices))
     learning = diagnostic_rows(results)
     if learning:
         md.append("\n## Is the tuned LLM learning?\n\n"
@@ -282,7 +281,7 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
     out.mkdir(parents=True, exist_ok=True)
     table = display_rows(cfg, rows, len(results))
     costs = cost_rows(results)
-    paper = PAPER.get((dataset_name, cfg.backbone))
+    paper = headline(dataset_name, cfg.backbone)
     for r in results:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r.seed}.npz",
                  **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
@@ -304,7 +303,7 @@ def suite_entry(cfg: Llama4RecConfig, results: dict[str, Any]) -> dict[str, Any]
     """A run's entry in suite.json."""
     dataset = results.get("dataset_name") or Path(str(cfg.dataset)).name
     return {"task": cfg.task, "backbone": cfg.backbone, "dataset": dataset, "rows": results["rows"],
-            "paper": PAPER.get((dataset, cfg.backbone)), "config": to_dict(cfg)}
+            "paper": headline(dataset, cfg.backbone), "config": to_dict(cfg)}
 
 
 def suite_section(task: str, backbone: str, dataset_name: str, display: list[dict[str, Any]],
@@ -313,6 +312,18 @@ def suite_section(task: str, backbone: str, dataset_name: str, display: list[dic
     return (f"## {task}: {backbone} on {dataset_name}\n\n" + markdown_table(display)
             + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
                f"{paper['llama4rec']}.\n" if paper else ""))
+
+
+def run_seconds(results: dict[str, Any]) -> float:
+    """A run's compute: every seed's stage seconds, summed (stages reused from the cache count what they cost
+    when computed, where recorded)."""
+    return float(sum(sum(seed.get("timings", {}).values()) for seed in results.get("seeds") or []))
+
+
+def label_parts(label: str) -> tuple[str, str]:
+    """(task, backbone) of a run's label (:meth:`Llama4Rec.run_label`: ``"direct: lightgcn"``)."""
+    task, _, rest = label.partition(":")
+    return task.strip(), rest.strip().split(" ")[0]
 
 
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
@@ -326,8 +337,16 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
     suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
     if pending:
         suite["pending"] = list(pending)
+    tables = ""
+    if entries and not any("folder" in e for e in entries):  # the paper's suite: Tables 2-4 beside the paper's
+        tables = "## Tables 2-4 beside the paper\n\n" + "\n".join(
+            paper_tables(dataset, [{"task": e["task"], "backbone": e["backbone"], "rows": r["rows"],
+                                    "seeds": len(r.get("seeds") or []), "seconds": run_seconds(r)}
+                                   for e, r in zip(entries, runs) if e["dataset"] == dataset],
+                         [label_parts(p) for p in pending])
+            for dataset in sorted({e["dataset"] for e in entries})) + "\n\n## Each run\n\n"
     write_json(out / "suite.json", suite)
-    write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections))
+    write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + tables + "\n".join(sections))
     written = [out / "suite.md", out / "suite.json"]
     if any("folder" in e for e in entries):  # a suite with axes: the scaling study's summary and figures
         written += write_scaling(out, [e["config"] for e in entries], runs)

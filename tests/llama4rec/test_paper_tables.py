@@ -1,0 +1,33 @@
+"""The suite's Tables 2-4: every backbone of the paper keeps its rows (measured, still to run, or not in the suite),
+beside the paper's numbers, with the run's cost."""
+
+from recfuse.llama4rec.paper import PAPER_BACKBONES, PAPER_TABLES, headline, paper_tables
+from recfuse.llama4rec.report import label_parts, run_seconds
+
+
+def test_the_paper_tables_hold_all_thirteen_backbones():
+    assert sum(len(b) for b in PAPER_BACKBONES.values()) == 13
+    assert all(("ml-100k", b) in PAPER_TABLES for bs in PAPER_BACKBONES.values() for b in bs)
+    assert headline("ml-100k", "lightgcn") == {"metric": "hr@3", "base": 0.0492, "llama4rec": 0.0647}
+    assert headline("ml-100k", "deepfm")["ift"] == 1.2792 and headline("ml-1m", "mf") is None
+
+
+def test_tables_show_measured_pending_and_missing_backbones():
+    rows = [{"variant": "base", "hr@3": 0.06, "hr@3_std": 0.001, "ndcg@3": 0.05, "ndcg@3_std": 0.002},
+            {"variant": "llama4rec", "hr@3": 0.066, "hr@3_std": 0.001, "hr@3_impr": 0.1, "ndcg@3": 0.055,
+             "ndcg@3_std": 0.002, "ndcg@3_impr": 0.1, "ndcg@3_p_users": 0.012, "ndcg@3_p_seeds": 0.2}]
+    md = paper_tables("ml-100k", [{"task": "direct", "backbone": "lightgcn", "rows": rows, "seeds": 3,
+                                   "seconds": 5400.0}], [("sequential", "sasrec")])
+    assert md.count("### Table") == 3
+    line = next(x for x in md.splitlines() if x.startswith("| lightgcn | Base"))
+    assert "0.0600 ± 0.0010" in line and "0.0492" in line and "3 seed(s), 90 min" in line
+    mixed = next(x for x in md.splitlines() if "Llama4Rec" in x and "0.0660" in x)
+    assert "(+10.0%)" in mixed and "0.012" in mixed and "0.0647" in mixed
+    assert "| sasrec | Base | - | 0.0187" in md and "still to run" in md
+    assert "| autoint | Base |" in md and "not in this suite" in md
+
+
+def test_run_cost_and_labels():
+    assert run_seconds({"seeds": [{"timings": {"a": 10.0, "b": 5.0}}, {"timings": {"a": 1.0}}]}) == 16.0
+    assert label_parts("direct: lightgcn") == ("direct", "lightgcn")
+    assert label_parts("rating: deepfm [instructions-128]") == ("rating", "deepfm")
