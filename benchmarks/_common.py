@@ -59,6 +59,22 @@ def _shown(path: str | Path) -> str:
         return str(path)
 
 
+def write_outputs(outputs: dict[Path, Any], record: bool) -> list[Path]:
+    """Write each output (a ``str`` as text with a final newline, anything else as JSON), atomically, and, where
+    ``record`` (the committed results folder, not a folder of the user's), ``manifest.json`` beside them."""
+    from recfuse.io import write_json, write_text  # lazy: recfuse's I/O, after the script set its environment
+
+    for path, content in outputs.items():
+        if isinstance(content, str):
+            write_text(path, content + "\n")
+        else:
+            write_json(path, content)
+    files = list(outputs)
+    if record:
+        write_manifest(files)
+    return files
+
+
 def write_manifest(files: Sequence[str | Path], argv: Sequence[str] | None = None,
                    script: str | Path | None = None) -> dict[str, Any]:
     """Record how ``files`` (a result, all in one folder) were made in ``manifest.json`` beside them

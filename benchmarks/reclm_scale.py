@@ -40,12 +40,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import git_state, machine, write_manifest  # noqa: E402
+from _common import git_state, machine, write_outputs  # noqa: E402
 
 from recfuse.config import from_dict  # noqa: E402
 from recfuse.data.dataset import SPLIT_CODES, Dataset, Feature, FeatureTable, Interactions, Vocab  # noqa: E402
 from recfuse.eval.report import markdown_table  # noqa: E402
-from recfuse.io import write_json, write_text  # noqa: E402
 from recfuse.reclm import backbones as bb  # noqa: E402
 from recfuse.reclm.pipeline import RecLM, RecLMConfig  # noqa: E402
 from recfuse.stages import resident_bytes  # noqa: E402
@@ -206,12 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RECFUSE_CACHE", tempfile.mkdtemp(prefix="reclm-scale-cache-"))  # every stage computed
     res = run(args)
     name = f"reclm_scale_{args.shape}" + ("" if args.scale == 1 else f"_x{args.scale:g}")
-    files = [out / f"{name}.json", out / f"{name}.md"]
-    write_json(files[0], {**res, "machine": machine(), "argv": sys.argv[1:] if argv is None else argv})
     text = markdown(res, args)
-    write_text(files[1], text + "\n")
-    if not args.out:
-        write_manifest(files)
+    write_outputs({out / f"{name}.json": {**res, "machine": machine(), "argv": sys.argv[1:] if argv is None else argv},
+                   out / f"{name}.md": text}, record=not args.out)
     print(text)
     return 0
 

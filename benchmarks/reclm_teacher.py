@@ -37,12 +37,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import git_state, machine, write_manifest  # noqa: E402
+from _common import git_state, machine, write_outputs  # noqa: E402
 
 from recfuse.config import from_dict  # noqa: E402
 from recfuse.data.sequences import user_histories  # noqa: E402
 from recfuse.eval.report import markdown_table  # noqa: E402
-from recfuse.io import write_json, write_text  # noqa: E402
 from recfuse.llm.config import LLMConfig, load_llm  # noqa: E402
 from recfuse.reclm import profiles as prof  # noqa: E402
 from recfuse.reclm.pipeline import RecLM, RecLMConfig  # noqa: E402
@@ -168,15 +167,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--models takes two models (the blind comparison is pairwise)")
     out = Path(args.out) if args.out else RESULTS
     res = run(args)
-    files = [out / "teacher.json", out / "teacher.md", out / "blind.md", out / "blind_key.json"]
-    write_json(files[0], {"rows": res["rows"], "info": res["info"], "blind": res["blind"], "machine": machine(),
-                          "argv": sys.argv[1:] if argv is None else argv})
     text = markdown(res)
-    write_text(files[1], text + "\n")
-    write_text(files[2], blind_markdown(res) + "\n")
-    write_json(files[3], res["key"])
-    if not args.out:
-        write_manifest(files)
+    write_outputs({out / "teacher.json": {"rows": res["rows"], "info": res["info"], "blind": res["blind"],
+                                          "machine": machine(), "argv": sys.argv[1:] if argv is None else argv},
+                   out / "teacher.md": text, out / "blind.md": blind_markdown(res), out / "blind_key.json": res["key"]},
+                  record=not args.out)
     print(text)
     return 0
 
