@@ -42,9 +42,13 @@ def report_files(out: str | Path) -> list[Path]:
 
 
 def git_state() -> tuple[str | None, bool | None]:
-    """``git rev-parse HEAD`` of this repository and whether tracked files outside benchmarks/results differ
-    from it (the code that ran is then not exactly that commit); ``(None, None)`` outside a git checkout."""
-    return provenance.git_state(ROOT)
+    """``git rev-parse HEAD`` of this repository when the script started and whether tracked files outside
+    benchmarks/results differed from it (the code that ran is then not exactly that commit); ``(None, None)``
+    outside a git checkout."""
+    return provenance.pin_code_state(ROOT)
+
+
+git_state()  # pinned when a script imports this module: a commit made while it runs is not the code it ran
 
 
 cpu = provenance.cpu

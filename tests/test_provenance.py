@@ -129,3 +129,30 @@ def test_a_manifest_that_cannot_be_written_does_not_lose_the_results(toy, tmp_pa
     report = Toy(ToyConfig(out=str(tmp_path))).run()
     assert (report.out / "results.json").is_file() and not (report.out / "manifest.json").exists()
     assert "manifest.json could not be" in caplog.text
+
+
+def test_a_manifest_names_the_commit_the_run_started_from(tmp_path, monkeypatch):
+    """A commit made while a long run works is not the code it ran: the pinned start state is recorded, and
+    the commit at write time beside it."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=t", *args],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "first")
+    start = git("rev-parse", "HEAD")
+    monkeypatch.setattr(provenance, "_pinned", {})
+    assert provenance.pin_code_state(repo) == (start, False)
+    (repo / "code.py").write_text("x = 2\n")
+    git("commit", "-qam", "second, while the run works")
+    later = git("rev-parse", "HEAD")
+    record = provenance.write_manifest([tmp_path / "out" / "r.json"], "a long run", root=repo)
+    assert record["git_commit"] == start and record["git_commit_at_write"] == later
+    assert provenance.pin_code_state(repo) == (start, False)  # pinned once per process

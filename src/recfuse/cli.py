@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from recfuse import __version__
 from recfuse.errors import RecfuseError
-from recfuse.provenance import set_command
+from recfuse.provenance import pin_code_state, set_command
 
 COMMAND_MODULES = (
     "recfuse.commands.data",
@@ -54,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     set_command(["recfuse", *argv])  # what manifest.json files record as the command
+    pin_code_state()  # and the commit the run started from
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     previous = _interrupt_on_sigterm()

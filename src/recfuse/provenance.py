@@ -115,6 +115,20 @@ def set_command(argv: Sequence[str]) -> None:
     _command = shlex.join([str(a) for a in argv])
 
 
+#: the code's state when this process started its work, by checkout (:func:`pin_code_state`)
+_pinned: dict[tuple[str, tuple[str, ...]], tuple[str | None, bool | None]] = {}
+
+
+def pin_code_state(root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS) -> tuple[str | None, bool | None]:
+    """Record the checkout's commit and dirty state now, as the code this process runs (the CLI and the benchmark
+    scripts call it at start): a run's manifest names the commit it started from, not a commit made while it
+    ran (it adds ``git_commit_at_write`` where the two differ)."""
+    key = (str(source_checkout() if root is None else root), tuple(exclude))
+    if key not in _pinned:
+        _pinned[key] = git_state(root, exclude)
+    return _pinned[key]
+
+
 def current_command() -> str:
     """The command recorded by :func:`set_command`, else this process's own command line (the Python API)."""
     if _command is not None:
@@ -144,8 +158,10 @@ def write_manifest(files: Sequence[str | Path], command: str | None = None, *, m
     command = current_command() if command is None else command
     record = _this_run.get(target)
     if record is None or record["command"] != command:
-        commit, dirty = git_state(root, exclude)
+        now = git_state(root, exclude)
+        commit, dirty = _pinned.get((str(source_checkout() if root is None else root), tuple(exclude)), now)
         record = {"command": command, "git_commit": commit, "git_dirty": dirty,
+                  **({"git_commit_at_write": now[0]} if now[0] != commit else {}),
                   "machine": machine() if machine_name is None else machine_name, "cpu": cpu(), "gpus": gpus(),
                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": []}
         earlier: list[dict[str, Any]] = []
