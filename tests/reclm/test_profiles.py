@@ -139,3 +139,10 @@ def test_a_profile_that_copies_the_formats_placeholders_is_invalid():
     assert not copied.ok and "placeholders" in copied.reason
     assert prof.parse_structured_profile("Identities: a film student, 20s; Interests: horror films, A < B "
                                          "comparisons and sci-fi").ok
+    for echo in ("Identities: Age Group; Occupation; Taste; Interests: Movie Genre(Movies), Topic or Style",
+                 "Identities: Age Group/Occupation /Taste(Sensory); Interests: Genre or Style, with a taste"):
+        res = prof.parse_structured_profile(echo)
+        assert not res.ok and "fields" in res.reason, echo
+    for fine in ("Identities: Age Group: 45, Occupation: Writer; Interests: action and war films",
+                 "Identities: a young student who enjoys movies; Interests: comedies, avoids horror"):
+        assert prof.parse_structured_profile(fine).ok, fine

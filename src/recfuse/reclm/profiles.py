@@ -40,9 +40,22 @@ _INTERESTS = re.compile(r"interests?\s*:", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>")  # the format's "<who the user is ...>" copied, not filled in
 IDENTITIES_HEAD = "Identities:"
 #: changes when what counts as a valid profile changes (in the profiles stage's key: cached profiles parsed
-#: by older rules are not reused); 2: copied <placeholders> are invalid
-PARSER_VERSION = 2
+#: by older rules are not reused); 2: copied <placeholders> are invalid; 3: so are field names echoed back
+PARSER_VERSION = 3
 INTERESTS_INSERT = "; Interests:"
+
+
+#: the words of both format instructions: an "Identities" part made (almost) only of them lists the fields
+_FORMAT_WORDS = frozenset(re.findall(r"[a-z]+", (USER_FORMAT + ITEM_FORMAT).lower())) - {"plural", "domain"}
+
+
+def _format_echo(part: str, share: float = 0.7) -> bool:
+    """Whether ``part`` ("Age Group; Occupation; Taste") is at least ``share`` words of the format instruction
+    and has no number: the fields named back instead of filled in."""
+    if re.search(r"\d", part):
+        return False
+    words = re.findall(r"[a-z]+", part.lower())
+    return bool(words) and sum(w in _FORMAT_WORDS for w in words) >= share * len(words)
 
 
 def format_profile(identities: str, interests: str) -> str:
@@ -69,6 +82,8 @@ def parse_structured_profile(text: str, min_words: int = 2) -> ParseResult:
         return ParseResult("invalid", None, text, f"missing {' and '.join(missing)}")
     if any(_PLACEHOLDER.search(parts[k]) for k in ("identities", "interests")):
         return ParseResult("invalid", None, text, "copies the format's <placeholders>")
+    if _format_echo(parts["identities"]):
+        return ParseResult("invalid", None, text, "names the format's fields instead of filling them in")
     return ParseResult("valid", format_profile(parts["identities"], parts["interests"]), text)
 
 
