@@ -17,6 +17,8 @@ the most similar users' histories, the user's side information; structured gener
 * a **blind sample**: for users where both answers are valid, the two profiles side by side as A and B in
   random order (``blind.md``), with the key apart (``blind_key.json``), for a person to judge.
 
+``seconds`` is this run's generation time; answers already in the LLM answer cache (counted) cost ~0.
+
 Run: ``python benchmarks/reclm_teacher.py`` (ML-100K, 64 users: about 10 minutes on 2 cores, Gemma most of
 it; answers are cached, so a rerun is quick); writes ``benchmarks/results/reclm/teacher/`` and manifest.json.
 ``--models``, ``--users``, ``--out`` for other settings.
@@ -109,7 +111,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "fallback's AUC (same users)": round(float(fallback_auc[valid].mean()), 4) if valid.any() else None,
             "AUC gain over fallback": round(float((auc - fallback_auc)[valid].mean()), 4) if valid.any() else None,
             "distinctness (valid answers)": round(distinctness(emb[valid]), 4) if valid.sum() > 1 else None,
-            "seconds": round(seconds, 1), "invalid reasons": got.stats.to_dict()})
+            "seconds": round(seconds, 1), "answers from the cache": dict(llm.stats).get("hits", 0),
+            "invalid reasons": got.stats.to_dict()})
         del llm
     both = np.ones(len(users), dtype=bool)
     for name in args.models:
