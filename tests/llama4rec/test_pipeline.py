@@ -49,6 +49,8 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert {f"pa/{used}/valid", f"pa/{used}/test", "ift/base/test"} <= set(seed0["llm"]["diagnostics"])
     md = (out / "results.md").read_text()
     assert "Choice of the LLM's weight" in md and "Is the tuned LLM learning?" in md and "## Memory" in md
+    assert "## By long-tail group" in md and {r["group"] for r in data["long_tail"]} == {"tail", "middle", "head"}
+    assert 0 <= chosen["valid_p_in_sample"] <= 1
     assert 0 < seed0["peak_memory_gib"]["instruction tuning"] < 64
     # every evaluated user is counted: test users == users with a test item
     assert all(v["test_users"] == 15 for v in seed0["variants"].values())

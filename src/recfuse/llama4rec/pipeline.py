@@ -41,6 +41,7 @@ from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report
+from recfuse.llama4rec.report import LONG_TAIL
 from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
@@ -259,6 +260,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             info.test_users = int(len(next(iter(values.values()))))
             result.variants[variant] = info
             result.per_user[variant] = values
+        # each test user's (or rated pair's) long-tail coefficient, for the report's analysis by long-tail group
+        result.per_user[LONG_TAIL] = {"l_u": np.asarray(query("base", "test").l_u, dtype=np.float64)}
         if cfg.servable:  # the backbone Llama4Rec mixed with, for recfuse serve
             runfolder.write_model(self.output_dir(), seed, models[augmented])
             self._served = (split, models[augmented])

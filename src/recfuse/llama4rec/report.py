@@ -52,6 +52,44 @@ def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str,
     return rows
 
 
+#: the per-user entry that holds each test user's long-tail coefficient l_u (not a variant)
+LONG_TAIL = "long_tail"
+GROUPS = ("tail", "middle", "head")
+
+
+def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
+    """Each mixing variant against Base by long-tail group: test users (rated pairs) cut into thirds by l_u =
+    log(1 + training interactions) within each seed (tail: the fewest, where the LLM's weight is largest),
+    pooled over seeds; per group the mean selection metric of Base and the variant, the difference and its
+    paired p over users. Empty for results without the coefficients (runs from before they were kept)."""
+    if not results or any(LONG_TAIL not in r.per_user or "base" not in r.per_user for r in results):
+        return []
+    metric = per_user_key(cfg.select_metric if cfg.task != "rating" else "rmse")
+    sign = -1.0 if metric in ("se", "ae") else 1.0  # errors: lower is better
+    rows = []
+    for variant in (v for v in cfg.variants if v != "base"):
+        groups: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
+        for r in results:
+            l_u = r.per_user[LONG_TAIL]["l_u"]
+            if variant not in r.per_user or len(r.per_user[variant][metric]) != len(l_u):
+                break
+            cuts = np.quantile(l_u, [1 / 3, 2 / 3])
+            which = np.digitize(l_u, cuts, right=True)  # 0 tail, 1 middle, 2 head
+            for g, name in enumerate(GROUPS):
+                mask = which == g
+                groups[name].append(np.stack([r.per_user["base"][metric][mask], r.per_user[variant][metric][mask]]))
+        else:
+            for name in GROUPS:
+                base, mixed = np.concatenate(groups[name], axis=1) if groups[name] else np.zeros((2, 0))
+                row: dict[str, Any] = {"variant": LABELS.get(variant, variant), "group": name, "users": base.size,
+                                       "base": float(base.mean()) if base.size else None,
+                                       "variant value": float(mixed.mean()) if mixed.size else None}
+                row["gain"] = sign * (row["variant value"] - row["base"]) if base.size else None
+                row["p"] = paired_ttest(mixed, base)["p"] if base.size >= 2 else None
+                rows.append(row)
+    return rows
+
+
 def per_user_key(metric: str) -> str:
     """The per-user value a reported metric pools: squared / absolute errors for RMSE / MAE."""
     return {"rmse": "se", "mae": "ae"}.get(metric, metric)
@@ -199,7 +237,8 @@ def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
 
 
 def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[str, Any]], paper: dict[str, Any] | None,
-                     costs: list[dict[str, Any]], results: list[SeedResult]) -> str:
+                     costs: list[dict[str, Any]], results: list[SeedResult],
+                     long_tail: list[dict[str, Any]] | None = None) -> str:
     """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
     md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset_name}",
           f"\nTest split, leave-one-out by time; {len(results)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
@@ -226,6 +265,17 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "its first 3 (a random order's HR@3 on these users: 3/k'; p of a one-sided binomial test) and the "
                   "loss on the answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
                   "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
+    if long_tail:
+        metric = cfg.select_metric if cfg.task != "rating" else "squared error"
+        md.append("\n## By long-tail group (test)\n\n"
+                  f"Test {'users' if cfg.task != 'rating' else 'rated pairs'} in thirds by l_u = log(1 + training "
+                  "interactions) within each seed, pooled over seeds: tail (the fewest; the adaptive weight gives the "
+                  f"LLM most there), middle, head. Mean {metric} of Base and of each variant, the gain (positive: "
+                  "better than Base) and its paired p over users.\n\n" + markdown_table([
+                      {**{k: v for k, v in row.items() if k not in ("base", "variant value", "gain", "p")},
+                       "Base": _num(row["base"]), "variant": _num(row["variant value"]),
+                       "gain": "-" if row["gain"] is None else f"{row['gain']:+.4f}",
+                       "p": "-" if row["p"] is None else f"{row['p']:.3g}"} for row in long_tail]))
     md.append("\n## Cost\n\n" + markdown_table(costs))
     memory = memory_rows(results)
     if memory:
@@ -240,8 +290,13 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     return "\n".join(md)
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[str, Any]],
-           paper: dict[str, Any] | None, costs: list[dict[str, Any]], results: list[SeedResult]) -> str:
+           paper: dict[str, Any] | None, costs: list[dict[str, Any]], results: list[SeedResult],
+           long_tail: list[dict[str, Any]] | None = None) -> str:
     """results.md and the alpha heatmaps of a run from its summarized results; returns the Markdown."""
     lower = cfg.task == "rating"
     grids = [np.array(r.variants["llama4rec"].valid_grid) for r in results
@@ -255,7 +310,7 @@ def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[
         if tests:
             heatmap(np.mean(tests, axis=0), cfg.alphas, f"test {metric} (analysis only; alphas chosen on validation)",
                     out / "alpha_heatmap_test.png", lower)
-    md = results_markdown(cfg, dataset_name, table, paper, costs, results)
+    md = results_markdown(cfg, dataset_name, table, paper, costs, results, long_tail)
     write_text(out / "results.md", md)
     return md
 
@@ -264,7 +319,7 @@ def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[P
     """Re-render a results folder's results.md and heatmaps from its results.json and config."""
     seeds = [SeedResult.from_json(r) for r in results["seeds"]]
     render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"],
-           results.get("paper"), results["cost"], seeds)
+           results.get("paper"), results["cost"], seeds, results.get("long_tail"))
     return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
@@ -282,13 +337,15 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
     table = display_rows(cfg, rows, len(results))
     costs = cost_rows(results)
     paper = headline(dataset_name, cfg.backbone)
+    long_tail = long_tail_rows(cfg, results)
     for r in results:  # per-user values for later tests, as npz (not JSON)
         save_npz(out / f"per_user_seed{r.seed}.npz",
                  **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset_name}",
                  extra={"method": method, "display": table, "cost": costs, "paper": paper,
-                        "seeds": [r.to_json() for r in results], "dataset_name": dataset_name})
-    md = render(cfg, dataset_name, out, table, paper, costs, results)
+                        "seeds": [r.to_json() for r in results], "dataset_name": dataset_name,
+                        **({"long_tail": long_tail} if long_tail else {})})
+    md = render(cfg, dataset_name, out, table, paper, costs, results, long_tail)
     print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")
     return RunReport(out, rows, {"display": table})
