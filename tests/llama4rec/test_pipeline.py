@@ -50,6 +50,7 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     md = (out / "results.md").read_text()
     assert "Choice of the LLM's weight" in md and "Is the tuned LLM learning?" in md and "## Memory" in md
     assert "## By long-tail group" in md and {r["group"] for r in data["long_tail"]} == {"tail", "middle", "head"}
+    assert "| Llama4Rec | tail |" in md
     assert 0 <= chosen["valid_p_in_sample"] <= 1
     assert 0 < seed0["peak_memory_gib"]["instruction tuning"] < 64
     # every evaluated user is counted: test users == users with a test item

@@ -273,7 +273,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   f"LLM most there), middle, head. Mean {metric} of Base and of each variant, the gain (positive: "
                   "better than Base) and its paired p over users.\n\n" + markdown_table([
                       {**{k: v for k, v in row.items() if k not in ("base", "variant value", "gain", "p")},
-                       "Base": _num(row["base"]), "variant": _num(row["variant value"]),
+                       "Base": _num(row["base"]), "the variant": _num(row["variant value"]),
                        "gain": "-" if row["gain"] is None else f"{row['gain']:+.4f}",
                        "p": "-" if row["p"] is None else f"{row['p']:.3g}"} for row in long_tail]))
     md.append("\n## Cost\n\n" + markdown_table(costs))
