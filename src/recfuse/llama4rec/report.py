@@ -15,7 +15,7 @@ from recfuse.eval.report import markdown_table, write_report
 from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
-from recfuse.llama4rec.results import SeedResult
+from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import write_scaling
 from recfuse.llama4rec.paper import headline, paper_tables
 from recfuse.method import RunReport, pending_note
@@ -188,8 +188,9 @@ def augmentation_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
     return rows
 
 
-def alpha_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
-    """One row per seed and mixing variant: the chosen alphas, the validation evidence, the decision."""
+def alpha_rows(results: list[SeedResult], alphas: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per seed and mixing variant: the chosen alphas, the validation evidence, the decision, and (analysis
+    only, never a choice) what the chosen weight gives on test against Base: what the guard kept or cost."""
     rows = []
     for r in results:
         for name, v in r.variants.items():
@@ -204,8 +205,18 @@ def alpha_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
                          f"{v.valid_gain_in_sample:+.4f}, {v.valid_p_in_sample:.3g}",
                          "LLM weight": "used" if v.llm_weight_used else "0 (evidence too thin)",
                          "grid agreement": "-" if v.grid_agreement is None else f"{v.grid_agreement:.2f}",
-                         "test rank of choice": "-" if v.test_rank_of_choice is None else v.test_rank_of_choice})
+                         "test rank of choice": "-" if v.test_rank_of_choice is None else v.test_rank_of_choice,
+                         "test with the chosen weight (analysis)": _test_at_choice(r, v, alphas)})
     return rows
+
+
+def _test_at_choice(r: SeedResult, v: VariantResult, alphas: Sequence[float]) -> str:
+    """The test grid's value at the chosen alphas beside Base's (the grid is the selection metric on test)."""
+    base = r.variants.get("base")
+    if v.test_grid is None or base is None or v.select_metric not in base.metrics or v.alpha1 not in alphas:
+        return "-"
+    j = alphas.index(v.alpha2) if v.alpha2 is not None and v.alpha2 in alphas else 0
+    return f"{v.test_grid[alphas.index(v.alpha1)][j]:.4f} (Base {base.metrics[v.select_metric]:.4f})"
 
 
 def memory_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
@@ -247,7 +258,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     if paper:
         md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"
                   + (f", IFT {paper['ift']}" if "ift" in paper else "") + ".\n")
-    choices = alpha_rows(results)
+    choices = alpha_rows(results, cfg.alphas)
     if choices:
         md.append("\n## Choice of the LLM's weight (validation)\n\n"
                   f"alpha1, alpha2 chosen on validation; the LLM's weight is kept only where choosing them and mixing "
