@@ -119,11 +119,15 @@ def set_command(argv: Sequence[str]) -> None:
 _pinned: dict[tuple[str, tuple[str, ...]], tuple[str | None, bool | None]] = {}
 
 
+def _pin_key(root: Path | None, exclude: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    return str(source_checkout() if root is None else root), tuple(exclude)
+
+
 def pin_code_state(root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS) -> tuple[str | None, bool | None]:
     """Record the checkout's commit and dirty state now, as the code this process runs (the CLI and the benchmark
     scripts call it at start): a run's manifest names the commit it started from, not a commit made while it
     ran (it adds ``git_commit_at_write`` where the two differ)."""
-    key = (str(source_checkout() if root is None else root), tuple(exclude))
+    key = _pin_key(root, exclude)
     if key not in _pinned:
         _pinned[key] = git_state(root, exclude)
     return _pinned[key]
@@ -159,7 +163,7 @@ def write_manifest(files: Sequence[str | Path], command: str | None = None, *, m
     record = _this_run.get(target)
     if record is None or record["command"] != command:
         now = git_state(root, exclude)
-        commit, dirty = _pinned.get((str(source_checkout() if root is None else root), tuple(exclude)), now)
+        commit, dirty = _pinned.get(_pin_key(root, exclude), now)
         record = {"command": command, "git_commit": commit, "git_dirty": dirty,
                   **({"git_commit_at_write": now[0]} if now[0] != commit else {}),
                   "machine": machine() if machine_name is None else machine_name, "cpu": cpu(), "gpus": gpus(),

@@ -62,6 +62,11 @@ NEEDS_PA_LLM = {"llama4rec", "wo_da", "wo_aa"}
 NEEDS_IFT_LLM = {"ift", "wo_pa"}
 
 
+def mix_weights(q: Any, a1: float, a2: float | None, l_range: tuple[float, float]) -> np.ndarray:
+    """The LLM's weight per query row: adaptive (eq. 7) with ``a2``, one weight ``a1`` for all without (w/o AA)."""
+    return agg.adaptive_alpha(q.l_u, a1, a2, *l_range) if a2 is not None else np.full(q.size, a1)
+
+
 def choose_alphas(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float], l_range: tuple[float, float],
                   adaptive: bool = True) -> tuple[float, float | None, np.ndarray]:
     """(alpha1, alpha2) with the best validation value of the task's selection metric, and the whole grid
@@ -69,7 +74,7 @@ def choose_alphas(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float],
     table = np.full((len(grid), len(grid)), np.nan)
     for i, a1 in enumerate(grid):
         for j, a2 in enumerate(grid if adaptive else grid[:1]):
-            alpha = agg.adaptive_alpha(q.l_u, a1, a2, *l_range) if adaptive else np.full(q.size, a1)
+            alpha = mix_weights(q, a1, a2 if adaptive else None, l_range)
             table[i, j] = task.selection_value(task.evaluate(q, task.mix(q, scores, alpha)))
     pick = np.nanargmin if task.lower_is_better else np.nanargmax
     i, j = (int(x) for x in np.unravel_index(pick(table), table.shape))
@@ -105,8 +110,7 @@ def crossfit_evidence(task: Task, q: Any, scores: np.ndarray, grid: Sequence[flo
     every user's measured on alphas chosen without them, go into one paired t-test. Unlike the gain of
     the alphas chosen on all users (:func:`alpha_evidence`), its p does not reward the grid's luck."""
     cells = [(a1, a2) for a1 in grid for a2 in (grid if adaptive else [None])]
-    table = np.stack([task.gains(task.evaluate(q, task.mix(q, scores, agg.adaptive_alpha(q.l_u, a1, a2, *l_range)
-                                                              if a2 is not None else np.full(q.size, a1))))
+    table = np.stack([task.gains(task.evaluate(q, task.mix(q, scores, mix_weights(q, a1, a2, l_range))))
                       for a1, a2 in cells])  # (cells, rows)
     own = task.gains(task.evaluate(q, task.own(q)))
     users = np.asarray(task.row_users(q))
@@ -214,7 +218,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             return q, scores[model, pa, stage]
 
         def weights(q: Any, a1: float, a2: float | None) -> np.ndarray:
-            return agg.adaptive_alpha(q.l_u, a1, a2, *l_range) if a2 is not None else np.full(q.size, a1)
+            return mix_weights(q, a1, a2, l_range)
 
         guard = cfg.validation_guard
         augmented = "base"  # the backbone the mixing variants build on: the augmented one where validation says so
