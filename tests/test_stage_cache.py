@@ -160,13 +160,21 @@ def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
     (bad / "log.json").write_text("{}")
     orphan = good.parent / f".{good.name}.999999999.abcd"  # a build whose process is gone
     orphan.mkdir()
+    spent = good.parent / f".resume-{good.name}"  # checkpoints of a stage built since
+    resumable = good.parent / ".resume-0123456789abcdef"  # checkpoints of a killed build, to resume from
+    for folder in (spent, resumable):
+        folder.mkdir()
+        (folder / "step.pt").write_bytes(b"x")
     assert main(["cache", "verify"]) == 1
     out = capsys.readouterr().out
     assert "2 stage folder(s): 1 verified, 0 written before checksums" in out and "1 damaged" in out
     assert bad.name in out and "log.json" in out
+    assert "1 checkpoint folder(s) of unfinished builds" in out and "demo/.resume-0123456789abcdef" in out
     assert main(["cache", "clean", "--dry-run"]) == 0 and bad.exists()
     assert main(["cache", "clean"]) == 0
     assert not bad.exists() and not orphan.exists() and good.exists()
+    assert not spent.exists() and resumable.exists()  # kept: a rerun resumes from it
+    assert main(["cache", "clean", "--checkpoints"]) == 0 and not resumable.exists()
     assert main(["cache", "verify", "--stage", "demo"]) == 0
     assert [c.status for c in scan_stages()] == ["ok"]
     assert main(["cache", "clean", "--all"]) == 0 and not good.exists()

@@ -6,6 +6,7 @@ method gets suites, resumption and re-rendering without a line here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, 
             return None
 
     return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored)
+
+
+def partial_results(method: type[Method], folder: Path, cfg: Any) -> tuple[Any, dict[str, Any]] | None:
+    """A run written in ``folder`` with ``cfg``'s settings on only some of its seeds: (the config of what was
+    run, its results), else None. A suite shows such a run for what it is (its seeds, and the rest still to
+    run) instead of dropping it, so a point run on one seed first stays in the report beside 3-seed points."""
+    seeds = getattr(cfg, "seeds", None)
+    if not seeds or not dataclasses.is_dataclass(cfg) or not (folder / "config.yaml").is_file():
+        return None
+    stored = read_yaml_mapping(folder / "config.yaml", "run config").get("seeds")
+    if not isinstance(stored, list) or not stored or not set(stored) < set(seeds):
+        return None
+    done = dataclasses.replace(cfg, seeds=list(stored))
+    results = finished_results(method, folder, done)
+    return (done, results) if results is not None else None
 
 
 def suite_method(path: str | Path, name: str | None) -> type[Method]:
@@ -94,10 +110,15 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         elif selected[i]:
             run.run()
             results = read_json(folder / "results.json")
+        done = cfg
+        if results is None and not selected[i] and (partial := partial_results(method, folder, cfg)):
+            done, results = partial  # shown with the seeds it has; the others still to run
+            skipped.append(f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
+                           f"{len(done.seeds)} of {len(cfg.seeds)} done)")
         if results is None:  # not selected and not finished: still to run
             skipped.append(label(cfg))
             continue
-        entries.append(method.suite_entry(cfg, results, folder, out))
+        entries.append(method.suite_entry(done, results, folder, out))
         written = method.write_suite(out, entries, pending=skipped + [label(c) for c in cfgs[i + 1:]])
         record_run(out, [p for p in written if p.parent == out])
     written = method.write_suite(out, entries, pending=skipped)

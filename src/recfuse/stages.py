@@ -234,7 +234,17 @@ def stage_scratch(name: str, key: dict[str, Any], root: Path | None = None) -> P
     """A folder of stage ``name`` for ``key`` that outlives a failed or killed build (its checkpoints, to
     resume from), removed once the stage is built: ``<root>/<name>/.resume-<fingerprint>`` (not created here)."""
     root = Path(root) if root is not None else stage_root()
-    return root / name / f".resume-{fingerprint(key)}"
+    return root / name / f"{RESUME_PREFIX}{fingerprint(key)}"
+
+
+RESUME_PREFIX = ".resume-"
+
+
+def checkpoint_folders(kind: Path, every: bool = False) -> list[Path]:
+    """The :func:`stage_scratch` folders of one stage kind: every one (``every``), or only the spent ones
+    (their stage is built since, so nothing will resume from them)."""
+    return [p for p in sorted(kind.glob(f"{RESUME_PREFIX}*"))
+            if p.is_dir() and (every or (kind / p.name[len(RESUME_PREFIX):]).is_dir())]
 
 
 def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
@@ -283,9 +293,10 @@ def scan_stages(root: Path | None = None, name: str | None = None) -> list[Stage
 
 
 def clean_stages(root: Path | None = None, name: str | None = None, everything: bool = False,
-                 dry_run: bool = False) -> list[Path]:
-    """Remove damaged stages and the temporary folders of builds whose process died (``everything``: every
-    stage); returns what was (``dry_run``: would be) removed."""
+                 dry_run: bool = False, checkpoints: bool = False) -> list[Path]:
+    """Remove damaged stages, the temporary folders of builds whose process died and spent checkpoint folders
+    (``checkpoints``: also those a killed build would resume from; ``everything``: every stage and checkpoint);
+    returns what was (``dry_run``: would be) removed."""
     root = Path(root) if root is not None else stage_root()
     if not root.is_dir():
         return []
@@ -293,6 +304,7 @@ def clean_stages(root: Path | None = None, name: str | None = None, everything: 
     doomed: list[Path] = []
     for kind in (k for k in kinds if k.is_dir()):
         doomed += orphaned_temporaries(kind)
+        doomed += checkpoint_folders(kind, every=checkpoints or everything)
         doomed += [c.path for c in scan_stages(root, kind.name) if everything or not c.usable]
     if not dry_run:
         for path in doomed:

@@ -36,6 +36,35 @@ def test_suite_reuses_a_finished_run_with_the_same_settings(tmp_path, monkeypatc
         run_suite(f, "llama4rec", {"instructions": 7})
 
 
+def test_suite_shows_a_run_finished_on_fewer_seeds_as_partial(tmp_path, monkeypatch):
+    """A point run on seed 0 first stays in a 3-seed suite's report (with its one seed, marked as pending for the
+    other two) instead of being dropped; selected, it is run on all three."""
+    f = tmp_path / "s.yaml"
+    f.write_text(f"common: {{dataset: synthetic, seeds: [0, 1, 2]}}\nruns:\n  - {{task: direct, backbone: mf}}\n"
+                 f"  - {{task: direct, backbone: lightgcn}}\nout: {tmp_path / 'out'}\n")
+    _, (mf, lightgcn), _ = load_method_suite(f, "llama4rec")
+    def write(cfg, config):
+        write_report(output_dir(cfg, "synthetic"), [{"variant": "base", "hr@3": 0.25}], config=config,
+                     extra={"display": [{"method": "Base", "hr@3": "0.2500"}]})
+
+    write(mf, to_dict(mf) | {"seeds": [0]})
+    ran = []
+
+    def fake_run(self):  # stands for a real run: its results on every configured seed
+        ran.append((self.cfg.backbone, self.cfg.seeds))
+        write(self.cfg, to_dict(self.cfg))
+
+    monkeypatch.setattr(Llama4Rec, "run", fake_run)
+    suite = read_json(run_suite(f, "llama4rec", only={"backbone": "lightgcn"}) / "suite.json")
+    assert ran == [("lightgcn", [0, 1, 2])]
+    assert [(e["backbone"], e["config"]["seeds"]) for e in suite["runs"]] == [("mf", [0]), ("lightgcn", [0, 1, 2])]
+    assert suite["pending"] == ["direct: mf (seeds 0, 1, 2: 1 of 3 done)"]
+    assert "1 of 3 done" in (tmp_path / "out" / "suite.md").read_text()
+    suite = read_json(run_suite(f, "llama4rec", only={"backbone": "mf"}) / "suite.json")
+    assert ran[-1] == ("mf", [0, 1, 2])  # selected, the partial run is run on every seed
+    assert "pending" not in suite or not suite["pending"]
+
+
 def test_data_augmentation_table_is_readable():
     """Parse counts of attribute answers become one cell per attribute; examples stay out of the table."""
     from recfuse.llama4rec.report import augmentation_rows

@@ -3,7 +3,7 @@
 ``recfuse cache verify`` checks every stage folder (its key, and every file against the size and SHA-256 it
 recorded when it was written) and lists the damaged ones; a run recomputes those by itself, with a warning.
 ``recfuse cache clean`` removes the damaged stages and the half-built folders of runs that were killed;
-``--all`` removes every stage (the LLM answers in ``<cache>/llm`` stay: ``recfuse llm cache`` manages them).
+``--checkpoints`` also the checkpoints a killed tuning would resume from; ``--all`` removes every stage (the LLM answers in ``<cache>/llm`` stay: ``recfuse llm cache`` manages them).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 from collections import Counter
 
 from recfuse.eval.report import markdown_table
-from recfuse.stages import clean_stages, scan_stages, stage_root
+from recfuse.stages import checkpoint_folders, clean_stages, scan_stages, stage_root
 
 
 def verify_command(args: argparse.Namespace) -> int:
@@ -25,17 +25,27 @@ def verify_command(args: argparse.Namespace) -> int:
     if damaged:
         print(markdown_table([{"stage": c.name, "folder": c.path.name, "why": c.reason} for c in damaged]))
         print("a run recomputes a damaged stage by itself; `recfuse cache clean` removes them now")
+    kinds = [root / args.stage] if args.stage else (sorted(root.iterdir()) if root.is_dir() else [])
+    resumable = [p for kind in kinds if kind.is_dir()
+                 for p in sorted(set(checkpoint_folders(kind, every=True)) - set(checkpoint_folders(kind)))]
+    if resumable:
+        size = sum(f.stat().st_size for p in resumable for f in p.rglob("*") if f.is_file())
+        print(f"{len(resumable)} checkpoint folder(s) of unfinished builds ({size / 2**20:.0f} MiB), kept so that "
+              "the run resumes there: " + ", ".join(f"{p.parent.name}/{p.name}" for p in resumable)
+              + " (`recfuse cache clean --checkpoints` removes them)")
     return 1 if damaged else 0
 
 
 def clean_command(args: argparse.Namespace) -> int:
     root = stage_root()
-    removed = clean_stages(root, args.stage, everything=args.all, dry_run=args.dry_run)
+    removed = clean_stages(root, args.stage, everything=args.all, dry_run=args.dry_run,
+                           checkpoints=args.checkpoints)
     what = "would remove" if args.dry_run else "removed"
     for path in removed:
         print(f"{what} {path}")
     print(f"{root}: {what} {len(removed)} folder(s)"
-          + ("" if args.all else " (damaged stages and half-built folders of runs that died)"))
+          + ("" if args.all else " (damaged stages, half-built folders of runs that died, spent checkpoints"
+                                 + (" and every checkpoint)" if args.checkpoints else ")")))
     return 0
 
 
@@ -53,5 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "builds whose process died; with --all, every stage.")
     c.add_argument("--stage", default=None, help="only the stages of this name")
     c.add_argument("--all", action="store_true", help="remove every stage, not only the damaged ones")
+    c.add_argument("--checkpoints", action="store_true",
+                   help="also remove the checkpoints of unfinished tuning stages (a rerun starts them over)")
     c.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
     c.set_defaults(func=clean_command)
