@@ -45,15 +45,16 @@ def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, 
     return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored)
 
 
-def partial_results(method: type[Method], folder: Path, cfg: Any) -> tuple[Any, dict[str, Any]] | None:
-    """A run written in ``folder`` with ``cfg``'s settings on only some of its seeds: (the config of what was
-    run, its results), else None. A suite shows such a run for what it is (its seeds, and the rest still to
-    run) instead of dropping it, so a point run on one seed first stays in the report beside 3-seed points."""
+def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tuple[Any, dict[str, Any]] | None:
+    """A run written in ``folder`` with ``cfg``'s settings but other seeds: (the config of what was run, its
+    results), else None. A suite shows such a run for what it is (its own seeds; those asked for and missing are
+    still to run) instead of dropping it, so a point run on one seed first stays in a 3-seed suite's report, and
+    a 3-seed point stays in a quick pass with ``--set seeds=[0]``."""
     seeds = getattr(cfg, "seeds", None)
     if not seeds or not dataclasses.is_dataclass(cfg) or not (folder / "config.yaml").is_file():
         return None
     stored = read_yaml_mapping(folder / "config.yaml", "run config").get("seeds")
-    if not isinstance(stored, list) or not stored or not set(stored) < set(seeds):
+    if not isinstance(stored, list) or not stored or stored == list(seeds):
         return None
     done = dataclasses.replace(cfg, seeds=list(stored))
     results = finished_results(method, folder, done)
@@ -111,10 +112,12 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
             run.run()
             results = read_json(folder / "results.json")
         done = cfg
-        if results is None and not selected[i] and (partial := partial_results(method, folder, cfg)):
-            done, results = partial  # shown with the seeds it has; the others still to run
-            skipped.append(f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
-                           f"{len(done.seeds)} of {len(cfg.seeds)} done)")
+        if results is None and not selected[i] and (other := results_on_other_seeds(method, folder, cfg)):
+            done, results = other  # shown with the seeds it has; those missing still to run
+            missing = set(cfg.seeds) - set(done.seeds)
+            if missing:
+                skipped.append(f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
+                               f"{len(cfg.seeds) - len(missing)} of {len(cfg.seeds)} done)")
         if results is None:  # not selected and not finished: still to run
             skipped.append(label(cfg))
             continue

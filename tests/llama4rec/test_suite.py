@@ -36,9 +36,9 @@ def test_suite_reuses_a_finished_run_with_the_same_settings(tmp_path, monkeypatc
         run_suite(f, "llama4rec", {"instructions": 7})
 
 
-def test_suite_shows_a_run_finished_on_fewer_seeds_as_partial(tmp_path, monkeypatch):
+def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     """A point run on seed 0 first stays in a 3-seed suite's report (with its one seed, marked as pending for the
-    other two) instead of being dropped; selected, it is run on all three."""
+    other two) instead of being dropped; selected, it is run on all three; and a 3-seed run stays in a 1-seed pass."""
     f = tmp_path / "s.yaml"
     f.write_text(f"common: {{dataset: synthetic, seeds: [0, 1, 2]}}\nruns:\n  - {{task: direct, backbone: mf}}\n"
                  f"  - {{task: direct, backbone: lightgcn}}\nout: {tmp_path / 'out'}\n")
@@ -63,6 +63,11 @@ def test_suite_shows_a_run_finished_on_fewer_seeds_as_partial(tmp_path, monkeypa
     suite = read_json(run_suite(f, "llama4rec", only={"backbone": "mf"}) / "suite.json")
     assert ran[-1] == ("mf", [0, 1, 2])  # selected, the partial run is run on every seed
     assert "pending" not in suite or not suite["pending"]
+    # a quick pass on seed 0 keeps the 3-seed run it does not select (on its 3 seeds, nothing pending)
+    suite = read_json(run_suite(f, "llama4rec", {"seeds": [0]}, only={"backbone": "lightgcn"}) / "suite.json")
+    assert ran[-1] == ("lightgcn", [0])
+    assert [(e["backbone"], e["config"]["seeds"]) for e in suite["runs"]] == [("mf", [0, 1, 2]), ("lightgcn", [0])]
+    assert not suite.get("pending")
 
 
 def test_data_augmentation_table_is_readable():
