@@ -93,39 +93,49 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     selected = [not only or matches(cfg, only) for cfg in cfgs]
     if not any(selected):
         raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
-    entries: list[dict[str, Any]] = []
-    skipped: list[str] = []
+    runs = [method(cfg) for cfg in cfgs]
+    entries: list[dict[str, Any] | None] = [None] * len(cfgs)  # the finished runs' entries, in the file's order
+    pending: list[str | None] = [None] * len(cfgs)  # what is still to run, in the same order
 
     def label(cfg: Any) -> str:  # a suite with axes: the point's folder beside the run's name
         sub = Path(cfg.out)
         return method.run_label(cfg) + (f" [{sub.relative_to(out)}]" if sub != out and sub.is_relative_to(out)
                                         else "")
 
-    for i, cfg in enumerate(cfgs):
-        run = method(cfg)
+    def write() -> None:
+        written = method.write_suite(out, [e for e in entries if e is not None],
+                                     pending=[p for p in pending if p is not None])
+        record_run(out, [p for p in written if p.parent == out])
+
+    # what the folders hold already, so that a report written mid-way holds every finished run
+    to_run = []
+    for i, (cfg, run) in enumerate(zip(cfgs, runs)):
         folder = run.output_dir()
         results = finished_results(method, folder, cfg) if reuse or not selected[i] else None
-        if results is not None and selected[i]:
-            log.warning("%s: reusing the results already written with the same settings in %s "
-                        "(--recompute to run again)", label(cfg), folder)
-        elif selected[i]:
-            run.run()
-            results = read_json(folder / "results.json")
-        done = cfg
-        if results is None and not selected[i] and (other := results_on_other_seeds(method, folder, cfg)):
-            done, results = other  # shown with the seeds it has; those missing still to run
-            missing = set(cfg.seeds) - set(done.seeds)
-            if missing:
-                skipped.append(f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
-                               f"{len(cfg.seeds) - len(missing)} of {len(cfg.seeds)} done)")
-        if results is None:  # not selected and not finished: still to run
-            skipped.append(label(cfg))
+        if results is not None:
+            entries[i] = method.suite_entry(cfg, results, folder, out)
+            if selected[i]:
+                log.warning("%s: reusing the results already written with the same settings in %s "
+                            "(--recompute to run again)", label(cfg), folder)
             continue
-        entries.append(method.suite_entry(done, results, folder, out))
-        written = method.write_suite(out, entries, pending=skipped + [label(c) for c in cfgs[i + 1:]])
-        record_run(out, [p for p in written if p.parent == out])
-    written = method.write_suite(out, entries, pending=skipped)
-    record_run(out, [p for p in written if p.parent == out])
+        pending[i] = label(cfg)
+        if selected[i]:
+            to_run.append(i)
+        elif other := results_on_other_seeds(method, folder, cfg):
+            done, results = other  # shown with the seeds it has; those missing still to run
+            entries[i] = method.suite_entry(done, results, folder, out)
+            missing = set(cfg.seeds) - set(done.seeds)
+            pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
+                          f"{len(cfg.seeds) - len(missing)} of {len(cfg.seeds)} done)" if missing else None)
+    if to_run:
+        write()  # before the first run: the report says at once what is finished and what is to come
+    for i in to_run:
+        runs[i].run()
+        folder = runs[i].output_dir()
+        entries[i] = method.suite_entry(cfgs[i], read_json(folder / "results.json"), folder, out)
+        pending[i] = None
+        write()
+    write()
     return out
 
 

@@ -48,10 +48,11 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
                      extra={"display": [{"method": "Base", "hr@3": "0.2500"}]})
 
     write(mf, to_dict(mf) | {"seeds": [0]})
-    ran = []
+    ran, in_report = [], []  # what ran, and which runs the suite's report held as each began
 
     def fake_run(self):  # stands for a real run: its results on every configured seed
         ran.append((self.cfg.backbone, self.cfg.seeds))
+        in_report.append([e["backbone"] for e in read_json(tmp_path / "out" / "suite.json")["runs"]])
         write(self.cfg, to_dict(self.cfg))
 
     monkeypatch.setattr(Llama4Rec, "run", fake_run)
@@ -62,6 +63,7 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     assert "1 of 3 done" in (tmp_path / "out" / "suite.md").read_text()
     suite = read_json(run_suite(f, "llama4rec", only={"backbone": "mf"}) / "suite.json")
     assert ran[-1] == ("mf", [0, 1, 2])  # selected, the partial run is run on every seed
+    assert in_report == [["mf"], ["lightgcn"]]  # a finished run after the one running is in the report
     assert "pending" not in suite or not suite["pending"]
     # a quick pass on seed 0 keeps the 3-seed run it does not select (on its 3 seeds, nothing pending)
     suite = read_json(run_suite(f, "llama4rec", {"seeds": [0]}, only={"backbone": "lightgcn"}) / "suite.json")
