@@ -51,7 +51,7 @@ def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tupl
     still to run) instead of dropping it, so a point run on one seed first stays in a 3-seed suite's report, and
     a 3-seed point stays in a quick pass with ``--set seeds=[0]``."""
     seeds = getattr(cfg, "seeds", None)
-    if not seeds or not dataclasses.is_dataclass(cfg) or not (folder / "config.yaml").is_file():
+    if not seeds or not dataclasses.is_dataclass(cfg) or isinstance(cfg, type) or not (folder / "config.yaml").is_file():
         return None
     stored = read_yaml_mapping(folder / "config.yaml", "run config").get("seeds")
     if not isinstance(stored, list) or not stored or stored == list(seeds):
