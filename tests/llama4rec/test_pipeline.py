@@ -10,8 +10,8 @@ from recfuse.data import make_synthetic
 from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
 
 
-def make(task, backbone, tiny_llm_dir, out, variants):
-    cfg = from_dict(Llama4RecConfig, {
+def make(task, backbone, tiny_llm_dir, out, variants, **settings):
+    cfg = from_dict(Llama4RecConfig, {**settings,
         "task": task, "dataset": "synthetic", "backbone": backbone, "backbone_params": {"epochs": 3},
         "variants": variants, "instructions": 8, "candidates": 5, "seeds": [0, 1],
         "llm": {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"},
@@ -99,6 +99,22 @@ def test_sequential_task_end_to_end(tiny_llm_dir, tmp_path):
     data = json.loads((tmp_path / "synthetic" / "sequential-sasrec" / "results.json").read_text())
     assert data["seeds"][0]["data_augmentation"]["insertions"] == 15
     assert np.isfinite([r["ndcg@3"] for r in data["rows"]]).all()
+
+
+def test_pointwise_ranking_end_to_end(tiny_llm_dir, tmp_path):
+    """The LLM scores each candidate by its expected rating (tuned on both instruction tasks); the run writes a
+    folder of its own beside the listwise one; pointwise ranking without pointwise instructions is refused."""
+    import pytest
+
+    from recfuse.errors import ConfigError
+    make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec"], ranking="pointwise",
+         instruction_tasks=["listwise", "pointwise"]).run()
+    data = json.loads((tmp_path / "synthetic" / "direct-mf-pointwise" / "results.json").read_text())
+    rows = {r["variant"]: r for r in data["rows"]}
+    assert set(rows) == {"base", "ift", "llama4rec"} and np.isfinite([r["ndcg@3"] for r in rows.values()]).all()
+    assert "ift/base/test" in data["seeds"][0]["llm"]["diagnostics"]
+    with pytest.raises(ConfigError, match="pointwise ranking needs pointwise instructions"):
+        make("direct", "mf", tiny_llm_dir, tmp_path, ["base"], ranking="pointwise")
 
 
 def test_rating_task_with_a_ranking_backbone_is_a_clear_error(tiny_llm_dir, tmp_path):

@@ -122,8 +122,8 @@ def test_a_suite_with_axes_runs_every_point_and_writes_the_scaling_study(tmp_pat
     summary = read_json(out / "summary.json")
     assert len(summary) == 2 * 3  # 2 points x 3 variants x 1 seed
     assert {r["instructions"] for r in summary} == {4, 8}
-    assert set(summary[0]) == {"task", "backbone", "llm", "instructions", "variant", "seed", "hr@3", "ndcg@3",
-                               "hr@5", "ndcg@5", "hr@10"}
+    assert set(summary[0]) == {"task", "backbone", "llm", "ranking", "instructions", "variant", "seed", "hr@3",
+                               "ndcg@3", "hr@5", "ndcg@5", "hr@10"}
     assert (out / "scaling_direct-mf.png").stat().st_size > 1000
     assert "| llm | instructions | variant | seeds |" in (out / "scaling.md").read_text()
     suite = read_json(out / "suite.json")
@@ -132,3 +132,28 @@ def test_a_suite_with_axes_runs_every_point_and_writes_the_scaling_study(tmp_pat
     (out / "summary.json").unlink()
     rerender_suite(out)
     assert read_json(out / "summary.json") == summary
+
+
+def test_pointwise_ranking_runs_beside_listwise_and_is_a_line_of_its_own(tmp_path):
+    """One backbone with both rankings: two folders, two labels, two lines in the scaling study; two runs that
+    would write one folder are refused."""
+    from recfuse.llama4rec.scaling import write_scaling
+
+    f = tmp_path / "s.yaml"
+    runs = ("  - {task: direct, backbone: mf}\n  - {task: direct, backbone: mf, ranking: pointwise, "
+            "instruction_tasks: [listwise, pointwise]}\n")
+    f.write_text(f"common: {{dataset: synthetic, seeds: [0]}}\nruns:\n{runs}out: {tmp_path / 'out'}\n")
+    method, cfgs, _ = load_method_suite(f, "llama4rec")
+    assert [method.run_label(c) for c in cfgs] == ["direct: mf", "direct: mf (pointwise)"]
+    assert [output_dir(c, "synthetic").name for c in cfgs] == ["direct-mf", "direct-mf-pointwise"]
+    f.write_text(f"common: {{dataset: synthetic, seeds: [0]}}\nruns:\n{runs}  - {{task: direct, backbone: mf}}\n"
+                 f"out: {tmp_path / 'out'}\n")
+    with pytest.raises(ConfigError, match="runs 1 and 3 would write the same folder"):
+        load_method_suite(f, "llama4rec")
+
+    seed = {"seed": 0, "variants": {v: {"metrics": {"hr@3": 0.1, "ndcg@3": 0.05}} for v in ("base", "ift")}}
+    configs = [{**to_dict(c), "instructions": 128} for c in cfgs]
+    write_scaling(tmp_path, configs, [{"seeds": [seed]}, {"seeds": [seed]}])
+    assert {r["ranking"] for r in read_json(tmp_path / "summary.json")} == {"listwise", "pointwise"}
+    table = (tmp_path / "scaling.md").read_text()
+    assert "| smollm2-135m | 128 | ift |" in table and "| smollm2-135m (pointwise) | 128 | ift |" in table

@@ -75,6 +75,9 @@ class Llama4RecConfig:
         if bad:
             raise ConfigError(f"unknown instruction task(s) {', '.join(sorted(bad))}; choose from "
                               f"{', '.join(INSTRUCTION_TASKS)}")
+        if self.task != "rating" and self.ranking == "pointwise" and "pointwise" not in self.instruction_tasks:
+            raise ConfigError("option 'ranking': pointwise ranking needs pointwise instructions, or the LLM is never "
+                              "tuned on the answers it is read for: add --instruction-tasks listwise,pointwise")
         if self.candidates < 2:
             raise ConfigError(f"option 'candidates' (k') must be at least 2, not {self.candidates}")
         if not self.seeds:

@@ -37,6 +37,7 @@ from scipy.stats import spearmanr
 from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, check_split, kcore, leave_one_out
+from recfuse.errors import ConfigError
 from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
@@ -295,7 +296,22 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
     @classmethod
     def run_label(cls, config: Llama4RecConfig) -> str:
-        return f"{config.task}: {config.backbone or DEFAULT_BACKBONES[config.task]}"
+        pointwise = config.ranking == "pointwise" and config.task != "rating"
+        return f"{config.task}: {config.backbone or DEFAULT_BACKBONES[config.task]}" + (" (pointwise)" if pointwise
+                                                                                         else "")
+
+    @classmethod
+    def check_suite(cls, configs: Sequence[Llama4RecConfig], path: str | Path) -> None:
+        """Two runs that would write one folder (same output, dataset, task, backbone and ranking) are refused."""
+        seen: dict[tuple[str, ...], int] = {}
+        for i, cfg in enumerate(configs, 1):
+            backbone = cfg.backbone or DEFAULT_BACKBONES[cfg.task]
+            where = (str(cfg.out), str(cfg.dataset), run_folder := report.run_folder_name(cfg.task, backbone,
+                                                                                           cfg.ranking))
+            if where in seen:
+                raise ConfigError(f"{path}: runs {seen[where]} and {i} would write the same folder ({cfg.out}, "
+                                  f"dataset {cfg.dataset}, {run_folder}): give them different 'out' folders")
+            seen[where] = i
 
     @classmethod
     def suite_entry(cls, config: Llama4RecConfig, results: dict[str, Any], folder: Path,
@@ -309,7 +325,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     def entry_folder(cls, suite_out: Path, entry: dict[str, Any]) -> Path:
         if "folder" in entry:
             return suite_out / entry["folder"]
-        return suite_out / entry["dataset"] / f"{entry['task']}-{entry['backbone']}"
+        ranking = (entry.get("config") or {}).get("ranking", "listwise")
+        return suite_out / entry["dataset"] / report.run_folder_name(entry["task"], entry["backbone"], ranking)
 
     @classmethod
     def write_suite(cls, out: Path, entries: list[dict[str, Any]], pending: Sequence[str] = ()) -> list[Path]:

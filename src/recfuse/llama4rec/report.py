@@ -334,9 +334,15 @@ def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[P
     return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
+def run_folder_name(task: str, backbone: str, ranking: str = "listwise") -> str:
+    """``<task>-<backbone>``, with ``-pointwise`` where the LLM re-ranks pointwise (top-k tasks; the rating task
+    has no ranking), so the two rankings of one backbone can live side by side."""
+    return f"{task}-{backbone}" + ("-pointwise" if ranking == "pointwise" and task != "rating" else "")
+
+
 def output_dir(cfg: Llama4RecConfig, dataset_name: str) -> Path:
-    """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>``."""
-    return Path(cfg.out) / dataset_name / f"{cfg.task}-{cfg.backbone}"
+    """Where one Llama4Rec configuration writes its results: ``<out>/<dataset>/<task>-<backbone>[-pointwise]``."""
+    return Path(cfg.out) / dataset_name / run_folder_name(cfg.task, cfg.backbone, cfg.ranking)
 
 
 def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,

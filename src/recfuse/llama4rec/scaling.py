@@ -1,5 +1,6 @@
 """The scaling studies (Llama4Rec section 5.4, L12): a suite with axes (the number of instructions, the LLM)
-summarised as one row per (task, backbone, llm, instructions, variant, seed), with figures like the paper's.
+summarised as one row per (task, backbone, llm, ranking, instructions, variant, seed), with figures like the
+paper's (a pointwise-ranking run is a line of its own beside its LLM's listwise one).
 
 Written by the suite report where a suite has axes (:func:`recfuse.config.load_suite`):
 
@@ -36,16 +37,27 @@ def llm_label(llm: dict[str, Any]) -> str:
     return Path(str(llm.get("model") or llm.get("backend"))).name
 
 
+def ranking_of(cfg: dict[str, Any]) -> str | None:
+    """How the LLM re-ranks in a stored config (listwise / pointwise); None for the rating task."""
+    return None if cfg["task"] == "rating" else str(cfg.get("ranking") or "listwise")
+
+
+def line_label(row: dict[str, Any]) -> str:
+    """The figure line and table label of a row's LLM: its name, with the ranking where it is not listwise."""
+    return row["llm"] + (" (pointwise)" if row.get("ranking") == "pointwise" else "")
+
+
 def summary_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, backbone, llm, instructions, variant, seed) from the runs' configs and results.json."""
+    """One row per (task, backbone, llm, ranking, instructions, variant, seed) from the runs' configs and
+    results.json."""
     rows = []
     for cfg, res in zip(configs, results):
         keys = RATING_KEYS if cfg["task"] == "rating" else TOPK_KEYS
         for seed in res["seeds"]:
             for variant, v in seed["variants"].items():
                 row: dict[str, Any] = {"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
-                                       "instructions": int(cfg["instructions"]), "variant": variant,
-                                       "seed": int(seed["seed"])}
+                                       "ranking": ranking_of(cfg), "instructions": int(cfg["instructions"]),
+                                       "variant": variant, "seed": int(seed["seed"])}
                 row.update({k: v["metrics"].get(k) for k in keys})
                 rows.append(row)
     return rows
@@ -58,7 +70,8 @@ def learning_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) 
         for seed in res["seeds"]:
             for call, d in sorted(seed.get("llm", {}).get("diagnostics", {}).items()):
                 rows.append({"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
-                             "instructions": int(cfg["instructions"]), "seed": int(seed["seed"]), "call": call, **d})
+                             "ranking": ranking_of(cfg), "instructions": int(cfg["instructions"]),
+                             "seed": int(seed["seed"]), "call": call, **d})
     return rows
 
 
@@ -86,7 +99,7 @@ def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[s
                + " | ".join(keys) + " |", "|---|---|---|---|" + "---|" * len(keys)]
         points: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
         for r in group:
-            points[r["llm"], r["instructions"], r["variant"]].append(r)
+            points[line_label(r), r["instructions"], r["variant"]].append(r)
         for (llm, n, variant), rs in sorted(points.items()):
             cells = [f"{m:.4f} ± {s:.4f}" for m, s in (_mean_std([r[k] for r in rs]) for k in keys)]
             md.append(f"| {llm} | {n} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
@@ -131,9 +144,9 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
     for (name, chance), ax in zip((("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")), axes):
         for variant, call in LEARNING_CALLS.items():
-            for llm in sorted({r["llm"] for r in rows}):
+            for llm in sorted({line_label(r) for r in rows}):
                 sel = [r for r in rows if (r["call"].split("/")[0], r["call"].split("/")[-1]) == call
-                       and r["llm"] == llm and name in r]
+                       and line_label(r) == llm and name in r]
                 xs = sorted({r["instructions"] for r in sel})
                 if not xs:
                     continue
