@@ -11,6 +11,13 @@ from recfuse.reclm.text import encode
 GOOD = "Identities: a curious viewer; Interests: {}"
 
 
+def varied(text: str):
+    """A scripted answer: ``text`` and a number that differs at every call (one profile for every row would be
+    invalid as a stock answer)."""
+    calls = iter(range(10**6))
+    return lambda p: GOOD.format(f"{text} {next(calls)}")
+
+
 def as_text(prompt) -> str:
     """A prompt as one text (chat messages joined), what the scripted answers read."""
     return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
@@ -63,7 +70,8 @@ def test_user_profiles_count_invalid_answers_and_fall_back(cold_split):
     hist = user_histories(cold_split.train, cold_split.n_users)
     similar = np.array([[(u + 1) % ds.n_users, (u + 2) % ds.n_users] for u in range(ds.n_users)])
     users = np.array([0, 1, 2, 3])
-    llm = ScriptedLLM(lambda p: "no idea" if "Similar user 2" not in p else GOOD.format("westerns and dramas"))
+    answer = varied("westerns and dramas")
+    llm = ScriptedLLM(lambda p: "no idea" if "Similar user 2" not in p else answer(p))
     got = prof.user_profiles(llm, PromptBuilder(), ds, hist, similar, users)
     assert got.stats.to_dict()["user_profile"]["valid"] == 4
     first = llm.prompts[0]
@@ -81,7 +89,7 @@ def test_item_profiles_warm_from_users_cold_from_similar_items(cold_split):
     ds, train = cold_split.dataset, cold_split.train_matrix
     emb = encode([ds.item_title(i) for i in range(ds.n_items)], "hashing:64")
     users = [GOOD.format(f"stories of user {u}") for u in range(ds.n_users)]
-    llm = ScriptedLLM(lambda p: GOOD.format("topic stories for everyone"))
+    llm = ScriptedLLM(varied("topic stories for everyone"))
     got = prof.item_profiles(llm, PromptBuilder(), ds, train, users, emb, max_users=2, n_similar=2)
     counts = np.diff(train.tocsc().indptr)
     stats = got.stats.to_dict()
@@ -125,7 +133,7 @@ def test_item_profiles_show_the_llms_user_profiles_first(cold_split):
     its = csc.indices[csc.indptr[item]:csc.indptr[item + 1]]
     written = np.zeros(ds.n_users, dtype=bool)
     written[its[-1]] = True  # its user of the highest id: last by id, first as written by the LLM
-    llm = ScriptedLLM(lambda p: GOOD.format("topic stories for everyone"))
+    llm = ScriptedLLM(varied("topic stories for everyone"))
     prof.item_profiles(llm, PromptBuilder(), ds, train, users, emb, max_users=1, n_similar=2, written=written)
     warm = np.flatnonzero(np.diff(csc.indptr) > 0)
     prompt = llm.prompts[int(np.searchsorted(warm, item))]
@@ -146,3 +154,16 @@ def test_a_profile_that_copies_the_formats_placeholders_is_invalid():
     for fine in ("Identities: Age Group: 45, Occupation: Writer; Interests: action and war films",
                  "Identities: a young student who enjoys movies; Interests: comedies, avoids horror"):
         assert prof.parse_structured_profile(fine).ok, fine
+
+
+def test_a_profile_written_word_for_word_for_many_rows_is_invalid():
+    """A stock answer given to many users says nothing about any of them: invalid (counted, falls back) once
+    at least 3 rows and 1% of all share it word for word; two users with the same short profile keep it."""
+    stock = "Identities: a movie lover; Interests: good films and great stories"
+    answers = [stock, stock.upper(), stock.replace(" ", "  "), GOOD.format("horror films"), GOOD.format("horror films"),
+               "Interests only"]
+    res = prof.shared_verbatim([prof.parse_structured_profile(a) for a in answers])
+    assert [r.ok for r in res] == [False, False, False, True, True, False]
+    assert "word for word for 3 rows" in res[0].reason and res[0].raw == stock
+    many = [GOOD.format(f"film number {i}") for i in range(300)] + [stock] * 3
+    assert all(r.ok for r in prof.shared_verbatim([prof.parse_structured_profile(a) for a in many]))  # 3 rows: under 1% of 303

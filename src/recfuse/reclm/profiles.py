@@ -14,7 +14,9 @@ counted in a :class:`~recfuse.llm.parsing.ParseStats` and replaced by a fallback
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +42,9 @@ _INTERESTS = re.compile(r"interests?\s*:", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"<[^<>\n]{1,80}>")  # the format's "<who the user is ...>" copied, not filled in
 IDENTITIES_HEAD = "Identities:"
 #: changes when what counts as a valid profile changes (in the profiles stage's key: cached profiles parsed
-#: by older rules are not reused); 2: copied <placeholders> are invalid; 3: so are field names echoed back
-PARSER_VERSION = 3
+#: by older rules are not reused); 2: copied <placeholders> are invalid; 3: so are field names echoed back;
+#: 4: so is a profile written word for word for many users or items (:func:`shared_verbatim`)
+PARSER_VERSION = 4
 INTERESTS_INSERT = "; Interests:"
 
 
@@ -183,14 +186,27 @@ class ProfileSet:
         return {**self.stats.to_dict(), "fallback": int(self.fallback.sum()), "rows": len(self.texts)}
 
 
+def shared_verbatim(results: Sequence[ParseResult], share: float = 0.01, at_least: int = 3) -> list[ParseResult]:
+    """``results`` with every valid profile that at least ``at_least`` rows and ``share`` of all rows got word for
+    word (case and spacing aside) made invalid: a profile written the same for many users (or items) says
+    nothing about any one of them (small models fall back on one stock answer)."""
+    key = [" ".join(r.value.lower().split()) if r.ok else None for r in results]
+    counts = Counter(k for k in key if k is not None)
+    limit = max(at_least, math.ceil(share * len(results)))
+    return [ParseResult("invalid", None, r.raw, f"the same profile word for word for {counts[k]} rows")
+            if k is not None and counts[k] >= limit else r for r, k in zip(results, key)]
+
+
 def generate_profiles(llm: LLM, prompts: list[str], task: str, fallbacks: list[str], max_new_tokens: int,
                       stats: ParseStats, repetition_penalty: float = 1.0) -> tuple[list[str], np.ndarray]:
-    """Generate (structured, :func:`structured_answers`), parse (counted under ``task``) and replace invalid
-    answers by ``fallbacks``; returns the texts and which rows fell back."""
+    """Generate (structured, :func:`structured_answers`), parse (:func:`parse_structured_profile`, then
+    :func:`shared_verbatim` over all rows; counted under ``task``) and replace invalid answers by
+    ``fallbacks``; returns the texts and which rows fell back."""
     answers = structured_answers(llm, prompts, max_new_tokens, repetition_penalty)
+    parsed = shared_verbatim([parse_structured_profile(ans) for ans in answers])
     texts, fb = [], np.zeros(len(prompts), dtype=bool)
-    for r, (ans, alt) in enumerate(zip(answers, fallbacks, strict=True)):
-        res = stats.record(task, parse_structured_profile(ans))
+    for r, (res, alt) in enumerate(zip(parsed, fallbacks, strict=True)):
+        stats.record(task, res)
         texts.append(res.value if res.ok else alt)
         fb[r] = not res.ok
     return texts, fb
