@@ -117,6 +117,28 @@ def test_pointwise_ranking_end_to_end(tiny_llm_dir, tmp_path):
         make("direct", "mf", tiny_llm_dir, tmp_path, ["base"], ranking="pointwise")
 
 
+def test_one_instruction_backbone_for_several_runs_tunes_the_llm_once(tiny_llm_dir, tmp_path):
+    """Runs of one task whose instructions come from the same backbone get the same instructions: the LLM is tuned
+    once (the second run finds the adapters cached); without the option each run tunes on its own lists."""
+    import pytest
+
+    from recfuse.errors import ConfigError
+
+    def adapters(backbone, **settings):
+        make("direct", backbone, tiny_llm_dir, tmp_path / backbone, ["base", "ift", "llama4rec"], seeds=[0],
+             **settings).run()
+        data = json.loads((tmp_path / backbone / "synthetic" / f"direct-{backbone}" / "results.json").read_text())
+        llm = data["seeds"][0]["llm"]
+        return {name: llm[f"tuning_{name}"]["adapter"] for name in ("pa", "ift")}
+
+    shared = {"instruction_backbone": "mf", "instruction_backbone_params": {"epochs": 3}}
+    from_mf = adapters("mf", **shared)
+    assert adapters("lightgcn", **shared) == from_mf
+    assert adapters("lightgcn")["ift"] != from_mf["ift"]  # its own lists: other instructions, another tuning
+    with pytest.raises(ConfigError, match="the direct task needs"):
+        make("direct", "mf", tiny_llm_dir, tmp_path, ["base"], instruction_backbone="deepfm")
+
+
 def test_rating_task_with_a_ranking_backbone_is_a_clear_error(tiny_llm_dir, tmp_path):
     import pytest
 

@@ -31,6 +31,12 @@ class Llama4RecConfig:
     variants: list[str] = option(["base", "llama4rec"], f"what to run and report: {', '.join(VARIANTS)}")
     llm: LLMConfig = field(default_factory=LLMConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)  # one pass over the instructions: 32 steps of 4 at 128
+    instruction_backbone: str = option(
+        "", "the backbone whose lists make the instructions (default: the run's own); one backbone for every run of a "
+            "task gives them identical instructions, so the LLM is tuned once and shared (a suite's cost)")
+    instruction_backbone_params: dict = option({}, "its hyper-parameters, e.g. --instruction-backbone-param lr=0.005 "
+                                                   "(default: --backbone-param where it is the run's backbone)",
+                                               flag="instruction-backbone-param")
     instructions: int = option(128, "instructions sampled per task (paper: 5000; CPU default sized for minutes)")
     instruction_targets: Literal["natural", "planted"] = option(
         "natural", "listwise instructions: natural: only users whose instruction backbone's top-k' list holds the "

@@ -151,6 +151,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         if not cfg.backbone:
             cfg.backbone = DEFAULT_BACKBONES[cfg.task]
         check_model_task(cfg.backbone, cfg.task)  # a backbone of another task: one clear error before any work
+        if cfg.instruction_backbone:
+            check_model_task(cfg.instruction_backbone, cfg.task)
         super().__init__(cfg)
         self.dataset = load_dataset(cfg.dataset)
         if cfg.kcore:
@@ -164,6 +166,16 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         return self._timed("backbone training", fit_backbone, cfg.backbone, split, seed,
                            params=cfg.backbone_params, extra_triples=extra_triples, insertions=insertions,
                            label=label, progress=cfg.progress)
+
+    def fit_for_instructions(self, split: Split, seed: int) -> tuple[Recommender, FitLog]:
+        """The backbone whose lists make the instructions (``instruction_backbone``, else the run's), on an inner
+        split of the training data (cached), timed as backbone training."""
+        cfg = self.cfg
+        own = not cfg.instruction_backbone or cfg.instruction_backbone == cfg.backbone
+        backbone = cfg.backbone if own else cfg.instruction_backbone
+        params = cfg.backbone_params if own and not cfg.instruction_backbone_params else cfg.instruction_backbone_params
+        return self._timed("backbone training", fit_backbone, backbone, split, seed, params=params,
+                           label="instruction", progress=cfg.progress)
 
     def instruction_dialogues(self, split: Split, seed: int) -> dict[bool, list[list[dict[str, Any]]]]:
         """Instruction dialogues with (True) and without (False) prompt augmentation."""

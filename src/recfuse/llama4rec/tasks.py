@@ -64,6 +64,8 @@ class TaskHost(Protocol):
     def fit(self, split: Split, seed: int, *, extra_triples: np.ndarray | None = None,
             insertions: np.ndarray | None = None, label: str = "base") -> tuple[Recommender, FitLog]: ...
 
+    def fit_for_instructions(self, split: Split, seed: int) -> tuple[Recommender, FitLog]: ...
+
     def _timing(self, name: str) -> AbstractContextManager[StageCost]: ...
 
 PerUser = dict[str, np.ndarray]
@@ -234,7 +236,7 @@ class RankingTask(Task):
             inner = inner_split(split, fold=fold)
             if fold > 1 and len(inner.test) == 0:
                 break
-            inner_model, _ = self.method.fit(inner, seed, label="instruction")
+            inner_model, _ = self.method.fit_for_instructions(inner, seed)
             # candidates never include an item the user has outside the inner training part and its answer:
             # the outer validation and test parts, and (fold > 1) what the user did after the answer
             blocked = inner.history("test") + split.known_matrix - inner.known_matrix
@@ -378,7 +380,7 @@ class RatingTask(Task):
             inner = inner_split(split, fold=fold)
             if len(inner.test) == 0:
                 break
-            inner_model, _ = self.method.fit(inner, seed, label="instruction")
+            inner_model, _ = self.method.fit_for_instructions(inner, seed)
             rng = np.random.default_rng(seed if fold == 1 else seed + 7919 * (fold - 1))
             want = cfg.instructions - len(out[True])
             pick = np.sort(rng.choice(len(inner.test), size=min(want, len(inner.test)), replace=False))
