@@ -60,3 +60,20 @@ def test_finished_run_needs_the_same_config(tmp_path):
     assert finished_run(tmp_path, {**config, "progress": False}) is not None  # does not change results
     assert finished_run(tmp_path, {**config, "lr": 0.02}) is None
     assert finished_run(tmp_path, {**config, "seeds": [0, 1, 2]}) is None
+
+
+def test_combined_one_sided_test_pools_seeds_by_the_sign_of_their_gains():
+    """Stouffer over seeds: three weak positive results combine into a stronger one; a negative gain counts
+    against; one seed is its own one-sided test."""
+    from scipy import stats
+
+    from recfuse.eval.stats import combined_one_sided
+
+    z, p = combined_one_sided([0.0122, 0.0098, 0.0020], [0.146, 0.181, 0.69])  # DeepFM's three seeds
+    assert abs(z - 1.84) < 0.01 and abs(p - 0.0327) < 0.001
+    assert combined_one_sided([0.01, -0.01], [0.1, 0.1])[1] == pytest.approx(0.5)
+    assert combined_one_sided([0.01], [0.1])[1] == pytest.approx(0.05)
+    assert combined_one_sided([-0.01], [0.1])[1] == pytest.approx(0.95)
+    assert stats.norm.isf(combined_one_sided([0.01], [0.1])[1]) == pytest.approx(1.6449, abs=1e-3)
+    with pytest.raises(ValueError):
+        combined_one_sided([], [])

@@ -49,6 +49,7 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert {f"pa/{used}/valid", f"pa/{used}/test", "ift/base/test"} <= set(seed0["llm"]["diagnostics"])
     md = (out / "results.md").read_text()
     assert "Choice of the LLM's weight" in md and "Is the tuned LLM learning?" in md and "## Memory" in md
+    assert "evidence of all seeds combined (Stouffer" in md and "Llama4Rec: z " in md  # 2 seeds
     assert "## By long-tail group" in md and {r["group"] for r in data["long_tail"]} == {"tail", "middle", "head"}
     assert "| Llama4Rec | tail |" in md
     assert 0 <= chosen["valid_p_in_sample"] <= 1

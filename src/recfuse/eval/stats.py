@@ -36,6 +36,16 @@ def paired_ttest(a: Sequence[float] | npt.NDArray[np.floating],
     return {"mean_diff": float(d.mean()), "t": float(res.statistic), "p": float(res.pvalue), "n": int(x.size)}
 
 
+def combined_one_sided(gains: Sequence[float], p_two_sided: Sequence[float]) -> tuple[float, float]:
+    """Stouffer's combination of independent paired tests (one per seed) into one one-sided test that the gain is
+    positive: each two-sided p becomes one-sided by the sign of its gain; returns (z, p)."""
+    if len(gains) != len(p_two_sided) or not gains:
+        raise ValueError("combined_one_sided needs one gain per p-value, and at least one")
+    one_sided = [p / 2 if g > 0 else 1 - p / 2 for g, p in zip(gains, p_two_sided)]
+    z = float(np.sum(_stats.norm.isf(np.clip(one_sided, 1e-300, 1.0))) / np.sqrt(len(one_sided)))
+    return z, float(_stats.norm.sf(z))
+
+
 def relative_improvement(new: float, base: float, lower_is_better: bool = False) -> float:
     """(new - base) / |base|, sign flipped for error metrics so that positive always means better."""
     if base == 0:

@@ -12,7 +12,7 @@ import numpy as np
 from recfuse.config import to_dict
 from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, write_report
-from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
+from recfuse.eval.stats import combined_one_sided, mean_std, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
@@ -210,6 +210,22 @@ def alpha_rows(results: list[SeedResult], alphas: Sequence[float]) -> list[dict[
     return rows
 
 
+def pooled_evidence(results: list[SeedResult]) -> str:
+    """A sentence on the cross-fitted validation evidence of every mixing variant combined over the seeds
+    (Stouffer): more power than any one seed's test, from validation alone; shown for the guard's design, which
+    decides per seed and does not use it. Empty with fewer than 2 seeds."""
+    parts = []
+    for name in dict.fromkeys(n for r in results for n in r.variants):
+        ev = [(v.valid_gain, v.valid_p) for r in results if (v := r.variants[name]).valid_p_in_sample is not None
+              and v.valid_gain is not None and v.valid_p is not None and v.llm_weight_used is not None]
+        if len(ev) >= 2 and len(ev) == len(results):
+            z, p = combined_one_sided([g for g, _ in ev], [q for _, q in ev])
+            parts.append(f"{LABELS.get(name, name)}: z {z:.2f}, one-sided p {p:.3g}")
+    return ("\nThe cross-fitted validation evidence of all seeds combined (Stouffer's z of one-sided paired tests; "
+            "validation only; the guard decides per seed and does not use it): " + "; ".join(parts) + ".\n"
+            if parts else "")
+
+
 def _test_at_choice(r: SeedResult, v: VariantResult, alphas: Sequence[float]) -> str:
     """The test grid's value at the chosen alphas beside Base's (the grid is the selection metric on test)."""
     base = r.variants.get("base")
@@ -267,7 +283,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "with the alphas chosen on the others; *in-sample*: the chosen alphas on the users they were "
                   "chosen on (optimistic; the only test before cross-fitting). Agreement: Spearman correlation of "
                   "the validation and test grids, and the chosen cell's rank among the test grid's cells (analysis "
-                  "only).\n\n" + markdown_table(choices))
+                  "only).\n\n" + markdown_table(choices) + pooled_evidence(results))
     learning = diagnostic_rows(results)
     if learning:
         md.append("\n## Is the tuned LLM learning?\n\n"
