@@ -93,7 +93,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     selected = [not only or matches(cfg, only) for cfg in cfgs]
     if not any(selected):
         raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
-    runs = [method(cfg) for cfg in cfgs]
+    folders = [method(cfg).output_dir() for cfg in cfgs]  # one at a time: a run holds its dataset
     entries: list[dict[str, Any] | None] = [None] * len(cfgs)  # the finished runs' entries, in the file's order
     pending: list[str | None] = [None] * len(cfgs)  # what is still to run, in the same order
 
@@ -109,8 +109,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
 
     # what the folders hold already, so that a report written mid-way holds every finished run
     to_run = []
-    for i, (cfg, run) in enumerate(zip(cfgs, runs)):
-        folder = run.output_dir()
+    for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
         results = finished_results(method, folder, cfg) if reuse or not selected[i] else None
         if results is not None:
             entries[i] = method.suite_entry(cfg, results, folder, out)
@@ -130,9 +129,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     if to_run:
         write()  # before the first run: the report says at once what is finished and what is to come
     for i in to_run:
-        runs[i].run()
-        folder = runs[i].output_dir()
-        entries[i] = method.suite_entry(cfgs[i], read_json(folder / "results.json"), folder, out)
+        method(cfgs[i]).run()
+        entries[i] = method.suite_entry(cfgs[i], read_json(folders[i] / "results.json"), folders[i], out)
         pending[i] = None
         write()
     write()
