@@ -71,6 +71,26 @@ def test_single_token_choices_right_padded_equal_manual_and_single_prompts(tiny_
         np.testing.assert_allclose([v for _, v in row], lp.topk(3).values.numpy(), atol=1e-4)
 
 
+def test_prompts_that_open_alike_are_scored_from_one_shared_prefix(tiny_llm):
+    """One user's pointwise prompts differ only in the candidate near the end: the shared opening is run once
+    and its keys and values reused; the scores equal each prompt scored whole."""
+    from recfuse.llm.local import shared_prefix_groups
+
+    history = "The user watched " + "; ".join(f"Movie number {i} (19{i + 10})" for i in range(30)) + ". "
+    prompts = [history + f"How would the user rate Candidate {c}{'!' * c} from 1 to 5?" for c in range(7)]
+    prompts += PROMPTS[:3]  # prompts of their own, scored whole beside them
+    choices = ["1", "2", "3", "4", "5"]
+    before = tiny_llm.stats["prompts_with_shared_prefix"]
+    got = tiny_llm.choice_logprobs(prompts, choices)
+    assert tiny_llm.stats["prompts_with_shared_prefix"] - before == 7
+    want = np.array([[manual_logprob(tiny_llm, p, c) for c in choices] for p in prompts])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+    groups = shared_prefix_groups([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3], [9, 9, 9, 9], [1, 2, 7]], 2, 8)
+    assert [(n, sorted(idx.tolist())) for n, idx in groups] == [(2, [0, 1, 2, 4])]  # n leaves [1, 2, 3] a token
+    assert [len(idx) for _, idx in shared_prefix_groups([[1, 2, 3, k] for k in range(5)], 2, 2)] == [2, 2]
+
+
 def test_choice_probs_sum_to_one(tiny_llm):
     p = choice_probs(tiny_llm.choice_logprobs(PROMPTS[:2], ["1", "2", "3", "4", "5"]))
     np.testing.assert_allclose(p.sum(1), 1.0)

@@ -141,7 +141,7 @@ class LocalLLM:
         self.system_prompt = system_prompt
         self.progress = progress
         self.stats = {"choice_calls": 0, "generate_calls": 0, "prompts_scored": 0, "prompts_generated": 0,
-                      "prompts_truncated": 0}
+                      "prompts_truncated": 0, "prompts_with_shared_prefix": 0}
         weights_id: Any
         if isinstance(model, (str, Path)):
             model_ref = str(model)
@@ -376,11 +376,43 @@ class LocalLLM:
         self.stats["choice_calls"] += 1
         self.stats["prompts_scored"] += len(prompts)
         encoded = [self.encode(p) for p in prompts]
-        tasks = [(idx, "score_batch", ([encoded[i] for i in idx], choices))
-                 for idx in self._batch_indices([len(e) for e in encoded])]
+        alone = np.arange(len(encoded))
+        tasks: list[tuple[np.ndarray, str, tuple]] = []
+        if all(len(self.choice_token_ids(c)) == 1 for c in choices):
+            # prompts that open alike (one user's pointwise prompts, one per candidate): the shared part once
+            groups = shared_prefix_groups(encoded, SHARED_PREFIX_TOKENS, max(self.batch_size, 16))
+            tasks += [(idx, "score_shared_prefix", (encoded[idx[0]][:n], [encoded[i][n:] for i in idx], choices))
+                      for n, idx in groups]
+            grouped = np.concatenate([idx for _, idx in groups]) if groups else np.zeros(0, dtype=np.int64)
+            alone = np.setdiff1d(alone, grouped)
+            self.stats["prompts_with_shared_prefix"] += len(grouped)
+        tasks += [(alone[idx], "score_batch", ([encoded[i] for i in alone[idx]], choices))
+                  for idx in self._batch_indices([len(encoded[i]) for i in alone])]
         for idx, scores in self._run_batches(tasks, "scoring"):
             out[idx] = scores
         return out
+
+    def score_shared_prefix(self, prefix: list[int], suffixes: list[list[int]], choices: Sequence[str]) -> np.ndarray:
+        """Log-probabilities ``(len(suffixes), len(choices))`` of single-token choices after ``prefix + suffix``:
+        the prefix in one pass, its keys and values repeated for every suffix, the suffixes in one more (padded
+        on the right with no mask: under the causal mask a real token never sees the padding after it)."""
+        import torch
+
+        first = torch.tensor([self.choice_token_ids(c)[0] for c in choices], device=self.device)
+        with torch.inference_mode():
+            cache = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
+                               logits_to_keep=1).past_key_values
+            cache.batch_repeat_interleave(len(suffixes))
+            lengths = torch.tensor([len(s) for s in suffixes])
+            ids = torch.full((len(suffixes), int(lengths.max())), self.tokenizer.pad_token_id, dtype=torch.long)
+            for i, s in enumerate(suffixes):
+                ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            pos = (len(prefix) + torch.arange(ids.shape[1]))[None, :].expand(len(suffixes), -1)
+            last, row_pos = torch.unique(lengths - 1, return_inverse=True)
+            logits = self.model(input_ids=ids.to(self.device), position_ids=pos.to(self.device),
+                                past_key_values=cache, use_cache=True, logits_to_keep=last.to(self.device)).logits
+            picked = logits[torch.arange(len(suffixes)), row_pos.to(self.device)].float().log_softmax(-1)
+            return picked[:, first].double().cpu().numpy()
 
     def score_batch(self, seqs: list[list[int]], choices: Sequence[str]) -> np.ndarray:
         """Log-probabilities ``(len(seqs), len(choices))`` of the choices after token sequences, one forward
@@ -600,6 +632,34 @@ def _load_gguf(path: Path, dtype: Any):
                                                  quantization_config=GgufConfig(dequantize=True))
     tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     return model, tok
+
+
+#: prompts scored together share at least this many leading tokens with each other (else each is scored whole)
+SHARED_PREFIX_TOKENS = 64
+
+
+def shared_prefix_groups(seqs: Sequence[Sequence[int]], min_prefix: int, max_group: int) -> list[tuple[int, np.ndarray]]:
+    """Groups of at least 2 sequences that share their first ``n >= min_prefix`` tokens: ``(n, indices)``, with
+    ``n`` short of every member's length (each keeps a token of its own to read the next token's scores after)."""
+    order = sorted(range(len(seqs)), key=lambda i: list(seqs[i]))
+    groups: list[tuple[int, np.ndarray]] = []
+    start, shared = 0, 0
+
+    def close(end: int) -> None:
+        if end - start >= 2:
+            groups.append((shared, np.asarray(order[start:end], dtype=np.int64)))
+
+    for pos in range(1, len(order) + 1):
+        if pos < len(order) and pos - start < max_group:
+            a, b = seqs[order[pos - 1]], seqs[order[pos]]
+            lcp = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            n = min(shared if pos - start > 1 else lcp, lcp, len(a) - 1, len(b) - 1)
+            if n >= min_prefix:
+                shared = n
+                continue
+        close(pos)
+        start, shared = pos, 0
+    return groups
 
 
 # ------------------------------------------------------------------------------------- worker processes
