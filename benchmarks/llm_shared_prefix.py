@@ -89,19 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     ap.add_argument("--users", type=int, default=8)
     ap.add_argument("--candidates", type=int, default=10, help="k': prompts per user")
-    ap.add_argument("--history", type=int, default=8, help="items of history per prompt (the pipeline's default)")
+    ap.add_argument("--histories", type=int, nargs="+", default=[8, 25],
+                    help="items of history per prompt (8: the pipeline's default; longer: more to share)")
     ap.add_argument("--repeats", type=int, default=2, help="timed passes of each path (the best is kept)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="output folder (default benchmarks/results/llm/shared-prefix)")
     args = ap.parse_args(argv)
-    prompts = pointwise_prompts(args.users, args.candidates, args.history, args.seed)
-    rows = [measure(m, d, prompts, args.repeats) for m in args.models for d in args.dtypes]
+    rows = []
+    for history in args.histories:
+        prompts = pointwise_prompts(args.users, args.candidates, history, args.seed)
+        rows += [{"history items": history, **measure(m, d, prompts, args.repeats)}
+                 for m in args.models for d in args.dtypes]
     commit, dirty = git_state()
     info = cpu()
     text = "\n".join([
         "# Pointwise prompts: shared prefix against whole prompts\n",
-        f"{args.users} seeded ML-100K users x {args.candidates} candidates (pointwise ranking prompts with "
-        f"{args.history} history items and a backbone score), scored for the digits 1-5 both ways in one process, "
+        f"{args.users} seeded ML-100K users x {args.candidates} candidates (pointwise ranking prompts with a "
+        "backbone score and the history items shown), scored for the digits 1-5 both ways in one process, "
         f"alternating, best of {args.repeats} passes each; speed-up: whole seconds / shared seconds.\n",
         f"Machine: {machine()}, CPU {info.get('model')} ({', '.join(info.get('flags', [])) or 'no bf16 flags'}); "
         f"commit {commit}{' (uncommitted changes)' if dirty else ''}.\n",

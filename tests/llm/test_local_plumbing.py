@@ -89,6 +89,10 @@ def test_prompts_that_open_alike_are_scored_from_one_shared_prefix(tiny_llm):
     groups = shared_prefix_groups([[1, 2, 3, 4], [1, 2, 3, 5, 6], [1, 2, 3], [9, 9, 9, 9], [1, 2, 7]], 2, 8)
     assert [(n, sorted(idx.tolist())) for n, idx in groups] == [(2, [0, 1, 2, 4])]  # n leaves [1, 2, 3] a token
     assert [len(idx) for _, idx in shared_prefix_groups([[1, 2, 3, k] for k in range(5)], 2, 2)] == [2, 2]
+    # two users' prompts share the instruction (2 tokens) but each user's share more: one group per user
+    two_users = [[1, 2, 3, 4, 5, 6], [1, 2, 8, 9, 9], [1, 2, 3, 4, 5, 7], [1, 2, 8, 9, 8]]
+    assert [(n, sorted(idx.tolist())) for n, idx in shared_prefix_groups(two_users, 2, 8)] == [(5, [0, 2]),
+                                                                                                (4, [1, 3])]
 
 
 def test_choice_probs_sum_to_one(tiny_llm):

@@ -640,7 +640,8 @@ SHARED_PREFIX_TOKENS = 64
 
 def shared_prefix_groups(seqs: Sequence[Sequence[int]], min_prefix: int, max_group: int) -> list[tuple[int, np.ndarray]]:
     """Groups of at least 2 sequences that share their first ``n >= min_prefix`` tokens: ``(n, indices)``, with
-    ``n`` short of every member's length (each keeps a token of its own to read the next token's scores after)."""
+    ``n`` short of every member's length (each keeps a token of its own to read the next token's scores after).
+    Neighbours in sorted order join a group only where they share all of its prefix so far."""
     order = sorted(range(len(seqs)), key=lambda i: list(seqs[i]))
     groups: list[tuple[int, np.ndarray]] = []
     start, shared = 0, 0
@@ -653,10 +654,13 @@ def shared_prefix_groups(seqs: Sequence[Sequence[int]], min_prefix: int, max_gro
         if pos < len(order) and pos - start < max_group:
             a, b = seqs[order[pos - 1]], seqs[order[pos]]
             lcp = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            n = min(shared if pos - start > 1 else lcp, lcp, len(a) - 1, len(b) - 1)
-            if n >= min_prefix:
-                shared = n
-                continue
+            # a group never shrinks its prefix to take a member in: prompts that share only the instruction
+            # (every user's) would otherwise join one user's prompts that share the whole history
+            if pos - start == 1 or lcp >= shared:
+                n = min(lcp, len(a) - 1, len(b) - 1, shared if pos - start > 1 else lcp)
+                if n >= min_prefix:
+                    shared = n
+                    continue
         close(pos)
         start, shared = pos, 0
     return groups
