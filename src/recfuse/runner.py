@@ -120,12 +120,15 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         pending[i] = label(cfg)
         if selected[i]:
             to_run.append(i)
-        elif other := results_on_other_seeds(method, folder, cfg):
-            done, results = other  # shown with the seeds it has; those missing still to run
+        if other := results_on_other_seeds(method, folder, cfg):
+            done, results = other  # shown with the seeds it has (until a selected run replaces it)
             entries[i] = method.suite_entry(done, results, folder, out)
             missing = set(cfg.seeds) - set(done.seeds)
-            pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
-                          f"{len(cfg.seeds) - len(missing)} of {len(cfg.seeds)} done)" if missing else None)
+            if missing:
+                pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: "
+                              f"{len(cfg.seeds) - len(missing)} of {len(cfg.seeds)} done)")
+            elif not selected[i]:
+                pending[i] = None
     if to_run:
         write()  # before the first run: the report says at once what is finished and what is to come
     for i in to_run:

@@ -63,7 +63,7 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     assert "1 of 3 done" in (tmp_path / "out" / "suite.md").read_text()
     suite = read_json(run_suite(f, "llama4rec", only={"backbone": "mf"}) / "suite.json")
     assert ran[-1] == ("mf", [0, 1, 2])  # selected, the partial run is run on every seed
-    assert in_report == [["mf"], ["lightgcn"]]  # a finished run after the one running is in the report
+    assert in_report == [["mf"], ["mf", "lightgcn"]]  # its seed 0 while it runs, and the finished run after it
     assert "pending" not in suite or not suite["pending"]
     # a quick pass on seed 0 keeps the 3-seed run it does not select (on its 3 seeds, nothing pending)
     suite = read_json(run_suite(f, "llama4rec", {"seeds": [0]}, only={"backbone": "lightgcn"}) / "suite.json")
