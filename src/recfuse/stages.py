@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from recfuse.errors import CacheError
 from recfuse.io import CANNOT_WRITE, atomic_dir, cache_dir, fingerprint, orphaned_temporaries, to_json
@@ -240,11 +240,21 @@ def stage_scratch(name: str, key: dict[str, Any], root: Path | None = None) -> P
 RESUME_PREFIX = ".resume-"
 
 
-def checkpoint_folders(kind: Path, every: bool = False) -> list[Path]:
-    """The :func:`stage_scratch` folders of one stage kind: every one (``every``), or only the spent ones
-    (their stage is built since, so nothing will resume from them)."""
-    return [p for p in sorted(kind.glob(f"{RESUME_PREFIX}*"))
-            if p.is_dir() and (every or (kind / p.name[len(RESUME_PREFIX):]).is_dir())]
+def checkpoint_folders(kind: Path, which: Literal["spent", "resumable", "all"] = "spent") -> list[Path]:
+    """The :func:`stage_scratch` folders of one stage kind: the spent ones (their stage is built since, so nothing
+    will resume from them), the resumable ones (a rerun of a killed build resumes there), or all."""
+    folders = [p for p in sorted(kind.glob(f"{RESUME_PREFIX}*")) if p.is_dir()]
+    if which == "all":
+        return folders
+    return [p for p in folders if (kind / p.name[len(RESUME_PREFIX):]).is_dir() == (which == "spent")]
+
+
+def stage_kinds(root: Path, name: str | None = None) -> list[Path]:
+    """The folders of the stage kinds under ``root`` (only ``name``'s, when given) that exist."""
+    if not root.is_dir():
+        return []
+    kinds = [root / name] if name is not None else sorted(root.iterdir())
+    return [k for k in kinds if k.is_dir()]
 
 
 def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root: Path | None = None) -> Path:
@@ -285,10 +295,7 @@ def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root
 def scan_stages(root: Path | None = None, name: str | None = None) -> list[StageCheck]:
     """Every stage folder under ``root`` (of stage ``name`` only, when given), verified."""
     root = Path(root) if root is not None else stage_root()
-    if not root.is_dir():
-        return []
-    kinds = [root / name] if name is not None else sorted(p for p in root.iterdir() if p.is_dir())
-    return [check_stage(folder) for kind in kinds if kind.is_dir()
+    return [check_stage(folder) for kind in stage_kinds(root, name)
             for folder in sorted(kind.iterdir()) if not folder.name.startswith(".")]
 
 
@@ -298,13 +305,10 @@ def clean_stages(root: Path | None = None, name: str | None = None, everything: 
     (``checkpoints``: also those a killed build would resume from; ``everything``: every stage and checkpoint);
     returns what was (``dry_run``: would be) removed."""
     root = Path(root) if root is not None else stage_root()
-    if not root.is_dir():
-        return []
-    kinds = [root / name] if name is not None else sorted(p for p in root.iterdir() if p.is_dir())
     doomed: list[Path] = []
-    for kind in (k for k in kinds if k.is_dir()):
+    for kind in stage_kinds(root, name):
         doomed += orphaned_temporaries(kind)
-        doomed += checkpoint_folders(kind, every=checkpoints or everything)
+        doomed += checkpoint_folders(kind, "all" if checkpoints or everything else "spent")
         doomed += [c.path for c in scan_stages(root, kind.name) if everything or not c.usable]
     if not dry_run:
         for path in doomed:

@@ -12,7 +12,7 @@ import argparse
 from collections import Counter
 
 from recfuse.eval.report import markdown_table
-from recfuse.stages import checkpoint_folders, clean_stages, scan_stages, stage_root
+from recfuse.stages import checkpoint_folders, clean_stages, scan_stages, stage_kinds, stage_root
 
 
 def verify_command(args: argparse.Namespace) -> int:
@@ -25,9 +25,7 @@ def verify_command(args: argparse.Namespace) -> int:
     if damaged:
         print(markdown_table([{"stage": c.name, "folder": c.path.name, "why": c.reason} for c in damaged]))
         print("a run recomputes a damaged stage by itself; `recfuse cache clean` removes them now")
-    kinds = [root / args.stage] if args.stage else (sorted(root.iterdir()) if root.is_dir() else [])
-    resumable = [p for kind in kinds if kind.is_dir()
-                 for p in sorted(set(checkpoint_folders(kind, every=True)) - set(checkpoint_folders(kind)))]
+    resumable = [p for kind in stage_kinds(root, args.stage) for p in checkpoint_folders(kind, "resumable")]
     if resumable:
         size = sum(f.stat().st_size for p in resumable for f in p.rglob("*") if f.is_file())
         print(f"{len(resumable)} checkpoint folder(s) of unfinished builds ({size / 2**20:.0f} MiB), kept so that "

@@ -308,9 +308,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
     @classmethod
     def run_label(cls, config: Llama4RecConfig) -> str:
-        pointwise = config.ranking == "pointwise" and config.task != "rating"
-        return f"{config.task}: {config.backbone or DEFAULT_BACKBONES[config.task]}" + (" (pointwise)" if pointwise
-                                                                                         else "")
+        return (f"{config.task}: {config.backbone or DEFAULT_BACKBONES[config.task]}"
+                + (" (pointwise)" if report.reranks_pointwise(config.task, config.ranking) else ""))
 
     @classmethod
     def check_suite(cls, configs: Sequence[Llama4RecConfig], path: str | Path) -> None:

@@ -350,10 +350,15 @@ def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[P
     return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
+def reranks_pointwise(task: str, ranking: str) -> bool:
+    """Whether the LLM re-ranks pointwise (top-k tasks only: the rating task has no ranking)."""
+    return ranking == "pointwise" and task != "rating"
+
+
 def run_folder_name(task: str, backbone: str, ranking: str = "listwise") -> str:
-    """``<task>-<backbone>``, with ``-pointwise`` where the LLM re-ranks pointwise (top-k tasks; the rating task
-    has no ranking), so the two rankings of one backbone can live side by side."""
-    return f"{task}-{backbone}" + ("-pointwise" if ranking == "pointwise" and task != "rating" else "")
+    """``<task>-<backbone>``, with ``-pointwise`` where the LLM re-ranks pointwise, so the two rankings of one
+    backbone can live side by side."""
+    return f"{task}-{backbone}" + ("-pointwise" if reranks_pointwise(task, ranking) else "")
 
 
 def output_dir(cfg: Llama4RecConfig, dataset_name: str) -> Path:

@@ -346,6 +346,18 @@ class LocalLLM:
             (idx, getattr(self, method)(*args)) for idx, method, args in tasks)
         yield from progress(done, enabled=self.progress, desc=desc, total=len(tasks))
 
+    def _right_padded(self, seqs: list[list[int]]):
+        """Token ids padded on the right ``(len(seqs), longest)``, the distinct last real positions, and each
+        row's index among them (for ``logits_to_keep``: the LM head only where a row's next token is read)."""
+        import torch
+
+        lengths = torch.tensor([len(s) for s in seqs])
+        ids = torch.full((len(seqs), int(lengths.max())), self.tokenizer.pad_token_id, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+        last, row_pos = torch.unique(lengths - 1, return_inverse=True)
+        return ids, last, row_pos
+
     def _next_token_logprobs(self, seqs: list[list[int]]):
         """Log-probabilities of the token after each sequence, ``(len(seqs), vocab)``, in one forward pass.
 
@@ -356,11 +368,7 @@ class LocalLLM:
         """
         import torch
 
-        lengths = torch.tensor([len(s) for s in seqs])
-        ids = torch.full((len(seqs), int(lengths.max())), self.tokenizer.pad_token_id, dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        last, row_pos = torch.unique(lengths - 1, return_inverse=True)
+        ids, last, row_pos = self._right_padded(seqs)
         logits = self.model(input_ids=ids.to(self.device), use_cache=False,
                             logits_to_keep=last.to(self.device)).logits  # (b, len(last), V)
         picked = logits[torch.arange(len(seqs)), row_pos.to(self.device)]
@@ -403,12 +411,8 @@ class LocalLLM:
             cache = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
                                logits_to_keep=1).past_key_values
             cache.batch_repeat_interleave(len(suffixes))
-            lengths = torch.tensor([len(s) for s in suffixes])
-            ids = torch.full((len(suffixes), int(lengths.max())), self.tokenizer.pad_token_id, dtype=torch.long)
-            for i, s in enumerate(suffixes):
-                ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            ids, last, row_pos = self._right_padded(suffixes)
             pos = (len(prefix) + torch.arange(ids.shape[1]))[None, :].expand(len(suffixes), -1)
-            last, row_pos = torch.unique(lengths - 1, return_inverse=True)
             logits = self.model(input_ids=ids.to(self.device), position_ids=pos.to(self.device),
                                 past_key_values=cache, use_cache=True, logits_to_keep=last.to(self.device)).logits
             picked = logits[torch.arange(len(suffixes)), row_pos.to(self.device)].float().log_softmax(-1)
