@@ -157,3 +157,30 @@ def test_pointwise_ranking_runs_beside_listwise_and_is_a_line_of_its_own(tmp_pat
     assert {r["ranking"] for r in read_json(tmp_path / "summary.json")} == {"listwise", "pointwise"}
     table = (tmp_path / "scaling.md").read_text()
     assert "| smollm2-135m | 128 | ift |" in table and "| smollm2-135m (pointwise) | 128 | ift |" in table
+
+
+def test_scaling_compares_each_point_with_base_on_its_own_seeds(tmp_path):
+    """A point run on seeds 0-2 and one on seed 0 alone have different Bases: each variant is shown as its change
+    against Base on the same seeds, so runs equal to their Base sit on the Base line whatever their seeds."""
+    from recfuse.llama4rec.scaling import change_against_base, write_scaling
+
+    cfg = {"task": "direct", "backbone": "mf", "llm": {"model": "smollm2-135m"}}
+    base_of = {0: 0.06, 1: 0.05, 2: 0.04}
+
+    def seed(s, ift):
+        return {"seed": s, "variants": {"base": {"metrics": {"hr@3": base_of[s], "ndcg@3": 0.0}},
+                                        "llama4rec": {"metrics": {"hr@3": base_of[s], "ndcg@3": 0.0}},
+                                        "ift": {"metrics": {"hr@3": ift, "ndcg@3": 0.0}}}}
+    configs = [{**cfg, "instructions": 128}, {**cfg, "instructions": 512}]
+    results = [{"seeds": [seed(0, 0.05), seed(1, 0.04), seed(2, 0.03)]}, {"seeds": [seed(0, 0.07)]}]
+    write_scaling(tmp_path, configs, results)
+    points: dict = {}
+    for r in read_json(tmp_path / "summary.json"):
+        points.setdefault((r["llm"], r["instructions"], r["variant"]), []).append(r)
+    assert change_against_base(points, "smollm2-135m", 128, "llama4rec", "hr@3") == [0.0, 0.0, 0.0]
+    assert change_against_base(points, "smollm2-135m", 512, "ift", "hr@3") == pytest.approx([0.01])
+    assert change_against_base(points, "smollm2-135m", 128, "ift", "hr@3") == pytest.approx([-0.01] * 3)
+    table = (tmp_path / "scaling.md").read_text()
+    assert "| smollm2-135m | 128 | llama4rec | 3 | 0.0500 ± 0.0100 (+0.0000) |" in table
+    assert "| smollm2-135m | 512 | ift | 1 | 0.0700 ± 0.0000 (+0.0100) |" in table
+    assert (tmp_path / "scaling_direct-mf.png").stat().st_size > 1000

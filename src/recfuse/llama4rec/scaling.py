@@ -8,7 +8,9 @@ Written by the suite report where a suite has axes (:func:`recfuse.config.load_s
 * ``learning.json``: is the tuned LLM learning? its answers alone per point (top-1 against 1/k', the loss on
   the answer letter against ln k'; :meth:`recfuse.llama4rec.tasks.Task.diagnostics`);
 * ``scaling.md`` and ``scaling_<task>-<backbone>.png``: metric against the number of instructions, one line
-  per LLM and variant (mean and standard deviation over seeds), Base as a horizontal line;
+  per LLM and variant, as the change against Base on the same seeds (mean and standard deviation over seeds of
+  the paired difference), so Base is the horizontal line at 0 whichever seeds a point has (points with
+  different seeds have different Bases: one Base line over them all would make equal runs look apart);
   ``learning_<task>-<backbone>.png``: the LLM's top-1 accuracy and answer loss against their chance levels.
 """
 
@@ -91,8 +93,9 @@ def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[s
     for r in rows:
         groups[r["task"], r["backbone"]].append(r)
     md = ["# Llama4Rec scaling study", "",
-          "Mean ± std over seeds at each point; the figures beside this file plot them (Base as a horizontal "
-          "line). summary.json holds every seed; learning.json the tuned LLM's answers alone.", ""]
+          "Mean ± std over seeds at each point, and in brackets the mean change against Base on the same seeds "
+          "(paired by seed). The figures beside this file plot that change (Base is the line at 0). "
+          "summary.json holds every seed; learning.json the tuned LLM's answers alone.", ""]
     for (task, backbone), group in sorted(groups.items()):
         keys = RATING_KEYS if task == "rating" else TOPK_KEYS[:2]
         md += [f"## {task}: {backbone}", "", "| llm | instructions | variant | seeds | "
@@ -102,6 +105,9 @@ def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[s
             points[line_label(r), r["instructions"], r["variant"]].append(r)
         for (llm, n, variant), rs in sorted(points.items()):
             cells = [f"{m:.4f} ± {s:.4f}" for m, s in (_mean_std([r[k] for r in rs]) for k in keys)]
+            if variant != "base":
+                cells = [f"{c} ({_mean_std(change_against_base(points, llm, n, variant, k))[0]:+.4f})"
+                         for c, k in zip(cells, keys)]
             md.append(f"| {llm} | {n} | {variant} | {len(rs)} | " + " | ".join(cells) + " |")
         md.append("")
         written.append(_figure(out / f"scaling_{task}-{backbone}.png", task, backbone, points, keys))
@@ -112,26 +118,35 @@ def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[s
     return [out / "scaling.md", *written]
 
 
+def change_against_base(points: dict[tuple[str, int, str], list[dict[str, Any]]], llm: str, n: int, variant: str,
+                        key: str) -> list[float]:
+    """Per seed, ``variant``'s ``key`` minus Base's on the same seed at the same point (seeds without a Base row
+    are left out: a run always has one)."""
+    base = {r["seed"]: r[key] for r in points.get((llm, n, "base"), []) if r[key] is not None}
+    return [r[key] - base[r["seed"]] for r in points[llm, n, variant] if r[key] is not None and r["seed"] in base]
+
+
 def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, str], list[dict[str, Any]]],
             keys: tuple[str, ...]) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     llms = sorted({p[0] for p in points})
     for ax, key in zip(axes[0], keys):
-        base = [r[key] for (_, _, v), rs in points.items() if v == "base" for r in rs]
-        if base:
-            ax.axhline(_mean_std(base)[0], color="grey", linestyle="--", label="Base")
+        ax.axhline(0.0, color="grey", linestyle="--", label="Base (same seeds)")
         for llm in llms:
             for variant, style in (("ift", ":"), ("llama4rec", "-")):
                 xs = sorted({n for (m, n, v) in points if m == llm and v == variant})
                 if not xs:
                     continue
-                stats = [_mean_std([r[key] for r in points[llm, n, variant]]) for n in xs]
+                stats = [_mean_std(change_against_base(points, llm, n, variant, key)) for n in xs]
+                seeds = [len(points[llm, n, variant]) for n in xs]
                 ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], linestyle=style, marker="o",
                             capsize=3, label=f"{variant} ({llm})")
+                for x, (y, _), k in zip(xs, stats, seeds):  # how many seeds stand behind each point
+                    ax.annotate(f"{k}s", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("instructions per task")
-        ax.set_ylabel(key)
+        ax.set_xlabel("instructions per task (ks: seeds)")
+        ax.set_ylabel(f"{key} minus Base's" + (" (lower is better)" if key in RATING_KEYS else ""))
         ax.set_title(f"{task}: {backbone}", fontsize=9)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
