@@ -157,9 +157,12 @@ def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, s
 def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, Any]]) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.4))
+    llms = sorted({line_label(r) for r in rows})
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    color = {(v, m): cycle[i % len(cycle)] for i, (v, m) in enumerate((v, m) for v in LEARNING_CALLS for m in llms)}
     for (name, chance), ax in zip((("llm_top1", "chance_top1"), ("answer_loss", "chance_answer_loss")), axes):
         for variant, call in LEARNING_CALLS.items():
-            for llm in sorted({line_label(r) for r in rows}):
+            for llm in llms:
                 sel = [r for r in rows if (r["call"].split("/")[0], r["call"].split("/")[-1]) == call
                        and line_label(r) == llm and name in r]
                 xs = sorted({r["instructions"] for r in sel})
@@ -167,14 +170,18 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
                     continue
                 stats = [_mean_std([r[name] for r in sel if r["instructions"] == n]) for n in xs]
                 ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o", capsize=3,
-                            label=f"{variant} LLM ({llm}, {call[1]})")
+                            color=color[variant, llm], label=f"{variant} LLM ({llm}, {call[1]})")
         levels = {r[chance] for r in rows if chance in r}
         for level in levels:
             ax.axhline(level, color="grey", linestyle="--", label="chance")
-        own = [r["backbone_top1"] for r in rows if name == "llm_top1" and "backbone_top1" in r
-               and r["call"].split("/")[-1] == "test"]
-        if own:  # the backbone's own first place on the same users: what the LLM has to beat
-            ax.axhline(float(np.mean(own)), color="black", linestyle=":", label="backbone's order (test)")
+        # the backbone's own first place on the same users, per point (over the seeds run there): what the LLM
+        # has to beat
+        own = {(r["instructions"], r["seed"]): r["backbone_top1"] for r in rows if name == "llm_top1"
+               and "backbone_top1" in r and r["call"].split("/")[-1] == "test"}
+        if own:
+            xs = sorted({n for n, _ in own})
+            ax.plot(xs, [np.mean([v for (n, _), v in own.items() if n == x]) for x in xs], color="black",
+                    linestyle=":", marker="x", label="backbone's order (test)")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("instructions per task")
         ax.set_ylabel({"llm_top1": "top-1 accuracy (answer in list)", "answer_loss": "loss on the answer letter"}[name])
