@@ -62,18 +62,26 @@ def test_finished_run_needs_the_same_config(tmp_path):
     assert finished_run(tmp_path, {**config, "seeds": [0, 1, 2]}) is None
 
 
-def test_combined_one_sided_test_pools_seeds_by_the_sign_of_their_gains():
-    """Stouffer over seeds: three weak positive results combine into a stronger one; a negative gain counts
-    against; one seed is its own one-sided test."""
+def test_seeds_that_share_their_users_are_tested_over_users_not_over_rows():
+    """Three seeds evaluating the same users give correlated values: each user is one pair (values averaged over
+    the seeds), not three; seeds of different users are concatenated."""
     from scipy import stats
 
-    from recfuse.eval.stats import combined_one_sided
+    from recfuse.eval.stats import paired_over_users
 
-    z, p = combined_one_sided([0.0122, 0.0098, 0.0020], [0.146, 0.181, 0.69])  # DeepFM's three seeds
-    assert abs(z - 1.84) < 0.01 and abs(p - 0.0327) < 0.001
-    assert combined_one_sided([0.01, -0.01], [0.1, 0.1])[1] == pytest.approx(0.5)
-    assert combined_one_sided([0.01], [0.1])[1] == pytest.approx(0.05)
-    assert combined_one_sided([-0.01], [0.1])[1] == pytest.approx(0.95)
-    assert stats.norm.isf(combined_one_sided([0.01], [0.1])[1]) == pytest.approx(1.6449, abs=1e-3)
+    rng = np.random.default_rng(0)
+    user_effect = rng.normal(0.02, 0.1, 200)  # what a user gains, whatever the seed
+    a = [user_effect + rng.normal(0, 0.01, 200) for _ in range(3)]
+    b = [np.zeros(200)] * 3
+    per_user = paired_over_users(a, b)
+    assert per_user["pooled"] == 1.0 and per_user["n"] == 200
+    assert per_user["p"] == pytest.approx(stats.ttest_1samp(np.mean(a, axis=0), 0).pvalue)
+    concatenated = stats.ttest_1samp(np.concatenate(a), 0).pvalue
+    assert concatenated < per_user["p"] / 3  # counting each user three times overstates the evidence
+    users = np.arange(200)
+    assert paired_over_users(a, b, [users] * 3)["pooled"] == 1.0
+    other = paired_over_users(a, b, [users, users[::-1], users])  # other rows: not the same users
+    assert other["pooled"] == 0.0 and other["n"] == 600
+    assert paired_over_users([a[0], a[1][:150]], [b[0], b[1][:150]])["n"] == 350
     with pytest.raises(ValueError):
-        combined_one_sided([], [])
+        paired_over_users([], [])

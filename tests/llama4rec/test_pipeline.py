@@ -10,6 +10,12 @@ from recfuse.data import make_synthetic
 from recfuse.llama4rec.pipeline import Llama4Rec, Llama4RecConfig
 
 
+def data_users(out, seed):
+    """The validation users of a seed's cross-fitted gains, as kept in per_user_seed<N>.npz."""
+    with np.load(out / f"per_user_seed{seed}.npz") as z:
+        return z["valid_crossfit_llama4rec__user"]
+
+
 def make(task, backbone, tiny_llm_dir, out, variants, **settings):
     cfg = from_dict(Llama4RecConfig, {**settings,
         "task": task, "dataset": "synthetic", "backbone": backbone, "backbone_params": {"epochs": 3},
@@ -49,7 +55,9 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert {f"pa/{used}/valid", f"pa/{used}/test", "ift/base/test"} <= set(seed0["llm"]["diagnostics"])
     md = (out / "results.md").read_text()
     assert "Choice of the LLM's weight" in md and "Is the tuned LLM learning?" in md and "## Memory" in md
-    assert "evidence of all seeds combined (Stouffer" in md and "Llama4Rec: z " in md  # 2 seeds
+    # 2 seeds: their cross-fitted validation gains averaged per validation user (the seeds share the split)
+    assert "validation gains of all seeds together" in md and "(per user, n " in md
+    assert np.array_equal(res_users := data_users(out, 0), data_users(out, 1)) and len(res_users) == 15
     assert "## By long-tail group" in md and {r["group"] for r in data["long_tail"]} == {"tail", "middle", "head"}
     assert "| Llama4Rec | tail |" in md
     assert 0 <= chosen["valid_p_in_sample"] <= 1
@@ -160,3 +168,21 @@ def test_a_llama4rec_run_folder_is_servable(tiny_llm_dir, tmp_path):
     assert run.seeds == [0, 1] and (out / "seed-1" / "model").is_dir()
     found, llm = settings_from_llama4rec_run(out, seed=0)
     assert "adapter" in found and llm["backend"] == "hf"
+
+    # re-rendering recomputes the tests over users from the kept per-user values, rewriting results.json where a
+    # test changed (here: a p over users as an earlier version computed it), and the manifest records it
+    from recfuse.runner import rerender
+    stale = json.loads((out / "results.json").read_text())
+    ift = next(r for r in stale["rows"] if r["variant"] == "ift")
+    right = ift["ndcg@3_p_users"]
+    ift["ndcg@3_p_users"] = 1e-9
+    (out / "results.json").write_text(json.dumps(stale))
+    written = rerender(out)
+    fixed = json.loads((out / "results.json").read_text())
+    assert next(r for r in fixed["rows"] if r["variant"] == "ift")["ndcg@3_p_users"] == right
+    assert out / "results.json" in written and out / "results.csv" in written
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "results.json" in manifest["files"] and manifest["earlier"]
+    before = (out / "results.json").read_text()
+    rerender(out)  # nothing changed: results.json is left as it is
+    assert (out / "results.json").read_text() == before

@@ -60,15 +60,16 @@ def test_cross_fitted_evidence_does_not_reward_the_grids_luck():
         a1, a2, _ = choose_alphas(t, q, noise, grid, l_range)
         from recfuse.llama4rec import aggregation as agg
         in_sample.append(alpha_evidence(t, q, noise, agg.adaptive_alpha(q.l_u, a1, a2, *l_range))["mean_diff"])
-        crossfit.append(crossfit_evidence(t, q, noise, grid, l_range, seed=draw)["mean_diff"])
+        crossfit.append(crossfit_evidence(t, q, noise, grid, l_range, seed=draw)[0]["mean_diff"])
     assert np.mean(in_sample) > 0  # the winner's curse
     assert np.mean(crossfit) < np.mean(in_sample)
     q = queries()
     oracle = np.array([np.isin(q.candidates[r], q.truth[r].indices) for r in range(q.size)], dtype=float) + 0.01
-    good = crossfit_evidence(t, q, oracle, grid, l_range)
+    good, good_gains = crossfit_evidence(t, q, oracle, grid, l_range)
     assert good["mean_diff"] > 0 and good["p"] < 1e-6
+    assert good_gains.shape == (q.size,) and good_gains.mean() == pytest.approx(good["mean_diff"])  # kept per user
     # one weight for all users (w/o AA), and every row of one user in one fold, are handled too
-    assert crossfit_evidence(t, q, oracle, grid, l_range, adaptive=False)["p"] < 1e-6
+    assert crossfit_evidence(t, q, oracle, grid, l_range, adaptive=False)[0]["p"] < 1e-6
 
 
 def test_diagnostics_read_the_llm_against_chance():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,14 +37,26 @@ def paired_ttest(a: Sequence[float] | npt.NDArray[np.floating],
     return {"mean_diff": float(d.mean()), "t": float(res.statistic), "p": float(res.pvalue), "n": int(x.size)}
 
 
-def combined_one_sided(gains: Sequence[float], p_two_sided: Sequence[float]) -> tuple[float, float]:
-    """Stouffer's combination of independent paired tests (one per seed) into one one-sided test that the gain is
-    positive: each two-sided p becomes one-sided by the sign of its gain; returns (z, p)."""
-    if len(gains) != len(p_two_sided) or not gains:
-        raise ValueError("combined_one_sided needs one gain per p-value, and at least one")
-    one_sided = [p / 2 if g > 0 else 1 - p / 2 for g, p in zip(gains, p_two_sided)]
-    z = float(np.sum(_stats.norm.isf(np.clip(one_sided, 1e-300, 1.0))) / np.sqrt(len(one_sided)))
-    return z, float(_stats.norm.sf(z))
+def paired_over_users(a_by_seed: Sequence[npt.NDArray[np.floating]], b_by_seed: Sequence[npt.NDArray[np.floating]],
+                      rows_by_seed: Sequence[npt.NDArray[Any]] | None = None) -> dict[str, float]:
+    """Paired t-test of a against b over users, from per-user values of one or more seeds.
+
+    Seeds that evaluate the same users in the same order (a split that does not depend on the seed, such as
+    leave-one-out by time) give strongly correlated values, so each user's values are averaged over the seeds
+    first and the test has one pair per user; concatenating the seeds would count each user once per seed and
+    overstate the evidence. ``rows_by_seed`` says who each row is (user ids, or any per-row key); without it,
+    seeds with as many rows are taken to be the same users. Seeds with other rows are concatenated. Adds
+    ``pooled``: 1.0 where averaged per user, 0.0 where concatenated.
+    """
+    if len(a_by_seed) != len(b_by_seed) or not a_by_seed:
+        raise ValueError("paired_over_users needs the same seeds, at least one, on both sides")
+    same = len({len(x) for x in a_by_seed} | {len(x) for x in b_by_seed}) == 1
+    if same and rows_by_seed is not None:
+        same = all(np.array_equal(rows_by_seed[0], r) for r in rows_by_seed[1:])
+    if same:
+        a, b = np.mean(np.stack(a_by_seed), axis=0), np.mean(np.stack(b_by_seed), axis=0)
+        return {**paired_ttest(a, b), "pooled": 1.0}
+    return {**paired_ttest(np.concatenate(a_by_seed), np.concatenate(b_by_seed)), "pooled": 0.0}
 
 
 def relative_improvement(new: float, base: float, lower_is_better: bool = False) -> float:

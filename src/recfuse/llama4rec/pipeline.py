@@ -42,7 +42,7 @@ from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report
-from recfuse.llama4rec.report import LONG_TAIL
+from recfuse.llama4rec.report import LONG_TAIL, crossfit_key
 from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
@@ -104,12 +104,13 @@ def alpha_evidence(task: Task, q: Any, scores: np.ndarray, alpha: np.ndarray) ->
 
 
 def crossfit_evidence(task: Task, q: Any, scores: np.ndarray, grid: Sequence[float], l_range: tuple[float, float],
-                      adaptive: bool = True, folds: int = 5, seed: int = 0) -> dict[str, float]:
+                      adaptive: bool = True, folds: int = 5, seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
     """Whether choosing the alphas on validation, then mixing, beats the backbone, tested honestly: validation
     users are dealt into ``folds`` folds (seeded); each fold's users are mixed with the alphas chosen (as
     :func:`choose_alphas` does) on the other folds, and the per-user gains over the backbone's own prediction,
     every user's measured on alphas chosen without them, go into one paired t-test. Unlike the gain of
-    the alphas chosen on all users (:func:`alpha_evidence`), its p does not reward the grid's luck."""
+    the alphas chosen on all users (:func:`alpha_evidence`), its p does not reward the grid's luck.
+    Returns the test and the per-row gains (one per validation user or rated pair, in the queries' order)."""
     cells = [(a1, a2) for a1 in grid for a2 in (grid if adaptive else [None])]
     table = np.stack([task.gains(task.evaluate(q, task.mix(q, scores, mix_weights(q, a1, a2, l_range))))
                       for a1, a2 in cells])  # (cells, rows)
@@ -118,13 +119,13 @@ def crossfit_evidence(task: Task, q: Any, scores: np.ndarray, grid: Sequence[flo
     unique, index = np.unique(users, return_inverse=True)
     fold = (np.random.default_rng(seed).permutation(len(unique)) % max(2, folds))[index]
     if len(unique) < 2 or len(own) < 2:
-        return {"mean_diff": 0.0, "p": 1.0}
+        return {"mean_diff": 0.0, "p": 1.0}, np.zeros_like(own)
     mixed = np.empty_like(own)
     for f in np.unique(fold):
         held = fold == f
         best = int(np.argmax(table[:, ~held].mean(axis=1)))  # ties: the first cell, as choose_alphas
         mixed[held] = table[best, held]
-    return paired_ttest(mixed, own)
+    return paired_ttest(mixed, own), mixed - own
 
 
 def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
@@ -258,7 +259,9 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                 qv, sv = scored(model, pa, "valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
                 in_sample = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
-                evidence = crossfit_evidence(task, qv, sv, cfg.alphas, l_range, adaptive, seed=seed)
+                evidence, valid_gains = crossfit_evidence(task, qv, sv, cfg.alphas, l_range, adaptive, seed=seed)
+                result.per_user[crossfit_key(variant)] = {  # for the report's pooled evidence
+                    "gain": valid_gains, "user": np.asarray(task.row_users(qv), dtype=np.int64)}
                 use = supported(evidence, guard)
                 qt, st = scored(model, pa, "test")
                 alpha_t = weights(qt, a1, a2) if use else np.zeros(qt.size)
@@ -278,7 +281,9 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             result.variants[variant] = info
             result.per_user[variant] = values
         # each test user's (or rated pair's) long-tail coefficient, for the report's analysis by long-tail group
-        result.per_user[LONG_TAIL] = {"l_u": np.asarray(query("base", "test").l_u, dtype=np.float64)}
+        test_q = query("base", "test")
+        result.per_user[LONG_TAIL] = {"l_u": np.asarray(test_q.l_u, dtype=np.float64),
+                                      "user": np.asarray(task.row_users(test_q), dtype=np.int64)}
         if cfg.servable:  # the backbone Llama4Rec mixed with, for recfuse serve
             runfolder.write_model(self.output_dir(), seed, models[augmented])
             self._served = (split, models[augmented])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,15 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import markdown_table, write_report
-from recfuse.eval.stats import combined_one_sided, mean_std, paired_ttest, relative_improvement
+from recfuse.eval.report import csv_text, markdown_table, write_report
+from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import write_scaling
 from recfuse.llama4rec.paper import headline, paper_tables
 from recfuse.method import RunReport, pending_note
+from recfuse.provenance import write_manifest
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
@@ -43,11 +45,11 @@ def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str,
                                                         lower_is_better=m in ("rmse", "mae"))
                 if len(vals) >= 2:
                     row[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
-                # users pooled over seeds, paired by (seed, user)
-                a = np.concatenate([r.per_user[variant][per_user_key(m)] for r in results])
-                b = np.concatenate([r.per_user[base_name][per_user_key(m)] for r in results])
-                if len(a) >= 2:
-                    row[f"{m}_p_users"] = paired_ttest(a, b)["p"]
+                # over users: each user's value averaged over the seeds (seeds share the split's users)
+                a = [r.per_user[variant][per_user_key(m)] for r in results]
+                b = [r.per_user[base_name][per_user_key(m)] for r in results]
+                if min(len(x) for x in a) >= 2:
+                    row[f"{m}_p_users"] = paired_over_users(a, b, seed_test_rows(results))["p"]
         rows.append(row)
     return rows
 
@@ -59,16 +61,18 @@ GROUPS = ("tail", "middle", "head")
 
 def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
     """Each mixing variant against Base by long-tail group: test users (rated pairs) cut into thirds by l_u =
-    log(1 + training interactions) within each seed (tail: the fewest, where the LLM's weight is largest),
-    pooled over seeds; per group the mean selection metric of Base and the variant, the difference and its
-    paired p over users. Empty for results without the coefficients (runs from before they were kept)."""
+    log(1 + training interactions) within each seed (tail: the fewest, where the LLM's weight is largest);
+    per group the mean selection metric of Base and the variant, the difference and its paired p over users
+    (each user's values averaged over the seeds where the seeds share the split, see
+    :func:`~recfuse.eval.stats.paired_over_users`). Empty for results without the coefficients (runs from
+    before they were kept)."""
     if not results or any(LONG_TAIL not in r.per_user or "base" not in r.per_user for r in results):
         return []
     metric = per_user_key(cfg.select_metric if cfg.task != "rating" else "rmse")
     sign = -1.0 if metric in ("se", "ae") else 1.0  # errors: lower is better
     rows = []
     for variant in (v for v in cfg.variants if v != "base"):
-        groups: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}
+        groups: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}  # per seed: (base, variant) x users
         for r in results:
             l_u = r.per_user[LONG_TAIL]["l_u"]
             if variant not in r.per_user or len(r.per_user[variant][metric]) != len(l_u):
@@ -77,17 +81,33 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
             which = np.digitize(l_u, cuts, right=True)  # 0 tail, 1 middle, 2 head
             for g, name in enumerate(GROUPS):
                 mask = which == g
-                groups[name].append(np.stack([r.per_user["base"][metric][mask], r.per_user[variant][metric][mask]]))
+                groups[name].append(np.stack([r.per_user["base"][metric][mask], r.per_user[variant][metric][mask],
+                                              row_keys(r, LONG_TAIL)[mask]]))
         else:
             for name in GROUPS:
-                base, mixed = np.concatenate(groups[name], axis=1) if groups[name] else np.zeros((2, 0))
-                row: dict[str, Any] = {"variant": LABELS.get(variant, variant), "group": name, "users": base.size,
+                base, mixed = np.concatenate(groups[name], axis=1)[:2] if groups[name] else np.zeros((2, 0))
+                row: dict[str, Any] = {"variant": LABELS.get(variant, variant), "group": name,
+                                       "users": int(np.mean([g.shape[1] for g in groups[name]])) if base.size else 0,
                                        "base": float(base.mean()) if base.size else None,
                                        "variant value": float(mixed.mean()) if mixed.size else None}
                 row["gain"] = sign * (row["variant value"] - row["base"]) if base.size else None
-                row["p"] = paired_ttest(mixed, base)["p"] if base.size >= 2 else None
+                row["p"] = paired_over_users([g[1] for g in groups[name]], [g[0] for g in groups[name]],
+                                             [g[2] for g in groups[name]])["p"] \
+                    if min((g.shape[1] for g in groups[name]), default=0) >= 2 else None
                 rows.append(row)
     return rows
+
+
+def row_keys(r: SeedResult, entry: str) -> np.ndarray:
+    """Who each row of a per-user entry is: its users where the run kept them, else the long-tail coefficient
+    l_u (the same for the same users in the same order), for :func:`~recfuse.eval.stats.paired_over_users`."""
+    d = r.per_user[entry]
+    return np.asarray(d["user"] if "user" in d else d["l_u"], dtype=np.float64)
+
+
+def seed_test_rows(results: list[SeedResult]) -> list[np.ndarray] | None:
+    """Each seed's test rows' keys (see :func:`row_keys`), or None where a seed did not keep them."""
+    return [row_keys(r, LONG_TAIL) for r in results] if all(LONG_TAIL in r.per_user for r in results) else None
 
 
 def per_user_key(metric: str) -> str:
@@ -210,20 +230,29 @@ def alpha_rows(results: list[SeedResult], alphas: Sequence[float]) -> list[dict[
     return rows
 
 
+def crossfit_key(variant: str) -> str:
+    """The per-user entry that holds a mixing variant's cross-fitted validation gains (not a variant)."""
+    return f"valid_crossfit_{variant}"
+
+
 def pooled_evidence(results: list[SeedResult]) -> str:
-    """A sentence on the cross-fitted validation evidence of every mixing variant combined over the seeds
-    (Stouffer): more power than any one seed's test, from validation alone; shown for the guard's design, which
-    decides per seed and does not use it. Empty with fewer than 2 seeds."""
+    """A sentence on the cross-fitted validation evidence of every mixing variant over all seeds: each validation
+    user's cross-fitted gain averaged over the seeds (they share the split's users, so their per-seed tests are
+    not independent), in one t-test over users. More power than any one seed's test, from validation alone;
+    shown for the guard's design, which decides per seed and does not use it. Empty with fewer than 2 seeds or
+    for runs that did not keep the per-user gains."""
     parts = []
     for name in dict.fromkeys(n for r in results for n in r.variants):
-        ev = [(v.valid_gain, v.valid_p) for r in results if (v := r.variants[name]).valid_p_in_sample is not None
-              and v.valid_gain is not None and v.valid_p is not None and v.llm_weight_used is not None]
-        if len(ev) >= 2 and len(ev) == len(results):
-            z, p = combined_one_sided([g for g, _ in ev], [q for _, q in ev])
-            parts.append(f"{LABELS.get(name, name)}: z {z:.2f}, one-sided p {p:.3g}")
-    return ("\nThe cross-fitted validation evidence of all seeds combined (Stouffer's z of one-sided paired tests; "
-            "validation only; the guard decides per seed and does not use it): " + "; ".join(parts) + ".\n"
-            if parts else "")
+        kept = [r for r in results if crossfit_key(name) in r.per_user]
+        gains = [r.per_user[crossfit_key(name)]["gain"] for r in kept]
+        if len(gains) >= 2 and len(gains) == len(results) and min(len(g) for g in gains) >= 2:
+            ev = paired_over_users(gains, [np.zeros_like(g) for g in gains],
+                                   [row_keys(r, crossfit_key(name)) for r in kept])
+            parts.append(f"{LABELS.get(name, name)}: {ev['mean_diff']:+.4f}, p {ev['p']:.3g} "
+                         f"({'per user' if ev['pooled'] else 'rows of all seeds'}, n {ev['n']})")
+    return ("\nThe cross-fitted validation gains of all seeds together (each validation user's gain averaged over "
+            "the seeds, which share the split's users; one t-test over users; validation only; the guard decides "
+            "per seed and does not use it): " + "; ".join(parts) + ".\n" if parts else "")
 
 
 def _test_at_choice(r: SeedResult, v: VariantResult, alphas: Sequence[float]) -> str:
@@ -296,9 +325,10 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
         metric = cfg.select_metric if cfg.task != "rating" else "squared error"
         md.append("\n## By long-tail group (test)\n\n"
                   f"Test {'users' if cfg.task != 'rating' else 'rated pairs'} in thirds by l_u = log(1 + training "
-                  "interactions) within each seed, pooled over seeds: tail (the fewest; the adaptive weight gives the "
-                  f"LLM most there), middle, head. Mean {metric} of Base and of each variant, the gain (positive: "
-                  "better than Base) and its paired p over users.\n\n" + markdown_table([
+                  "interactions) within each seed (users: per seed): tail (the fewest; the adaptive weight gives "
+                  f"the LLM most there), middle, head. Mean {metric} of Base and of each variant over seeds, the gain "
+                  "(positive: better than Base) and its paired p over users (each user's values averaged over the "
+                  "seeds, which share the split's users).\n\n" + markdown_table([
                       {**{k: v for k, v in row.items() if k not in ("base", "variant value", "gain", "p")},
                        "Base": _num(row["base"]), "the variant": _num(row["variant value"]),
                        "gain": "-" if row["gain"] is None else f"{row['gain']:+.4f}",
@@ -342,12 +372,47 @@ def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[
     return md
 
 
+def load_per_user(out: Path, results: list[SeedResult]) -> bool:
+    """Each seed's per-user values from its ``per_user_seed<N>.npz`` into ``per_user``; False (nothing loaded)
+    where a seed's file is missing."""
+    paths = [out / f"per_user_seed{r.seed}.npz" for r in results]
+    if not all(p.is_file() for p in paths):
+        return False
+    for r, path in zip(results, paths):
+        with np.load(path) as z:
+            for key in z.files:
+                entry, _, value = key.rpartition("__")
+                r.per_user.setdefault(entry, {})[value] = z[key]
+    return True
+
+
 def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[Path]:
-    """Re-render a results folder's results.md and heatmaps from its results.json and config."""
+    """Re-render a results folder's results.md and heatmaps from its results.json and config. Where the folder
+    keeps its per-user values, the statistics drawn from them (tests over users, the long-tail analysis, the
+    pooled validation evidence) are recomputed, so a corrected test reaches results already computed; if that
+    changes results.json it is rewritten (with results.csv), and manifest.json records the re-analysis."""
     seeds = [SeedResult.from_json(r) for r in results["seeds"]]
+    written = [out / "results.md"]
+    if load_per_user(out, seeds):
+        rows = summarize(cfg, seeds)
+        long_tail = long_tail_rows(cfg, seeds)
+        again = {**results, "rows": rows, "display": display_rows(cfg, rows, len(seeds)),
+                 **({"long_tail": long_tail} if long_tail else {})}
+        if not json_equal(again, results):
+            results = again
+            write_json(out / "results.json", results)
+            write_text(out / "results.csv", csv_text(rows))
+            written += [out / "results.json", out / "results.csv"]
     render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"],
            results.get("paper"), results["cost"], seeds, results.get("long_tail"))
-    return [out / "results.md"] + sorted(out.glob("alpha_heatmap_*.png"))
+    if len(written) > 1:
+        write_manifest(written)
+    return written + sorted(out.glob("alpha_heatmap_*.png"))
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """Whether two JSON-able values are the same once written (floats as JSON writes them, NaN equal to NaN)."""
+    return bool(json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str))
 
 
 def reranks_pointwise(task: str, ranking: str) -> bool:
