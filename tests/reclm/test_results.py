@@ -64,3 +64,32 @@ def test_summary_reads_typed_seeds_and_per_user_values():
     assert 0 <= aug["recall@10_p_users"] <= 1 and "recall@10_p_seeds" in aug
     assert aug["tied_share"] == {"10": 0.0} and aug["pool_items"] == 50
     assert seed_note(seeds)[0].startswith("LLM side (similar users, tuning, profiles) from seed 0")
+
+
+def test_p_over_users_averages_each_users_values_over_the_seeds(tmp_path):
+    """The seeds share the split's users: one pair per user (values averaged over seeds), not one per (seed, user);
+    retest_over_users recomputes a stored row's p the same way from per_user_seed<N>.npz."""
+    from recfuse.eval.stats import paired_ttest
+    from recfuse.io import save_npz
+    from recfuse.reclm.report import retest_over_users
+
+    rng = np.random.default_rng(0)
+    base_u = rng.random(40)
+    gain_u = rng.normal(0.05, 0.2, 40)
+    seeds = []
+    for s in range(3):
+        base = base_u + rng.normal(0, 0.01, 40)
+        aug = base_u + gain_u + rng.normal(0, 0.01, 40)
+        rows = [MetricRow("biasmf", v, p, "full_shot", {"recall@10": float(np.mean(x)), "ndcg@10": 0.1}, users=40)
+                for v, p, x in (("base", "-", base), ("augment", "reclm", aug))]
+        per_user = {r.label: {"recall@10": x, "ndcg@10": np.full(40, 0.1)} for r, x in zip(rows, (base, aug))}
+        seeds.append(SeedResult(s, 0, {}, rows=rows, per_user=per_user))
+        save_npz(tmp_path / f"per_user_seed{s}.npz", **{f"{k}__recall@10": v["recall@10"] for k, v in per_user.items()})
+    _, aug_row = summarize(seeds, [10])
+    mean = [np.mean([s.per_user[k]["recall@10"] for s in seeds], axis=0)
+            for k in ("biasmf|augment|reclm|full_shot", "biasmf|base|-|full_shot")]
+    assert aug_row["recall@10_p_users"] == pytest.approx(paired_ttest(*mean)["p"])
+    stale = {**aug_row, "recall@10_p_users": 1e-9}
+    (fixed,) = retest_over_users([stale], tmp_path, [0, 1, 2])
+    assert fixed["recall@10_p_users"] == pytest.approx(aug_row["recall@10_p_users"])
+    assert retest_over_users([stale], tmp_path, [0, 1, 2, 3]) == [stale]  # a seed's file missing: unchanged

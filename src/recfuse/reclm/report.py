@@ -12,10 +12,11 @@ import numpy as np
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import markdown_table, write_report
-from recfuse.eval.stats import mean_std, paired_ttest, relative_improvement
+from recfuse.eval.report import csv_text, markdown_table, write_report
+from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_json, write_text
 from recfuse.method import RunReport, pending_note
+from recfuse.provenance import write_manifest
 from recfuse.reclm.config import TUNINGS, RecLMConfig
 from recfuse.reclm.results import KEYS, MetricRow, SeedResult
 
@@ -42,10 +43,11 @@ def summarize(reports: list[SeedResult], ks: list[int]) -> list[dict]:
                 out[f"{m}_impr"] = relative_improvement(out[m], float(np.mean(base_vals)))
                 if len(vals) >= 2:
                     out[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
-                a = np.concatenate([r.per_user["|".join(key)][m] for r in reports])
-                b = np.concatenate([r.per_user["|".join(base_key)][m] for r in reports])
-                if len(a) >= 2 and len(a) == len(b):
-                    out[f"{m}_p_users"] = paired_ttest(a, b)["p"]
+                # over users: each user's value averaged over the seeds (they share the split's users)
+                a = [r.per_user["|".join(key)][m] for r in reports]
+                b = [r.per_user["|".join(base_key)][m] for r in reports]
+                if min(len(x) for x in a) >= 2 and [len(x) for x in a] == [len(x) for x in b]:
+                    out[f"{m}_p_users"] = paired_over_users(a, b)["p"]
         out["users"] = runs[0].users
         if runs[0].pool_items is not None:
             out["pool_items"] = runs[0].pool_items
@@ -333,13 +335,47 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
     return "\n".join(md)
 
 
+def retest_over_users(rows: list[dict], run_dir: Path, seeds: list[int]) -> list[dict]:
+    """The rows with their p over users recomputed from the kept per-user values (``per_user_seed<N>.npz``) as
+    :func:`summarize` computes them now; the rows unchanged where a seed's file is missing."""
+    paths = [run_dir / f"per_user_seed{s}.npz" for s in seeds]
+    if not paths or not all(p.is_file() for p in paths):
+        return rows
+    files = []
+    for path in paths:
+        with np.load(path) as f:
+            files.append(dict(f))
+    out = []
+    for row in rows:
+        row = dict(row)
+        base = f"{row['backbone']}|base|-|{row['setting']}"
+        mine = f"{row['backbone']}|{row['variant']}|{row['profiles']}|{row['setting']}"
+        for key in [k for k in row if k.endswith("_p_users")]:
+            m = key.removesuffix("_p_users")
+            if all(f"{mine}__{m}" in f and f"{base}__{m}" in f for f in files):
+                row[key] = paired_over_users([f[f"{mine}__{m}"] for f in files], [f[f"{base}__{m}"] for f in files])["p"]
+        out.append(row)
+    return out
+
+
 def rerender(out: Path, cfg: RecLMConfig, results: dict) -> list[Path]:
-    """Re-render a results folder's tables.md from its results.json and config."""
+    """Re-render a results folder's tables.md from its results.json and config; the p over users of each row
+    is recomputed from the kept per-user values (:func:`retest_over_users`), and where that changes
+    results.json it is rewritten and manifest.json records the re-analysis."""
     name = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
     seeds = [SeedResult.from_dict(s) for s in results["seeds"]]
+    written = [out / "tables.md"]
+    rows = retest_over_users(results["rows"], out, [s.seed for s in seeds])
+    if rows != results["rows"]:
+        results = {**results, "rows": rows}
+        write_json(out / "results.json", results)
+        write_text(out / "results.csv", csv_text(rows))
+        written += [out / "results.json", out / "results.csv"]
     write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], seeds, cfg.ks))
+    if len(written) > 1:
+        write_manifest(written)
     figure = plot_results(results["rows"], cfg.ks, out / "results.png", figure_title(name, seeds))
-    return [out / "tables.md"] + ([figure] if figure else [])
+    return written + ([figure] if figure else [])
 
 
 # ------------------------------------------------------------------------------------------- suites
