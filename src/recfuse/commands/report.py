@@ -2,8 +2,8 @@
 
 After a change to how results are shown, the results already computed are shown the new way without running
 anything again: ``recfuse report benchmarks/results/llama4rec/ml-100k/*``. The method that wrote a folder
-re-renders it (found through the method registry); the numbers come from results.json and config.yaml, and a
-Llama4Rec folder's tests over users from its per-user values (``per_user_seed<N>.npz``): where a corrected test
+re-renders it (found through the method registry); the numbers come from results.json and config.yaml, and the
+tests over users from the folder's per-user values (``per_user_seed<N>.npz``): where a corrected test
 changes results.json, it is rewritten and manifest.json records the re-analysis. A suite's folder
 (``suite.json``, e.g. ``benchmarks/results/reclm``) gets its runs re-rendered, then suite.md.
 """
