@@ -78,6 +78,13 @@ def test_diagnostics_read_the_llm_against_chance():
     d = t.diagnostics(q, uniform)
     assert d["chance_top1"] == pytest.approx(0.2) and d["answer_loss"] == pytest.approx(np.log(5))
     assert d["llm_top1"] == pytest.approx(d["backbone_top1"])  # ties keep the backbone's order
+    # an answerer that knows only the backbone's order, and how often the answer sits at each place of it, reaches
+    # exactly the backbone order loss (the entropy of the answer's place)
+    k = q.candidates.shape[1]
+    place = np.array([t.diagnostics(q, np.tile(np.eye(k)[j], (q.size, 1)))["llm_top1"] for j in range(k)])
+    assert place.sum() == pytest.approx(1.0)
+    follows = t.diagnostics(q, np.tile(place, (q.size, 1)))
+    assert follows["answer_loss"] == pytest.approx(d["backbone_order_loss"]) and d["backbone_order_loss"] < np.log(k)
     assert 150 < d["users_with_answer_in_list"] < 250
     assert d["chance_top3"] == pytest.approx(0.6) and d["p_top3_vs_chance"] > 0.05  # 3 of 5 candidates
     oracle = np.array([np.isin(q.candidates[r], q.truth[r].indices) for r in range(q.size)], dtype=float) + 0.01

@@ -285,7 +285,7 @@ def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
                     row[name.replace("_", " ")] = f"{d[name]:.3f} (chance {d[chance]:.3f})"
             if "p_top3_vs_chance" in d:
                 row["p (top3 > chance)"] = f"{d['p_top3_vs_chance']:.3g}"
-            for name in ("backbone_top1", "backbone_top3"):
+            for name in ("backbone_top1", "backbone_top3", "backbone_order_loss"):
                 if name in d:
                     row[name.replace("_", " ")] = f"{d[name]:.3f}"
             rows.append(row)
@@ -319,7 +319,9 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "Its answers alone, on the users whose backbone list holds a held-out item: how often its first "
                   "choice is that item (chance 1/k'; the backbone's own first place beside it), how often it is in "
                   "its first 3 (a random order's HR@3 on these users: 3/k'; p of a one-sided binomial test) and the "
-                  "loss on the answer letter alone (chance ln k'). LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
+                  "loss on the answer letter alone (chance ln k'; backbone order loss: what an answerer that only "
+                  "follows the backbone's order would reach, the entropy of the answer's place in its list). "
+                  "LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
                   "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
     if long_tail:
         metric = cfg.select_metric if cfg.task != "rating" else "squared error"

@@ -11,7 +11,8 @@ Written by the suite report where a suite has axes (:func:`recfuse.config.load_s
   per LLM and variant, as the change against Base on the same seeds (mean and standard deviation over seeds of
   the paired difference), so Base is the horizontal line at 0 whichever seeds a point has (points with
   different seeds have different Bases: one Base line over them all would make equal runs look apart);
-  ``learning_<task>-<backbone>.png``: the LLM's top-1 accuracy and answer loss against their chance levels.
+  ``learning_<task>-<backbone>.png``: the LLM's top-1 accuracy and answer loss against their chance levels and
+  what following the backbone's order gives (its first place; the entropy of the answer's place in its list).
 """
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ def _learning_figure(path: Path, task: str, backbone: str, rows: list[dict[str, 
             ax.axhline(level, color="grey", linestyle="--", label="chance")
         # the backbone's own first place on the same users, per point (over the seeds run there): what the LLM
         # has to beat
-        own = {(r["instructions"], r["seed"]): r["backbone_top1"] for r in rows if name == "llm_top1"
-               and "backbone_top1" in r and r["call"].split("/")[-1] == "test"}
+        mine = {"llm_top1": "backbone_top1", "answer_loss": "backbone_order_loss"}[name]
+        own = {(r["instructions"], r["seed"]): r[mine] for r in rows if mine in r and r["call"].split("/")[-1] == "test"}
         if own:
             xs = sorted({n for n, _ in own})
             ax.plot(xs, [np.mean([v for (n, _), v in own.items() if n == x]) for x in xs], color="black",

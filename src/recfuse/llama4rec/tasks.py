@@ -335,7 +335,9 @@ class RankingTask(Task):
         """On the users whose list holds a held-out item (the only ones re-ranking can help): how often the LLM's
         first choice is it, against chance (1/k') and the backbone's first place; and, for listwise answers
         (letter probabilities), the loss on the answer letter alone, -log p(answer) renormalised over the k'
-        letters, against chance (ln k')."""
+        letters, against chance (ln k') and against the loss of an answerer that knows nothing but the
+        backbone's order (the entropy of the answer's place in the list, in-sample): following the backbone
+        exactly lowers the loss only that far, so how much a tuned LLM could learn by copying it."""
         k = q.candidates.shape[1]
         if len(q.users) == 0 or scores.shape != q.candidates.shape:
             return None
@@ -356,6 +358,8 @@ class RankingTask(Task):
         # HR@3 against a random order of the same list (the issue's "random-order level"): one-sided binomial test
         out["llm_top3"], out["chance_top3"] = float(np.mean(rank < top)), top / k
         out["backbone_top3"] = float(np.mean(target[rows] < top))
+        place = np.bincount(target[rows], minlength=k) / len(rows)  # where the answer sits in the backbone's list
+        out["backbone_order_loss"] = float(-np.sum(place[place > 0] * np.log(place[place > 0])))
         out["p_top3_vs_chance"] = float(binomtest(int(np.sum(rank < top)), len(rows), top / k,
                                                   alternative="greater").pvalue)
         if self.cfg.ranking == "listwise":
