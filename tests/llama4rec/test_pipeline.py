@@ -169,20 +169,28 @@ def test_a_llama4rec_run_folder_is_servable(tiny_llm_dir, tmp_path):
     found, llm = settings_from_llama4rec_run(out, seed=0)
     assert "adapter" in found and llm["backend"] == "hf"
 
-    # re-rendering recomputes the tests over users from the kept per-user values, rewriting results.json where a
-    # test changed (here: a p over users as an earlier version computed it), and the manifest records it
+
+def test_report_recomputes_the_tests_over_users_from_the_kept_per_user_values(tiny_llm_dir, tmp_path, monkeypatch):
+    """Re-rendering recomputes the tests over users from per_user_seed<N>.npz, rewriting results.json where a test
+    changed (here: a p over users as an earlier version computed it), and the manifest records it."""
+    from recfuse import provenance
     from recfuse.runner import rerender
+
+    make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec"]).run()
+    out = tmp_path / "synthetic" / "direct-mf"
     stale = json.loads((out / "results.json").read_text())
     ift = next(r for r in stale["rows"] if r["variant"] == "ift")
     right = ift["ndcg@3_p_users"]
     ift["ndcg@3_p_users"] = 1e-9
     (out / "results.json").write_text(json.dumps(stale))
+    monkeypatch.setattr(provenance, "_command", "recfuse report " + str(out))  # as the CLI records it
     written = rerender(out)
     fixed = json.loads((out / "results.json").read_text())
     assert next(r for r in fixed["rows"] if r["variant"] == "ift")["ndcg@3_p_users"] == right
     assert out / "results.json" in written and out / "results.csv" in written
     manifest = json.loads((out / "manifest.json").read_text())
-    assert "results.json" in manifest["files"] and manifest["earlier"]
+    assert manifest["command"].startswith("recfuse report") and "results.json" in manifest["files"]
+    assert manifest["earlier"][0]["command"] != manifest["command"]  # the run that made the folder, kept
     before = (out / "results.json").read_text()
     rerender(out)  # nothing changed: results.json is left as it is
     assert (out / "results.json").read_text() == before

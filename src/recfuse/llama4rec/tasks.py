@@ -359,7 +359,7 @@ class RankingTask(Task):
         out["llm_top3"], out["chance_top3"] = float(np.mean(rank < top)), top / k
         out["backbone_top3"] = float(np.mean(target[rows] < top))
         place = np.bincount(target[rows], minlength=k) / len(rows)  # where the answer sits in the backbone's list
-        out["backbone_order_loss"] = float(-np.sum(place[place > 0] * np.log(place[place > 0])))
+        out["backbone_order_loss"] = float(-np.sum(place[place > 0] * np.log(place[place > 0]))) + 0.0  # not -0.0
         out["p_top3_vs_chance"] = float(binomtest(int(np.sum(rank < top)), len(rows), top / k,
                                                   alternative="greater").pvalue)
         if self.cfg.ranking == "listwise":
