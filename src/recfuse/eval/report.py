@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from recfuse.io import make_dir, read_json, write_json, write_text
+from recfuse.io import load_npz, make_dir, read_json, write_json, write_text
+from recfuse.provenance import write_manifest
 
 
 def format_value(v: Any, digits: int = 4) -> str:
@@ -78,3 +81,32 @@ def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | No
     if config is not None:
         write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     return out
+
+
+def per_user_path(out: Path, seed: int) -> Path:
+    """Where a run keeps one seed's per-user values (``<entry>__<value>`` arrays), for tests over users later."""
+    return out / f"per_user_seed{seed}.npz"
+
+
+def read_per_user(out: Path, seeds: Sequence[int]) -> list[dict[str, np.ndarray]] | None:
+    """Each seed's :func:`per_user_path` file as a dict, in ``seeds``' order; None where any is missing."""
+    paths = [per_user_path(out, s) for s in seeds]
+    if not paths or not all(p.is_file() for p in paths):
+        return None
+    return [load_npz(p) for p in paths]
+
+
+def rewrite_results(out: Path, results: dict, again: dict) -> list[Path]:
+    """A re-analysis of results already computed: where ``again`` differs from ``results`` once written as JSON
+    (so NaN equals NaN), results.json and results.csv (of ``again["rows"]``) are rewritten and manifest.json
+    records it. Returns the files rewritten (none where nothing changed)."""
+    def written(value: dict) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    if written(again) == written(results):
+        return []
+    write_json(out / "results.json", again)
+    write_text(out / "results.csv", csv_text(again["rows"]))
+    files = [out / "results.json", out / "results.csv"]
+    write_manifest(files)
+    return files

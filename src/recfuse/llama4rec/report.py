@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import csv_text, markdown_table, write_report
+from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
@@ -20,7 +19,6 @@ from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import write_scaling
 from recfuse.llama4rec.paper import headline, paper_tables
 from recfuse.method import RunReport, pending_note
-from recfuse.provenance import write_manifest
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
@@ -32,6 +30,7 @@ def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str,
     rows = []
     metrics = list(results[0].variants[cfg.variants[0]].metrics)
     base_name = "base" if "base" in cfg.variants else None
+    who = seed_test_rows(results)
     for variant in cfg.variants:
         row: dict[str, Any] = {"variant": variant}
         for m in metrics:
@@ -49,7 +48,7 @@ def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str,
                 a = [r.per_user[variant][per_user_key(m)] for r in results]
                 b = [r.per_user[base_name][per_user_key(m)] for r in results]
                 if min(len(x) for x in a) >= 2:
-                    row[f"{m}_p_users"] = paired_over_users(a, b, seed_test_rows(results))["p"]
+                    row[f"{m}_p_users"] = paired_over_users(a, b, who)["p"]
         rows.append(row)
     return rows
 
@@ -72,7 +71,8 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
     sign = -1.0 if metric in ("se", "ae") else 1.0  # errors: lower is better
     rows = []
     for variant in (v for v in cfg.variants if v != "base"):
-        groups: dict[str, list[np.ndarray]] = {g: [] for g in GROUPS}  # per seed: (base, variant) x users
+        # per group, one (Base's values, the variant's, who each row is) per seed
+        groups: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {g: [] for g in GROUPS}
         for r in results:
             l_u = r.per_user[LONG_TAIL]["l_u"]
             if variant not in r.per_user or len(r.per_user[variant][metric]) != len(l_u):
@@ -81,19 +81,18 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
             which = np.digitize(l_u, cuts, right=True)  # 0 tail, 1 middle, 2 head
             for g, name in enumerate(GROUPS):
                 mask = which == g
-                groups[name].append(np.stack([r.per_user["base"][metric][mask], r.per_user[variant][metric][mask],
-                                              row_keys(r, LONG_TAIL)[mask]]))
+                groups[name].append((r.per_user["base"][metric][mask], r.per_user[variant][metric][mask],
+                                     row_keys(r, LONG_TAIL)[mask]))
         else:
             for name in GROUPS:
-                base, mixed = np.concatenate(groups[name], axis=1)[:2] if groups[name] else np.zeros((2, 0))
+                bases, mixes, who = zip(*groups[name])
+                base, mixed = np.concatenate(bases), np.concatenate(mixes)
                 row: dict[str, Any] = {"variant": LABELS.get(variant, variant), "group": name,
-                                       "users": int(np.mean([g.shape[1] for g in groups[name]])) if base.size else 0,
+                                       "users": int(np.mean([len(b) for b in bases])),
                                        "base": float(base.mean()) if base.size else None,
                                        "variant value": float(mixed.mean()) if mixed.size else None}
                 row["gain"] = sign * (row["variant value"] - row["base"]) if base.size else None
-                row["p"] = paired_over_users([g[1] for g in groups[name]], [g[0] for g in groups[name]],
-                                             [g[2] for g in groups[name]])["p"] \
-                    if min((g.shape[1] for g in groups[name]), default=0) >= 2 else None
+                row["p"] = paired_over_users(mixes, bases, who)["p"] if min(len(b) for b in bases) >= 2 else None
                 rows.append(row)
     return rows
 
@@ -375,16 +374,15 @@ def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[
 
 
 def load_per_user(out: Path, results: list[SeedResult]) -> bool:
-    """Each seed's per-user values from its ``per_user_seed<N>.npz`` into ``per_user``; False (nothing loaded)
-    where a seed's file is missing."""
-    paths = [out / f"per_user_seed{r.seed}.npz" for r in results]
-    if not all(p.is_file() for p in paths):
+    """Each seed's per-user values (:func:`~recfuse.eval.report.read_per_user`) into its ``per_user``; False
+    (nothing loaded) where a seed's file is missing."""
+    files = read_per_user(out, [r.seed for r in results])
+    if files is None:
         return False
-    for r, path in zip(results, paths):
-        with np.load(path) as z:
-            for key in z.files:
-                entry, _, value = key.rpartition("__")
-                r.per_user.setdefault(entry, {})[value] = z[key]
+    for r, flat in zip(results, files):
+        for key, values in flat.items():
+            entry, _, value = key.rpartition("__")
+            r.per_user.setdefault(entry, {})[value] = values
     return True
 
 
@@ -394,27 +392,17 @@ def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[P
     pooled validation evidence) are recomputed, so a corrected test reaches results already computed; if that
     changes results.json it is rewritten (with results.csv), and manifest.json records the re-analysis."""
     seeds = [SeedResult.from_json(r) for r in results["seeds"]]
-    written = [out / "results.md"]
+    rewritten: list[Path] = []
     if load_per_user(out, seeds):
         rows = summarize(cfg, seeds)
         long_tail = long_tail_rows(cfg, seeds)
         again = {**results, "rows": rows, "display": display_rows(cfg, rows, len(seeds)),
                  **({"long_tail": long_tail} if long_tail else {})}
-        if not json_equal(again, results):
-            results = again
-            write_json(out / "results.json", results)
-            write_text(out / "results.csv", csv_text(rows))
-            written += [out / "results.json", out / "results.csv"]
+        rewritten = rewrite_results(out, results, again)
+        results = again
     render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"],
            results.get("paper"), results["cost"], seeds, results.get("long_tail"))
-    if len(written) > 1:
-        write_manifest(written)
-    return written + sorted(out.glob("alpha_heatmap_*.png"))
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Whether two JSON-able values are the same once written (floats as JSON writes them, NaN equal to NaN)."""
-    return bool(json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str))
+    return [out / "results.md", *rewritten] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
 def reranks_pointwise(task: str, ranking: str) -> bool:
@@ -444,7 +432,7 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
     paper = headline(dataset_name, cfg.backbone)
     long_tail = long_tail_rows(cfg, results)
     for r in results:  # per-user values for later tests, as npz (not JSON)
-        save_npz(out / f"per_user_seed{r.seed}.npz",
+        save_npz(per_user_path(out, r.seed),
                  **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset_name}",
                  extra={"method": method, "display": table, "cost": costs, "paper": paper,

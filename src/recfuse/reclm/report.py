@@ -12,11 +12,10 @@ import numpy as np
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import csv_text, markdown_table, write_report
+from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_json, write_text
 from recfuse.method import RunReport, pending_note
-from recfuse.provenance import write_manifest
 from recfuse.reclm.config import TUNINGS, RecLMConfig
 from recfuse.reclm.results import KEYS, MetricRow, SeedResult
 
@@ -222,13 +221,9 @@ def ablation_lines(rows: list[dict], ks: list[int]) -> Iterator[tuple[str, str, 
 def per_user_means(run_dir: Path, seeds: list[int]) -> dict[str, np.ndarray]:
     """A run's per-user values (``backbone|variant|profiles|setting__metric``), averaged over its seeds
     (empty when a seed's file is missing)."""
-    paths = [run_dir / f"per_user_seed{s}.npz" for s in seeds]
-    if not paths or not all(p.is_file() for p in paths):
+    files = read_per_user(run_dir, seeds)
+    if files is None:
         return {}
-    files = []
-    for path in paths:
-        with np.load(path) as f:
-            files.append(dict(f))
     return {k: np.mean([f[k] for f in files], axis=0) for k in files[0] if all(k in f for f in files)}
 
 
@@ -298,7 +293,7 @@ def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports:
     extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
     for r in reports:  # per-user values for later tests, as npz (not JSON)
-        save_npz(out / f"per_user_seed{r.seed}.npz",
+        save_npz(per_user_path(out, r.seed),
                  **{f"{k}__{m}": a for k, d in r.per_user.items() for m, a in d.items()})
     write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, reports, cfg.ks))
     plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, reports))
@@ -338,13 +333,9 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
 def retest_over_users(rows: list[dict], run_dir: Path, seeds: list[int]) -> list[dict]:
     """The rows with their p over users recomputed from the kept per-user values (``per_user_seed<N>.npz``) as
     :func:`summarize` computes them now; the rows unchanged where a seed's file is missing."""
-    paths = [run_dir / f"per_user_seed{s}.npz" for s in seeds]
-    if not paths or not all(p.is_file() for p in paths):
+    files = read_per_user(run_dir, seeds)
+    if files is None:
         return rows
-    files = []
-    for path in paths:
-        with np.load(path) as f:
-            files.append(dict(f))
     out = []
     for row in rows:
         row = dict(row)
@@ -364,18 +355,12 @@ def rerender(out: Path, cfg: RecLMConfig, results: dict) -> list[Path]:
     results.json it is rewritten and manifest.json records the re-analysis."""
     name = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
     seeds = [SeedResult.from_dict(s) for s in results["seeds"]]
-    written = [out / "tables.md"]
-    rows = retest_over_users(results["rows"], out, [s.seed for s in seeds])
-    if rows != results["rows"]:
-        results = {**results, "rows": rows}
-        write_json(out / "results.json", results)
-        write_text(out / "results.csv", csv_text(rows))
-        written += [out / "results.json", out / "results.csv"]
+    again = {**results, "rows": retest_over_users(results["rows"], out, [s.seed for s in seeds])}
+    rewritten = rewrite_results(out, results, again)
+    results = again
     write_text(out / "tables.md", tables_markdown(name, results["rows"], results["cost"], seeds, cfg.ks))
-    if len(written) > 1:
-        write_manifest(written)
     figure = plot_results(results["rows"], cfg.ks, out / "results.png", figure_title(name, seeds))
-    return written + ([figure] if figure else [])
+    return [out / "tables.md", *rewritten] + ([figure] if figure else [])
 
 
 # ------------------------------------------------------------------------------------------- suites
