@@ -72,6 +72,25 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     assert not suite.get("pending")
 
 
+def test_the_suites_compute_table_sums_each_runs_stages_over_its_seeds(tmp_path):
+    """Minutes per run and stage (summed over seeds), per seed, the whole suite, and the machine each ran on."""
+    from recfuse.io import write_json
+    from recfuse.llama4rec.report import compute_rows, run_machine
+
+    one = {"seeds": [{"timings": {"backbone training": 60.0, "LLM inference": 120.0}},
+                     {"timings": {"backbone training": 60.0, "LLM inference": 240.0}}]}
+    two = {"seeds": [{"timings": {"instruction tuning": 600.0}}]}
+    write_json(tmp_path / "manifest.json", {"cpu": {"model": "Xeon", "count": 2, "flags": ["avx2"]}, "gpus": []})
+    assert run_machine(tmp_path) == "Xeon, 2 cores, no bf16 units"
+    assert run_machine(tmp_path / "missing") == "not recorded"
+    rows = compute_rows(["direct: mf", "rating: deepfm"], [one, two], ["Xeon", "Xeon"])
+    assert rows[0]["seeds"] == 2 and rows[0]["backbone training (min)"] == 2.0
+    assert rows[0]["LLM inference (min)"] == 6.0 and rows[0]["total (min)"] == 8.0 and rows[0]["per seed (min)"] == 4.0
+    assert rows[1]["instruction tuning (min)"] == 10.0 and rows[1]["total (min)"] == 10.0
+    assert rows[2]["run"] == "whole suite" and rows[2]["seeds"] == 3 and rows[2]["total (min)"] == 18.0
+    assert rows[2]["LLM inference (min)"] == 6.0
+
+
 def test_data_augmentation_table_is_readable():
     """Parse counts of attribute answers become one cell per attribute; examples stay out of the table."""
     from recfuse.llama4rec.report import augmentation_rows

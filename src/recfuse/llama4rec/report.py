@@ -470,6 +470,46 @@ def run_seconds(results: dict[str, Any]) -> float:
     return float(sum(sum(seed.get("timings", {}).values()) for seed in results.get("seeds") or []))
 
 
+COMPUTE_STAGES = ("backbone training", "data augmentation", "instruction data", "instruction tuning", "LLM inference")
+
+
+def run_machine(folder: Path) -> str:
+    """The machine a run folder's manifest names: CPU model, cores and bf16 units, or the GPU."""
+    path = folder / "manifest.json"
+    manifest = read_json(path) if path.exists() else {}
+    if manifest.get("gpus"):
+        return ", ".join(map(str, manifest["gpus"]))
+    cpu = manifest.get("cpu") or {}
+    if not cpu:
+        return str(manifest.get("machine", "not recorded"))
+    bf16 = any("bf16" in flag for flag in cpu.get("flags", []))
+    return f"{cpu.get('model', 'CPU')}, {cpu.get('count', '?')} cores, {'with' if bf16 else 'no'} bf16 units"
+
+
+def compute_rows(labels: Sequence[str], runs: Sequence[dict[str, Any]], machines: Sequence[str]) -> list[dict[str, Any]]:
+    """Minutes of compute per run and stage, summed over its seeds (reused stages at their recorded cost), and
+    the whole suite's total: what each backbone costs to reproduce."""
+    rows, totals = [], dict.fromkeys(COMPUTE_STAGES, 0.0)
+    for label, results, where in zip(labels, runs, machines):
+        seeds = results.get("seeds") or []
+        row: dict[str, Any] = {"run": label, "seeds": len(seeds)}
+        for stage in COMPUTE_STAGES:
+            minutes = sum(seed.get("timings", {}).get(stage, 0.0) for seed in seeds) / 60
+            totals[stage] += minutes
+            row[f"{stage} (min)"] = minutes
+        total = run_seconds(results) / 60
+        row["total (min)"] = total
+        row["per seed (min)"] = total / len(seeds) if seeds else None
+        row["machine"] = where
+        rows.append(row)
+    if len(rows) > 1:
+        rows.append({"run": "whole suite", "seeds": sum(r["seeds"] for r in rows),
+                     **{f"{s} (min)": m for s, m in totals.items()},
+                     "total (min)": sum(r["total (min)"] for r in rows), "per seed (min)": None,
+                     "machine": ""})
+    return rows
+
+
 def label_parts(label: str) -> tuple[str, str]:
     """(task, backbone) of a run's label (:meth:`Llama4Rec.run_label`: ``"direct: lightgcn"``)."""
     task, _, rest = label.partition(":")
@@ -478,12 +518,11 @@ def label_parts(label: str) -> tuple[str, str]:
 
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
     """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
-    sections = []
     runs = [read_json(folder / "results.json") for folder in folders]
-    for entry, results in zip(entries, runs):
-        point = f" [{Path(entry['folder']).parts[0]}]" if "folder" in entry else ""  # a suite with axes
-        sections.append(suite_section(entry["task"], entry["backbone"] + point, entry["dataset"], results["display"],
-                                      results.get("paper")))
+    labels = [e["backbone"] + (f" [{Path(e['folder']).parts[0]}]" if "folder" in e else "")  # a suite with axes
+              for e in entries]
+    sections = [suite_section(entry["task"], label, entry["dataset"], results["display"], results.get("paper"))
+                for entry, label, results in zip(entries, labels, runs)]
     suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
     if pending:
         suite["pending"] = list(pending)
@@ -494,7 +533,15 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
                                     "seeds": len(r.get("seeds") or []), "seconds": run_seconds(r)}
                                    for e, r in zip(entries, runs) if e["dataset"] == dataset],
                          [label_parts(p) for p in pending])
-            for dataset in sorted({e["dataset"] for e in entries})) + "\n\n## Each run\n\n"
+            for dataset in sorted({e["dataset"] for e in entries})) + "\n\n"
+    compute = compute_rows([f"{e['task']}: {label}" for e, label in zip(entries, labels)], runs,
+                           [run_machine(folder) for folder in folders])
+    if compute:
+        suite["compute"] = compute
+        tables += ("## Compute\n\nMinutes per run and stage, summed over its seeds (wall time of each stage on the "
+                   "machine named; a stage reused from the cache counts what it cost when computed).\n\n"
+                   + markdown_table([{k: f"{v:.1f}" if isinstance(v, float) else v for k, v in row.items()}
+                                     for row in compute]) + "\n\n## Each run\n\n")
     write_json(out / "suite.json", suite)
     write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + tables + "\n".join(sections))
     written = [out / "suite.md", out / "suite.json"]
