@@ -519,7 +519,9 @@ def label_parts(label: str) -> tuple[str, str]:
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
     """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
     runs = [read_json(folder / "results.json") for folder in folders]
-    labels = [e["backbone"] + (f" [{Path(e['folder']).parts[0]}]" if "folder" in e else "")  # a suite with axes
+    labels = [e["backbone"] + (" (pointwise)" if reranks_pointwise(e["task"], e["config"].get("ranking", "listwise"))
+                               else "")
+              + (f" [{Path(e['folder']).parts[0]}]" if "folder" in e else "")  # a suite with axes: its point
               for e in entries]
     sections = [suite_section(entry["task"], label, entry["dataset"], results["display"], results.get("paper"))
                 for entry, label, results in zip(entries, labels, runs)]
