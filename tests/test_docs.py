@@ -54,3 +54,40 @@ def test_every_relative_link_resolves(page):
         elif fragment and dest.suffix == ".md" and fragment not in anchors(dest):
             broken.append(f"{target} (no such heading)")
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
+
+
+def sync_docs_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_docs", ROOT / "scripts" / "sync_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_generated_tables_in_the_docs_match_their_sources():
+    """Tables copied from result files into the docs (scripts/sync_docs.py) are never edited by hand or stale."""
+    assert not sync_docs_module().sync(check=True), "run: python scripts/sync_docs.py"
+
+
+def test_sync_docs_copies_a_section_with_its_links_and_headings_moved(tmp_path, monkeypatch):
+    sync = sync_docs_module()
+    monkeypatch.setattr(sync, "ROOT", tmp_path)
+    (tmp_path / "res" / "a").mkdir(parents=True)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "res" / "a" / "suite.md").write_text(
+        "# Suite\n\n## Tables 2-4 beside the paper\n\n### Table 2\n\n| a |\n|---|\n| 1 |\n\n[run](x/results.md)\n\n"
+        "## Compute\n\nnot copied\n")
+    page = tmp_path / "docs" / "results.md"
+    page.write_text("Intro.\n\n<!-- generated: res/a/suite.md#tables-2-4-beside-the-paper shift=1 -->\nold\n"
+                    "<!-- end generated -->\n\nAfter.\n")
+    assert sync.sync(check=True) == ["docs/results.md: res/a/suite.md#tables-2-4-beside-the-paper"]
+    assert "old" in page.read_text()  # --check writes nothing
+    sync.sync(check=False)
+    text = page.read_text()
+    assert "#### Table 2" in text and "| 1 |" in text and "not copied" not in text
+    assert "[run](../res/a/x/results.md)" in text and text.endswith("<!-- end generated -->\n\nAfter.\n")
+    assert sync.sync(check=True) == []
+    page.write_text("<!-- generated: res/a/suite.md#no-such-heading -->\n<!-- end generated -->\n")
+    with pytest.raises(ValueError, match="no heading with id 'no-such-heading'"):
+        sync.sync(check=True)
