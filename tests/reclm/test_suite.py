@@ -39,6 +39,11 @@ def test_shipped_configs_load():
     from recfuse.reclm.config import RecLMConfig, check
     cfgs, _ = load_suite("configs/reclm_ml100k_suite.yaml")
     check(cfgs[0])
+    teacher, _ = load_suite("configs/reclm_ml100k_teacher.yaml")  # SmolLM2 teaching Gemma 3 270M
+    for c in teacher:
+        check(c)
+    assert {(c.llm.model, c.teacher.model) for c in teacher} == {("gemma3-270m", "smollm2-135m")}
+    assert [c.tunings for c in teacher] == [["untuned"], ["gpt_kd"], ["reclm"]]
     cfg = resolve(RecLMConfig, None, yaml_path="configs/reclm_ml100k.yaml")
     check(cfg)
     assert cfg.seeds == [0, 1, 2] and cfg.select_metric == "recall@20"
