@@ -7,6 +7,8 @@ from pathlib import Path
 from recfuse.cli import build_parser, main
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: a committed suite that no longer changes (the Llama4Rec suite of before issue #30): rendering must reproduce it
+ARCHIVED_SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "archive" / "llama4rec" / "suite-before-30"
 
 
 def test_help_on_every_command():
@@ -57,7 +59,7 @@ def test_report_rerenders_committed_results_exactly(tmp_path, capsys):
     """``recfuse report``: a Llama4Rec results folder's results.md and heatmaps come back from results.json."""
     import shutil
 
-    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-mf"
+    src = ARCHIVED_SUITE / "ml-100k" / "direct-mf"
     folder = tmp_path / "direct-mf"
     shutil.copytree(src, folder)
     for f in ["results.md", *(p.name for p in folder.glob("alpha_heatmap_*.png"))]:
@@ -87,7 +89,7 @@ def test_report_rerenders_a_committed_suite_exactly(tmp_path):
     """``recfuse report`` on a suite's folder: every run folder, then suite.md, from the JSON files alone."""
     import shutil
 
-    src = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "llama4rec"
+    src = ARCHIVED_SUITE
     folder = tmp_path / "llama4rec"
     shutil.copytree(src, folder)
     (folder / "suite.md").unlink()

@@ -182,7 +182,7 @@ def test_reranker_batches_only_what_fits_the_budget(synthetic_dataset):
 
 
 def test_settings_of_a_committed_llama4rec_run():
-    folder = ROOT / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-lightgcn"
+    folder = ROOT / "benchmarks" / "results" / "archive" / "llama4rec" / "suite-before-30" / "ml-100k" / "direct-lightgcn"
     found, llm = settings_from_llama4rec_run(folder, seed=0)
     assert found["alpha1"] == 0.7 and found["alpha2"] == 0.1
     assert found["candidates"] == 10 and found["max_history"] == 8 and found["mode"] == "listwise"
@@ -194,7 +194,7 @@ def test_settings_of_a_committed_llama4rec_run():
 def test_a_run_whose_validation_refused_the_llm_weight_serves_with_weight_zero(tmp_path):
     import json
 
-    folder = ROOT / "benchmarks" / "results" / "llama4rec" / "ml-100k" / "direct-lightgcn"
+    folder = ROOT / "benchmarks" / "results" / "archive" / "llama4rec" / "suite-before-30" / "ml-100k" / "direct-lightgcn"
     results = json.loads((folder / "results.json").read_text())
     results["seeds"][0]["variants"]["llama4rec"]["llm_weight_used"] = False
     (tmp_path / "results.json").write_text(json.dumps(results))
