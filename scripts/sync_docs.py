@@ -36,8 +36,8 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def section(source: Path, anchor: str) -> tuple[str, int]:
-    """The text under the heading with id ``anchor`` in ``source`` and that heading's level."""
+def section(source: Path, anchor: str) -> str:
+    """The text under the heading with id ``anchor`` in ``source``."""
     lines = source.read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
         m = HEADING.match(line)
@@ -45,7 +45,7 @@ def section(source: Path, anchor: str) -> tuple[str, int]:
             level = len(m.group(1))
             end = next((j for j in range(i + 1, len(lines))
                         if (h := HEADING.match(lines[j])) and len(h.group(1)) <= level), len(lines))
-            return "\n".join(lines[i + 1:end]).strip("\n"), level
+            return "\n".join(lines[i + 1:end]).strip("\n")
     raise ValueError(f"{source.relative_to(ROOT)}: no heading with id {anchor!r}")
 
 
@@ -54,7 +54,7 @@ def rendered(page: Path, source_name: str, anchor: str, shift: int) -> str:
     source = ROOT / source_name
     if not source.is_file():
         raise ValueError(f"{page.relative_to(ROOT)}: the generated block's source {source_name} does not exist")
-    text, _ = section(source, anchor)
+    text = section(source, anchor)
     text = "\n".join(f"{'#' * min(6, len(m.group(1)) + shift)} {m.group(2)}" if (m := HEADING.match(line)) else line
                      for line in text.splitlines())
 
@@ -84,13 +84,6 @@ def sync(check: bool) -> list[str]:
             if new != text and not check:
                 page.write_text(new, encoding="utf-8")
     return stale
-
-
-def blocks() -> list[str]:
-    """Every generated block of the pages, as 'page: source#anchor'."""
-    return [f"{page.relative_to(ROOT)}: {m.group('source')}#{m.group('anchor')}"
-            for pattern in PAGES for page in sorted(ROOT.glob(pattern))
-            for m in BLOCK.finditer(page.read_text(encoding="utf-8"))]
 
 
 def main() -> int:

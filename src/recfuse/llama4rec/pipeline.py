@@ -313,8 +313,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
     @classmethod
     def run_label(cls, config: Llama4RecConfig) -> str:
-        return (f"{config.task}: {config.backbone or DEFAULT_BACKBONES[config.task]}"
-                + (" (pointwise)" if report.reranks_pointwise(config.task, config.ranking) else ""))
+        return report.run_label(config.task, config.backbone or DEFAULT_BACKBONES[config.task], config.ranking)
 
     @classmethod
     def check_suite(cls, configs: Sequence[Llama4RecConfig], path: str | Path) -> None:

@@ -456,10 +456,15 @@ def suite_entry(cfg: Llama4RecConfig, results: dict[str, Any]) -> dict[str, Any]
             "paper": headline(dataset, cfg.backbone), "config": to_dict(cfg)}
 
 
-def suite_section(task: str, backbone: str, dataset_name: str, display: list[dict[str, Any]],
-                  paper: dict[str, Any] | None) -> str:
+def run_label(task: str, backbone: str, ranking: str) -> str:
+    """A run's name in logs and suite reports: ``"direct: lightgcn"``, `` (pointwise)`` where the LLM re-ranks
+    pointwise (so the two rankings of one backbone read apart)."""
+    return f"{task}: {backbone}" + (" (pointwise)" if reranks_pointwise(task, ranking) else "")
+
+
+def suite_section(label: str, dataset_name: str, display: list[dict[str, Any]], paper: dict[str, Any] | None) -> str:
     """One run's part of suite.md: its table, and the paper's numbers where the paper has them."""
-    return (f"## {task}: {backbone} on {dataset_name}\n\n" + markdown_table(display)
+    return (f"## {label} on {dataset_name}\n\n" + markdown_table(display)
             + (f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec "
                f"{paper['llama4rec']}.\n" if paper else ""))
 
@@ -519,11 +524,10 @@ def label_parts(label: str) -> tuple[str, str]:
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
     """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
     runs = [read_json(folder / "results.json") for folder in folders]
-    labels = [e["backbone"] + (" (pointwise)" if reranks_pointwise(e["task"], e["config"].get("ranking", "listwise"))
-                               else "")
+    labels = [run_label(e["task"], e["backbone"], e["config"].get("ranking", "listwise"))
               + (f" [{Path(e['folder']).parts[0]}]" if "folder" in e else "")  # a suite with axes: its point
               for e in entries]
-    sections = [suite_section(entry["task"], label, entry["dataset"], results["display"], results.get("paper"))
+    sections = [suite_section(label, entry["dataset"], results["display"], results.get("paper"))
                 for entry, label, results in zip(entries, labels, runs)]
     suite: dict[str, Any] = {"method": "llama4rec", "runs": entries}
     if pending:
@@ -536,8 +540,7 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
                                    for e, r in zip(entries, runs) if e["dataset"] == dataset],
                          [label_parts(p) for p in pending])
             for dataset in sorted({e["dataset"] for e in entries})) + "\n\n"
-    compute = compute_rows([f"{e['task']}: {label}" for e, label in zip(entries, labels)], runs,
-                           [run_machine(folder) for folder in folders])
+    compute = compute_rows(labels, runs, [run_machine(folder) for folder in folders])
     if compute:
         suite["compute"] = compute
         tables += ("## Compute\n\nMinutes per run and stage, summed over its seeds (wall time of each stage on the "
