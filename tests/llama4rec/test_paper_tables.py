@@ -1,8 +1,8 @@
 """The suite's Tables 2-4: every backbone of the paper keeps its rows (measured, still to run, or not in the suite),
 beside the paper's numbers, with the run's cost."""
 
-from recfuse.llama4rec.paper import PAPER_BACKBONES, PAPER_TABLES, headline, paper_tables
-from recfuse.llama4rec.report import label_parts, run_seconds
+from recfuse.llama4rec.paper import PAPER_BACKBONES, PAPER_TABLES, ablation_table, has_ablations, headline, paper_tables
+from recfuse.llama4rec.report import label_parts, run_seconds, weight_kept
 
 
 def test_the_paper_tables_hold_all_thirteen_backbones():
@@ -31,3 +31,21 @@ def test_run_cost_and_labels():
     assert run_seconds({"seeds": [{"timings": {"a": 10.0, "b": 5.0}}, {"timings": {"a": 1.0}}]}) == 16.0
     assert label_parts("direct: lightgcn") == ("direct", "lightgcn")
     assert label_parts("rating: deepfm [instructions-128]") == ("rating", "deepfm")
+
+
+def test_table_5_shows_each_ablation_as_run_and_always_mixed_beside_the_paper():
+    def row(variant, ndcg, **more):
+        return {"variant": variant, "hr@3": ndcg + 0.01, "hr@3_std": 0.001, "ndcg@3": ndcg, "ndcg@3_std": 0.002,
+                **more}
+    as_run = [row("base", 0.05), row("ift", 0.03), row("wo_da", 0.05), row("llama4rec", 0.05)]
+    always = [row("base", 0.05), row("wo_da", 0.045, **{"ndcg@3_p_users": 0.031}), row("llama4rec", 0.052)]
+    md = ablation_table("ml-100k", "lightgcn", as_run, always, {"wo_da": 0, "llama4rec": 1}, 3)
+    lines = {x.split(" | ")[0].strip("| "): x for x in md.splitlines() if x.startswith("| ")}
+    assert "Table 5" in md and "LightGCN on ML-1M" in md and "w/o PA" not in lines  # only the variants run
+    assert "| 0.0550 ± 0.0010 | 0.0450 ± 0.0020 | 0.031 | 0 of 3 seeds | 0.0294 (+3.9%) |" in lines["w/o DA"]
+    assert "0.0520 ± 0.0020 |  | 1 of 3 seeds | 0.0304 (+7.4%) | 0.0222 (+9.4%) |" in lines["Llama4Rec"]
+    assert lines["IFT"].count("0.0300 ± 0.0020") == 2 and "0.0268 (-5.3%)" in lines["IFT"]  # IFT mixes nothing
+    assert has_ablations(["base", "wo_aa"]) and not has_ablations(["base", "ift", "llama4rec"])
+    seeds = [{"variants": {"base": {}, "wo_da": {"llm_weight_used": True}}},
+             {"variants": {"base": {}, "wo_da": {"llm_weight_used": False}}}]
+    assert weight_kept({"seeds": seeds}) == {"wo_da": 1}

@@ -64,6 +64,19 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
     assert 0 < seed0["peak_memory_gib"]["instruction tuning"] < 64
     # every evaluated user is counted: test users == users with a test item
     assert all(v["test_users"] == 15 for v in seed0["variants"].values())
+    # the paper's protocol beside the guard's: each mixing variant with its chosen alphas always mixed in
+    alphas = [0.1, 0.3, 0.5, 0.7, 0.9]
+    for seed in data["seeds"]:
+        for name in ("llama4rec", "wo_da", "wo_pa", "wo_aa"):
+            v = seed["variants"][name]
+            assert set(v["always_mixed_metrics"]) == set(v["metrics"])
+            if v["llm_weight_used"]:
+                assert v["always_mixed_metrics"] == v["metrics"]
+        mixed = seed["variants"]["llama4rec"]  # the test grid's cell at the chosen alphas is the same mix
+        cell = mixed["test_grid"][alphas.index(mixed["alpha1"])][alphas.index(mixed["alpha2"])]
+        assert np.isclose(mixed["always_mixed_metrics"]["ndcg@3"], cell)
+    assert [r["variant"] for r in data["always_mixed"]] == ["base", "llama4rec", "wo_da", "wo_pa", "wo_aa"]
+    assert "## Always mixed (the paper's protocol" in md
 
     # rerun: every stage is reused and the LLM is asked nothing
     again = make("direct", "mf", tiny_llm_dir, tmp_path, ALL)

@@ -123,3 +123,57 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
         out.append(f"### Table {number}: {task} on {dataset} (ours, mean ± std over seeds, change against our Base; "
                    f"paper: LLaMA-2 7B; p: {select}, paired t-test against Base)\n\n" + markdown_table(rows))
     return "\n".join(out)
+
+
+#: Table 5 of the paper: the ablations, LightGCN on ML-1M (the paper runs them on ML-1M and BookCrossing only),
+#: variant -> (HR@3, NDCG@3)
+PAPER_ABLATIONS: dict[str, tuple[float, float]] = {
+    "base": (0.0283, 0.0203), "ift": (0.0268, 0.0193), "wo_da": (0.0294, 0.0209), "wo_pa": (0.0277, 0.0199),
+    "wo_aa": (0.0298, 0.0218), "llama4rec": (0.0304, 0.0222)}
+PAPER_ABLATIONS_WHERE = "LightGCN on ML-1M"
+ABLATION_VARIANTS = (("base", "Base"), ("ift", "IFT"), ("wo_da", "w/o DA"), ("wo_pa", "w/o PA"),
+                     ("wo_aa", "w/o AA"), ("llama4rec", "Llama4Rec"))
+ABLATION_METRICS = ("hr@3", "ndcg@3")
+
+
+def has_ablations(variants: Sequence[str]) -> bool:
+    """Whether a run's variants include an ablation of Table 5 (w/o DA, w/o PA, w/o AA)."""
+    return any(v in variants for v in ("wo_da", "wo_pa", "wo_aa"))
+
+
+def ablation_table(dataset: str, backbone: str, rows: Sequence[Mapping[str, Any]],
+                   always_mixed: Sequence[Mapping[str, Any]], weight_kept: Mapping[str, int], seeds: int) -> str:
+    """Markdown: Table 5 of the paper (ablations) with one run's results beside it: each variant as run (the
+    LLM's weight kept only where validation supports it) and always mixed (the paper's protocol, analysis only),
+    the seeds on which validation kept the LLM's weight, and the paper's numbers with their change against its
+    LightGCN.
+
+    ``rows`` / ``always_mixed``: the run's summary rows (:func:`~recfuse.llama4rec.report.summary_rows`) as run
+    and always mixed; ``weight_kept``: mixing variant -> seeds on which the guard kept the LLM's weight."""
+    ours = {r["variant"]: r for r in rows}
+    mixed = {r["variant"]: r for r in always_mixed}
+    paper_base = PAPER_ABLATIONS["base"]
+    table = []
+    for variant, label in ABLATION_VARIANTS:
+        if variant not in ours:
+            continue
+        row: dict[str, Any] = {"method": label}
+        for m in ABLATION_METRICS:
+            row[m] = _ours(ours[variant], m, seeds)
+        mixes = variant not in ("base", "ift")
+        # Base and IFT mix nothing, and a run from before the guard always mixed: the same as run
+        same = not mixes or (variant not in weight_kept and variant not in mixed)
+        for m in ABLATION_METRICS:
+            row[f"{m} always mixed"] = _ours(ours[variant] if same else mixed[variant], m, seeds) \
+                if same or variant in mixed else "-"
+        p = (ours[variant] if same else mixed.get(variant, {})).get("ndcg@3_p_users")
+        row["p (ndcg@3 always mixed, over users)"] = "" if p is None or not mixes else f"{p:.3g}"
+        row["LLM weight kept"] = ("" if not mixes else f"{weight_kept[variant]} of {seeds} seeds"
+                                  if variant in weight_kept else "always (run without the guard)")
+        for i, m in enumerate(ABLATION_METRICS):
+            value = PAPER_ABLATIONS[variant][i]
+            row[f"paper {m}"] = f"{value:.4f}" + ("" if variant == "base" else f" ({value / paper_base[i] - 1:+.1%})")
+        table.append(row)
+    return (f"### Table 5: ablations, {backbone} on {dataset} (ours, mean ± std over seeds, change against our Base; "
+            f"always mixed: the alphas chosen on validation mixed in whatever the guard decided, as the paper "
+            f"does, analysis only; paper: LLaMA-2 7B, {PAPER_ABLATIONS_WHERE})\n\n" + markdown_table(table))

@@ -42,7 +42,7 @@ from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report
-from recfuse.llama4rec.report import LONG_TAIL, crossfit_key
+from recfuse.llama4rec.report import LONG_TAIL, always_mixed_key, crossfit_key
 from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
@@ -264,12 +264,14 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                     "gain": valid_gains, "user": np.asarray(task.row_users(qv), dtype=np.int64)}
                 use = supported(evidence, guard)
                 qt, st = scored(model, pa, "test")
-                alpha_t = weights(qt, a1, a2) if use else np.zeros(qt.size)
-                values = task.evaluate(qt, task.mix(qt, st, alpha_t))
+                always = task.evaluate(qt, task.mix(qt, st, weights(qt, a1, a2)))  # the paper's protocol
+                values = always if use else task.evaluate(qt, task.mix(qt, st, np.zeros(qt.size)))
+                result.per_user[always_mixed_key(variant)] = always  # analysis only, for the report's Table 5
                 info = VariantResult(alpha1=a1, alpha2=a2, select_metric=task.select_metric, valid_users=qv.size,
                                      valid_grid=grid.tolist(), valid_gain=evidence["mean_diff"],
                                      valid_p=evidence["p"], valid_gain_in_sample=in_sample["mean_diff"],
-                                     valid_p_in_sample=in_sample["p"], llm_weight_used=use)
+                                     valid_p_in_sample=in_sample["p"], llm_weight_used=use,
+                                     always_mixed_metrics=task.summarize(always))
                 if variant == "llama4rec":  # the test grid, for the heatmap only (selection used validation)
                     info.test_grid = [[task.selection_value(task.evaluate(qt, task.mix(qt, st, weights(qt, b1, b2))))
                                        for b2 in cfg.alphas] for b1 in cfg.alphas]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import write_scaling
-from recfuse.llama4rec.paper import headline, paper_tables
+from recfuse.llama4rec.paper import ablation_table, has_ablations, headline, paper_tables
 from recfuse.method import RunReport, pending_note
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
@@ -27,26 +27,49 @@ LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o 
 
 def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
     """Mean ± std over seeds per variant; improvement and paired t-tests against Base."""
+    return summary_rows(results, cfg.variants, lambda r, v: r.variants[v].metrics, lambda r, v: r.per_user[v])
+
+
+def always_mixed_summary(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
+    """:func:`summarize` of the mixing variants as the paper runs them: the chosen alphas always mixed in,
+    whatever the validation guard decided (analysis only; Base beside them). Empty for results from before
+    these were kept."""
+    mixing = [v for v in cfg.variants if all(r.variants[v].always_mixed_metrics is not None
+                                             and always_mixed_key(v) in r.per_user for r in results)]
+    if "base" not in cfg.variants or not mixing or not results:
+        return []
+    def metrics_of(r: SeedResult, v: str) -> dict[str, float]:
+        return r.variants[v].metrics if v == "base" else r.variants[v].always_mixed_metrics or {}
+
+    return summary_rows(results, ["base", *mixing], metrics_of,
+                        lambda r, v: r.per_user[v if v == "base" else always_mixed_key(v)])
+
+
+def summary_rows(results: list[SeedResult], variants: Sequence[str],
+                 metrics_of: Callable[[SeedResult, str], dict[str, float]],
+                 per_user_of: Callable[[SeedResult, str], dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """One row per variant: each metric's mean and std over seeds, and against ``"base"`` (where it is one of
+    ``variants``) the relative improvement and paired t-tests over seeds and over users (each user's value
+    averaged over the seeds, which share the split's users)."""
     rows = []
-    metrics = list(results[0].variants[cfg.variants[0]].metrics)
-    base_name = "base" if "base" in cfg.variants else None
+    metrics = list(metrics_of(results[0], variants[0]))
+    base_name = "base" if "base" in variants else None
     who = seed_test_rows(results)
-    for variant in cfg.variants:
+    for variant in variants:
         row: dict[str, Any] = {"variant": variant}
         for m in metrics:
-            vals = [r.variants[variant].metrics[m] for r in results]
+            vals = [metrics_of(r, variant)[m] for r in results]
             mean, std = mean_std(vals)
             row[m] = mean
             row[f"{m}_std"] = std
             if base_name and variant != base_name:
-                base_vals = [r.variants[base_name].metrics[m] for r in results]
+                base_vals = [metrics_of(r, base_name)[m] for r in results]
                 row[f"{m}_impr"] = relative_improvement(mean, float(np.mean(base_vals)),
                                                         lower_is_better=m in ("rmse", "mae"))
                 if len(vals) >= 2:
                     row[f"{m}_p_seeds"] = paired_ttest(vals, base_vals)["p"]
-                # over users: each user's value averaged over the seeds (seeds share the split's users)
-                a = [r.per_user[variant][per_user_key(m)] for r in results]
-                b = [r.per_user[base_name][per_user_key(m)] for r in results]
+                a = [per_user_of(r, variant)[per_user_key(m)] for r in results]
+                b = [per_user_of(r, base_name)[per_user_key(m)] for r in results]
                 if min(len(x) for x in a) >= 2:
                     row[f"{m}_p_users"] = paired_over_users(a, b, who)["p"]
         rows.append(row)
@@ -229,6 +252,12 @@ def alpha_rows(results: list[SeedResult], alphas: Sequence[float]) -> list[dict[
     return rows
 
 
+def always_mixed_key(variant: str) -> str:
+    """The per-user entry that holds a mixing variant's test values with its alphas always mixed in (the
+    paper's protocol, analysis only; not a variant)."""
+    return f"always_mixed_{variant}"
+
+
 def crossfit_key(variant: str) -> str:
     """The per-user entry that holds a mixing variant's cross-fitted validation gains (not a variant)."""
     return f"valid_crossfit_{variant}"
@@ -293,7 +322,8 @@ def diagnostic_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
 
 def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[str, Any]], paper: dict[str, Any] | None,
                      costs: list[dict[str, Any]], results: list[SeedResult],
-                     long_tail: list[dict[str, Any]] | None = None) -> str:
+                     long_tail: list[dict[str, Any]] | None = None,
+                     always_mixed: list[dict[str, Any]] | None = None) -> str:
     """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
     md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset_name}",
           f"\nTest split, leave-one-out by time; {len(results)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
@@ -312,6 +342,12 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "chosen on (optimistic; the only test before cross-fitting). Agreement: Spearman correlation of "
                   "the validation and test grids, and the chosen cell's rank among the test grid's cells (analysis "
                   "only).\n\n" + markdown_table(choices) + pooled_evidence(results))
+    if always_mixed:
+        md.append("\n## Always mixed (the paper's protocol; analysis only)\n\n"
+                  "Each mixing variant with the alphas chosen on validation mixed in on test whatever the guard "
+                  "decided, as the paper reports its variants (Table 5), against Base; the table above shows "
+                  "what the guard made of them. Not a result to choose by: it shows what the LLM's weight would "
+                  "have given.\n\n" + markdown_table(display_rows(cfg, always_mixed, len(results))))
     learning = diagnostic_rows(results)
     if learning:
         md.append("\n## Is the tuned LLM learning?\n\n"
@@ -354,7 +390,7 @@ def _num(value: float | None) -> str:
 
 def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[str, Any]],
            paper: dict[str, Any] | None, costs: list[dict[str, Any]], results: list[SeedResult],
-           long_tail: list[dict[str, Any]] | None = None) -> str:
+           long_tail: list[dict[str, Any]] | None = None, always_mixed: list[dict[str, Any]] | None = None) -> str:
     """results.md and the alpha heatmaps of a run from its summarized results; returns the Markdown."""
     lower = cfg.task == "rating"
     grids = [np.array(r.variants["llama4rec"].valid_grid) for r in results
@@ -368,7 +404,7 @@ def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[
         if tests:
             heatmap(np.mean(tests, axis=0), cfg.alphas, f"test {metric} (analysis only; alphas chosen on validation)",
                     out / "alpha_heatmap_test.png", lower)
-    md = results_markdown(cfg, dataset_name, table, paper, costs, results, long_tail)
+    md = results_markdown(cfg, dataset_name, table, paper, costs, results, long_tail, always_mixed)
     write_text(out / "results.md", md)
     return md
 
@@ -396,12 +432,13 @@ def rerender(out: Path, cfg: Llama4RecConfig, results: dict[str, Any]) -> list[P
     if load_per_user(out, seeds):
         rows = summarize(cfg, seeds)
         long_tail = long_tail_rows(cfg, seeds)
+        always = always_mixed_summary(cfg, seeds)
         again = {**results, "rows": rows, "display": display_rows(cfg, rows, len(seeds)),
-                 **({"long_tail": long_tail} if long_tail else {})}
+                 **({"long_tail": long_tail} if long_tail else {}), **({"always_mixed": always} if always else {})}
         rewritten = rewrite_results(out, results, again)
         results = again
     render(cfg, results.get("dataset_name") or Path(str(cfg.dataset)).name, out, results["display"],
-           results.get("paper"), results["cost"], seeds, results.get("long_tail"))
+           results.get("paper"), results["cost"], seeds, results.get("long_tail"), results.get("always_mixed"))
     return [out / "results.md", *rewritten] + sorted(out.glob("alpha_heatmap_*.png"))
 
 
@@ -431,14 +468,16 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
     costs = cost_rows(results)
     paper = headline(dataset_name, cfg.backbone)
     long_tail = long_tail_rows(cfg, results)
+    always = always_mixed_summary(cfg, results)
     for r in results:  # per-user values for later tests, as npz (not JSON)
         save_npz(per_user_path(out, r.seed),
                  **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset_name}",
                  extra={"method": method, "display": table, "cost": costs, "paper": paper,
                         "seeds": [r.to_json() for r in results], "dataset_name": dataset_name,
-                        **({"long_tail": long_tail} if long_tail else {})})
-    md = render(cfg, dataset_name, out, table, paper, costs, results, long_tail)
+                        **({"long_tail": long_tail} if long_tail else {}),
+                        **({"always_mixed": always} if always else {})})
+    md = render(cfg, dataset_name, out, table, paper, costs, results, long_tail, always)
     print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")
     return RunReport(out, rows, {"display": table})
@@ -515,6 +554,16 @@ def compute_rows(labels: Sequence[str], runs: Sequence[dict[str, Any]], machines
     return rows
 
 
+def weight_kept(results: dict[str, Any]) -> dict[str, int]:
+    """Mixing variant -> on how many of a run's seeds the validation guard kept the LLM's weight."""
+    kept: dict[str, int] = {}
+    for seed in results.get("seeds") or []:
+        for name, v in seed["variants"].items():
+            if "llm_weight_used" in v:
+                kept[name] = kept.get(name, 0) + bool(v["llm_weight_used"])
+    return kept
+
+
 def label_parts(label: str) -> tuple[str, str]:
     """(task, backbone) of a run's label (:meth:`Llama4Rec.run_label`: ``"direct: lightgcn"``)."""
     task, _, rest = label.partition(":")
@@ -540,6 +589,11 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
                                    for e, r in zip(entries, runs) if e["dataset"] == dataset],
                          [label_parts(p) for p in pending])
             for dataset in sorted({e["dataset"] for e in entries})) + "\n\n"
+        ablations = [ablation_table(e["dataset"], e["backbone"], r["rows"], r.get("always_mixed") or [],
+                                    weight_kept(r), len(r.get("seeds") or []))
+                     for e, r in zip(entries, runs) if has_ablations([row["variant"] for row in r["rows"]])]
+        if ablations:
+            tables += "## Table 5 beside the paper\n\n" + "\n".join(ablations) + "\n\n"
     compute = compute_rows(labels, runs, [run_machine(folder) for folder in folders])
     if compute:
         suite["compute"] = compute

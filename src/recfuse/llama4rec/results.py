@@ -39,6 +39,9 @@ class VariantResult:
     #: chosen cell's rank on the test grid (1: the best test cell)
     grid_agreement: float | None = None
     test_rank_of_choice: int | None = None
+    #: test metrics with the chosen alphas mixed in whatever the guard decided: the paper's protocol (always
+    #: mix), analysis only (equal to ``metrics`` where the weight was kept)
+    always_mixed_metrics: dict[str, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
