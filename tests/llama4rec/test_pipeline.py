@@ -77,6 +77,8 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
         assert np.isclose(mixed["always_mixed_metrics"]["ndcg@3"], cell)
     assert [r["variant"] for r in data["always_mixed"]] == ["base", "llama4rec", "wo_da", "wo_pa", "wo_aa"]
     assert "## Always mixed (the paper's protocol" in md
+    refused = any(not seed["variants"]["llama4rec"]["llm_weight_used"] for seed in data["seeds"])
+    assert ("Llama4Rec always mixed" in {r["variant"] for r in data["long_tail"]}) == refused
 
     # rerun: every stage is reused and the LLM is asked nothing
     again = make("direct", "mf", tiny_llm_dir, tmp_path, ALL)

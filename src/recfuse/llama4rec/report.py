@@ -82,8 +82,10 @@ GROUPS = ("tail", "middle", "head")
 
 
 def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
-    """Each mixing variant against Base by long-tail group: test users (rated pairs) cut into thirds by l_u =
-    log(1 + training interactions) within each seed (tail: the fewest, where the LLM's weight is largest);
+    """Each variant against Base by long-tail group, and each mixing variant *always mixed* where the guard
+    refused its weight on some seed (what the LLM's weight would have done, and where): test users (rated
+    pairs) cut into thirds by l_u = log(1 + training interactions) within each seed (tail: the fewest, where
+    the LLM's weight is largest);
     per group the mean selection metric of Base and the variant, the difference and its paired p over users
     (each user's values averaged over the seeds where the seeds share the split, see
     :func:`~recfuse.eval.stats.paired_over_users`). Empty for results without the coefficients (runs from
@@ -93,24 +95,29 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
     metric = per_user_key(cfg.select_metric if cfg.task != "rating" else "rmse")
     sign = -1.0 if metric in ("se", "ae") else 1.0  # errors: lower is better
     rows = []
-    for variant in (v for v in cfg.variants if v != "base"):
+    # each variant as run, then each mixing variant always mixed where the guard refused its weight on some seed
+    refused = [v for v in cfg.variants if any(v in r.variants and r.variants[v].llm_weight_used is False
+                                              for r in results)]
+    entries = [(v, LABELS.get(v, v)) for v in cfg.variants if v != "base"] + \
+        [(always_mixed_key(v), f"{LABELS.get(v, v)} always mixed") for v in refused]
+    for entry, label in entries:
         # per group, one (Base's values, the variant's, who each row is) per seed
         groups: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {g: [] for g in GROUPS}
         for r in results:
             l_u = r.per_user[LONG_TAIL]["l_u"]
-            if variant not in r.per_user or len(r.per_user[variant][metric]) != len(l_u):
+            if entry not in r.per_user or len(r.per_user[entry][metric]) != len(l_u):
                 break
             cuts = np.quantile(l_u, [1 / 3, 2 / 3])
             which = np.digitize(l_u, cuts, right=True)  # 0 tail, 1 middle, 2 head
             for g, name in enumerate(GROUPS):
                 mask = which == g
-                groups[name].append((r.per_user["base"][metric][mask], r.per_user[variant][metric][mask],
+                groups[name].append((r.per_user["base"][metric][mask], r.per_user[entry][metric][mask],
                                      row_keys(r, LONG_TAIL)[mask]))
         else:
             for name in GROUPS:
                 bases, mixes, who = zip(*groups[name])
                 base, mixed = np.concatenate(bases), np.concatenate(mixes)
-                row: dict[str, Any] = {"variant": LABELS.get(variant, variant), "group": name,
+                row: dict[str, Any] = {"variant": label, "group": name,
                                        "users": int(np.mean([len(b) for b in bases])),
                                        "base": float(base.mean()) if base.size else None,
                                        "variant value": float(mixed.mean()) if mixed.size else None}
@@ -365,7 +372,9 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "interactions) within each seed (users: per seed): tail (the fewest; the adaptive weight gives "
                   f"the LLM most there), middle, head. Mean {metric} of Base and of each variant over seeds, the gain "
                   "(positive: better than Base) and its paired p over users (each user's values averaged over the "
-                  "seeds, which share the split's users).\n\n" + markdown_table([
+                  "seeds, which share the split's users). *Always mixed*: the variant with its chosen alphas mixed "
+                  "in whatever the guard decided (analysis only; shown where the guard refused the LLM's weight on "
+                  "some seed).\n\n" + markdown_table([
                       {**{k: v for k, v in row.items() if k not in ("base", "variant value", "gain", "p")},
                        "Base": _num(row["base"]), "the variant": _num(row["variant value"]),
                        "gain": "-" if row["gain"] is None else f"{row['gain']:+.4f}",
