@@ -139,7 +139,8 @@ def test_a_suite_with_axes_runs_every_point_and_writes_the_scaling_study(tmp_pat
     finally:
         pl.load_dataset = original
     summary = read_json(out / "summary.json")
-    assert len(summary) == 2 * 3  # 2 points x 3 variants x 1 seed
+    assert len(summary) == 2 * 4  # 2 points x (3 variants + Llama4Rec always mixed) x 1 seed
+    assert sorted({r["variant"] for r in summary}) == ["base", "ift", "llama4rec", "llama4rec_always_mixed"]
     assert {r["instructions"] for r in summary} == {4, 8}
     assert set(summary[0]) == {"task", "backbone", "llm", "ranking", "instructions", "variant", "seed", "hr@3",
                                "ndcg@3", "hr@5", "ndcg@5", "hr@10"}
@@ -188,7 +189,8 @@ def test_scaling_compares_each_point_with_base_on_its_own_seeds(tmp_path):
 
     def seed(s, ift):
         return {"seed": s, "variants": {"base": {"metrics": {"hr@3": base_of[s], "ndcg@3": 0.0}},
-                                        "llama4rec": {"metrics": {"hr@3": base_of[s], "ndcg@3": 0.0}},
+                                        "llama4rec": {"metrics": {"hr@3": base_of[s], "ndcg@3": 0.0},
+                                                      "always_mixed_metrics": {"hr@3": ift, "ndcg@3": 0.0}},
                                         "ift": {"metrics": {"hr@3": ift, "ndcg@3": 0.0}}}}
     configs = [{**cfg, "instructions": 128}, {**cfg, "instructions": 512}]
     results = [{"seeds": [seed(0, 0.05), seed(1, 0.04), seed(2, 0.03)]}, {"seeds": [seed(0, 0.07)]}]
@@ -202,4 +204,5 @@ def test_scaling_compares_each_point_with_base_on_its_own_seeds(tmp_path):
     table = (tmp_path / "scaling.md").read_text()
     assert "| smollm2-135m | 128 | llama4rec | 3 | 0.0500 ± 0.0100 (+0.0000) |" in table
     assert "| smollm2-135m | 512 | ift | 1 | 0.0700 ± 0.0000 (+0.0100) |" in table
+    assert "| smollm2-135m | 512 | llama4rec_always_mixed | 1 | 0.0700 ± 0.0000 (+0.0100) |" in table
     assert (tmp_path / "scaling_direct-mf.png").stat().st_size > 1000

@@ -1,6 +1,8 @@
 """The scaling studies (Llama4Rec section 5.4, L12): a suite with axes (the number of instructions, the LLM)
 summarised as one row per (task, backbone, llm, ranking, instructions, variant, seed), with figures like the
-paper's (a pointwise-ranking run is a line of its own beside its LLM's listwise one).
+paper's (a pointwise-ranking run is a line of its own beside its LLM's listwise one). Each mixing variant also
+has a ``<variant>_always_mixed`` row: its chosen alphas mixed in whatever the validation guard decided (the
+paper's protocol; analysis only).
 
 Written by the suite report where a suite has axes (:func:`recfuse.config.load_suite`):
 
@@ -63,7 +65,16 @@ def summary_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -
                                        "variant": variant, "seed": int(seed["seed"])}
                 row.update({k: v["metrics"].get(k) for k in keys})
                 rows.append(row)
+                if "always_mixed_metrics" in v:  # the paper's protocol beside the guard's (analysis only)
+                    rows.append({**row, "variant": always_mixed_variant(variant),
+                                 **{k: v["always_mixed_metrics"].get(k) for k in keys}})
     return rows
+
+
+def always_mixed_variant(variant: str) -> str:
+    """The summary's name for a mixing variant with its chosen alphas always mixed in, whatever the
+    validation guard decided (the paper's protocol; analysis only)."""
+    return f"{variant}_always_mixed"
 
 
 def learning_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +107,9 @@ def write_scaling(out: Path, configs: list[dict[str, Any]], results: list[dict[s
     md = ["# Llama4Rec scaling study", "",
           "Mean ± std over seeds at each point, and in brackets the mean change against Base on the same seeds "
           "(paired by seed). The figures beside this file plot that change (Base is the line at 0). "
-          "summary.json holds every seed; learning.json the tuned LLM's answers alone.", ""]
+          "summary.json holds every seed; learning.json the tuned LLM's answers alone. "
+          "*llama4rec_always_mixed*: Llama4Rec with the alphas chosen on validation always mixed in, whatever "
+          "the validation guard decided (the paper's protocol; analysis only, never a choice).", ""]
     for (task, backbone), group in sorted(groups.items()):
         keys = RATING_KEYS if task == "rating" else TOPK_KEYS[:2]
         md += [f"## {task}: {backbone}", "", "| llm | instructions | variant | seeds | "
@@ -135,7 +148,7 @@ def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, s
     for ax, key in zip(axes[0], keys):
         ax.axhline(0.0, color="grey", linestyle="--", label="Base (same seeds)")
         for llm in llms:
-            for variant, style in (("ift", ":"), ("llama4rec", "-")):
+            for variant, style in (("ift", ":"), ("llama4rec", "-"), (always_mixed_variant("llama4rec"), "-.")):
                 xs = sorted({n for (m, n, v) in points if m == llm and v == variant})
                 if not xs:
                     continue
