@@ -140,30 +140,38 @@ def change_against_base(points: dict[tuple[str, int, str], list[dict[str, Any]]]
     return [r[key] - base[r["seed"]] for r in points[llm, n, variant] if r[key] is not None and r["seed"] in base]
 
 
+#: each variant's line in the scaling figures: (line style, marker); each LLM has a colour of its own
+VARIANT_STYLES = {"ift": (":", "s"), "llama4rec": ("-", "o"), always_mixed_variant("llama4rec"): ("-.", "^")}
+
+
 def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, str], list[dict[str, Any]]],
             keys: tuple[str, ...]) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     llms = sorted({p[0] for p in points})
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key in zip(axes[0], keys):
         ax.axhline(0.0, color="grey", linestyle="--", label="Base (same seeds)")
-        for llm in llms:
-            for variant, style in (("ift", ":"), ("llama4rec", "-"), (always_mixed_variant("llama4rec"), "-.")):
+        for i, llm in enumerate(llms):
+            for variant, (style, marker) in VARIANT_STYLES.items():
                 xs = sorted({n for (m, n, v) in points if m == llm and v == variant})
                 if not xs:
                     continue
                 stats = [_mean_std(change_against_base(points, llm, n, variant, key)) for n in xs]
                 seeds = [len(points[llm, n, variant]) for n in xs]
-                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], linestyle=style, marker="o",
-                            capsize=3, label=f"{variant} ({llm})")
+                ax.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], linestyle=style, marker=marker,
+                            color=cycle[i % len(cycle)], capsize=3, label=f"{variant} ({llm})")
                 for x, (y, _), k in zip(xs, stats, seeds):  # how many seeds stand behind each point
                     ax.annotate(f"{k}s", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("instructions per task (ks: seeds)")
         ax.set_ylabel(f"{key} minus Base's" + (" (lower is better)" if key in RATING_KEYS else ""))
         ax.set_title(f"{task}: {backbone}", fontsize=9)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the plots, where it hides no point
+    rows = -(-len(labels) // 3)
+    fig.set_figheight(3.4 + 0.17 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, (0.17 * rows + 0.05) / (3.4 + 0.17 * rows), 1, 1))
     save_figure(fig, path)
     return path
 
