@@ -206,3 +206,24 @@ def test_scaling_compares_each_point_with_base_on_its_own_seeds(tmp_path):
     assert "| smollm2-135m | 512 | ift | 1 | 0.0700 ± 0.0000 (+0.0100) |" in table
     assert "| smollm2-135m | 512 | llama4rec_always_mixed | 1 | 0.0700 ± 0.0000 (+0.0100) |" in table
     assert (tmp_path / "scaling_direct-mf.png").stat().st_size > 1000
+
+
+def test_scaling_lists_llama4rec_always_mixed_against_base_per_run(tmp_path):
+    """scaling.md's 'Always mixed against Base': each run that recorded it, with the selection metric (RMSE for
+    rating), its p over users and the long-tail gains; runs from before it was recorded are left out."""
+    from recfuse.llama4rec.scaling import always_mixed_rows, write_scaling
+
+    seed = {"seed": 0, "variants": {v: {"metrics": {"rmse": 1.0, "mae": 0.8}} for v in ("base", "llama4rec")}}
+    rating = {"seeds": [seed], "always_mixed": [
+        {"variant": "base", "rmse": 1.0132, "mae": 0.79},
+        {"variant": "llama4rec", "rmse": 1.0013, "mae": 0.78, "rmse_p_users": 0.0029}],
+        "long_tail": [{"variant": "Llama4Rec always mixed", "group": "tail", "gain": 0.0321, "p": 0.102},
+                      {"variant": "Llama4Rec", "group": "tail", "gain": 0.0, "p": 1.0}]}
+    configs = [{"task": "rating", "backbone": "deepfm", "llm": {"model": "smollm2-135m"}, "instructions": 128},
+               {"task": "direct", "backbone": "mf", "llm": {"model": "smollm2-135m"}, "instructions": 128}]
+    older = {"seeds": [{"seed": 0, "variants": {"base": {"metrics": {"hr@3": 0.1, "ndcg@3": 0.05}}}}]}
+    rows = always_mixed_rows(configs, [rating, older])
+    assert len(rows) == 1 and rows[0]["metric"] == "rmse" and rows[0]["always mixed"] == "1.0013 (-0.0119)"
+    assert rows[0]["p over users"] == "0.0029" and rows[0]["tail"] == "+0.0321 (p 0.1)" and rows[0]["head"] == "-"
+    write_scaling(tmp_path, configs, [rating, older])
+    assert "## Always mixed against Base" in (tmp_path / "scaling.md").read_text()

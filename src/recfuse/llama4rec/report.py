@@ -16,7 +16,7 @@ from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relati
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
-from recfuse.llama4rec.scaling import write_scaling
+from recfuse.llama4rec.scaling import always_mixed_label, write_scaling
 from recfuse.llama4rec.paper import ablation_table, has_ablations, headline, paper_tables
 from recfuse.method import RunReport, pending_note
 
@@ -99,7 +99,7 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
     refused = [v for v in cfg.variants if any(v in r.variants and r.variants[v].llm_weight_used is False
                                               for r in results)]
     entries = [(v, LABELS.get(v, v)) for v in cfg.variants if v != "base"] + \
-        [(always_mixed_key(v), f"{LABELS.get(v, v)} always mixed") for v in refused]
+        [(always_mixed_key(v), always_mixed_label(LABELS.get(v, v))) for v in refused]
     for entry, label in entries:
         # per group, one (Base's values, the variant's, who each row is) per seed
         groups: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {g: [] for g in GROUPS}
