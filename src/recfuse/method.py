@@ -146,6 +146,12 @@ def record_run(folder: Path, files: Sequence[Path]) -> None:
         log.warning("%s: the results are written, but their manifest.json could not be: %s", folder, e)
 
 
+def point_label(label: str, point: str | None) -> str:
+    """A run's label in a suite with axes: the folder of its point (relative to the suite's) in brackets after
+    it, e.g. ``"direct: mf [instructions-128]"``; the label alone where there is no point."""
+    return f"{label} [{point}]" if point else label
+
+
 def pending_note(pending: Sequence[str]) -> str:
     """The line a suite report opens with while runs are still to come (empty when none are)."""
     return (f"Still to run: {', '.join(pending)} (the suite resumes there: finished runs are reused).\n\n"

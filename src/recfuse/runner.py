@@ -17,7 +17,7 @@ from recfuse.config import from_dict, load_suite, matches, read_yaml_mapping, to
 from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run
 from recfuse.io import read_json
-from recfuse.method import Method, RunReport, get_method, method_of_results, record_run
+from recfuse.method import Method, RunReport, get_method, method_of_results, point_label, record_run
 
 log = logging.getLogger(__name__)
 #: settings that do not change results: a finished run is reused whatever they are
@@ -99,8 +99,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
 
     def label(cfg: Any) -> str:  # a suite with axes: the point's folder beside the run's name
         sub = Path(cfg.out)
-        return method.run_label(cfg) + (f" [{sub.relative_to(out)}]" if sub != out and sub.is_relative_to(out)
-                                        else "")
+        return point_label(method.run_label(cfg),
+                           sub.relative_to(out).as_posix() if sub != out and sub.is_relative_to(out) else None)
 
     def write() -> None:
         written = method.write_suite(out, [e for e in entries if e is not None],

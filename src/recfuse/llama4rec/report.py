@@ -18,7 +18,7 @@ from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import always_mixed_label, write_scaling
 from recfuse.llama4rec.paper import ablation_table, has_ablations, headline, paper_tables
-from recfuse.method import RunReport, pending_note
+from recfuse.method import RunReport, pending_note, point_label
 
 # reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
@@ -582,8 +582,8 @@ def label_parts(label: str) -> tuple[str, str]:
 def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str], folders: list[Path]) -> list[Path]:
     """suite.json and suite.md (each run's table from its results.json, the runs still to come)."""
     runs = [read_json(folder / "results.json") for folder in folders]
-    labels = [run_label(e["task"], e["backbone"], e["config"].get("ranking", "listwise"))
-              + (f" [{Path(e['folder']).parts[0]}]" if "folder" in e else "")  # a suite with axes: its point
+    labels = [point_label(run_label(e["task"], e["backbone"], e["config"].get("ranking", "listwise")),
+                          Path(e["folder"]).parts[0] if "folder" in e else None)  # a suite with axes: its point
               for e in entries]
     sections = [suite_section(label, entry["dataset"], results["display"], results.get("paper"))
                 for entry, label, results in zip(entries, labels, runs)]
