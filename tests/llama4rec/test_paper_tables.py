@@ -25,6 +25,16 @@ def test_tables_show_measured_pending_and_missing_backbones():
     assert "(+10.0%)" in mixed and "0.012" in mixed and "0.0647" in mixed
     assert "| sasrec | Base | - | 0.0187" in md and "still to run" in md
     assert "| autoint | Base |" in md and "not in this suite" in md
+    assert "always mixed" not in md
+    # where a run recorded Llama4Rec always mixed (the paper's protocol), a row of its own under Llama4Rec
+    always = [rows[0], {**rows[1], "hr@3": 0.07, "hr@3_impr": 0.1667, "ndcg@3_p_users": 0.003}]
+    md = paper_tables("ml-100k", [{"task": "direct", "backbone": "lightgcn", "rows": rows, "seeds": 3,
+                                   "seconds": 5400.0, "always_mixed": always}], [])
+    lines = md.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("|  | Llama4Rec always mixed |"))
+    assert lines[at - 1].startswith("|  | Llama4Rec |") and "0.0700 ± 0.0010 (+16.7%)" in lines[at]
+    assert "| 0.003 |" in lines[at] and "| - |" in lines[at]  # no paper number: the paper's Llama4Rec row is it
+    assert "*Llama4Rec always mixed*" in md
 
 
 def test_run_cost_and_labels():

@@ -65,6 +65,7 @@ PAPER_BACKBONES: dict[str, tuple[str, ...]] = {
 }
 
 VARIANTS = (("base", "Base"), ("ift", "IFT"), ("llama4rec", "Llama4Rec"))
+ALWAYS_MIXED = "llama4rec_always_mixed"  # a row of its own where a run recorded it (the paper's protocol)
 
 
 def headline(dataset: str, backbone: str) -> dict[str, Any] | None:
@@ -94,7 +95,8 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
 
     ``measured``: one mapping per finished run with ``task``, ``backbone``, ``rows`` (the run's summary rows:
     variant, metric means, ``_std``, ``_impr``, ``_p_users``, ``_p_seeds``), ``seeds`` and ``seconds`` (the
-    stage seconds of every seed, summed); ``pending``: (task, backbone) of the runs still to come. Every
+    stage seconds of every seed, summed), and optionally ``always_mixed`` (the same rows with the LLM always
+    mixed in, shown as a row of its own under Llama4Rec); ``pending``: (task, backbone) of the runs still to come. Every
     table and every backbone of the paper keeps its rows: measured, still to run, or not in this suite."""
     by_key = {(m["task"], m["backbone"]): m for m in measured}
     waiting = set(pending)
@@ -110,8 +112,10 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
             status = ("still to run" if (task, backbone) in waiting else "not in this suite") if run is None else \
                 f"{run['seeds']} seed(s), {run['seconds'] / 60:.0f} min"
             ours = {r["variant"]: r for r in run["rows"]} if run is not None else {}
-            for variant, label in VARIANTS:
-                mine = ours.get(variant, {})
+            mixed = {r["variant"]: r for r in run.get("always_mixed") or []} if run is not None else {}
+            variants = [*VARIANTS, *([(ALWAYS_MIXED, "Llama4Rec always mixed")] if "llama4rec" in mixed else [])]
+            for variant, label in variants:
+                mine = mixed["llama4rec"] if variant == ALWAYS_MIXED else ours.get(variant, {})
                 row: dict[str, Any] = {"backbone": backbone if variant == "base" else "", "method": label}
                 for m in metrics:
                     row[m] = _ours(mine, m, run["seeds"]) if run is not None else "-"
@@ -122,6 +126,10 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
                 rows.append(row)
         out.append(f"### Table {number}: {task} on {dataset} (ours, mean ± std over seeds, change against our Base; "
                    f"paper: LLaMA-2 7B; p: {select}, paired t-test against Base)\n\n" + markdown_table(rows))
+    if any(r.get("always_mixed") for r in measured):
+        out.append("*Llama4Rec always mixed*: the alphas chosen on validation mixed in whatever the validation guard "
+                   "decided, as the paper's Llama4Rec always is (analysis only; our Llama4Rec row keeps the LLM's "
+                   "weight only where validation supports it).")
     return "\n".join(out)
 
 

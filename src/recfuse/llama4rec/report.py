@@ -594,7 +594,8 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
     if entries and not any("folder" in e for e in entries):  # the paper's suite: Tables 2-4 beside the paper's
         tables = "## Tables 2-4 beside the paper\n\n" + "\n".join(
             paper_tables(dataset, [{"task": e["task"], "backbone": e["backbone"], "rows": r["rows"],
-                                    "seeds": len(r.get("seeds") or []), "seconds": run_seconds(r)}
+                                    "seeds": len(r.get("seeds") or []), "seconds": run_seconds(r),
+                                    "always_mixed": r.get("always_mixed") or []}
                                    for e, r in zip(entries, runs) if e["dataset"] == dataset],
                          [label_parts(p) for p in pending])
             for dataset in sorted({e["dataset"] for e in entries})) + "\n\n"
