@@ -16,7 +16,7 @@ from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relati
 from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.llama4rec.config import Llama4RecConfig
 from recfuse.llama4rec.results import SeedResult, VariantResult
-from recfuse.llama4rec.scaling import always_mixed_label, write_scaling
+from recfuse.llama4rec.scaling import always_mixed_label, llm_label, write_scaling
 from recfuse.llama4rec.paper import ablation_table, has_ablations, headline, paper_tables
 from recfuse.method import RunReport, pending_note, point_label
 
@@ -334,7 +334,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
     """The run's results.md: the paper-style table, the paper's numbers, the cost, data augmentation."""
     md = [f"# Llama4Rec: {cfg.task} recommendation, backbone {cfg.backbone}, {dataset_name}",
           f"\nTest split, leave-one-out by time; {len(results)} seed(s) ({', '.join(map(str, cfg.seeds))}); "
-          f"LLM: {cfg.llm.backend} {cfg.llm.model}; mean ± std, (improvement over Base).\n",
+          f"LLM: {cfg.llm.backend} {llm_label(to_dict(cfg.llm))}; mean ± std, (improvement over Base).\n",
           markdown_table(table)]
     if paper:
         md.append(f"\nPaper (LLaMA-2 7B): {paper['metric']} Base {paper['base']}, Llama4Rec {paper['llama4rec']}"

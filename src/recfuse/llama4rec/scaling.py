@@ -28,6 +28,7 @@ import numpy as np
 from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table
 from recfuse.io import write_json, write_text
+from recfuse.llm.embedded import DEFAULT_PACKAGED
 
 TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
 RATING_KEYS = ("rmse", "mae")
@@ -39,7 +40,7 @@ LEARNING_CALLS = {"ift": ("ift", "test"), "llama4rec": ("pa", "valid")}
 def llm_label(llm: dict[str, Any]) -> str:
     """A short name for the LLM of a stored config: the packaged model's name, or the model's folder name."""
     if llm.get("backend", "embedded") == "embedded":
-        return str(llm.get("model") or "smollm2-135m")
+        return str(llm.get("model") or DEFAULT_PACKAGED)
     return Path(str(llm.get("model") or llm.get("backend"))).name
 
 
