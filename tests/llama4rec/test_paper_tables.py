@@ -2,7 +2,7 @@
 beside the paper's numbers, with the run's cost."""
 
 from recfuse.llama4rec.paper import PAPER_BACKBONES, PAPER_TABLES, ablation_table, has_ablations, headline, paper_tables
-from recfuse.llama4rec.report import label_parts, run_seconds, weight_kept
+from recfuse.llama4rec.suite import label_parts, run_seconds, weight_kept
 
 
 def test_the_paper_tables_hold_all_thirteen_backbones():

@@ -75,7 +75,7 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
 def test_the_suites_compute_table_sums_each_runs_stages_over_its_seeds(tmp_path):
     """Minutes per run and stage (summed over seeds), per seed, the whole suite, and the machine each ran on."""
     from recfuse.io import write_json
-    from recfuse.llama4rec.report import compute_rows, run_machine
+    from recfuse.llama4rec.suite import compute_rows, run_machine
 
     one = {"seeds": [{"timings": {"backbone training": 60.0, "LLM inference": 120.0}},
                      {"timings": {"backbone training": 60.0, "LLM inference": 240.0}}]}

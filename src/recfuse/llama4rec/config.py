@@ -107,3 +107,8 @@ class Llama4RecConfig:
                                   f"{self.candidates} (the LLM re-ranks the top {self.candidates})")
         if not self.alphas or any(not 0 <= a <= 1 for a in self.alphas):
             raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")
+
+
+def reranks_pointwise(task: str, ranking: str) -> bool:
+    """Whether the LLM re-ranks pointwise (top-k tasks only: the rating task has no ranking)."""
+    return ranking == "pointwise" and task != "rating"

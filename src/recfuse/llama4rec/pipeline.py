@@ -41,7 +41,7 @@ from recfuse.errors import ConfigError
 from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
-from recfuse.llama4rec import report
+from recfuse.llama4rec import report, suite
 from recfuse.llama4rec.report import LONG_TAIL, always_mixed_key, crossfit_key
 from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
@@ -315,7 +315,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
     @classmethod
     def run_label(cls, config: Llama4RecConfig) -> str:
-        return report.run_label(config.task, config.backbone or DEFAULT_BACKBONES[config.task], config.ranking)
+        return suite.run_label(config.task, config.backbone or DEFAULT_BACKBONES[config.task], config.ranking)
 
     @classmethod
     def check_suite(cls, configs: Sequence[Llama4RecConfig], path: str | Path) -> None:
@@ -333,7 +333,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     @classmethod
     def suite_entry(cls, config: Llama4RecConfig, results: dict[str, Any], folder: Path,
                     suite_out: Path) -> dict[str, Any]:
-        entry = report.suite_entry(config, results)
+        entry = suite.suite_entry(config, results)
         if folder.is_relative_to(suite_out) and folder != cls.entry_folder(suite_out, entry):
             entry["folder"] = folder.relative_to(suite_out).as_posix()  # a suite with axes: one folder per point
         return entry
@@ -347,7 +347,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
     @classmethod
     def write_suite(cls, out: Path, entries: list[dict[str, Any]], pending: Sequence[str] = ()) -> list[Path]:
-        return report.write_suite(out, entries, pending, [cls.entry_folder(out, e) for e in entries])
+        return suite.write_suite(out, entries, pending, [cls.entry_folder(out, e) for e in entries])
 
 
 __all__ = ["VARIANTS", "Llama4Rec", "Llama4RecConfig", "alpha_evidence", "choose_alphas", "grid_agreement"]
