@@ -124,7 +124,7 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
                 row["p over seeds"] = f"{mine[select + '_p_seeds']:.3g}" if select + "_p_seeds" in mine else ""
                 row["run"] = status if variant == "base" else ""
                 rows.append(row)
-        out.append(f"### Table {number}: {task} on {dataset} (ours, mean ± std over seeds, change against our Base; "
+        out.append(f"### Table {number}: {task} on {dataset} (ours, mean ± std over seeds, in brackets the improvement over our Base, positive: better; "
                    f"paper: LLaMA-2 7B; p: {select}, paired t-test against Base)\n\n" + markdown_table(rows))
     if any(r.get("always_mixed") for r in measured):
         out.append("*Llama4Rec always mixed*: the alphas chosen on validation mixed in whatever the validation guard "
@@ -182,6 +182,6 @@ def ablation_table(dataset: str, backbone: str, rows: Sequence[Mapping[str, Any]
             value = PAPER_ABLATIONS[variant][i]
             row[f"paper {m}"] = f"{value:.4f}" + ("" if variant == "base" else f" ({value / paper_base[i] - 1:+.1%})")
         table.append(row)
-    return (f"### Table 5: ablations, {backbone} on {dataset} (ours, mean ± std over seeds, change against our Base; "
+    return (f"### Table 5: ablations, {backbone} on {dataset} (ours, mean ± std over seeds, in brackets the improvement over our Base, positive: better; "
             f"always mixed: the alphas chosen on validation mixed in whatever the guard decided, as the paper "
             f"does, analysis only; paper: LLaMA-2 7B, {PAPER_ABLATIONS_WHERE})\n\n" + markdown_table(table))
