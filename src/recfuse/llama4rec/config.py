@@ -13,6 +13,9 @@ from recfuse.llm.config import LLMConfig
 from recfuse.llm.sft import SFTConfig
 
 VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only")
+#: how reports and tables name each variant
+LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
+          "wo_aa": "w/o AA", "da_only": "Base + DA"}
 DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
 INSTRUCTION_TASKS = ("listwise", "pointwise")
 

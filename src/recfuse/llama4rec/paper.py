@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recfuse.eval.report import markdown_table
+from recfuse.llama4rec.config import LABELS
+from recfuse.llama4rec.scaling import always_mixed_label, always_mixed_variant
 
 #: task -> (table number, metrics in the paper's column order)
 TABLES: dict[str, tuple[int, tuple[str, ...]]] = {
@@ -64,8 +66,9 @@ PAPER_BACKBONES: dict[str, tuple[str, ...]] = {
     "rating": ("deepfm", "nfm", "dcn", "afm", "xdeepfm", "autoint"),
 }
 
-VARIANTS = (("base", "Base"), ("ift", "IFT"), ("llama4rec", "Llama4Rec"))
-ALWAYS_MIXED = "llama4rec_always_mixed"  # a row of its own where a run recorded it (the paper's protocol)
+VARIANTS = tuple((v, LABELS[v]) for v in ("base", "ift", "llama4rec"))
+#: a row of its own under Llama4Rec where a run recorded it (the paper's protocol)
+ALWAYS_MIXED = (always_mixed_variant("llama4rec"), always_mixed_label(LABELS["llama4rec"]))
 
 
 def headline(dataset: str, backbone: str) -> dict[str, Any] | None:
@@ -113,9 +116,10 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
                 f"{run['seeds']} seed(s), {run['seconds'] / 60:.0f} min"
             ours = {r["variant"]: r for r in run["rows"]} if run is not None else {}
             mixed = {r["variant"]: r for r in run.get("always_mixed") or []} if run is not None else {}
-            variants = [*VARIANTS, *([(ALWAYS_MIXED, "Llama4Rec always mixed")] if "llama4rec" in mixed else [])]
-            for variant, label in variants:
-                mine = mixed["llama4rec"] if variant == ALWAYS_MIXED else ours.get(variant, {})
+            if "llama4rec" in mixed:
+                ours[ALWAYS_MIXED[0]] = mixed["llama4rec"]
+            for variant, label in [*VARIANTS, *([ALWAYS_MIXED] if ALWAYS_MIXED[0] in ours else [])]:
+                mine = ours.get(variant, {})
                 row: dict[str, Any] = {"backbone": backbone if variant == "base" else "", "method": label}
                 for m in metrics:
                     row[m] = _ours(mine, m, run["seeds"]) if run is not None else "-"
@@ -139,8 +143,7 @@ PAPER_ABLATIONS: dict[str, tuple[float, float]] = {
     "base": (0.0283, 0.0203), "ift": (0.0268, 0.0193), "wo_da": (0.0294, 0.0209), "wo_pa": (0.0277, 0.0199),
     "wo_aa": (0.0298, 0.0218), "llama4rec": (0.0304, 0.0222)}
 PAPER_ABLATIONS_WHERE = "LightGCN on ML-1M"
-ABLATION_VARIANTS = (("base", "Base"), ("ift", "IFT"), ("wo_da", "w/o DA"), ("wo_pa", "w/o PA"),
-                     ("wo_aa", "w/o AA"), ("llama4rec", "Llama4Rec"))
+ABLATION_VARIANTS = tuple((v, LABELS[v]) for v in ("base", "ift", "wo_da", "wo_pa", "wo_aa", "llama4rec"))
 ABLATION_METRICS = ("hr@3", "ndcg@3")
 
 
@@ -171,11 +174,11 @@ def ablation_table(dataset: str, backbone: str, rows: Sequence[Mapping[str, Any]
         mixes = variant not in ("base", "ift")
         # Base and IFT mix nothing, and a run from before the guard always mixed: the same as run
         same = not mixes or (variant not in weight_kept and variant not in mixed)
+        always = ours[variant] if same else mixed.get(variant)
         for m in ABLATION_METRICS:
-            row[f"{m} always mixed"] = _ours(ours[variant] if same else mixed[variant], m, seeds) \
-                if same or variant in mixed else "-"
-        p = (ours[variant] if same else mixed.get(variant, {})).get("ndcg@3_p_users")
-        row["p (ndcg@3 always mixed, over users)"] = "" if p is None or not mixes else f"{p:.3g}"
+            row[f"{m} always mixed"] = "-" if always is None else _ours(always, m, seeds)
+        p = always.get("ndcg@3_p_users") if always is not None and mixes else None
+        row["p (ndcg@3 always mixed, over users)"] = "" if p is None else f"{p:.3g}"
         row["LLM weight kept"] = ("" if not mixes else f"{weight_kept[variant]} of {seeds} seeds"
                                   if variant in weight_kept else "always (run without the guard)")
         for i, m in enumerate(ABLATION_METRICS):

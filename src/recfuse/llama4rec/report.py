@@ -15,15 +15,12 @@ from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_text
-from recfuse.llama4rec.config import Llama4RecConfig, reranks_pointwise
+from recfuse.llama4rec.config import LABELS, Llama4RecConfig, reranks_pointwise
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import always_mixed_label, llm_label
 from recfuse.llama4rec.paper import headline
 from recfuse.method import RunReport
 
-# reference numbers of the paper (LLaMA-2 7B, A800 GPUs) quoted in SPEC.md: (dataset, backbone) -> metric
-LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
-          "wo_aa": "w/o AA", "da_only": "Base + DA"}
 
 
 def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:

@@ -210,10 +210,10 @@ def _figure(path: Path, task: str, backbone: str, points: dict[tuple[str, int, s
         ax.set_ylabel(f"{key} minus Base's" + (" (lower is better)" if key in RATING_KEYS else ""))
         ax.set_title(f"{task}: {backbone}", fontsize=9)
     handles, labels = axes[0][0].get_legend_handles_labels()  # below the plots, where it hides no point
-    rows = -(-len(labels) // 3)
-    fig.set_figheight(3.4 + 0.17 * rows)
+    legend_height = 0.17 * -(-len(labels) // 3)  # inches: one line per 3 entries
+    fig.set_figheight(3.4 + legend_height)
     fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, (0.17 * rows + 0.05) / (3.4 + 0.17 * rows), 1, 1))
+    fig.tight_layout(rect=(0, (legend_height + 0.05) / (3.4 + legend_height), 1, 1))
     save_figure(fig, path)
     return path
 
