@@ -11,8 +11,8 @@ on validation, or as given.
 One worker thread asks the LLM, several queued requests per call. A request waits at most the budget; past it
 (or when the queue is full, or the LLM fails) it gets the backbone's order and says why (``fallback``:
 ``budget``, ``busy``, ``error``). The worker serves waiting requests first, batching only as many as its measured
-seconds per prompt can answer within the earliest budget; a request whose budget has passed is answered when no
-one waits (the answer goes to the cache, so the same request is re-ranked next time).
+seconds per prompt can answer within the earliest budget (one, until a call has measured it); a request whose
+budget has passed is answered when no one waits (the answer goes to the cache, so the same request is re-ranked next time).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class Reranker:
             now = time.monotonic()
             live = [j for j in self._pending if j.deadline > now]
             if live:
-                size = self.settings.max_batch
+                size = 1  # nothing measured yet: one request first, whose call measures the LLM's speed
                 if self.seconds_per_prompt:  # as many as can be answered before the first one's budget ends
                     size = int((live[0].deadline - now) / self.seconds_per_prompt)
                 batch = live[:max(1, min(size, self.settings.max_batch))]
