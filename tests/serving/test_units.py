@@ -15,7 +15,7 @@ from recfuse.errors import ConfigError
 from recfuse.models.base import create_model
 from recfuse.models.towers import FeatureEncoder, item_feature_matrix
 from recfuse.serving.engine import CannotServe, engine_for
-from recfuse.serving.rerank import Reranker, RerankSettings, settings_from_llama4rec_run
+from recfuse.serving.rerank import Reranker, RerankSettings, _Job, batch_size, settings_from_llama4rec_run
 from recfuse.serving.state import top_items
 
 from .fake_llm import FakeLLM
@@ -179,6 +179,41 @@ def test_reranker_batches_only_what_fits_the_budget(synthetic_dataset):
     assert outcomes.count("reranked") >= 1 and set(outcomes) <= {"reranked", "budget"}
     assert max(seconds for _, seconds in results) < 0.7 + 1.5  # the budget, and slack for a loaded machine
     assert r.seconds_per_prompt is not None and r.seconds_per_prompt > 0.1
+
+
+def test_batch_size_fits_the_earliest_budget():
+    assert batch_size(0.7, None, 8) == 1  # unmeasured: one request, whose call measures the speed
+    assert batch_size(0.7, 0.15, 8) == 4  # 4 x 0.15 s fit in 0.7 s, 5 do not
+    assert batch_size(0.7, 0.01, 8) == 8  # never more than max_batch
+    assert batch_size(0.05, 0.15, 8) == 1  # never less than one
+
+
+def test_reranker_serves_waiting_requests_before_late_ones_on_its_clock(synthetic_dataset):
+    """The worker's choice of batch, step by step on a fake clock (no thread, no sleep): requests whose budget
+    has passed give way to those still waiting, and are answered for the cache only when no one waits."""
+    now = [100.0]
+    counts = np.bincount(synthetic_dataset.interactions.user, minlength=synthetic_dataset.n_users)
+    r = Reranker(FakeLLM(), RerankSettings(candidates=5, budget_ms=700, max_batch=8, max_queue=3), counts,
+                 clock=lambda: now[0])
+
+    def job(user: int, deadline: float) -> _Job:
+        return _Job(r.example(user, user, [1], [5, 6, 7], -1, []), synthetic_dataset, deadline)
+
+    late, waiting = [job(u, 100.5) for u in (1, 2)], [job(u, 101.0) for u in (3, 4)]
+    for j in late:
+        assert r._admit(j)
+    now[0] = 100.6  # the first two requests' budgets have passed
+    assert r._admit(waiting[0])
+    assert r._admit(waiting[1])  # the queue is full (3): takes the place of a late request
+    assert len(r._pending) == 3
+    assert r._next_batch() == [waiting[0]]  # unmeasured: one, and a waiting one before the late one
+    r.seconds_per_prompt = 0.1
+    assert r._next_batch() == [waiting[1]]
+    assert r._next_batch() == [late[1]]  # no one waits: the late request is answered for the cache
+    now[0] = 100.0
+    jobs = [job(u, 100.35) for u in range(6)]
+    assert [r._admit(j) for j in jobs] == [True] * 3 + [False] * 3  # max_queue 3, nothing stale to replace
+    assert r._next_batch() == jobs[:3]  # 0.35 s left at 0.1 s per prompt: 3 fit
 
 
 def test_settings_of_a_committed_llama4rec_run():

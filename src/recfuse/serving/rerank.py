@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -99,11 +99,20 @@ def settings_from_llama4rec_run(folder: str | Path, seed: int) -> tuple[dict[str
     return out, dict((config or {}).get("llm") or {})
 
 
+def batch_size(seconds_left: float, seconds_per_prompt: float | None, max_batch: int) -> int:
+    """How many waiting requests one LLM call takes: as many as it can answer within ``seconds_left`` (the
+    budget left to the longest-waiting one), at least 1, at most ``max_batch``; 1 while the LLM's speed is
+    unmeasured (that call measures it)."""
+    if not seconds_per_prompt:
+        return 1
+    return max(1, min(int(seconds_left / seconds_per_prompt), max_batch))
+
+
 @dataclass
 class _Job:
     example: Example
     dataset: Dataset
-    deadline: float  # time.monotonic() after which no one waits for the answer
+    deadline: float  # the Reranker's clock() after which no one waits for the answer
     future: Future = field(default_factory=Future)
 
 
@@ -115,8 +124,10 @@ class Reranker:
     one is waiting (their answers then go to the cache), and give their place to a new request when the queue
     is full."""
 
-    def __init__(self, llm: LLM, settings: RerankSettings, train_counts: np.ndarray, describe_llm: str = ""):
+    def __init__(self, llm: LLM, settings: RerankSettings, train_counts: np.ndarray, describe_llm: str = "",
+                 clock: Callable[[], float] = time.monotonic):
         self.llm, self.settings = llm, settings
+        self._clock = clock  # of the budgets' deadlines (a test passes a fake one)
         l_all = aggregation.long_tail_coefficient(train_counts)
         self.l_range = (float(l_all.min()), float(l_all.max())) if len(l_all) else (0.0, 0.0)
         self.llm_name = describe_llm or type(llm).__name__
@@ -174,7 +185,7 @@ class Reranker:
         """Queue ``job``; when the queue is full, in the place of a request no one waits for any more."""
         with self._cv:
             if len(self._pending) >= self.settings.max_queue:
-                now = time.monotonic()
+                now = self._clock()
                 stale = next((j for j in self._pending if j.deadline <= now), None)
                 if stale is None:
                     return False
@@ -196,7 +207,7 @@ class Reranker:
             return own, info
         budget = self.settings.budget_ms / 1000
         job = _Job(self.example(key, user, history, candidates, similar, similar_history), dataset,
-                   time.monotonic() + budget)
+                   self._clock() + budget)
         if not self._admit(job):
             info["fallback"] = "busy"
             info["ms"] = (time.perf_counter() - start) * 1000
@@ -223,13 +234,10 @@ class Reranker:
                 self._cv.wait()
             if self._stopping:
                 return None
-            now = time.monotonic()
+            now = self._clock()
             live = [j for j in self._pending if j.deadline > now]
             if live:
-                size = 1  # nothing measured yet: one request first, whose call measures the LLM's speed
-                if self.seconds_per_prompt:  # as many as can be answered before the first one's budget ends
-                    size = int((live[0].deadline - now) / self.seconds_per_prompt)
-                batch = live[:max(1, min(size, self.settings.max_batch))]
+                batch = live[:batch_size(live[0].deadline - now, self.seconds_per_prompt, self.settings.max_batch)]
             else:  # no one is waiting: answer a late request for the cache
                 batch = [self._pending[0]]
             for j in batch:
