@@ -112,6 +112,12 @@ class Llama4RecConfig:
             raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")
 
 
+def selection_metric(task: str, select_metric: str = "ndcg@3") -> str:
+    """The validation metric that picks the alphas of a ``task`` run: ``select_metric`` for top-k, RMSE for
+    rating (the option only names top-k metrics)."""
+    return "rmse" if task == "rating" else select_metric
+
+
 def reranks_pointwise(task: str, ranking: str) -> bool:
     """Whether the LLM re-ranks pointwise (top-k tasks only: the rating task has no ranking)."""
     return ranking == "pointwise" and task != "rating"

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recfuse.eval.report import markdown_table
-from recfuse.llama4rec.config import LABELS
+from recfuse.llama4rec.config import LABELS, selection_metric
 from recfuse.llama4rec.scaling import always_mixed_label, always_mixed_variant
 
 #: task -> (table number, metrics in the paper's column order)
@@ -105,7 +105,7 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
     waiting = set(pending)
     out = []
     for task, (number, metrics) in TABLES.items():
-        select = "ndcg@3" if task != "rating" else "rmse"  # what the alphas are chosen on
+        select = selection_metric(task)  # what the alphas are chosen on by default: the p column
         rows = []
         backbones = list(PAPER_BACKBONES[task]) + sorted({b for t, b in [*by_key, *waiting]
                                                           if t == task and b not in PAPER_BACKBONES[task]})

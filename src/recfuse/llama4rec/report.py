@@ -15,7 +15,7 @@ from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_text
-from recfuse.llama4rec.config import LABELS, Llama4RecConfig, reranks_pointwise
+from recfuse.llama4rec.config import LABELS, Llama4RecConfig, reranks_pointwise, selection_metric
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import always_mixed_label, llm_label
 from recfuse.llama4rec.paper import headline
@@ -90,7 +90,7 @@ def long_tail_rows(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict
     before they were kept)."""
     if not results or any(LONG_TAIL not in r.per_user or "base" not in r.per_user for r in results):
         return []
-    metric = per_user_key(cfg.select_metric if cfg.task != "rating" else "rmse")
+    metric = per_user_key(selection_metric(cfg.task, cfg.select_metric))
     sign = -1.0 if metric in ("se", "ae") else 1.0  # errors: lower is better
     rows = []
     # each variant as run, then each mixing variant always mixed where the guard refused its weight on some seed
@@ -153,7 +153,7 @@ def display_rows(cfg: Llama4RecConfig, rows: list[dict], n_seeds: int) -> list[d
             if f"{m}_impr" in row:
                 cell += f" ({row[m + '_impr']:+.1%})"
             shown[m] = cell
-        key = cfg.select_metric if cfg.task != "rating" else "rmse"
+        key = selection_metric(cfg.task, cfg.select_metric)
         if f"{key}_p_users" in row:
             shown[f"p ({key}, paired over users)"] = f"{row[key + '_p_users']:.3g}"
         if f"{key}_p_seeds" in row:
@@ -403,7 +403,7 @@ def render(cfg: Llama4RecConfig, dataset_name: str, out: Path, table: list[dict[
     grids = [np.array(r.variants["llama4rec"].valid_grid) for r in results
              if "llama4rec" in r.variants and r.variants["llama4rec"].valid_grid is not None]
     if grids:
-        metric = "rmse" if lower else cfg.select_metric
+        metric = selection_metric(cfg.task, cfg.select_metric)
         heatmap(np.mean(grids, axis=0), cfg.alphas, f"validation {metric}, mean over {len(grids)} seed(s)",
                 out / "alpha_heatmap_valid.png", lower)
         tests = [np.array(r.variants["llama4rec"].test_grid) for r in results

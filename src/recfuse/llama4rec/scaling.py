@@ -28,6 +28,7 @@ import numpy as np
 from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table
 from recfuse.io import write_json, write_text
+from recfuse.llama4rec.config import selection_metric
 from recfuse.llm.embedded import DEFAULT_PACKAGED
 
 TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
@@ -157,7 +158,7 @@ def always_mixed_rows(configs: list[dict[str, Any]], results: list[dict[str, Any
         summary = {r["variant"]: r for r in res.get("always_mixed") or []}
         if "llama4rec" not in summary or "base" not in summary:
             continue
-        metric = "rmse" if cfg["task"] == "rating" else "ndcg@3"
+        metric = selection_metric(cfg["task"], cfg.get("select_metric", "ndcg@3"))
         mine, base = summary["llama4rec"], summary["base"]
         row: dict[str, Any] = {"run": f"{cfg['task']}: {cfg['backbone']}",
                                "llm": line_label({"llm": llm_label(cfg["llm"]), "ranking": ranking_of(cfg)}),
