@@ -2,6 +2,7 @@
 the file names their first lines give, and used the ways the page says: the CLI, the conformance tests shipped
 in recfuse.testing, the Python API, a suite through the generic runner, and ``recfuse report``."""
 
+import logging
 import os
 import re
 import subprocess
@@ -74,7 +75,7 @@ def test_the_conformance_tests_of_the_page_pass(examples):
     assert " passed" in res.stdout
 
 
-def test_a_toy_method_runs_through_the_protocol_the_suite_runner_and_report(examples, capsys):
+def test_a_toy_method_runs_through_the_protocol_the_suite_runner_and_report(examples, capsys, caplog):
     """A method registered through the Method protocol: the page's Python run, a suite through the generic
     runner (CLI), and ``recfuse report`` re-rendering its folder and the suite's."""
     runpy_globals: dict = {}
@@ -87,7 +88,10 @@ def test_a_toy_method_runs_through_the_protocol_the_suite_runner_and_report(exam
         "common: {dataset: synthetic, params: {epochs: 3}}\n"
         "runs:\n  - {backbones: [pop, mf], seeds: [0, 1]}\n"
         "out: suite-out\n")
+    caplog.set_level(logging.INFO)
     assert main(["run", "compare-suite", "suite.yaml"]) == 0
+    said = [r.getMessage() for r in caplog.records]  # where a long suite stands, in its log
+    assert "run 1 of 1: synthetic" in said and "synthetic: seed 1 (2 of 2)" in said
     suite_md = (examples / "suite-out" / "suite.md").read_text()
     assert suite_md.startswith("# Backbone comparison suite") and "mf" in suite_md
     (examples / "suite-out" / "synthetic" / "table.md").unlink()

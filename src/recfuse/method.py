@@ -96,7 +96,12 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
     def run(self) -> RunReport:
         """Every seed, then the report, then ``manifest.json`` beside it recording how it was made."""
         before = folder_state(self.output_dir())
-        report = self.write_report([self.run_seed(seed) for seed in self.seeds()])
+        seeds = self.seeds()
+        results = []
+        for n, seed in enumerate(seeds, 1):
+            log.info("%s: seed %d (%d of %d)", self.run_label(self.cfg), seed, n, len(seeds))
+            results.append(self.run_seed(seed))
+        report = self.write_report(results)
         record_run(report.out, files_written_since(report.out, before))
         return report
 

@@ -131,7 +131,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
                 pending[i] = None
     if to_run:
         write()  # before the first run: the report says at once what is finished and what is to come
-    for i in to_run:
+    for n, i in enumerate(to_run, 1):
+        log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
         method(cfgs[i]).run()
         entries[i] = method.suite_entry(cfgs[i], read_json(folders[i] / "results.json"), folders[i], out)
         pending[i] = None
