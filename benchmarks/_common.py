@@ -52,6 +52,7 @@ git_state()  # pinned when a script imports this module: a commit made while it 
 
 
 cpu = provenance.cpu
+describe_cpu = provenance.describe_cpu
 gpus = provenance.gpus
 
 

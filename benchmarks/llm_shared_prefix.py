@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu, git_state, machine, write_outputs  # noqa: E402
+from _common import cpu, describe_cpu, git_state, machine, write_outputs  # noqa: E402
 
 import recfuse.llm.local as local  # noqa: E402
 from recfuse.data.loaders import load_dataset  # noqa: E402
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.users} seeded ML-100K users x {args.candidates} candidates (pointwise ranking prompts with a "
         "backbone score and the history items shown), scored for the digits 1-5 both ways in one process, "
         f"alternating, best of {args.repeats} passes each; speed-up: whole seconds / shared seconds.\n",
-        f"Machine: {machine()}, CPU {info.get('model')} ({', '.join(info.get('flags', [])) or 'no bf16 flags'}); "
+        f"Machine: {machine()}, CPU {describe_cpu(info)}; "
         f"commit {commit}{' (uncommitted changes)' if dirty else ''}.\n",
         markdown_table(rows)])
     out = Path(args.out) if args.out else RESULTS

@@ -42,21 +42,9 @@ from recfuse.llm.embedded import load_embedded
 from recfuse.llm.local import cpu_bf16_fast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_manifest  # noqa: E402  (benchmarks/_common.py)
+from _common import cpu, describe_cpu, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 2048, seconds: float = 2.0) -> float:
@@ -261,7 +249,7 @@ def main() -> int:
         print(f"{backend:11s} {row['prompts_per_s']:7.2f} prompts/s  bound {row['bound_prompts_per_s']:7.2f}  "
               f"ratio {row['ratio_to_bound']:.2f}x (matmul-only FLOPs: {row['ratio_to_bound_matmul_flops']:.2f}x)")
 
-    result = {"machine": {"platform": platform.platform(), "processor": cpu_model(),
+    result = {"machine": {"platform": platform.platform(), "processor": cpu()["model"],
                           "cpu_count": os.cpu_count(), "threads": args.threads,
                           "load_average_end": os.getloadavg()[0], "torch": torch.__version__,
                           "bf16_units": cpu_bf16_fast()},
@@ -273,8 +261,8 @@ def main() -> int:
     write_json(out / f"{args.name}.json", result)
     lines = ["# LLM throughput: 300-token rating prompts, embedded SmolLM2-135M", "",
              f"{len(prompts)} prompts of {tokens:.0f} tokens (mean); {args.threads} threads on "
-             f"{os.cpu_count()} cores ({cpu_model()}, {'with' if cpu_bf16_fast() else 'without'} bf16 units; "
-             f"the local backend's default dtype is {'bf16' if cpu_bf16_fast() else 'fp32'} here); load average at "
+             f"{describe_cpu(cpu())} (the local backend's default dtype is {'bf16' if cpu_bf16_fast() else 'fp32'} "
+             "here); load average at "
              f"the end {os.getloadavg()[0]:.2f} (the machine is shared).",
              f"Matmul rate measured in the same run (2048^2): bf16 {rates['bf16']['square_2048'] / 1e9:.1f} GFLOP/s, "
              f"fp32 {rates['fp32']['square_2048'] / 1e9:.1f} GFLOP/s.",

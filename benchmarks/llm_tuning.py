@@ -39,7 +39,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu, machine, write_manifest  # noqa: E402  (benchmarks/_common.py)
+from _common import cpu, describe_cpu, machine, write_manifest  # noqa: E402  (benchmarks/_common.py)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "llm" / "tuning"
 
@@ -182,9 +182,7 @@ def render(out: Path, data: dict[str, Any]) -> None:
 
     rows, rates = data["results"], data["matmul_rate_flops"]
     first = rows[0]["tokens_per_second"]
-    flags = [f for f in ("amx_bf16", "avx512_bf16") if f in data["cpu"].get("flags", [])]
-    md = [f"# Instruction tuning on a CPU: {data['cpu'].get('model')} ({', '.join(flags) or 'no bf16 units'}), "
-          f"{data['machine']}", "",
+    md = [f"# Instruction tuning on a CPU: {describe_cpu(data['cpu'])}, {data['machine']}", "",
           f"{data['instructions']} prompt-augmented listwise instructions (the main command's), batches of 4, "
           f"{rows[0]['steps']} optimizer steps per setting, each setting in its own process. Bound: 6 x parameters x "
           f"real tokens at the matmul rate measured in this run (bf16 {rates['bf16'] / 1e9:.0f} GFLOP/s, fp32 "

@@ -89,6 +89,17 @@ def cpu() -> dict[str, Any]:
             "flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16"})}
 
 
+BF16_UNITS = ("amx_bf16", "avx512_bf16")
+
+
+def describe_cpu(info: dict[str, Any]) -> str:
+    """One line for a :func:`cpu` record (what every timing names): model, cores and its bf16 units, which
+    decide whether bf16 is fast (AMX / AVX512-BF16 yes, AVX2 no)."""
+    units = [f for f in BF16_UNITS if f in info.get("flags", [])]
+    return (f"{info.get('model') or 'CPU'}, {info.get('count', '?')} cores, "
+            + (f"bf16 units: {', '.join(units)}" if units else "no bf16 units"))
+
+
 def gpus() -> list[str]:
     """Names of the visible CUDA GPUs (through torch when the process imported it, else nvidia-smi); [] for none."""
     torch = sys.modules.get("torch")

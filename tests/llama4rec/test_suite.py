@@ -82,6 +82,8 @@ def test_the_suites_compute_table_sums_each_runs_stages_over_its_seeds(tmp_path)
     two = {"seeds": [{"timings": {"instruction tuning": 600.0}}]}
     write_json(tmp_path / "manifest.json", {"cpu": {"model": "Xeon", "count": 2, "flags": ["avx2"]}, "gpus": []})
     assert run_machine(tmp_path) == "Xeon, 2 cores, no bf16 units"
+    write_json(tmp_path / "manifest.json", {"cpu": {"model": "Xeon", "count": 2, "flags": ["amx_bf16", "avx2"]}})
+    assert run_machine(tmp_path) == "Xeon, 2 cores, bf16 units: amx_bf16"
     assert run_machine(tmp_path / "missing") == "not recorded"
     rows = compute_rows(["direct: mf", "rating: deepfm"], [one, two], ["Xeon", "Xeon"])
     assert rows[0]["seeds"] == 2 and rows[0]["backbone training (min)"] == 2.0

@@ -15,6 +15,7 @@ from recfuse.llama4rec.config import Llama4RecConfig, reranks_pointwise
 from recfuse.llama4rec.paper import ablation_table, has_ablations, headline, paper_tables
 from recfuse.llama4rec.scaling import write_scaling
 from recfuse.method import pending_note, point_label
+from recfuse.provenance import describe_cpu
 
 SUITE_TITLE = "# Llama4Rec suite\n\n"
 
@@ -57,8 +58,7 @@ def run_machine(folder: Path) -> str:
     cpu = manifest.get("cpu") or {}
     if not cpu:
         return str(manifest.get("machine", "not recorded"))
-    bf16 = any("bf16" in flag for flag in cpu.get("flags", []))
-    return f"{cpu.get('model', 'CPU')}, {cpu.get('count', '?')} cores, {'with' if bf16 else 'no'} bf16 units"
+    return describe_cpu(cpu)
 
 
 def compute_rows(labels: Sequence[str], runs: Sequence[dict[str, Any]], machines: Sequence[str]) -> list[dict[str, Any]]:
