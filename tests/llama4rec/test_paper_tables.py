@@ -34,7 +34,16 @@ def test_tables_show_measured_pending_and_missing_backbones():
     at = next(i for i, x in enumerate(lines) if x.startswith("|  | Llama4Rec always mixed |"))
     assert lines[at - 1].startswith("|  | Llama4Rec |") and "0.0700 ± 0.0010 (+16.7%)" in lines[at]
     assert "| 0.003 |" in lines[at] and "| - |" in lines[at]  # no paper number: the paper's Llama4Rec row is it
-    assert "*Llama4Rec always mixed*" in md
+    assert "*Llama4Rec always mixed*" in md and "Mean mix" not in md
+    # the rating task's control (the mean rating mixed in instead of the LLM's answers) below it
+    rating = [{"variant": "base", "rmse": 1.03, "rmse_std": 0.002}, {"variant": "llama4rec", "rmse": 1.02},
+              {"variant": "mean_mix", "rmse": 1.025, "rmse_impr": 0.005, "rmse_p_users": 0.04}]
+    md = paper_tables("ml-100k", [{"task": "rating", "backbone": "afm", "rows": rating[:2], "seeds": 3,
+                                   "seconds": 60.0, "always_mixed": rating}], [])
+    lines = md.splitlines()
+    at = next(i for i, x in enumerate(lines) if x.startswith("|  | Mean mix (no LLM) always mixed |"))
+    assert lines[at - 1].startswith("|  | Llama4Rec always mixed |") and "1.0250 (+0.5%)" in lines[at]
+    assert "*Mean mix (no LLM) always mixed*" in md
 
 
 def test_run_cost_and_labels():

@@ -109,11 +109,23 @@ def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
 
 
 def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):
-    make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec", "wo_aa", "da_only"]).run()
-    data = json.loads((tmp_path / "synthetic" / "rating-deepfm" / "results.json").read_text())
+    import pytest
+
+    from recfuse.errors import ConfigError
+    make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec", "wo_aa", "da_only", "mean_mix"]).run()
+    folder = tmp_path / "synthetic" / "rating-deepfm"
+    data = json.loads((folder / "results.json").read_text())
     rows = {r["variant"]: r for r in data["rows"]}
-    assert set(rows) == {"base", "ift", "llama4rec", "wo_aa", "da_only"}
+    assert set(rows) == {"base", "ift", "llama4rec", "wo_aa", "da_only", "mean_mix"}
     assert all(0 < r["rmse"] < 5 for r in rows.values())
+    # the control: the mean rating mixed in with alphas chosen and guarded like Llama4Rec's, always-mixed too
+    control = data["seeds"][0]["variants"]["mean_mix"]
+    from recfuse.llama4rec.aggregation import ALPHA_GRID
+    assert control["alpha1"] in ALPHA_GRID and control["valid_users"] > 0
+    assert 0 < control["always_mixed_metrics"]["rmse"] < 5
+    assert "Mean mix (no LLM)" in (folder / "results.md").read_text()
+    with pytest.raises(ConfigError, match="mean_mix is a control for the rating task"):
+        make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "mean_mix"])
     counts = data["seeds"][0]["data_augmentation"]["attribute_answers"]["director"]
     assert counts["director"]["total"] == 30  # one parsed answer per item, failures counted
 

@@ -12,10 +12,10 @@ from recfuse.llama4rec.aggregation import ALPHA_GRID
 from recfuse.llm.config import LLMConfig
 from recfuse.llm.sft import SFTConfig
 
-VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only")
+VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only", "mean_mix")
 #: how reports and tables name each variant
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
-          "wo_aa": "w/o AA", "da_only": "Base + DA"}
+          "wo_aa": "w/o AA", "da_only": "Base + DA", "mean_mix": "Mean mix (no LLM)"}
 DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
 INSTRUCTION_TASKS = ("listwise", "pointwise")
 
@@ -80,6 +80,9 @@ class Llama4RecConfig:
             raise ConfigError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
         if not self.variants:
             raise ConfigError("option 'variants' needs at least one of " + ", ".join(VARIANTS))
+        if "mean_mix" in self.variants and self.task != "rating":
+            raise ConfigError(f"option 'variants': mean_mix is a control for the rating task (the backbone's "
+                              f"ratings mixed with the mean rating); this run's task is {self.task}")
         bad = set(self.instruction_tasks) - set(INSTRUCTION_TASKS)
         if bad:
             raise ConfigError(f"unknown instruction task(s) {', '.join(sorted(bad))}; choose from "

@@ -67,8 +67,10 @@ PAPER_BACKBONES: dict[str, tuple[str, ...]] = {
 }
 
 VARIANTS = tuple((v, LABELS[v]) for v in ("base", "ift", "llama4rec"))
-#: a row of its own under Llama4Rec where a run recorded it (the paper's protocol)
-ALWAYS_MIXED = (always_mixed_variant("llama4rec"), always_mixed_label(LABELS["llama4rec"]))
+#: rows of their own under Llama4Rec where a run recorded them: Llama4Rec always mixed (the paper's protocol),
+#: and the rating task's control, the mean rating always mixed in instead of the LLM's answers
+#: (the run's variant, the row's key, its label)
+ALWAYS_MIXED = tuple((v, always_mixed_variant(v), always_mixed_label(LABELS[v])) for v in ("llama4rec", "mean_mix"))
 
 
 def headline(dataset: str, backbone: str) -> dict[str, Any] | None:
@@ -116,9 +118,10 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
                 f"{run['seeds']} seed(s), {run['seconds'] / 60:.0f} min"
             ours = {r["variant"]: r for r in run["rows"]} if run is not None else {}
             mixed = {r["variant"]: r for r in run.get("always_mixed") or []} if run is not None else {}
-            if "llama4rec" in mixed:
-                ours[ALWAYS_MIXED[0]] = mixed["llama4rec"]
-            for variant, label in [*VARIANTS, *([ALWAYS_MIXED] if ALWAYS_MIXED[0] in ours else [])]:
+            for source, key, _ in ALWAYS_MIXED:
+                if source in mixed:
+                    ours[key] = mixed[source]
+            for variant, label in [*VARIANTS, *[(key, label) for _, key, label in ALWAYS_MIXED if key in ours]]:
                 mine = ours.get(variant, {})
                 row: dict[str, Any] = {"backbone": backbone if variant == "base" else "", "method": label}
                 for m in metrics:
@@ -134,6 +137,10 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
         out.append("*Llama4Rec always mixed*: the alphas chosen on validation mixed in whatever the validation guard "
                    "decided, as the paper's Llama4Rec always is (analysis only; our Llama4Rec row keeps the LLM's "
                    "weight only where validation supports it).")
+    if any(m["variant"] == "mean_mix" for r in measured for m in r.get("always_mixed") or []):
+        out.append("*Mean mix (no LLM) always mixed*: the control for the row above: the training data's mean "
+                   "rating mixed in instead of the LLM's answers, alphas chosen on validation in the same way. "
+                   "Where it gains as much, the LLM's gain is the shrinkage towards the mean, not what it knows.")
     return "\n".join(out)
 
 

@@ -20,8 +20,10 @@ out and the report says the evidence was too thin. ``da_only`` always shows the 
 One variant loop serves every task; what differs between ranking and rating lives in
 :mod:`recfuse.llama4rec.tasks`. Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation),
 ``llama4rec``, the ablations ``wo_da`` (no data augmentation), ``wo_pa`` (no prompt augmentation),
-``wo_aa`` (one weight for all users), and the diagnostic ``da_only`` (the backbone retrained on the
-LLM-augmented data, no LLM: what data augmentation alone does to the backbone).
+``wo_aa`` (one weight for all users), the diagnostic ``da_only`` (the backbone retrained on the
+LLM-augmented data, no LLM: what data augmentation alone does to the backbone), and the rating task's control
+``mean_mix`` (Llama4Rec's mix, alphas and guard with the training mean rating in place of the LLM's answers:
+how much of the mix's gain needs an LLM at all).
 """
 
 from __future__ import annotations
@@ -256,14 +258,22 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             else:
                 model = "base" if variant == "wo_da" else augmented
                 pa, adaptive = variant != "wo_pa", variant != "wo_aa"
-                qv, sv = scored(model, pa, "valid")
+
+                def mixed_in(stage: Stage) -> tuple[Any, np.ndarray]:
+                    """The backbone's queries and what is mixed into them: the LLM's answers, or the control's."""
+                    if variant == "mean_mix":
+                        q = query(model, stage)
+                        return q, task.prior_scores(q, split)
+                    return scored(model, pa, stage)
+
+                qv, sv = mixed_in("valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
                 in_sample = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
                 evidence, valid_gains = crossfit_evidence(task, qv, sv, cfg.alphas, l_range, adaptive, seed=seed)
                 result.per_user[crossfit_key(variant)] = {  # for the report's pooled evidence
                     "gain": valid_gains, "user": np.asarray(task.row_users(qv), dtype=np.int64)}
                 use = supported(evidence, guard)
-                qt, st = scored(model, pa, "test")
+                qt, st = mixed_in("test")
                 always = task.evaluate(qt, task.mix(qt, st, weights(qt, a1, a2)))  # the paper's protocol
                 values = always if use else task.evaluate(qt, task.mix(qt, st, np.zeros(qt.size)))
                 result.per_user[always_mixed_key(variant)] = always  # analysis only, for the report's Table 5

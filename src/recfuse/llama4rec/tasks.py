@@ -189,6 +189,10 @@ class Task(ABC):
     def mix(self, q: Any, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Both mixed with per-query weights ``alpha`` on the LLM (eq. 6)."""
 
+    def prior_scores(self, q: Any, split: Split) -> np.ndarray:
+        """What the ``mean_mix`` control mixes in instead of the LLM's answers (a prediction without an LLM)."""
+        raise ConfigError(f"variant 'mean_mix' is a control for the rating task, not the {self.cfg.task} task")
+
     @abstractmethod
     def evaluate(self, q: Any, prediction: np.ndarray) -> PerUser:
         """Per-user (or per-pair) values of a prediction."""
@@ -455,6 +459,13 @@ class RatingTask(Task):
 
     def mix(self, q: RatingQueries, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return agg.aggregate_ratings(scores, q.backbone, alpha)
+
+    def prior_scores(self, q: RatingQueries, split: Split) -> np.ndarray:
+        """The training data's mean rating for every pair: mixed in, it shrinks the backbone's ratings towards
+        the mean, which is all an LLM answering near the mean would add."""
+        if split.train.rating is None:
+            raise ConfigError("the rating task needs ratings in the training data")
+        return np.full(q.size, float(np.mean(split.train.rating)))
 
     def evaluate(self, q: RatingQueries, prediction: np.ndarray) -> PerUser:
         assert q.part.rating is not None
