@@ -370,6 +370,10 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: the top-level settings of a suite file
+SUITE_KEYS = frozenset({"method", "common", "runs", "axes", "out"})
+
+
 def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None = None,
                default_out: str = "runs/suite") -> tuple[list[T], Path]:
     """Configs of a suite file: ``common`` settings, a list of ``runs`` (each overriding them), ``out``.
@@ -379,6 +383,10 @@ def load_suite(path: str | Path, cls: type[T], overrides: dict[str, Any] | None 
     ``<out>/<axis>-<value>_...`` (see :func:`axes_folder`) so the combinations live side by side.
     """
     spec = read_yaml_mapping(path, "suite")
+    unknown = sorted(set(spec) - SUITE_KEYS)
+    if unknown:  # a misspelt 'common' or 'axes' would otherwise be dropped without a word
+        raise ConfigError(f"{path}: unknown suite setting(s) {', '.join(map(str, unknown))}; a suite file has "
+                          f"{', '.join(sorted(SUITE_KEYS))} (a run's options go under 'common' or in 'runs')")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         raise ConfigError(f"{path}: 'runs' must be a non-empty list of run settings")
     out = Path(spec.get("out", default_out))

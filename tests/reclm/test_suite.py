@@ -23,6 +23,9 @@ def test_suite_file_merges_common_and_runs(tmp_path):
     f.write_text("runs: []\n")
     with pytest.raises(ConfigError):
         load_suite(f)
+    f.write_text("comon: {seeds: [0, 1]}\nruns:\n  - {dataset: synthetic}\n")  # misspelt: not dropped silently
+    with pytest.raises(ConfigError, match=r"s.yaml: unknown suite setting\(s\) comon"):
+        load_suite(f)
     # two runs of one dataset need their own folders
     f.write_text("runs:\n  - {dataset: synthetic, seeds: [0, 1]}\n  - {dataset: synthetic, tunings: [mask]}\nout: x\n")
     with pytest.raises(ConfigError, match="runs 1 and 2 would write the same folder"):
