@@ -65,3 +65,22 @@ def test_most_similar_users_cosine():
 def test_most_similar_by_interactions():
     x = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
     assert most_similar_by_interactions(x).tolist() == [1, 0, -1, -1]
+
+
+def test_the_bias_control_by_hand():
+    """bias_mix mixes in mu + b_u + b_i, damped means from the training ratings only (10 pseudo-counts)."""
+    from types import SimpleNamespace
+
+    from recfuse.llama4rec.tasks import RatingTask, damped_mean
+
+    assert damped_mean(np.array([0, 0, 2]), np.array([1.0, 3.0, 5.0]), 4, damping=2.0).tolist() == [1.0, 0, 5 / 3, 0]
+    train = SimpleNamespace(user=np.array([0, 0, 1]), item=np.array([0, 1, 0]), rating=np.array([5.0, 3.0, 1.0]))
+    split = SimpleNamespace(train=train, dataset=SimpleNamespace(n_users=2, n_items=3))
+    q = SimpleNamespace(size=2, part=SimpleNamespace(user=np.array([0, 1]), item=np.array([2, 1])))
+    task = RatingTask.__new__(RatingTask)
+    mu = 3.0
+    b_item = [(2.0 - 2.0) / 12, 0.0 / 11, 0.0]  # item 0: (5-3) + (1-3) over 2 + 10
+    b_user = [((5 - mu - b_item[0]) + (3 - mu - b_item[1])) / 12, (1 - mu - b_item[0]) / 11]
+    got = task.control_scores("bias_mix", q, split)  # type: ignore[arg-type]
+    assert got.tolist() == pytest.approx([mu + b_user[0] + b_item[2], mu + b_user[1] + b_item[1]])
+    assert task.control_scores("mean_mix", q, split).tolist() == [3.0, 3.0]  # type: ignore[arg-type]

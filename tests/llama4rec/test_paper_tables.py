@@ -43,7 +43,7 @@ def test_tables_show_measured_pending_and_missing_backbones():
     lines = md.splitlines()
     at = next(i for i, x in enumerate(lines) if x.startswith("|  | Mean mix (no LLM) always mixed |"))
     assert lines[at - 1].startswith("|  | Llama4Rec always mixed |") and "1.0250 (+0.5%)" in lines[at]
-    assert "*Mean mix (no LLM) always mixed*" in md
+    assert "*Mean mix / Bias mix (no LLM) always mixed*" in md
 
 
 def test_run_cost_and_labels():

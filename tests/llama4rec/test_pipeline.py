@@ -112,18 +112,20 @@ def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):
     import pytest
 
     from recfuse.errors import ConfigError
-    make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "ift", "llama4rec", "wo_aa", "da_only", "mean_mix"]).run()
+    from recfuse.llama4rec.aggregation import ALPHA_GRID
+    variants = ["base", "ift", "llama4rec", "wo_aa", "da_only", "mean_mix", "bias_mix"]
+    make("rating", "deepfm", tiny_llm_dir, tmp_path, variants).run()
     folder = tmp_path / "synthetic" / "rating-deepfm"
     data = json.loads((folder / "results.json").read_text())
     rows = {r["variant"]: r for r in data["rows"]}
-    assert set(rows) == {"base", "ift", "llama4rec", "wo_aa", "da_only", "mean_mix"}
+    assert set(rows) == set(variants)
     assert all(0 < r["rmse"] < 5 for r in rows.values())
-    # the control: the mean rating mixed in with alphas chosen and guarded like Llama4Rec's, always-mixed too
-    control = data["seeds"][0]["variants"]["mean_mix"]
-    from recfuse.llama4rec.aggregation import ALPHA_GRID
-    assert control["alpha1"] in ALPHA_GRID and control["valid_users"] > 0
-    assert 0 < control["always_mixed_metrics"]["rmse"] < 5
-    assert "Mean mix (no LLM)" in (folder / "results.md").read_text()
+    # the controls: ratings made without an LLM mixed in with alphas chosen and guarded like Llama4Rec's
+    for name in ("mean_mix", "bias_mix"):
+        control = data["seeds"][0]["variants"][name]
+        assert control["alpha1"] in ALPHA_GRID and control["valid_users"] > 0
+        assert 0 < control["always_mixed_metrics"]["rmse"] < 5
+    assert "Bias mix (no LLM)" in (folder / "results.md").read_text()
     with pytest.raises(ConfigError, match="mean_mix is a control for the rating task"):
         make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "mean_mix"])
     counts = data["seeds"][0]["data_augmentation"]["attribute_answers"]["director"]

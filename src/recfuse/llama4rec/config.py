@@ -12,10 +12,13 @@ from recfuse.llama4rec.aggregation import ALPHA_GRID
 from recfuse.llm.config import LLMConfig
 from recfuse.llm.sft import SFTConfig
 
-VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only", "mean_mix")
+VARIANTS = ("base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only", "mean_mix", "bias_mix")
+#: the rating task's controls: Llama4Rec's mix with a prediction made without an LLM in place of the LLM's
+CONTROLS = ("mean_mix", "bias_mix")
 #: how reports and tables name each variant
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
-          "wo_aa": "w/o AA", "da_only": "Base + DA", "mean_mix": "Mean mix (no LLM)"}
+          "wo_aa": "w/o AA", "da_only": "Base + DA", "mean_mix": "Mean mix (no LLM)",
+          "bias_mix": "Bias mix (no LLM)"}
 DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
 INSTRUCTION_TASKS = ("listwise", "pointwise")
 
@@ -80,9 +83,11 @@ class Llama4RecConfig:
             raise ConfigError(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from {', '.join(VARIANTS)}")
         if not self.variants:
             raise ConfigError("option 'variants' needs at least one of " + ", ".join(VARIANTS))
-        if "mean_mix" in self.variants and self.task != "rating":
-            raise ConfigError(f"option 'variants': mean_mix is a control for the rating task (the backbone's "
-                              f"ratings mixed with the mean rating); this run's task is {self.task}")
+        controls = [v for v in self.variants if v in CONTROLS]
+        if controls and self.task != "rating":
+            raise ConfigError(f"option 'variants': {', '.join(controls)} is a control for the rating task (the "
+                              f"backbone's ratings mixed with a rating made without an LLM); this run's task is "
+                              f"{self.task}")
         bad = set(self.instruction_tasks) - set(INSTRUCTION_TASKS)
         if bad:
             raise ConfigError(f"unknown instruction task(s) {', '.join(sorted(bad))}; choose from "

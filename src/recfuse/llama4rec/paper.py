@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from recfuse.eval.report import markdown_table
-from recfuse.llama4rec.config import LABELS, selection_metric
+from recfuse.llama4rec.config import CONTROLS, LABELS, selection_metric
 from recfuse.llama4rec.scaling import always_mixed_label, always_mixed_variant
 
 #: task -> (table number, metrics in the paper's column order)
@@ -70,7 +70,7 @@ VARIANTS = tuple((v, LABELS[v]) for v in ("base", "ift", "llama4rec"))
 #: rows of their own under Llama4Rec where a run recorded them: Llama4Rec always mixed (the paper's protocol),
 #: and the rating task's control, the mean rating always mixed in instead of the LLM's answers
 #: (the run's variant, the row's key, its label)
-ALWAYS_MIXED = tuple((v, always_mixed_variant(v), always_mixed_label(LABELS[v])) for v in ("llama4rec", "mean_mix"))
+ALWAYS_MIXED = tuple((v, always_mixed_variant(v), always_mixed_label(LABELS[v])) for v in ("llama4rec", *CONTROLS))
 
 
 def headline(dataset: str, backbone: str) -> dict[str, Any] | None:
@@ -137,10 +137,12 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
         out.append("*Llama4Rec always mixed*: the alphas chosen on validation mixed in whatever the validation guard "
                    "decided, as the paper's Llama4Rec always is (analysis only; our Llama4Rec row keeps the LLM's "
                    "weight only where validation supports it).")
-    if any(m["variant"] == "mean_mix" for r in measured for m in r.get("always_mixed") or []):
-        out.append("*Mean mix (no LLM) always mixed*: the control for the row above: the training data's mean "
-                   "rating mixed in instead of the LLM's answers, alphas chosen on validation in the same way. "
-                   "Where it gains as much, the LLM's gain is the shrinkage towards the mean, not what it knows.")
+    if any(m["variant"] in CONTROLS for r in measured for m in r.get("always_mixed") or []):
+        out.append("*Mean mix / Bias mix (no LLM) always mixed*: controls for Llama4Rec always mixed: the training "
+                   "data's mean rating (mean mix), or the mean plus damped user and item biases (bias mix), mixed "
+                   "in instead of the LLM's answers, alphas chosen on validation in the same way. What Llama4Rec "
+                   "gains beyond them is what the LLM adds over shrinking towards the mean, or over a baseline "
+                   "predictor.")
     return "\n".join(out)
 
 

@@ -22,8 +22,8 @@ One variant loop serves every task; what differs between ranking and rating live
 ``llama4rec``, the ablations ``wo_da`` (no data augmentation), ``wo_pa`` (no prompt augmentation),
 ``wo_aa`` (one weight for all users), the diagnostic ``da_only`` (the backbone retrained on the
 LLM-augmented data, no LLM: what data augmentation alone does to the backbone), and the rating task's control
-``mean_mix`` (Llama4Rec's mix, alphas and guard with the training mean rating in place of the LLM's answers:
-how much of the mix's gain needs an LLM at all).
+controls ``mean_mix`` and ``bias_mix`` (Llama4Rec's mix, alphas and guard with the training mean rating, or a
+user and item bias baseline, in place of the LLM's answers: how much of the mix's gain needs an LLM at all).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report, suite
 from recfuse.llama4rec.report import LONG_TAIL, always_mixed_key, crossfit_key
-from recfuse.llama4rec.config import DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
+from recfuse.llama4rec.config import CONTROLS, DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.tasks import PerUser, Task, task_for
@@ -261,9 +261,9 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
 
                 def mixed_in(stage: Stage) -> tuple[Any, np.ndarray]:
                     """The backbone's queries and what is mixed into them: the LLM's answers, or the control's."""
-                    if variant == "mean_mix":
+                    if variant in CONTROLS:
                         q = query(model, stage)
-                        return q, task.prior_scores(q, split)
+                        return q, task.control_scores(variant, q, split)
                     return scored(model, pa, stage)
 
                 qv, sv = mixed_in("valid")

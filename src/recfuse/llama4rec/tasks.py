@@ -189,9 +189,9 @@ class Task(ABC):
     def mix(self, q: Any, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         """Both mixed with per-query weights ``alpha`` on the LLM (eq. 6)."""
 
-    def prior_scores(self, q: Any, split: Split) -> np.ndarray:
-        """What the ``mean_mix`` control mixes in instead of the LLM's answers (a prediction without an LLM)."""
-        raise ConfigError(f"variant 'mean_mix' is a control for the rating task, not the {self.cfg.task} task")
+    def control_scores(self, control: str, q: Any, split: Split) -> np.ndarray:
+        """What a control variant (``mean_mix``, ``bias_mix``) mixes in instead of the LLM's answers."""
+        raise ConfigError(f"variant {control!r} is a control for the rating task, not the {self.cfg.task} task")
 
     @abstractmethod
     def evaluate(self, q: Any, prediction: np.ndarray) -> PerUser:
@@ -372,6 +372,12 @@ class RankingTask(Task):
         return out
 
 
+def damped_mean(index: np.ndarray, values: np.ndarray, n: int, damping: float = 10.0) -> np.ndarray:
+    """Per index, the sum of its values over (count + ``damping``): a mean shrunk towards 0 where data is few."""
+    sums = np.bincount(index, weights=values, minlength=n)
+    return sums / (np.bincount(index, minlength=n) + damping)
+
+
 class RatingTask(Task):
     """Rating prediction: the LLM's expected rating mixed with the backbone's (eqs. 6-7 on the ratings)."""
 
@@ -460,12 +466,22 @@ class RatingTask(Task):
     def mix(self, q: RatingQueries, scores: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         return agg.aggregate_ratings(scores, q.backbone, alpha)
 
-    def prior_scores(self, q: RatingQueries, split: Split) -> np.ndarray:
-        """The training data's mean rating for every pair: mixed in, it shrinks the backbone's ratings towards
-        the mean, which is all an LLM answering near the mean would add."""
-        if split.train.rating is None:
+    def control_scores(self, control: str, q: RatingQueries, split: Split) -> np.ndarray:
+        """A rating of every pair made without an LLM: ``mean_mix`` the training data's mean rating (mixed in,
+        it shrinks the backbone's ratings towards the mean, all an LLM answering near the mean would add);
+        ``bias_mix`` the mean plus damped user and item biases (a baseline predictor that knows who rates high
+        and which items are rated high, as an LLM reading the history and the titles might)."""
+        train = split.train
+        if train.rating is None:
             raise ConfigError("the rating task needs ratings in the training data")
-        return np.full(q.size, float(np.mean(split.train.rating)))
+        if control == "mean_mix":
+            return np.full(q.size, float(np.mean(train.rating)))
+        if control != "bias_mix":
+            raise ConfigError(f"unknown control {control!r}")
+        mu, ds = float(np.mean(train.rating)), split.dataset
+        b_item = damped_mean(train.item, train.rating - mu, ds.n_items)
+        b_user = damped_mean(train.user, train.rating - mu - b_item[train.item], ds.n_users)
+        return mu + b_user[q.part.user] + b_item[q.part.item]
 
     def evaluate(self, q: RatingQueries, prediction: np.ndarray) -> PerUser:
         assert q.part.rating is not None
