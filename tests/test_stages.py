@@ -30,6 +30,26 @@ def test_reused_stage_counts_at_its_recorded_cost(tmp_path):
     assert old.unknown_stages == 1 and not old.complete
 
 
+def test_a_stage_built_from_reused_work_records_its_whole_cost(tmp_path):
+    """A stage finished after an interruption reuses what was done before (an inner stage here, cached answers
+    in practice): its recorded cost counts that work at its recorded cost, not only the build's own seconds."""
+    def inner(tmp):
+        (tmp / "part.txt").write_text("p")
+
+    def outer(tmp):
+        stage_dir("part", {"b": 1}, inner, root=tmp_path)  # reused: done before the interruption
+        (tmp / "out.txt").write_text("x")
+
+    part = stage_dir("part", {"b": 1}, inner, root=tmp_path)
+    (part / "cost.json").write_text(json.dumps({"seconds": 100.0}))  # what it cost back then
+    whole = stage_dir("whole", {"a": 1}, outer, root=tmp_path)
+    recorded = json.loads((whole / "cost.json").read_text())["seconds"]
+    assert 100.0 <= recorded < 101.0
+    with stage_cost() as again:  # reused later: the whole counts
+        stage_dir("whole", {"a": 1}, outer, root=tmp_path)
+    assert again.seconds >= 100.0
+
+
 class _Slow:
     fingerprint = "slow-v1"
 

@@ -14,7 +14,9 @@ A stage written before checksums were recorded is checked as far as its files al
 and other zip files pass their CRC check) and then has its checksums recorded. ``recfuse cache verify`` checks
 the whole cache, ``recfuse cache clean`` removes what fails (:func:`scan_stages`, :func:`clean_stages`).
 
-Costs survive reuse: a stage records the seconds its build took (``cost.json``), and :func:`stage_cost`
+Costs survive reuse: a stage records the seconds its build took (``cost.json``; work its build reused from
+the caches counted at its own recorded cost, so a stage finished after an interruption records the whole),
+and :func:`stage_cost`
 measures a block of work with every reused stage (and every cached LLM answer, see
 :mod:`recfuse.llm.cache`) counted at what it cost when it was computed, so a resumed run reports the
 same cost table as an uninterrupted one. Reused work without a recorded cost is counted as unknown.
@@ -277,9 +279,9 @@ def stage_dir(name: str, key: dict[str, Any], build: Callable[[Path], Any], root
         _discard(target)
     try:
         with atomic_dir(target, keep_existing=True) as tmp:  # a concurrent run that finished first wins
-            start = time.perf_counter()
-            build(tmp)
-            (tmp / COST_FILE).write_text(to_json({"seconds": time.perf_counter() - start}))
+            with stage_cost() as cost:  # what reused work inside the build cost (cached answers, stages) counts too
+                build(tmp)
+            (tmp / COST_FILE).write_text(to_json({"seconds": cost.seconds}))
             (tmp / KEY_FILE).write_text(to_json(key))
             record_checksums(tmp)
         shutil.rmtree(stage_scratch(name, key, root), ignore_errors=True)  # built: its checkpoints are spent
