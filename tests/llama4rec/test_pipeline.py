@@ -125,7 +125,8 @@ def test_rating_task_end_to_end(tiny_llm_dir, tmp_path):
         control = data["seeds"][0]["variants"][name]
         assert control["alpha1"] in ALPHA_GRID and control["valid_users"] > 0
         assert 0 < control["always_mixed_metrics"]["rmse"] < 5
-    assert "Bias mix (no LLM)" in (folder / "results.md").read_text()
+    md = (folder / "results.md").read_text()
+    assert "Bias mix (no LLM)" in md and "Llama4Rec always mixed against each control" in md
     with pytest.raises(ConfigError, match="mean_mix is a control for the rating task"):
         make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "mean_mix"])
     counts = data["seeds"][0]["data_augmentation"]["attribute_answers"]["director"]

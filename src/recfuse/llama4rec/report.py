@@ -15,7 +15,7 @@ from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_text
-from recfuse.llama4rec.config import LABELS, Llama4RecConfig, reranks_pointwise, selection_metric
+from recfuse.llama4rec.config import CONTROLS, LABELS, Llama4RecConfig, reranks_pointwise, selection_metric
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.scaling import always_mixed_label, llm_label
 from recfuse.llama4rec.paper import headline
@@ -41,6 +41,28 @@ def always_mixed_summary(cfg: Llama4RecConfig, results: list[SeedResult]) -> lis
 
     return summary_rows(results, ["base", *mixing], metrics_of,
                         lambda r, v: r.per_user[v if v == "base" else always_mixed_key(v)])
+
+
+def beyond_controls(results: list[SeedResult]) -> list[dict[str, Any]]:
+    """Llama4Rec always mixed against each rating control always mixed (the same mix without an LLM), per
+    user paired over users: what the LLM adds beyond shrinking towards the mean or a bias baseline. Empty where
+    the run has no control or no per-user values."""
+    def pair(v: str) -> list[np.ndarray] | None:
+        key = always_mixed_key(v)
+        found = all("se" in r.per_user.get(key, {}) for r in results)  # the rating task's squared errors
+        return [r.per_user[key]["se"] for r in results] if found else None
+
+    mine, rows = pair("llama4rec"), []
+    for control in CONTROLS:
+        theirs = pair(control)
+        if mine is None or theirs is None or not results:
+            continue
+        ours, other = (float(np.mean([np.sqrt(np.mean(x)) for x in xs])) for xs in (mine, theirs))
+        test = paired_over_users(mine, theirs, seed_test_rows(results))
+        rows.append({"against": always_mixed_label(LABELS[control]), "its rmse": f"{other:.4f}",
+                     "Llama4Rec always mixed": f"{ours:.4f}", "difference": f"{ours - other:+.4f}",
+                     "p (squared error, paired over users)": f"{test['p']:.3g}"})
+    return rows
 
 
 def summary_rows(results: list[SeedResult], variants: Sequence[str],
@@ -353,6 +375,11 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "decided, as the paper reports its variants (Table 5), against Base; the table above shows "
                   "what the guard made of them. Not a result to choose by: it shows what the LLM's weight would "
                   "have given.\n\n" + markdown_table(display_rows(cfg, always_mixed, len(results))))
+        controls = beyond_controls(results)
+        if controls:
+            md.append("\nLlama4Rec always mixed against each control always mixed (the same mix with a rating made "
+                      "without an LLM; RMSE: mean over seeds): what the LLM adds beyond it "
+                      "(negative: Llama4Rec's error is lower).\n\n" + markdown_table(controls))
     learning = diagnostic_rows(results)
     if learning:
         md.append("\n## Is the tuned LLM learning?\n\n"
