@@ -19,6 +19,7 @@ CONTROLS = ("mean_mix", "bias_mix")
 LABELS = {"base": "Base", "ift": "IFT", "llama4rec": "Llama4Rec", "wo_da": "w/o DA", "wo_pa": "w/o PA",
           "wo_aa": "w/o AA", "da_only": "Base + DA", "mean_mix": "Mean mix (no LLM)",
           "bias_mix": "Bias mix (no LLM)"}
+DEFAULT_SELECT_METRIC = "ndcg@3"
 DEFAULT_BACKBONES = {"direct": "lightgcn", "sequential": "sasrec", "rating": "deepfm"}
 INSTRUCTION_TASKS = ("listwise", "pointwise")
 
@@ -64,7 +65,7 @@ class Llama4RecConfig:
     valid_users: int = option(0, "validation users (a seeded sample) scored by the LLM to choose the alphas "
                                  "(0: all); the test split is always evaluated on every user")
     alphas: list[float] = option(list(ALPHA_GRID), "grid for alpha1 and alpha2")
-    select_metric: str = option("ndcg@3", "validation metric that picks alpha1, alpha2 (rmse for rating)")
+    select_metric: str = option(DEFAULT_SELECT_METRIC, "validation metric that picks alpha1, alpha2 (rmse for rating)")
     validation_guard: float = option(
         0.05, "use each LLM contribution (the backbone retrained on LLM-augmented data; the LLM's weight in the "
               "mix) only where it beats going without it on validation, in a paired t-test with p below this "
@@ -120,10 +121,10 @@ class Llama4RecConfig:
             raise ConfigError(f"option 'alphas' takes weights in [0, 1], not {self.alphas}")
 
 
-def selection_metric(task: str, select_metric: str = "ndcg@3") -> str:
-    """The validation metric that picks the alphas of a ``task`` run: ``select_metric`` for top-k, RMSE for
-    rating (the option only names top-k metrics)."""
-    return "rmse" if task == "rating" else select_metric
+def selection_metric(task: str, select_metric: str | None = None) -> str:
+    """The validation metric that picks the alphas of a ``task`` run: ``select_metric`` (by default the option's
+    default) for top-k, RMSE for rating (the option only names top-k metrics)."""
+    return "rmse" if task == "rating" else select_metric or DEFAULT_SELECT_METRIC
 
 
 def reranks_pointwise(task: str, ranking: str) -> bool:

@@ -68,8 +68,8 @@ PAPER_BACKBONES: dict[str, tuple[str, ...]] = {
 
 VARIANTS = tuple((v, LABELS[v]) for v in ("base", "ift", "llama4rec"))
 #: rows of their own under Llama4Rec where a run recorded them: Llama4Rec always mixed (the paper's protocol),
-#: and the rating task's control, the mean rating always mixed in instead of the LLM's answers
-#: (the run's variant, the row's key, its label)
+#: and the rating task's controls always mixed (a rating made without an LLM in place of the LLM's answers);
+#: each as (the run's variant, the row's key, its label)
 ALWAYS_MIXED = tuple((v, always_mixed_variant(v), always_mixed_label(LABELS[v])) for v in ("llama4rec", *CONTROLS))
 
 

@@ -21,7 +21,7 @@ One variant loop serves every task; what differs between ranking and rating live
 :mod:`recfuse.llama4rec.tasks`. Variants: ``base``, ``ift`` (tuned LLM alone, no augmentation),
 ``llama4rec``, the ablations ``wo_da`` (no data augmentation), ``wo_pa`` (no prompt augmentation),
 ``wo_aa`` (one weight for all users), the diagnostic ``da_only`` (the backbone retrained on the
-LLM-augmented data, no LLM: what data augmentation alone does to the backbone), and the rating task's control
+LLM-augmented data, no LLM: what data augmentation alone does to the backbone), and the rating task's
 controls ``mean_mix`` and ``bias_mix`` (Llama4Rec's mix, alphas and guard with the training mean rating, or a
 user and item bias baseline, in place of the LLM's answers: how much of the mix's gain needs an LLM at all).
 """
@@ -233,6 +233,13 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
                     result.llm_diagnostics[f"{'pa' if pa else 'ift'}/{model}/{stage}"] = found
             return q, scores[model, pa, stage]
 
+        def mixed_in(variant: str, model: str, pa: bool, stage: Stage) -> tuple[Any, np.ndarray]:
+            """The backbone's queries and what a mixing variant mixes into them: the LLM's answers, or a control's."""
+            if variant in CONTROLS:
+                q = query(model, stage)
+                return q, task.control_scores(variant, q, split)
+            return scored(model, pa, stage)
+
         def weights(q: Any, a1: float, a2: float | None) -> np.ndarray:
             return mix_weights(q, a1, a2, l_range)
 
@@ -258,22 +265,14 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             else:
                 model = "base" if variant == "wo_da" else augmented
                 pa, adaptive = variant != "wo_pa", variant != "wo_aa"
-
-                def mixed_in(stage: Stage) -> tuple[Any, np.ndarray]:
-                    """The backbone's queries and what is mixed into them: the LLM's answers, or the control's."""
-                    if variant in CONTROLS:
-                        q = query(model, stage)
-                        return q, task.control_scores(variant, q, split)
-                    return scored(model, pa, stage)
-
-                qv, sv = mixed_in("valid")
+                qv, sv = mixed_in(variant, model, pa, "valid")
                 a1, a2, grid = choose_alphas(task, qv, sv, cfg.alphas, l_range, adaptive)
                 in_sample = alpha_evidence(task, qv, sv, weights(qv, a1, a2))
                 evidence, valid_gains = crossfit_evidence(task, qv, sv, cfg.alphas, l_range, adaptive, seed=seed)
                 result.per_user[crossfit_key(variant)] = {  # for the report's pooled evidence
                     "gain": valid_gains, "user": np.asarray(task.row_users(qv), dtype=np.int64)}
                 use = supported(evidence, guard)
-                qt, st = mixed_in("test")
+                qt, st = mixed_in(variant, model, pa, "test")
                 always = task.evaluate(qt, task.mix(qt, st, weights(qt, a1, a2)))  # the paper's protocol
                 values = always if use else task.evaluate(qt, task.mix(qt, st, np.zeros(qt.size)))
                 result.per_user[always_mixed_key(variant)] = always  # analysis only, for the report's Table 5

@@ -22,7 +22,6 @@ from recfuse.llama4rec.paper import headline
 from recfuse.method import RunReport
 
 
-
 def summarize(cfg: Llama4RecConfig, results: list[SeedResult]) -> list[dict[str, Any]]:
     """Mean ± std over seeds per variant; improvement and paired t-tests against Base."""
     return summary_rows(results, cfg.variants, lambda r, v: r.variants[v].metrics, lambda r, v: r.per_user[v])
@@ -52,10 +51,13 @@ def beyond_controls(results: list[SeedResult]) -> list[dict[str, Any]]:
         found = all("se" in r.per_user.get(key, {}) for r in results)  # the rating task's squared errors
         return [r.per_user[key]["se"] for r in results] if found else None
 
-    mine, rows = pair("llama4rec"), []
+    mine = pair("llama4rec")
+    rows: list[dict[str, Any]] = []
+    if mine is None or not results:
+        return rows
     for control in CONTROLS:
         theirs = pair(control)
-        if mine is None or theirs is None or not results:
+        if theirs is None:
             continue
         ours, other = (float(np.mean([np.sqrt(np.mean(x)) for x in xs])) for xs in (mine, theirs))
         test = paired_over_users(mine, theirs, seed_test_rows(results))

@@ -158,7 +158,7 @@ def always_mixed_rows(configs: list[dict[str, Any]], results: list[dict[str, Any
         summary = {r["variant"]: r for r in res.get("always_mixed") or []}
         if "llama4rec" not in summary or "base" not in summary:
             continue
-        metric = selection_metric(cfg["task"], cfg.get("select_metric", "ndcg@3"))
+        metric = selection_metric(cfg["task"], cfg.get("select_metric"))
         mine, base = summary["llama4rec"], summary["base"]
         row: dict[str, Any] = {"run": f"{cfg['task']}: {cfg['backbone']}",
                                "llm": line_label({"llm": llm_label(cfg["llm"]), "ranking": ranking_of(cfg)}),

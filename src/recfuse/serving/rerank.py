@@ -12,7 +12,8 @@ One worker thread asks the LLM, several queued requests per call. A request wait
 (or when the queue is full, or the LLM fails) it gets the backbone's order and says why (``fallback``:
 ``budget``, ``busy``, ``error``). The worker serves waiting requests first, batching only as many as its measured
 seconds per prompt can answer within the earliest budget (one, until a call has measured it); a request whose
-budget has passed is answered when no one waits (the answer goes to the cache, so the same request is re-ranked next time).
+budget has passed is answered when no one waits (the answer goes to the cache, so the same request is
+re-ranked next time).
 """
 
 from __future__ import annotations
