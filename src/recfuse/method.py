@@ -14,6 +14,9 @@ The contract:
 * ``write_report(results)``: every seed's results into :meth:`output_dir` (``results.json`` with
   ``rows`` and ``method``, ``config.yaml``, tables and plots), returning :class:`RunReport`; :meth:`Method.run`
   then writes ``manifest.json`` beside them (:mod:`recfuse.provenance`: command, git commit, machine, date);
+* optionally ``seed_record`` / ``seed_from_record``: a finished seed as JSON and per-user arrays and back, so
+  :meth:`Method.run` keeps finished seeds in the run folder (:class:`FinishedSeeds`) and a run resumed without
+  its stage cache (another machine, a cleared cache) redoes only the seeds not yet finished;
 * ``rerender(folder, config, results)``: the tables and plots again from ``results.json`` (``recfuse report``);
 * ``suite_entry`` / ``write_suite``: a run's line in a suite's ``suite.json`` and the suite's ``suite.md``
   (defaults: the run's summary rows and one table per run).
@@ -31,10 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
-from recfuse.config import from_dict
+import numpy as np
+
+from recfuse.config import from_dict, to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import markdown_table
-from recfuse.io import write_json, write_text
+from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json, write_text
 from recfuse.provenance import files_written_since, folder_state, write_manifest
 from recfuse.stages import TimedStages
 
@@ -49,6 +54,55 @@ BUILTIN_METHODS: dict[str, str] = {
     "reclm": "recfuse.reclm.pipeline:RecLM",
 }
 ENTRY_POINT_GROUP = "recfuse.methods"
+
+
+class FinishedSeeds:
+    """Finished seeds kept in a run's folder until its report is written, so an interrupted run resumed on a
+    machine without its stage cache redoes only the seeds not finished:
+
+    ``<out>/seeds/seed<N>.json``  the seed's result, with the key of the settings it was run with;
+    ``<out>/seeds/seed<N>.npz``   its per-user values.
+
+    A kept seed whose key is not this run's (its settings or its data changed) is recomputed; a kept seed that
+    cannot be read is recomputed with a warning naming the file. :meth:`clear` removes the folder once the report
+    holds every seed."""
+
+    def __init__(self, out: Path, key: str):
+        self.folder, self.key = out / "seeds", key
+
+    def paths(self, seed: int) -> tuple[Path, Path]:
+        return self.folder / f"seed{seed}.json", self.folder / f"seed{seed}.npz"
+
+    def save(self, seed: int, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Keep one seed (arrays first: a seed counts as kept once its JSON is there)."""
+        meta, values = self.paths(seed)
+        save_npz(values, **arrays)
+        write_json(meta, {"key": self.key, "result": data})
+
+    def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """A kept seed's (JSON, arrays) if it was run with this key, else None."""
+        meta, values = self.paths(seed)
+        if not meta.is_file():
+            return None
+        try:
+            kept = read_json(meta)
+            if kept.get("key") != self.key:
+                log.info("%s: kept with other settings or data: seed %d is run again", meta, seed)
+                return None
+            return kept["result"], load_npz(values)
+        except (OSError, ValueError, KeyError, AttributeError) as e:
+            log.warning("%s: cannot be read (%s): seed %d is run again", meta, e, seed)
+            return None
+
+    def clear(self) -> None:
+        for path in self.folder.glob("seed*.*"):
+            path.unlink()
+        if self.folder.is_dir() and not any(self.folder.iterdir()):
+            self.folder.rmdir()
+
+
+#: settings that change no result: a kept seed is reused whatever they are
+RESULT_NEUTRAL = ("seeds", "out", "progress")
 
 
 @dataclass
@@ -93,15 +147,44 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
     def seeds(self) -> list[int]:
         return list(getattr(self.cfg, "seeds"))
 
+    def seed_record(self, result: ResultT) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """A finished seed as (JSON, per-user arrays), kept in the run folder until the report is written;
+        None (the default): seeds are not kept, a resumed run relies on the stage cache alone."""
+        return None
+
+    def seed_from_record(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> ResultT:
+        """The inverse of :meth:`seed_record`."""
+        raise NotImplementedError(f"{type(self).__name__} keeps seeds but cannot read them back")
+
+    def settings_key(self) -> str:
+        """What a kept seed must have been run with to be reused: every setting but those that change no result
+        (:data:`RESULT_NEUTRAL`), and the data's fingerprint where the method has a ``dataset``."""
+        settings = {k: v for k, v in to_dict(self.cfg).items() if k not in RESULT_NEUTRAL}
+        dataset = getattr(self, "dataset", None)
+        return fingerprint(settings, dataset.fingerprint() if dataset is not None else "")
+
     def run(self) -> RunReport:
-        """Every seed, then the report, then ``manifest.json`` beside it recording how it was made."""
+        """Every seed (those kept in the run folder by an earlier, interrupted run are read back, not rerun),
+        then the report, then ``manifest.json`` beside it recording how it was made."""
         before = folder_state(self.output_dir())
-        seeds = self.seeds()
+        seeds, label = self.seeds(), self.run_label(self.cfg)
+        kept = FinishedSeeds(self.output_dir(), self.settings_key())
         results = []
         for n, seed in enumerate(seeds, 1):
-            log.info("%s: seed %d (%d of %d)", self.run_label(self.cfg), seed, n, len(seeds))
-            results.append(self.run_seed(seed))
+            record = kept.load(seed)
+            if record is not None:
+                log.info("%s: seed %d (%d of %d) finished earlier: read from %s", label, seed, n, len(seeds),
+                         kept.folder)
+                results.append(self.seed_from_record(*record))
+                continue
+            log.info("%s: seed %d (%d of %d)", label, seed, n, len(seeds))
+            result = self.run_seed(seed)
+            record = self.seed_record(result)
+            if record is not None:
+                kept.save(seed, *record)
+            results.append(result)
         report = self.write_report(results)
+        kept.clear()
         record_run(report.out, files_written_since(report.out, before))
         return report
 

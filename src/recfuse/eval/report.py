@@ -88,6 +88,20 @@ def per_user_path(out: Path, seed: int) -> Path:
     return out / f"per_user_seed{seed}.npz"
 
 
+def flat_per_user(per_user: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """A seed's per-user values (entry -> value -> array) as the flat ``<entry>__<value>`` arrays of its npz."""
+    return {f"{entry}__{value}": array for entry, values in per_user.items() for value, array in values.items()}
+
+
+def nested_per_user(flat: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The inverse of :func:`flat_per_user`."""
+    nested: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in flat.items():
+        entry, _, value = key.rpartition("__")
+        nested.setdefault(entry, {})[value] = array
+    return nested
+
+
 def read_per_user(out: Path, seeds: Sequence[int]) -> list[dict[str, np.ndarray]] | None:
     """Each seed's :func:`per_user_path` file as a dict, in ``seeds``' order; None where any is missing."""
     paths = [per_user_path(out, s) for s in seeds]

@@ -12,7 +12,8 @@ import numpy as np
 
 from recfuse.config import to_dict
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
+from recfuse.eval.report import (flat_per_user, markdown_table, nested_per_user, per_user_path, read_per_user,
+                                 rewrite_results, write_report)
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_text
 from recfuse.llama4rec.config import CONTROLS, LABELS, Llama4RecConfig, reranks_pointwise, selection_metric
@@ -471,9 +472,8 @@ def load_per_user(out: Path, results: list[SeedResult]) -> bool:
     if files is None:
         return False
     for r, flat in zip(results, files):
-        for key, values in flat.items():
-            entry, _, value = key.rpartition("__")
-            r.per_user.setdefault(entry, {})[value] = values
+        for entry, values in nested_per_user(flat).items():
+            r.per_user.setdefault(entry, {}).update(values)
     return True
 
 
@@ -520,8 +520,7 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
     long_tail = long_tail_rows(cfg, results)
     always = always_mixed_summary(cfg, results)
     for r in results:  # per-user values for later tests, as npz (not JSON)
-        save_npz(per_user_path(out, r.seed),
-                 **{f"{v}__{m}": a for v, d in r.per_user.items() for m, a in d.items()})
+        save_npz(per_user_path(out, r.seed), **flat_per_user(r.per_user))
     write_report(out, rows, config=to_dict(cfg), title=f"Llama4Rec, {cfg.task}, {cfg.backbone} on {dataset_name}",
                  extra={"method": method, "display": table, "cost": costs, "paper": paper,
                         "seeds": [r.to_json() for r in results], "dataset_name": dataset_name,

@@ -12,7 +12,8 @@ import numpy as np
 from recfuse.config import to_dict
 from recfuse.data.dataset import Dataset
 from recfuse.eval.plots import pyplot, save_figure
-from recfuse.eval.report import markdown_table, per_user_path, read_per_user, rewrite_results, write_report
+from recfuse.eval.report import (flat_per_user, markdown_table, per_user_path, read_per_user, rewrite_results,
+                                 write_report)
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
 from recfuse.io import save_npz, write_json, write_text
 from recfuse.method import RunReport, pending_note
@@ -293,8 +294,7 @@ def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports:
     extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
     for r in reports:  # per-user values for later tests, as npz (not JSON)
-        save_npz(per_user_path(out, r.seed),
-                 **{f"{k}__{m}": a for k, d in r.per_user.items() for m, a in d.items()})
+        save_npz(per_user_path(out, r.seed), **flat_per_user(r.per_user))
     write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, reports, cfg.ks))
     plot_results(rows, cfg.ks, out / "results.png", figure_title(dataset.name, reports))
     print(f"results written to {out}")

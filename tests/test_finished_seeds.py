@@ -1,0 +1,111 @@
+"""Finished seeds kept in the run folder (recfuse.method.FinishedSeeds): a run interrupted after some seeds and
+resumed without its stage cache redoes only the seeds it had not finished; a kept seed of other settings, or one
+that cannot be read, is run again; the folder goes once the report holds every seed."""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recfuse.config import option, to_dict
+from recfuse.eval.report import write_report
+from recfuse.method import Method, RunReport
+
+
+@dataclass
+class CountConfig:
+    """A method whose seeds record who ran them."""
+
+    value: float = option(0.5, "the metric every seed reports")
+    seeds: list[int] = option([0, 1, 2], "random seeds")
+    out: str = option("runs/count", "output folder")
+    progress: bool = option(True, "progress bars (changes no result)")
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+class Counting(Method[CountConfig, dict]):
+    """Seeds as dicts with per-user arrays; ``fail_at`` interrupts the run before that seed."""
+
+    name = "counting"
+    config_type = CountConfig
+
+    def __init__(self, cfg: CountConfig, fail_at: int | None = None, keeps: bool = True):
+        super().__init__(cfg)
+        self.ran: list[int] = []
+        self.fail_at, self.keeps = fail_at, keeps
+
+    def run_seed(self, seed: int) -> dict:
+        if seed == self.fail_at:
+            raise Interrupted(f"seed {seed}")
+        self.ran.append(seed)
+        return {"seed": seed, "hr@1": self.cfg.value + seed, "per_user": {"base": {"hr@1": np.arange(3.0) + seed}}}
+
+    def seed_record(self, result: dict) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        if not self.keeps:
+            return None
+        return {"seed": result["seed"], "hr@1": result["hr@1"]}, {"base__hr@1": result["per_user"]["base"]["hr@1"]}
+
+    def seed_from_record(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
+        return {**data, "per_user": {"base": {"hr@1": arrays["base__hr@1"]}}}
+
+    def output_dir(self) -> Path:
+        return Path(self.cfg.out) / "count"
+
+    def write_report(self, results: list[dict]) -> RunReport:
+        rows = [{"variant": "base", "hr@1": float(np.mean([r["hr@1"] for r in results]))}]
+        seeds = [{"seed": r["seed"], "per_user": r["per_user"]["base"]["hr@1"].tolist()} for r in results]
+        write_report(self.output_dir(), rows, config=to_dict(self.cfg), extra={"method": self.name, "seeds": seeds})
+        return RunReport(self.output_dir(), rows)
+
+    @classmethod
+    def rerender(cls, folder: Path, config: Any, results: dict[str, Any]) -> list[Path]:
+        return []
+
+
+def interrupted_at(cfg: CountConfig, seed: int) -> None:
+    with pytest.raises(Interrupted):
+        Counting(cfg, fail_at=seed).run()
+
+
+def test_an_interrupted_run_resumes_at_the_seed_it_had_not_finished(tmp_path):
+    cfg = CountConfig(out=str(tmp_path))
+    interrupted_at(cfg, 2)
+    kept = tmp_path / "count" / "seeds"
+    assert sorted(p.name for p in kept.iterdir()) == ["seed0.json", "seed0.npz", "seed1.json", "seed1.npz"]
+    method = Counting(CountConfig(out=str(tmp_path), progress=False))  # a setting that changes no result
+    method.run()
+    assert method.ran == [2]
+    results = json.loads((tmp_path / "count" / "results.json").read_text())
+    assert [s["per_user"] for s in results["seeds"]] == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert results["rows"][0]["hr@1"] == pytest.approx(1.5)
+    assert not kept.exists()  # the report holds every seed now
+    assert "seeds/" not in (tmp_path / "count" / "manifest.json").read_text()
+
+
+def test_kept_seeds_of_other_settings_or_unreadable_are_run_again(tmp_path, caplog):
+    interrupted_at(CountConfig(out=str(tmp_path)), 2)
+    other = Counting(CountConfig(out=str(tmp_path), value=0.25, seeds=[0, 1]))
+    with caplog.at_level(logging.INFO, logger="recfuse.method"):
+        other.run()
+    assert other.ran == [0, 1] and "kept with other settings or data" in caplog.text
+    interrupted_at(CountConfig(out=str(tmp_path)), 2)
+    damaged = tmp_path / "count" / "seeds" / "seed1.json"
+    damaged.write_text("{truncated")
+    caplog.clear()
+    again = Counting(CountConfig(out=str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="recfuse.method"):
+        again.run()
+    assert again.ran == [1, 2] and f"{damaged}: cannot be read" in caplog.text
+
+
+def test_a_method_that_keeps_no_seeds_leaves_no_folder(tmp_path):
+    with pytest.raises(Interrupted):
+        Counting(CountConfig(out=str(tmp_path)), fail_at=1, keeps=False).run()
+    assert not (tmp_path / "count" / "seeds").exists()
