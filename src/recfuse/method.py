@@ -79,6 +79,18 @@ class FinishedSeeds:
         save_npz(values, **arrays)
         write_json(meta, {"key": self.key, "result": data})
 
+    def kept(self, seeds: Sequence[int]) -> list[int]:
+        """Which of ``seeds`` are kept with this key (a quick look: the JSON is read, the arrays are not)."""
+        found = []
+        for seed in seeds:
+            meta = self.paths(seed)[0]
+            try:
+                if meta.is_file() and read_json(meta).get("key") == self.key:
+                    found.append(seed)
+            except (OSError, ValueError, AttributeError):
+                continue
+        return found
+
     def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         """A kept seed's (JSON, arrays) if it was run with this key, else None."""
         meta, values = self.paths(seed)
@@ -163,12 +175,16 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         dataset = getattr(self, "dataset", None)
         return fingerprint(settings, dataset.fingerprint() if dataset is not None else "")
 
+    def finished_seeds(self) -> FinishedSeeds:
+        """Where this run keeps its finished seeds until its report is written."""
+        return FinishedSeeds(self.output_dir(), self.settings_key())
+
     def run(self) -> RunReport:
         """Every seed (those kept in the run folder by an earlier, interrupted run are read back, not rerun),
         then the report, then ``manifest.json`` beside it recording how it was made."""
         before = folder_state(self.output_dir())
         seeds, label = self.seeds(), self.run_label(self.cfg)
-        kept = FinishedSeeds(self.output_dir(), self.settings_key())
+        kept = self.finished_seeds()
         results = []
         for n, seed in enumerate(seeds, 1):
             record = kept.load(seed)

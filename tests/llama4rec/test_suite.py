@@ -72,6 +72,26 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     assert not suite.get("pending")
 
 
+def test_suite_report_names_the_seeds_an_interrupted_run_kept(tmp_path, monkeypatch):
+    f = tmp_path / "s.yaml"
+    f.write_text(f"common: {{dataset: synthetic, seeds: [0, 1, 2], servable: false}}\nruns:\n"
+                 f"  - {{task: direct, backbone: mf}}\n  - {{task: direct, backbone: lightgcn}}\nout: {tmp_path / 'out'}\n")
+    _, (mf, _), _ = load_method_suite(f, "llama4rec")
+    kept = Llama4Rec(mf).finished_seeds()
+    for seed in (0, 2):
+        kept.save(seed, SeedResult(seed, {}).to_json(), {})
+    Llama4Rec(load_method_suite(f, "llama4rec", {"instructions": 7})[1][0]).finished_seeds().save(1, {}, {})
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Llama4Rec, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # the report written before the first run is what is checked
+        run_suite(f, "llama4rec", only={"backbone": "lightgcn"})
+    suite = read_json(tmp_path / "out" / "suite.json")
+    assert suite["pending"] == ["direct: mf (seeds 0, 1, 2: 2 of 3 finished, kept in synthetic/direct-mf/seeds)",
+                                "direct: lightgcn"]
+
+
 def test_the_suites_compute_table_sums_each_runs_stages_over_its_seeds(tmp_path):
     """Minutes per run and stage (summed over seeds), per seed, the whole suite, and the machine each ran on."""
     from recfuse.io import write_json
