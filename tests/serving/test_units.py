@@ -15,7 +15,7 @@ from recfuse.errors import ConfigError
 from recfuse.models.base import create_model
 from recfuse.models.towers import FeatureEncoder, item_feature_matrix
 from recfuse.serving.engine import CannotServe, engine_for
-from recfuse.serving.rerank import Reranker, RerankSettings, _Job, batch_size, settings_from_llama4rec_run
+from recfuse.serving.rerank import Reranker, RerankSettings, RerankJob, batch_size, settings_from_llama4rec_run
 from recfuse.serving.state import top_items
 
 from .fake_llm import FakeLLM
@@ -196,8 +196,8 @@ def test_reranker_serves_waiting_requests_before_late_ones_on_its_clock(syntheti
     r = Reranker(FakeLLM(), RerankSettings(candidates=5, budget_ms=700, max_batch=8, max_queue=3), counts,
                  clock=lambda: now[0])
 
-    def job(user: int, deadline: float) -> _Job:
-        return _Job(r.example(user, user, [1], [5, 6, 7], -1, []), synthetic_dataset, deadline)
+    def job(user: int, deadline: float) -> RerankJob:
+        return RerankJob(r.example(user, user, [1], [5, 6, 7], -1, []), synthetic_dataset, deadline)
 
     late, waiting = [job(u, 100.5) for u in (1, 2)], [job(u, 101.0) for u in (3, 4)]
     for j in late:

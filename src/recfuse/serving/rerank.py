@@ -110,7 +110,10 @@ def batch_size(seconds_left: float, seconds_per_prompt: float | None, max_batch:
 
 
 @dataclass
-class _Job:
+class RerankJob:
+    """One request waiting for the worker: its prompt, its dataset, until when it is worth answering, and the
+    future its thread waits on."""
+
     example: Example
     dataset: Dataset
     deadline: float  # the Reranker's clock() after which no one waits for the answer
@@ -133,7 +136,7 @@ class Reranker:
         self.l_range = (float(l_all.min()), float(l_all.max())) if len(l_all) else (0.0, 0.0)
         self.llm_name = describe_llm or type(llm).__name__
         self._cv = threading.Condition()
-        self._pending: deque[_Job] = deque()
+        self._pending: deque[RerankJob] = deque()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.batches = 0
@@ -182,7 +185,7 @@ class Reranker:
         return Example("listwise", int(user), hist, None, cands, -1, None, int(similar) if len(sim_hist) else -1,
                        sim_hist, None, None, prompting.presentation_order(len(cands), key))
 
-    def _admit(self, job: _Job) -> bool:
+    def _admit(self, job: RerankJob) -> bool:
         """Queue ``job``; when the queue is full, in the place of a request no one waits for any more."""
         with self._cv:
             if len(self._pending) >= self.settings.max_queue:
@@ -207,7 +210,7 @@ class Reranker:
             info["ms"] = 0.0
             return own, info
         budget = self.settings.budget_ms / 1000
-        job = _Job(self.example(key, user, history, candidates, similar, similar_history), dataset,
+        job = RerankJob(self.example(key, user, history, candidates, similar, similar_history), dataset,
                    self._clock() + budget)
         if not self._admit(job):
             info["fallback"] = "busy"
@@ -228,7 +231,7 @@ class Reranker:
         info["reranked"] = True
         return [int(j) for j in order], info
 
-    def _next_batch(self) -> list[_Job] | None:
+    def _next_batch(self) -> list[RerankJob] | None:
         """The jobs of the next LLM call (None: stop): waiting requests first, as many as fit their budgets."""
         with self._cv:
             while not self._pending and not self._stopping:
@@ -254,7 +257,7 @@ class Reranker:
             dataset = max((j.dataset for j in batch), key=lambda d: d.n_items)
             try:
                 started = time.perf_counter()
-                by_size: dict[int, list[_Job]] = {}
+                by_size: dict[int, list[RerankJob]] = {}
                 for j in batch:  # score_ranking takes lists of one length
                     by_size.setdefault(len(j.example.candidates), []).append(j)
                 for group in by_size.values():
