@@ -14,7 +14,8 @@ The contract:
 * ``write_report(results)``: every seed's results into :meth:`output_dir` (``results.json`` with
   ``rows`` and ``method``, ``config.yaml``, tables and plots), returning :class:`RunReport`; :meth:`Method.run`
   then writes ``manifest.json`` beside them (:mod:`recfuse.provenance`: command, git commit, machine, date);
-* optionally ``seed_record`` / ``seed_from_record``: a finished seed as JSON and per-user arrays and back, so
+* optionally ``seed_result_type`` (a result with ``to_json`` / ``from_json`` and ``per_user``), or your own
+  ``seed_record`` / ``seed_from_record``: a finished seed as JSON and per-user arrays and back, so
   :meth:`Method.run` keeps finished seeds in the run folder (:class:`FinishedSeeds`) and a run resumed without
   its stage cache (another machine, a cleared cache) redoes only the seeds not yet finished;
 * ``rerender(folder, config, results)``: the tables and plots again from ``results.json`` (``recfuse report``);
@@ -32,13 +33,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 import numpy as np
 
 from recfuse.config import from_dict, to_dict
 from recfuse.errors import ConfigError
-from recfuse.eval.report import markdown_table
+from recfuse.eval.report import flat_per_user, markdown_table, nested_per_user
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json, write_text
 from recfuse.provenance import files_written_since, folder_state, write_manifest
 from recfuse.stages import TimedStages
@@ -137,6 +138,10 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
     summary: ClassVar[str] = ""
     #: the dataclass of options
     config_type: ClassVar[type]
+    #: the per-seed result type, where it converts to and from JSON (``to_json``, ``from_json``) and holds its
+    #: per-user arrays in ``per_user`` (variant -> value -> array): finished seeds are then kept in the run
+    #: folder until the report is written (:class:`FinishedSeeds`)
+    seed_result_type: ClassVar[Any] = None
     #: where ``recfuse run <name>-suite`` writes when the suite file names no ``out``
     default_suite_out: ClassVar[str] = "runs/suite"
 
@@ -160,13 +165,21 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         return list(getattr(self.cfg, "seeds"))
 
     def seed_record(self, result: ResultT) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """A finished seed as (JSON, per-user arrays), kept in the run folder until the report is written;
-        None (the default): seeds are not kept, a resumed run relies on the stage cache alone."""
-        return None
+        """A finished seed as (JSON, per-user arrays), kept in the run folder until the report is written, where
+        the method names its :attr:`seed_result_type`; None: not kept (a resumed run relies on the stage cache
+        alone). A servable run is not kept either: its served model comes from its last seed run."""
+        if self.seed_result_type is None or getattr(self.cfg, "servable", False):
+            return None
+        typed: Any = result
+        return typed.to_json(), flat_per_user(typed.per_user)
 
     def seed_from_record(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> ResultT:
         """The inverse of :meth:`seed_record`."""
-        raise NotImplementedError(f"{type(self).__name__} keeps seeds but cannot read them back")
+        if self.seed_result_type is None:
+            raise ConfigError(f"{type(self).__name__} keeps no finished seeds")
+        result: Any = self.seed_result_type.from_json(data)
+        result.per_user = nested_per_user(arrays)
+        return cast(ResultT, result)
 
     def settings_key(self) -> str:
         """What a kept seed must have been run with to be reused: every setting but those that change no result

@@ -17,8 +17,8 @@ COMMITTED = sorted((ROOT / "benchmarks" / "results" / "reclm").rglob("results.js
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.parent.name)
 def test_committed_seeds_round_trip_byte_for_byte(path):
     seeds = json.loads(path.read_text())["seeds"]
-    typed = [SeedResult.from_dict(s) for s in seeds]
-    assert json.dumps([t.to_dict() for t in typed]) == json.dumps(seeds)
+    typed = [SeedResult.from_json(s) for s in seeds]
+    assert json.dumps([t.to_json() for t in typed]) == json.dumps(seeds)
     assert all(isinstance(r, MetricRow) for t in typed for r in t.rows)
     assert all(isinstance(p, ProfileReport) for t in typed for p in t.profiles.values())
 
@@ -36,16 +36,16 @@ def test_typed_fields_and_unknown_keys():
             "cold_items_test": 2,
             "teacher": {"model": {"model": "m", "backend": "hf"}, "answers": {}, "sampling": {"positives": 1}},
             "tuning": {"mask": {"dialogues": 3}}, "timings": {"profiles": 1.5}, "future_key": [1, 2]}
-    r = SeedResult.from_dict(data)
+    r = SeedResult.from_json(data)
     assert (r.seed, r.llm_seed, r.cold_items_test) == (1, 0, 2)
     (row,) = r.rows
     assert row.key == ("biasmf", "augment", "mask", "full_shot") and row.label == "biasmf|augment|mask|full_shot"
     assert row.metrics == {"recall@20": 0.5, "ndcg@20": 0.25} and row.pool_items == 30
     assert isinstance(r.teacher, TeacherInfo) and r.teacher.kd_users is None and r.refinement is None
     assert r.profiles["mask"].llm is None and r.extra == {"future_key": [1, 2]}
-    assert json.dumps(r.to_dict()) == json.dumps(data)
+    assert json.dumps(r.to_json()) == json.dumps(data)
     # a seed without a teacher (untuned profiles only) writes none
-    assert "teacher" not in SeedResult(0, 0, {}).to_dict() and "tuning" not in SeedResult(0, 0, {}).to_dict()
+    assert "teacher" not in SeedResult(0, 0, {}).to_json() and "tuning" not in SeedResult(0, 0, {}).to_json()
 
 
 def test_summary_reads_typed_seeds_and_per_user_values():

@@ -40,7 +40,6 @@ from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, Stage, check_split, kcore, leave_one_out
 from recfuse.errors import ConfigError
-from recfuse.eval.report import flat_per_user, nested_per_user
 from recfuse.eval.stats import paired_ttest
 from recfuse.io import fingerprint
 from recfuse.llama4rec import aggregation as agg
@@ -149,6 +148,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     title = "Llama4Rec"
     summary = "Llama4Rec: mutual augmentation and adaptive aggregation"
     config_type = Llama4RecConfig
+    seed_result_type = SeedResult
     default_suite_out = "runs/llama4rec-suite"
 
     def __init__(self, cfg: Llama4RecConfig):
@@ -308,16 +308,6 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     # -- reports -------------------------------------------------------------------------------------
     def output_dir(self) -> Path:
         return report.output_dir(self.cfg, self.dataset.name)
-
-    def seed_record(self, result: SeedResult) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """Finished seeds are kept in the run folder (a servable run's model comes from its last seed run: there
-        the stage cache alone resumes it)."""
-        return None if self.cfg.servable else (result.to_json(), flat_per_user(result.per_user))
-
-    def seed_from_record(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> SeedResult:
-        result = SeedResult.from_json(data)
-        result.per_user = nested_per_user(arrays)
-        return result
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
         written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results)

@@ -32,7 +32,6 @@ from recfuse.config import to_dict
 from recfuse.data.loaders import load_dataset
 from recfuse.data.splits import Split, make_split
 from recfuse.errors import ConfigError
-from recfuse.eval.report import flat_per_user, nested_per_user
 from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
 from recfuse.data.sequences import user_histories
 from recfuse.llm.base import LLM
@@ -70,6 +69,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
     title = "RecLM"
     summary = "RecLM: LLM-written profiles in text-empowered recommenders, full- and zero-shot"
     config_type = RecLMConfig
+    seed_result_type = SeedResult
     default_suite_out = "runs/reclm-suite"
 
     def __init__(self, cfg: RecLMConfig):
@@ -322,16 +322,6 @@ class RecLM(Method[RecLMConfig, SeedResult]):
     # -- reports --------------------------------------------------------------------------------------
     def output_dir(self) -> Path:
         return report.output_dir(self.cfg, self.dataset.name)
-
-    def seed_record(self, result: SeedResult) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """Finished seeds are kept in the run folder (a servable run's model comes from its last seed run: there
-        the stage cache alone resumes it)."""
-        return None if self.cfg.servable else (result.to_dict(), flat_per_user(result.per_user))
-
-    def seed_from_record(self, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> SeedResult:
-        result = SeedResult.from_dict(data)
-        result.per_user = nested_per_user(arrays)
-        return result
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
         written = report.write_reclm_report(self.name, self.cfg, self.dataset, results)

@@ -290,7 +290,7 @@ def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports:
     out = output_dir(cfg, dataset.name)
     rows = summarize(reports, cfg.ks)
     cost = cost_rows(rows)
-    seeds = [r.to_dict() for r in reports]
+    seeds = [r.to_json() for r in reports]
     extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
     write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
     for r in reports:  # per-user values for later tests, as npz (not JSON)
@@ -354,7 +354,7 @@ def rerender(out: Path, cfg: RecLMConfig, results: dict) -> list[Path]:
     is recomputed from the kept per-user values (:func:`retest_over_users`), and where that changes
     results.json it is rewritten and manifest.json records the re-analysis."""
     name = results.get("dataset", {}).get("name") or Path(str(cfg.dataset)).name
-    seeds = [SeedResult.from_dict(s) for s in results["seeds"]]
+    seeds = [SeedResult.from_json(s) for s in results["seeds"]]
     again = {**results, "rows": retest_over_users(results["rows"], out, [s.seed for s in seeds])}
     rewritten = rewrite_results(out, results, again)
     results = again

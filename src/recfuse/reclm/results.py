@@ -133,7 +133,7 @@ class SeedResult:
     KNOWN = ("seed", "llm_seed", "split", "rows", "profiles", "cold_items_test", "teacher", "tuning", "refinement",
              "timings")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seed": self.seed, "llm_seed": self.llm_seed, "split": self.split,
                                "rows": [r.to_dict() for r in self.rows],
                                "profiles": {k: p.to_dict() for k, p in self.profiles.items()},
@@ -149,7 +149,7 @@ class SeedResult:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SeedResult:
+    def from_json(cls, data: dict[str, Any]) -> SeedResult:
         teacher = data.get("teacher")
         return cls(seed=int(data["seed"]), llm_seed=int(data.get("llm_seed", data["seed"])),
                    split=data.get("split", {}), rows=[MetricRow.from_dict(r) for r in data.get("rows", [])],
