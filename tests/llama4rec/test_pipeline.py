@@ -228,29 +228,16 @@ def test_report_recomputes_the_tests_over_users_from_the_kept_per_user_values(ti
 
 def test_an_interrupted_run_resumes_without_its_stage_cache_from_the_seeds_it_kept(tiny_llm_dir, tmp_path,
                                                                                   monkeypatch):
-    import pytest
+    from tests.resuming import run_interrupted_before, run_recording_seeds
 
     settings = {"servable": False}
-    first = make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "llama4rec"], **settings)
-    run_seed = first.run_seed
-
-    def interrupted(seed):
-        if seed == 1:
-            raise KeyboardInterrupt
-        return run_seed(seed)
-
-    first.run_seed = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        first.run()
+    run_interrupted_before(make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "llama4rec"], **settings), 1)
     out = tmp_path / "synthetic" / "direct-mf"
     kept = json.loads((out / "seeds" / "seed0.json").read_text())["result"]
     with np.load(out / "seeds" / "seed0.npz") as z:
         kept_users = {k: z[k] for k in z.files}
     monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path / "another-machine"))  # no stage or answer cache
-    again = make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "llama4rec"], **settings)
-    ran, run_again = [], again.run_seed
-    again.run_seed = lambda seed: ran.append(seed) or run_again(seed)
-    again.run()
+    _, ran = run_recording_seeds(make("direct", "mf", tiny_llm_dir, tmp_path, ["base", "llama4rec"], **settings))
     assert ran == [1] and not (out / "seeds").exists()
     data = json.loads((out / "results.json").read_text())
     assert [s["seed"] for s in data["seeds"]] == [0, 1] and data["seeds"][0] == kept

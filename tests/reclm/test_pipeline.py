@@ -300,22 +300,12 @@ def test_a_reclm_run_folder_is_servable_with_new_items(tiny_llm_dir, tmp_path):
 
 
 def test_an_interrupted_reclm_run_resumes_from_the_seeds_it_kept(tiny_llm_dir, tmp_path, monkeypatch):
-    first = make(tiny_llm_dir, tmp_path, ["gpt_kd"], variants=("base",), seeds=[0, 1], servable=False)
-    run_seed = first.run_seed
+    from tests.resuming import run_interrupted_before, run_recording_seeds
 
-    def interrupted(seed):
-        if seed == 1:
-            raise KeyboardInterrupt
-        return run_seed(seed)
-
-    first.run_seed = interrupted
-    with pytest.raises(KeyboardInterrupt):
-        first.run()
+    settings = {"variants": ("base",), "seeds": [0, 1], "servable": False}
+    run_interrupted_before(make(tiny_llm_dir, tmp_path, ["gpt_kd"], **settings), 1)
     kept = json.loads((tmp_path / "synthetic" / "seeds" / "seed0.json").read_text())["result"]
     monkeypatch.setenv("RECFUSE_CACHE", str(tmp_path / "another-machine"))
-    again = make(tiny_llm_dir, tmp_path, ["gpt_kd"], variants=("base",), seeds=[0, 1], servable=False)
-    ran, run_again = [], again.run_seed
-    again.run_seed = lambda seed: ran.append(seed) or run_again(seed)
-    seeds = again.run().extra["seeds"]
-    assert ran == [1] and seeds[0] == kept and not (tmp_path / "synthetic" / "seeds").exists()
+    report, ran = run_recording_seeds(make(tiny_llm_dir, tmp_path, ["gpt_kd"], **settings))
+    assert ran == [1] and report.extra["seeds"][0] == kept and not (tmp_path / "synthetic" / "seeds").exists()
     assert np.load(tmp_path / "synthetic" / "per_user_seed0.npz").files  # its per-user values came back too
