@@ -6,6 +6,7 @@ import errno
 import json
 import logging
 import shutil
+import tarfile
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ import pytest
 from recfuse.cli import main
 from recfuse.errors import CacheError
 from recfuse.io import fingerprint, load_npz, save_npz
-from recfuse.stages import CHECKSUMS_FILE, check_stage, clean_stages, scan_stages, stage_dir, stage_json, stage_root
+from recfuse.stages import (CHECKSUMS_FILE, check_stage, clean_stages, import_stages, scan_stages, stage_dir, stage_json,
+                            stage_root)
 
 KEY = {"stage": "demo", "seed": 0}
 
@@ -181,6 +183,57 @@ def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
     assert clean_stages() == [] and main(["cache", "verify"]) == 0
     shutil.rmtree(tmp_path / "stages")
     assert main(["cache", "verify"]) == 0  # no stage folder yet: nothing to verify
+
+
+def test_stages_carried_to_another_machine_are_verified_and_reused(tmp_path, monkeypatch, capsys):
+    here, there = tmp_path / "here", tmp_path / "there"
+    monkeypatch.setenv("RECFUSE_CACHE", str(here))
+    calls: list = []
+    stage_dir("demo", KEY, build_weights(calls))
+    stage_json("scores", {"seed": 1}, lambda: {"hr@3": 0.25})
+    damaged = stage_dir("demo", {"other": 1}, build_weights(calls))
+    (damaged / "log.json").write_text("{}")
+    archive = tmp_path / "stages.tar.gz"
+    assert main(["cache", "export", str(archive)]) == 0
+    assert "2 stage(s)" in capsys.readouterr().out  # the damaged one stays behind
+    monkeypatch.setenv("RECFUSE_CACHE", str(there))
+    assert main(["cache", "import", str(archive)]) == 0
+    assert "2 stage(s) added, 0 already there" in capsys.readouterr().out
+    calls.clear()
+    assert load_npz(stage_dir("demo", KEY, build_weights(calls)) / "weights.npz")["w"].sum() == 12
+    assert calls == [] and stage_json("scores", {"seed": 1}, lambda: pytest.fail("recomputed")) == {"hr@3": 0.25}
+    assert main(["cache", "import", str(archive)]) == 0  # again: what is there is kept
+    assert "0 stage(s) added, 2 already there (kept)" in capsys.readouterr().out
+    # only one kind; and an export whose files were changed on the way is refused, nothing written
+    only = tmp_path / "sft.tar"
+    assert main(["cache", "export", str(only), "--stage", "scores"]) == 0 and "1 stage(s)" in capsys.readouterr().out
+    tampered = tmp_path / "tampered.tar"
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(only) as tar:
+        tar.extractall(unpacked, filter="data")
+    result = next(unpacked.glob("scores/*")) / "result.json"
+    result.write_text(result.read_text().replace("0.25", "0.99"))  # the same size, other values
+    with tarfile.open(tampered, "w") as tar:
+        tar.add(unpacked / "scores", arcname="scores")
+    fresh = tmp_path / "fresh"
+    monkeypatch.setenv("RECFUSE_CACHE", str(fresh))
+    assert main(["cache", "import", str(tampered)]) == 1
+    out = capsys.readouterr().out
+    assert "1 refused" in out and "result.json differs from what was written" in out
+    assert not (fresh / "stages" / "scores").exists()
+    result.write_text(result.read_text().replace("0.99", "0.25"))
+    result.parent.rename(result.parent.with_name("0123456789abcdef"))  # intact, filed under another key
+    with tarfile.open(tampered, "w") as tar:
+        tar.add(unpacked / "scores", arcname="scores")
+    assert main(["cache", "import", str(tampered)]) == 1
+    assert "its folder name is not its key's fingerprint" in capsys.readouterr().out
+    # a file that is no stage export, and one that would write outside the cache, are errors naming the file
+    with tarfile.open(evil := tmp_path / "evil.tar", "w") as tar:
+        tar.add(unpacked / "scores", arcname="../outside")
+    for bad in (evil, archive.with_name("missing.tar")):
+        with pytest.raises(CacheError, match=str(bad.name)):
+            import_stages(bad)
+    assert not (fresh / "outside").exists() and not (tmp_path / "outside").exists()
 
 
 def test_results_that_cannot_be_written_name_the_path(tmp_path, monkeypatch):

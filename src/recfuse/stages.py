@@ -29,6 +29,8 @@ import json
 import logging
 import os
 import shutil
+import tarfile
+import tempfile
 import threading
 import time
 import zipfile
@@ -39,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recfuse.errors import CacheError
-from recfuse.io import CANNOT_WRITE, atomic_dir, cache_dir, fingerprint, orphaned_temporaries, to_json
+from recfuse.io import CANNOT_WRITE, atomic_dir, atomic_path, cache_dir, fingerprint, orphaned_temporaries, to_json
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +318,75 @@ def clean_stages(root: Path | None = None, name: str | None = None, everything: 
         for path in doomed:
             _discard(path)
     return doomed
+
+
+def export_stages(path: str | Path, root: Path | None = None, name: str | None = None) -> list[StageCheck]:
+    """Every verified stage under ``root`` (of stage ``name`` only, when given) into one tar file (gzip when
+    ``path`` ends in ``.gz``), written atomically: carry a run's work to another machine (tune on a GPU, evaluate
+    on a laptop) with :func:`import_stages` there. Damaged stages are left out; stages written before checksums
+    are recorded first. Returns the stages exported."""
+    root = Path(root) if root is not None else stage_root()
+    exported = []
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w:gz" if str(path).endswith(".gz") else "w") as tar:
+        for check in scan_stages(root, name):
+            if not check.usable:
+                log.warning("stage %s/%s not exported: %s", check.name, check.path.name, check.reason)
+                continue
+            if check.status == "unrecorded":
+                record_checksums(check.path)
+            tar.add(check.path, arcname=f"{check.name}/{check.path.name}")
+            exported.append(check)
+    return exported
+
+
+@dataclass
+class ImportResult:
+    """What :func:`import_stages` did with each stage of the file."""
+
+    added: list[str]  # "<stage>/<folder>"
+    kept: list[str]  # already in the cache (intact): left as they were
+    refused: list[tuple[str, str]]  # (stage, why): failed verification, nothing written
+
+
+def import_stages(path: str | Path, root: Path | None = None) -> ImportResult:
+    """The stages of an :func:`export_stages` file into the cache under ``root``. Each is unpacked beside the
+    cache (nothing outside it: absolute paths, ``..`` and links are refused), verified against the checksums it
+    was exported with and its folder name against its key, and only then moved into place; a stage the cache
+    holds intact already is kept. A file that is not a stage export is a :class:`CacheError` naming it."""
+    root = Path(root) if root is not None else stage_root()
+    root.mkdir(parents=True, exist_ok=True)
+    result = ImportResult([], [], [])
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=root) as unpacked:
+        try:
+            with tarfile.open(path) as tar:
+                tar.extractall(unpacked, filter="data")
+        except (OSError, tarfile.TarError) as e:
+            raise CacheError(f"{path}: not a stage export recfuse can read ({e})") from None
+        folders = [f for kind in sorted(Path(unpacked).iterdir()) if kind.is_dir()
+                   for f in sorted(kind.iterdir()) if f.is_dir()]
+        if not folders:
+            raise CacheError(f"{path}: holds no stage folder (<stage>/<key hash>/, as `recfuse cache export` "
+                             "writes)")
+        for folder in folders:
+            label = f"{folder.parent.name}/{folder.name}"
+            check = check_stage(folder)
+            why = check.reason if not check.usable else (
+                "no checksums.json: cannot be verified" if check.status != "ok" else
+                "its folder name is not its key's fingerprint"
+                if fingerprint(json.loads((folder / KEY_FILE).read_text(encoding="utf-8"))) != folder.name else "")
+            if why:
+                result.refused.append((label, why))
+                continue
+            target = root / folder.parent.name / folder.name
+            if target.exists() and check_stage(target).usable:
+                result.kept.append(label)
+                continue
+            if target.exists():
+                _discard(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, target)
+            result.added.append(label)
+    return result
 
 
 def stage_json(name: str, key: dict[str, Any], compute: Callable[[], Any], root: Path | None = None) -> Any:
