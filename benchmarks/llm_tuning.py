@@ -9,7 +9,9 @@ process so its peak memory (``ru_maxrss``) is its own:
 * ``<= N tokens per pass``: each batch cut into parts of at most N padded tokens whose gradients add up to
   the batch's (the same result; activation memory bounded);
 * ``gradient checkpointing``; ``bf16`` autocast or ``float32``; ``full-parameter`` (the paper's tuning);
-  and Gemma 3 270M (``--llm.model gemma3-270m``) where it is installed.
+  and Gemma 3 270M (``--llm.model gemma3-270m``) where it is installed;
+* ``no LoRA dropout``: what the default dropout (0.05) costs; its random masks are drawn in every LoRA layer,
+  again in the recompute of gradient checkpointing.
 
 The bound: one trained token costs about ``6 x N_params`` FLOPs (forward and backward; the issue's
 definition, N counting the embedding table), and the machine does at most R FLOP/s, R measured in the same run
@@ -43,7 +45,6 @@ from _common import cpu, describe_cpu, machine, write_manifest  # noqa: E402  (b
 
 RESULTS = Path(__file__).resolve().parent / "results" / "llm" / "tuning"
 
-#: (label, model short name, SFT settings)
 #: one setting: (label, model short name, SFT settings), every setting that matters given explicitly (so a change
 #: of SFTConfig's defaults does not change what a row measured)
 _BASE = {"group_by_length": True, "max_tokens_per_pass": 0, "gradient_checkpointing": False, "bf16": "true"}
@@ -61,6 +62,9 @@ SETTINGS: list[tuple[str, str, dict[str, Any]]] = [
      {**_BASE, "bf16": "false", "gradient_checkpointing": True, "lora": False, "lr": 5e-5}),
     ("Gemma 3 270M (LoRA), float32, gradient checkpointing", "gemma3-270m",
      {**_BASE, "bf16": "false", "gradient_checkpointing": True}),
+    # what LoRA dropout costs (its random masks, drawn again in the recompute; 0.05 by default)
+    ("bf16, length-grouped, gradient checkpointing, no LoRA dropout", "smollm2-135m",
+     {**_BASE, "gradient_checkpointing": True, "lora_dropout": 0.0}),
 ]
 
 
