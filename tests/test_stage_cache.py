@@ -162,6 +162,8 @@ def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
     (bad / "log.json").write_text("{}")
     orphan = good.parent / f".{good.name}.999999999.abcd"  # a build whose process is gone
     orphan.mkdir()
+    killed_import = good.parent.parent / ".import.999999999.abcd"  # an import whose process is gone
+    (killed_import / "demo" / "0123456789abcdef").mkdir(parents=True)
     spent = good.parent / f".resume-{good.name}"  # checkpoints of a stage built since
     resumable = good.parent / ".resume-0123456789abcdef"  # checkpoints of a killed build, to resume from
     for folder in (spent, resumable):
@@ -174,7 +176,7 @@ def test_cache_verify_and_clean_commands(tmp_path, monkeypatch, capsys):
     assert "1 checkpoint folder(s) of unfinished builds" in out and "demo/.resume-0123456789abcdef" in out
     assert main(["cache", "clean", "--dry-run"]) == 0 and bad.exists()
     assert main(["cache", "clean"]) == 0
-    assert not bad.exists() and not orphan.exists() and good.exists()
+    assert not bad.exists() and not orphan.exists() and not killed_import.exists() and good.exists()
     assert not spent.exists() and resumable.exists()  # kept: a rerun resumes from it
     assert main(["cache", "clean", "--checkpoints"]) == 0 and not resumable.exists()
     assert main(["cache", "verify", "--stage", "demo"]) == 0

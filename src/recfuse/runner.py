@@ -119,9 +119,9 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
             continue
         pending[i] = label(cfg)
         if kept := method(cfg).finished_seeds().kept(cfg.seeds):  # an interrupted run's finished seeds
-            pending[i] = label(cfg) + (f" (seeds {', '.join(map(str, cfg.seeds))}: {len(kept)} of {len(cfg.seeds)} finished, "
-                           f"kept in {folder.relative_to(out).as_posix() if folder.is_relative_to(out) else folder}"
-                           "/seeds)")
+            where = folder.relative_to(out).as_posix() if folder.is_relative_to(out) else str(folder)
+            pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: {len(kept)} of {len(cfg.seeds)} "
+                          f"finished, kept in {where}/seeds)")
         if selected[i]:
             to_run.append(i)
         if other := results_on_other_seeds(method, folder, cfg):

@@ -257,7 +257,7 @@ def stage_kinds(root: Path, name: str | None = None) -> list[Path]:
     """The folders of the stage kinds under ``root`` (only ``name``'s, when given) that exist."""
     if not root.is_dir():
         return []
-    kinds = [root / name] if name is not None else sorted(root.iterdir())
+    kinds = [root / name] if name is not None else sorted(p for p in root.iterdir() if not p.name.startswith("."))
     return [k for k in kinds if k.is_dir()]
 
 
@@ -305,11 +305,11 @@ def scan_stages(root: Path | None = None, name: str | None = None) -> list[Stage
 
 def clean_stages(root: Path | None = None, name: str | None = None, everything: bool = False,
                  dry_run: bool = False, checkpoints: bool = False) -> list[Path]:
-    """Remove damaged stages, the temporary folders of builds whose process died and spent checkpoint folders
-    (``checkpoints``: also those a killed build would resume from; ``everything``: every stage and checkpoint);
-    returns what was (``dry_run``: would be) removed."""
+    """Remove damaged stages, the temporary folders of builds and imports whose process died, and spent
+    checkpoint folders (``checkpoints``: also those a killed build would resume from; ``everything``: every stage
+    and checkpoint); returns what was (``dry_run``: would be) removed."""
     root = Path(root) if root is not None else stage_root()
-    doomed: list[Path] = []
+    doomed: list[Path] = orphaned_temporaries(root, IMPORT_SCRATCH) if root.is_dir() else []
     for kind in stage_kinds(root, name):
         doomed += orphaned_temporaries(kind)
         doomed += checkpoint_folders(kind, "all" if checkpoints or everything else "spent")
@@ -348,6 +348,22 @@ class ImportResult:
     refused: list[tuple[str, str]]  # (stage, why): failed verification, nothing written
 
 
+IMPORT_SCRATCH = "import"
+
+
+def _import_refusal(folder: Path) -> str:
+    """Why an unpacked stage folder may not enter the cache ("" when it may): it fails its checksums, has none,
+    or is filed under a name that is not its key's fingerprint (a run would never find it)."""
+    check = check_stage(folder)
+    if not check.usable:
+        return check.reason
+    if check.status != "ok":
+        return "no checksums.json: cannot be verified"
+    if fingerprint(json.loads((folder / KEY_FILE).read_text(encoding="utf-8"))) != folder.name:
+        return "its folder name is not its key's fingerprint"
+    return ""
+
+
 def import_stages(path: str | Path, root: Path | None = None) -> ImportResult:
     """The stages of an :func:`export_stages` file into the cache under ``root``. Each is unpacked beside the
     cache (nothing outside it: absolute paths, ``..`` and links are refused), verified against the checksums it
@@ -356,7 +372,8 @@ def import_stages(path: str | Path, root: Path | None = None) -> ImportResult:
     root = Path(root) if root is not None else stage_root()
     root.mkdir(parents=True, exist_ok=True)
     result = ImportResult([], [], [])
-    with tempfile.TemporaryDirectory(prefix=".import-", dir=root) as unpacked:
+    # named as atomic_dir names its temporaries, so `recfuse cache clean` removes one a killed import left
+    with tempfile.TemporaryDirectory(prefix=f".{IMPORT_SCRATCH}.{os.getpid()}.", dir=root) as unpacked:
         try:
             with tarfile.open(path) as tar:
                 tar.extractall(unpacked, filter="data")
@@ -369,11 +386,7 @@ def import_stages(path: str | Path, root: Path | None = None) -> ImportResult:
                              "writes)")
         for folder in folders:
             label = f"{folder.parent.name}/{folder.name}"
-            check = check_stage(folder)
-            why = check.reason if not check.usable else (
-                "no checksums.json: cannot be verified" if check.status != "ok" else
-                "its folder name is not its key's fingerprint"
-                if fingerprint(json.loads((folder / KEY_FILE).read_text(encoding="utf-8"))) != folder.name else "")
+            why = _import_refusal(folder)
             if why:
                 result.refused.append((label, why))
                 continue
