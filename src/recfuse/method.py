@@ -69,7 +69,7 @@ class FinishedSeeds:
     holds every seed."""
 
     def __init__(self, out: Path, key: str):
-        self.folder, self.key = out / "seeds", key
+        self.out, self.folder, self.key = out, out / "seeds", key
 
     def paths(self, seed: int) -> tuple[Path, Path]:
         return self.folder / f"seed{seed}.json", self.folder / f"seed{seed}.npz"

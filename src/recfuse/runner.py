@@ -93,7 +93,10 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     selected = [not only or matches(cfg, only) for cfg in cfgs]
     if not any(selected):
         raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
-    folders = [method(cfg).output_dir() for cfg in cfgs]  # one at a time: a run holds its dataset
+    # each run's folder, and where it keeps the seeds an interrupted run finished, from one instance at a time
+    # (an instance holds its dataset)
+    kept_seeds = [method(cfg).finished_seeds() for cfg in cfgs]
+    folders = [kept.out for kept in kept_seeds]
     entries: list[dict[str, Any] | None] = [None] * len(cfgs)  # the finished runs' entries, in the file's order
     pending: list[str | None] = [None] * len(cfgs)  # what is still to run, in the same order
 
@@ -118,7 +121,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
                             "(--recompute to run again)", label(cfg), folder)
             continue
         pending[i] = label(cfg)
-        if kept := method(cfg).finished_seeds().kept(cfg.seeds):  # an interrupted run's finished seeds
+        if kept := kept_seeds[i].kept(cfg.seeds):  # an interrupted run's finished seeds
             where = folder.relative_to(out).as_posix() if folder.is_relative_to(out) else str(folder)
             pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: {len(kept)} of {len(cfg.seeds)} "
                           f"finished, kept in {where}/seeds)")
