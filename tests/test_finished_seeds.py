@@ -103,6 +103,14 @@ def test_kept_seeds_of_other_settings_or_unreadable_are_run_again(tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="recfuse.method"):
         again.run()
     assert again.ran == [1, 2] and f"{damaged}: cannot be read" in caplog.text
+    interrupted_at(CountConfig(out=str(tmp_path)), 2)
+    arrays = tmp_path / "count" / "seeds" / "seed0.npz"
+    arrays.write_bytes(b"not a zip")  # the JSON is intact, its per-user values are not
+    caplog.clear()
+    last = Counting(CountConfig(out=str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="recfuse.method"):
+        last.run()
+    assert last.ran == [0, 2] and f"{arrays}: cannot be read" in caplog.text
 
 
 def test_a_method_that_keeps_no_seeds_leaves_no_folder(tmp_path):

@@ -80,31 +80,36 @@ class FinishedSeeds:
         save_npz(values, **arrays)
         write_json(meta, {"key": self.key, "result": data})
 
-    def kept(self, seeds: Sequence[int]) -> list[int]:
-        """Which of ``seeds`` are kept with this key (a quick look: the JSON is read, the arrays are not)."""
-        found = []
-        for seed in seeds:
-            meta = self.paths(seed)[0]
-            try:
-                if meta.is_file() and read_json(meta).get("key") == self.key:
-                    found.append(seed)
-            except (OSError, ValueError, AttributeError):
-                continue
-        return found
-
-    def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """A kept seed's (JSON, arrays) if it was run with this key, else None."""
-        meta, values = self.paths(seed)
+    def _read(self, seed: int, quiet: bool = False) -> dict[str, Any] | None:
+        """A kept seed's JSON if it was run with this key, else None (why is logged unless ``quiet``)."""
+        meta = self.paths(seed)[0]
         if not meta.is_file():
             return None
         try:
             kept = read_json(meta)
-            if kept.get("key") != self.key:
+            if kept.get("key") == self.key and "result" in kept:
+                return kept
+            if not quiet:
                 log.info("%s: kept with other settings or data: seed %d is run again", meta, seed)
-                return None
+        except (OSError, ValueError, AttributeError) as e:
+            if not quiet:
+                log.warning("%s: cannot be read (%s): seed %d is run again", meta, e, seed)
+        return None
+
+    def kept(self, seeds: Sequence[int]) -> list[int]:
+        """Which of ``seeds`` are kept with this key (a quick look: the JSON is read, the arrays are not)."""
+        return [seed for seed in seeds if self._read(seed, quiet=True) is not None]
+
+    def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """A kept seed's (JSON, arrays) if it was run with this key, else None."""
+        kept = self._read(seed)
+        if kept is None:
+            return None
+        values = self.paths(seed)[1]
+        try:
             return kept["result"], load_npz(values)
-        except (OSError, ValueError, KeyError, AttributeError) as e:
-            log.warning("%s: cannot be read (%s): seed %d is run again", meta, e, seed)
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("%s: cannot be read (%s): seed %d is run again", values, e, seed)
             return None
 
     def clear(self) -> None:
