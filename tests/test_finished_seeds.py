@@ -111,6 +111,15 @@ def test_kept_seeds_of_other_settings_or_unreadable_are_run_again(tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="recfuse.method"):
         last.run()
     assert last.ran == [0, 2] and f"{arrays}: cannot be read" in caplog.text
+    interrupted_at(CountConfig(out=str(tmp_path)), 2)
+    meta = tmp_path / "count" / "seeds" / "seed1.json"
+    meta.write_text(json.dumps({"key": json.loads(meta.read_text())["key"]}))  # its key, but no result
+    caplog.clear()
+    keyed = Counting(CountConfig(out=str(tmp_path)))
+    with caplog.at_level(logging.INFO, logger="recfuse.method"):
+        keyed.run()
+    assert keyed.ran == [1, 2] and f"{meta}: cannot be read (no 'result')" in caplog.text
+    assert "kept with other settings" not in caplog.text
 
 
 def test_a_method_that_keeps_no_seeds_leaves_no_folder(tmp_path):

@@ -87,14 +87,17 @@ class FinishedSeeds:
             return None
         try:
             kept = read_json(meta)
-            if kept.get("key") == self.key and "result" in kept:
-                return kept
-            if not quiet:
-                log.info("%s: kept with other settings or data: seed %d is run again", meta, seed)
+            if kept.get("key") != self.key:
+                if not quiet:
+                    log.info("%s: kept with other settings or data: seed %d is run again", meta, seed)
+                return None
+            if "result" not in kept:
+                raise ValueError("no 'result'")
+            return kept
         except (OSError, ValueError, AttributeError) as e:
             if not quiet:
                 log.warning("%s: cannot be read (%s): seed %d is run again", meta, e, seed)
-        return None
+            return None
 
     def kept(self, seeds: Sequence[int]) -> list[int]:
         """Which of ``seeds`` are kept with this key (a quick look: the JSON is read, the arrays are not)."""
