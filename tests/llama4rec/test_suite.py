@@ -201,6 +201,28 @@ def test_pointwise_ranking_runs_beside_listwise_and_is_a_line_of_its_own(tmp_pat
     assert "| smollm2-135m | 128 | ift |" in table and "| smollm2-135m (pointwise) | 128 | ift |" in table
 
 
+def test_scaling_keeps_points_that_differ_in_another_setting_apart(tmp_path):
+    """An axis other than the instructions and the LLM (here LoRA dropout) makes lines of their own: their rows
+    name the setting, and neither the table nor the mean pools the two settings' seeds."""
+    from recfuse.llama4rec.scaling import line_settings, write_scaling
+
+    cfg = {"task": "direct", "backbone": "mf", "llm": {"model": "smollm2-135m"}, "instructions": 128,
+           "out": "x", "seeds": [0]}
+    configs = [{**cfg, "sft": {"lora_dropout": d, "lora_r": 16}, "out": f"p{d}"} for d in (0.0, 0.05)]
+    assert line_settings(configs) == ["sft.lora_dropout=0.0", "sft.lora_dropout=0.05"]
+    assert line_settings([configs[0], {**configs[0], "out": "y", "seeds": [1]}]) == ["", ""]  # nothing that counts
+
+    def seed(ift):
+        return {"seed": 0, "variants": {"base": {"metrics": {"hr@3": 0.05, "ndcg@3": 0.0}},
+                                        "ift": {"metrics": {"hr@3": ift, "ndcg@3": 0.0}}}}
+    write_scaling(tmp_path, configs, [{"seeds": [seed(0.04)]}, {"seeds": [seed(0.06)]}])
+    rows = [r for r in read_json(tmp_path / "summary.json") if r["variant"] == "ift"]
+    assert [(r["setting"], r["hr@3"]) for r in rows] == [("sft.lora_dropout=0.0", 0.04), ("sft.lora_dropout=0.05", 0.06)]
+    table = (tmp_path / "scaling.md").read_text()
+    assert "| smollm2-135m (sft.lora_dropout=0.0) | 128 | ift | 1 | 0.0400 ± 0.0000 (-0.0100) |" in table
+    assert "| smollm2-135m (sft.lora_dropout=0.05) | 128 | ift | 1 | 0.0600 ± 0.0000 (+0.0100) |" in table
+
+
 def test_scaling_compares_each_point_with_base_on_its_own_seeds(tmp_path):
     """A point run on seeds 0-2 and one on seed 0 alone have different Bases: each variant is shown as its change
     against Base on the same seeds, so runs equal to their Base sit on the Base line whatever their seeds."""

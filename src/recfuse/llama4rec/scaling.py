@@ -1,6 +1,7 @@
 """The scaling studies (Llama4Rec section 5.4, L12): a suite with axes (the number of instructions, the LLM)
 summarised as one row per (task, backbone, llm, ranking, instructions, variant, seed), with figures like the
-paper's (a pointwise-ranking run is a line of its own beside its LLM's listwise one). Each mixing variant also
+paper's (a pointwise-ranking run is a line of its own beside its LLM's listwise one, and so is a run that
+differs in any other setting, e.g. an axis ``sft.lora_dropout``: its row's ``setting`` names it). Each mixing variant also
 has a ``<variant>_always_mixed`` row: its chosen alphas mixed in whatever the validation guard decided (the
 paper's protocol; analysis only).
 
@@ -19,6 +20,7 @@ Written by the suite report where a suite has axes (:func:`recfuse.config.load_s
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -51,21 +53,56 @@ def ranking_of(cfg: dict[str, Any]) -> str | None:
 
 
 def line_label(row: dict[str, Any]) -> str:
-    """The figure line and table label of a row's LLM: its name, with the ranking where it is not listwise."""
-    return row["llm"] + (" (pointwise)" if row.get("ranking") == "pointwise" else "")
+    """The figure line and table label of a row's LLM: its name, with the ranking where it is not listwise and
+    the other settings its line differs in (:func:`line_settings`)."""
+    notes = (["pointwise"] if row.get("ranking") == "pointwise" else []) + ([row["setting"]] if row.get("setting") else [])
+    return row["llm"] + (f" ({', '.join(notes)})" if notes else "")
+
+
+#: what a scaling line is told apart by already, or what changes no result
+LINE_KEYS = frozenset({"task", "backbone", "ranking", "instructions", "seeds", "out", "progress"})
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted names -> values."""
+    flat: dict[str, Any] = {}
+    for k, v in d.items():
+        flat.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {f"{prefix}{k}": v})
+    return flat
+
+
+def line_settings(configs: list[dict[str, Any]]) -> list[str]:
+    """Per config, the settings (``name=value``, dotted names) in which it differs from another config of the same
+    task, backbone, LLM and ranking, the number of instructions aside: a suite axis such as ``sft.lora_dropout``,
+    or two runs side by side. Without them such points would pool into one line and their seeds into one mean."""
+    flat = [_flat(c) for c in configs]
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for i, c in enumerate(configs):
+        groups[c["task"], c["backbone"], llm_label(c["llm"]), ranking_of(c)].append(i)
+    labels = [""] * len(configs)
+    for members in groups.values():
+        names = sorted(set().union(*(flat[i] for i in members)) - LINE_KEYS)
+        varying = [n for n in names if len({json.dumps(flat[i].get(n), sort_keys=True, default=str)
+                                             for i in members}) > 1]
+        for i in members:
+            labels[i] = ", ".join(f"{n}={json.dumps(flat[i].get(n), default=str)}" for n in varying)
+    return labels
 
 
 def summary_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, backbone, llm, ranking, instructions, variant, seed) from the runs' configs and
-    results.json."""
+    results.json; where runs of one task, backbone, LLM and ranking differ in other settings, a ``setting`` key
+    says in which (:func:`line_settings`)."""
     rows = []
-    for cfg, res in zip(configs, results):
+    for cfg, res, setting in zip(configs, results, line_settings(configs)):
         keys = RATING_KEYS if cfg["task"] == "rating" else TOPK_KEYS
         for seed in res["seeds"]:
             for variant, v in seed["variants"].items():
                 row: dict[str, Any] = {"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
                                        "ranking": ranking_of(cfg), "instructions": int(cfg["instructions"]),
                                        "variant": variant, "seed": int(seed["seed"])}
+                if setting:
+                    row["setting"] = setting
                 row.update({k: v["metrics"].get(k) for k in keys})
                 rows.append(row)
                 if "always_mixed_metrics" in v:  # the paper's protocol beside the guard's (analysis only)
@@ -89,11 +126,12 @@ def always_mixed_variant(variant: str) -> str:
 def learning_rows(configs: list[dict[str, Any]], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (task, backbone, llm, instructions, seed, call) of the tuned LLM's answers alone."""
     rows = []
-    for cfg, res in zip(configs, results):
+    for cfg, res, setting in zip(configs, results, line_settings(configs)):
         for seed in res["seeds"]:
             for call, d in sorted(seed.get("llm", {}).get("diagnostics", {}).items()):
                 rows.append({"task": cfg["task"], "backbone": cfg["backbone"], "llm": llm_label(cfg["llm"]),
                              "ranking": ranking_of(cfg), "instructions": int(cfg["instructions"]),
+                             **({"setting": setting} if setting else {}),
                              "seed": int(seed["seed"]), "call": call, **d})
     return rows
 
@@ -154,14 +192,15 @@ def always_mixed_rows(configs: list[dict[str, Any]], results: list[dict[str, Any
     """One row per run that recorded Llama4Rec always mixed: its point, the selection metric always mixed against
     Base, the p over users, and the gain by long-tail group."""
     rows = []
-    for cfg, res in zip(configs, results):
+    for cfg, res, setting in zip(configs, results, line_settings(configs)):
         summary = {r["variant"]: r for r in res.get("always_mixed") or []}
         if "llama4rec" not in summary or "base" not in summary:
             continue
         metric = selection_metric(cfg["task"], cfg.get("select_metric"))
         mine, base = summary["llama4rec"], summary["base"]
         row: dict[str, Any] = {"run": f"{cfg['task']}: {cfg['backbone']}",
-                               "llm": line_label({"llm": llm_label(cfg["llm"]), "ranking": ranking_of(cfg)}),
+                               "llm": line_label({"llm": llm_label(cfg["llm"]), "ranking": ranking_of(cfg),
+                                                  "setting": setting}),
                                "instructions": int(cfg["instructions"]), "seeds": len(res["seeds"]),
                                "metric": metric, "Base": f"{base[metric]:.4f}",
                                "always mixed": f"{mine[metric]:.4f} ({mine[metric] - base[metric]:+.4f})",
