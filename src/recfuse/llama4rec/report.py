@@ -289,14 +289,18 @@ def gain_unit(select_metric: str | None) -> str:
     return "squared error" if select_metric == "rmse" else str(select_metric)
 
 
+def gain_in_unit(select_metric: str, base: float, mixed: float) -> float:
+    """The gain of ``mixed`` over ``base`` (both values of ``select_metric``) in :func:`gain_unit`'s unit."""
+    return base ** 2 - mixed ** 2 if select_metric == "rmse" else mixed - base
+
+
 def _test_gain(r: SeedResult, v: VariantResult) -> str:
     """The test gain of the chosen alphas always mixed, in the validation gain's unit (analysis only): how much
     of what test shows validation could see."""
     base, mixed, m = r.variants.get("base"), v.always_mixed_metrics, v.select_metric
     if base is None or not mixed or m is None or m not in base.metrics or m not in mixed:
         return "-"
-    gain = base.metrics[m] ** 2 - mixed[m] ** 2 if m == "rmse" else mixed[m] - base.metrics[m]
-    return f"{gain:+.4f}"
+    return f"{gain_in_unit(m, base.metrics[m], mixed[m]):+.4f}"
 
 
 def always_mixed_key(variant: str) -> str:
@@ -413,7 +417,7 @@ def results_markdown(cfg: Llama4RecConfig, dataset_name: str, table: list[dict[s
                   "LLM: pa = tuned with prompt augmentation (Llama4Rec), ift = "
                   "without; backbone: base, or da (retrained on augmented data).\n\n" + markdown_table(learning))
     if long_tail:
-        metric = cfg.select_metric if cfg.task != "rating" else "squared error"
+        metric = gain_unit(selection_metric(cfg.task, cfg.select_metric))
         md.append("\n## By long-tail group (test)\n\n"
                   f"Test {'users' if cfg.task != 'rating' else 'rated pairs'} in thirds by l_u = log(1 + training "
                   "interactions) within each seed (users: per seed): tail (the fewest; the adaptive weight gives "
