@@ -32,6 +32,7 @@ from recfuse.eval.report import markdown_table
 from recfuse.io import write_json, write_text
 from recfuse.llama4rec.config import selection_metric
 from recfuse.llm.embedded import DEFAULT_PACKAGED
+from recfuse.method import RESULT_NEUTRAL
 
 TOPK_KEYS = ("hr@3", "ndcg@3", "hr@5", "ndcg@5", "hr@10")
 RATING_KEYS = ("rmse", "mae")
@@ -60,7 +61,7 @@ def line_label(row: dict[str, Any]) -> str:
 
 
 #: what a scaling line is told apart by already, or what changes no result
-LINE_KEYS = frozenset({"task", "backbone", "ranking", "instructions", "seeds", "out", "progress"})
+LINE_KEYS = frozenset({"task", "backbone", "ranking", "instructions", *RESULT_NEUTRAL})
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
