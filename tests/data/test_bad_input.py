@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recfuse.data import leave_one_out, load_dataset, make_synthetic
+from recfuse.data import leave_one_out, load_dataset, make_split, make_synthetic
 from recfuse.data.splits import kcore
 from recfuse.errors import ConfigError, DataError, UnknownIdError
 
@@ -197,7 +197,7 @@ def test_duplicate_rows_are_kept_once_and_counted(tmp_path):
 
 def test_the_same_interaction_with_two_ratings_is_refused(tmp_path):
     write(tmp_path, "u.data", ROWS + "1\t10\t2\t881250949\n")
-    with pytest.raises(DataError, match=r"user '1' rated item '10' at time 881250949 twice, differently \(2 and 5\)"):
+    with pytest.raises(DataError, match=r"user '1' rated item '10' at time 881250949 twice, differently \(2 and 5, in u\.data:1 and u\.data:4\)"):
         load_dataset(tmp_path)
 
 
@@ -364,3 +364,101 @@ def test_carving_validation_by_time_takes_the_latest_share(tmp_path):
     assert "latest 0.2" in split.info["validation"]
     assert split.valid.timestamp.min() > split.train.timestamp.max()
     assert len(split.train) + len(split.valid) == 30
+
+
+# -- timestamps, ids, single files, and a quote left open -------------------------------------------------------------
+
+
+def csv_folder(tmp_path, rows, extra=""):
+    write(tmp_path, "r.csv", "u,i,t\n" + rows)
+    write(tmp_path, "dataset.yaml", "interactions: r.csv\nuser: u\nitem: i\ntimestamp: t\n" + extra)
+    return tmp_path
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf"])
+def test_a_non_finite_timestamp_in_a_csv_is_refused_naming_its_line(tmp_path, value):
+    csv_folder(tmp_path, f"1,10,100\n1,11,{value}\n2,12,300\n")
+    with pytest.raises(DataError, match=rf"r\.csv:3, field 't': not a finite number: '{re.escape(value)}'"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("value, what", [("30O", "not a number: '30O'"), ("", "missing value"),
+                                         ("NULL", "missing value")])
+def test_one_bad_entry_in_a_numeric_timestamp_column_is_named_not_the_first_good_one(tmp_path, value, what):
+    csv_folder(tmp_path, f"1,10,100\n1,11,200\n2,10,{value}\n2,12,300\n")
+    with pytest.raises(DataError, match=rf"r\.csv:4, field 't': {what}"):
+        load_dataset(tmp_path)
+
+
+def test_dates_with_and_without_a_time_zone_are_read_as_utc(tmp_path):
+    csv_folder(tmp_path, "1,10,2020-01-01T02:00:00+02:00\n1,11,2020-01-01\n1,12,01/02/2020\n")
+    assert load_dataset(tmp_path).interactions.timestamp.tolist() == [1577836800.0, 1577836800.0, 1577923200.0]
+
+
+def test_a_timestamp_format_is_used_even_where_dates_look_like_numbers(tmp_path):
+    csv_folder(tmp_path, "1,10,20200101\n1,11,20200102\n", extra="timestamp_format: '%Y%m%d'\n")
+    assert load_dataset(tmp_path).interactions.timestamp.tolist() == [1577836800.0, 1577923200.0]
+
+
+def test_a_quote_left_open_is_refused_naming_the_line_it_opens_on(tmp_path):
+    """A stray quote would swallow the next line into one id: one interaction fewer, nothing said."""
+    csv_folder(tmp_path, '1,10,100\n1,"11,200\n2,10",300\n2,12,400\n')
+    with pytest.raises(DataError, match=r"r\.csv:3, field 'i': a line break inside the id"):
+        load_dataset(tmp_path)
+
+
+def test_rows_after_a_quoted_field_spanning_lines_are_named_by_their_own_line(tmp_path):
+    csv_folder(tmp_path, '1,10,100\n"a\nb",11,200\n1,12,300,9\n')
+    with pytest.raises(DataError, match=r"r\.csv:5: expected 3 fields, found 4"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("layout", ["ml-100k-raw", "recbole", "netflix", "bookcrossing", "mind"])
+def test_every_loader_refuses_an_empty_user_id(tmp_path, layout):
+    """An empty id was one phantom user in every format but CSV."""
+    files, line = {
+        "ml-100k-raw": ({"u.data": "1\t10\t5\t100\n \t11\t4\t200\n"}, 2),
+        "recbole": ({"x.inter": HEADER + "1\t10\t5\t100\n\t11\t4\t200\n"}, 3),
+        "netflix": ({"combined_data_1.txt": "10:\n1,5,2005-01-01\n ,4,2005-01-02\n"}, 3),
+        "bookcrossing": ({"BX-Book-Ratings.csv": '"User-ID";"ISBN";"Book-Rating"\n"1";"a";"5"\n"";"b";"4"\n'}, 3),
+        "mind": ({"behaviors.tsv": "1\tU1\t11/11/2019 9:05:58 AM\t\tN1-1\n2\t\t11/11/2019 9:06:58 AM\t\tN2-1\n"}, 2),
+    }[layout]
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    with pytest.raises(DataError, match=rf"\S+:{line}, field '[^']+': missing value"):
+        load_dataset(tmp_path, format=layout, **({"kcore": 1} if layout == "bookcrossing" else {}))
+
+
+def test_a_single_file_path_loads_that_file_not_its_folders_own(tmp_path):
+    write(tmp_path, "u.data", ROWS)
+    write(tmp_path, "u1.base", "9\t10\t5\t100\n9\t12\t4\t200\n")
+    assert load_dataset(tmp_path / "u1.base").users.ids.tolist() == ["9"]
+    assert load_dataset(tmp_path / "u1.base", format="ml-100k-raw").users.ids.tolist() == ["9"]
+    assert load_dataset(tmp_path / "u.data").users.ids.tolist() == load_dataset(tmp_path).users.ids.tolist()
+
+
+def test_a_single_csv_file_is_read_with_its_folders_mapping_and_dataset_yaml_names_the_folder(tmp_path):
+    csv_folder(tmp_path, "1,10,100\n1,11,200\n")
+    write(tmp_path, "other.csv", "u,i,t\n7,10,100\n8,11,200\n")
+    assert load_dataset(tmp_path / "other.csv").users.ids.tolist() == ["7", "8"]
+    assert load_dataset(tmp_path / "dataset.yaml").users.ids.tolist() == ["1"]
+
+
+def test_a_single_file_of_no_known_format_says_how_to_read_it(tmp_path):
+    write(tmp_path, "log.txt", "a,b\n")
+    with pytest.raises(DataError, match=r"nothing says how to read log\.txt: name its format"):
+        load_dataset(tmp_path / "log.txt")
+
+
+def test_items_without_a_row_in_the_side_file_are_counted(tmp_path):
+    csv_folder(tmp_path, "1,10,100\n1,11,200\n", extra="items: {file: items.csv, id: i, text: [title]}\n")
+    write(tmp_path, "items.csv", "i,title\n10,Alien\n")
+    assert any("1 items with interactions have no row in items.csv" in n for n in load_dataset(tmp_path).notes)
+
+
+def test_repeat_only_test_users_are_counted_in_the_split_not_skipped_quietly(tmp_path, caplog):
+    csv_folder(tmp_path, "a,A,1\na,B,2\na,A,3\nb,A,1\nb,B,2\nb,C,3\nc,B,1\nc,C,2\nc,B,3\n")
+    split = make_split(load_dataset(tmp_path), "loo")
+    assert split.summary()["test_users"] == 1
+    assert split.summary()["test_users_with_repeats_only"] == 2
+    assert "2 user(s) of the test part are not evaluated" in caplog.text

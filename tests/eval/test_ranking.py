@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from recfuse.eval import evaluate_candidates, evaluate_full_ranking, evaluate_rating, long_tail_coefficient, top_k
+from recfuse.errors import EvaluationError
 
 
 def csr(rows, n_items):
@@ -115,3 +116,14 @@ def test_long_tail_coefficient_and_grouping():
     groups = np.where(lt[res.users] > 1, "long history", "short history")
     grouped = res.grouped(groups)
     assert grouped["long history"]["hr@1"] == 1.0 and grouped["short history"]["hr@1"] == 1.0
+
+
+@pytest.mark.parametrize("protocol", ["full", "candidates"])
+def test_nan_scores_are_an_error_not_metrics_that_look_like_a_result(protocol):
+    """A diverged model's NaN scores were ranked last, by item index: real-looking HR and NDCG."""
+    truth = sp.csr_matrix((np.ones(4), ([0, 1, 2, 3], [0, 1, 2, 15])), shape=(4, 20))
+    with pytest.raises(EvaluationError, match="80 scores of 4 users are NaN"):
+        if protocol == "full":
+            evaluate_full_ranking(lambda u: np.full((len(u), 20), np.nan), sp.csr_matrix((4, 20)), truth, ks=[3, 10])
+        else:
+            evaluate_candidates(np.full((4, 20), np.nan), truth.toarray() > 0, ks=[3, 10])

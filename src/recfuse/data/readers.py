@@ -34,6 +34,8 @@ from recfuse.errors import DataError
 
 log = logging.getLogger(__name__)
 LINE = "_line"
+#: the file an interaction row was read from (with its ``_line``: what an error about the row names)
+FILE = "_file"
 #: entries of an optional numeric column that mean "missing" (Book-Crossing writes NULL)
 MISSING_TOKENS = ("", "null", "na", "n/a", "nan", "none")
 #: the largest rating accepted (play counts and the like included); a larger one is a damaged file
@@ -98,8 +100,11 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
     except pd.errors.ParserError as e:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
         if m:
-            raise DataError(f"expected {m.group(1)} fields, found {m.group(3)}", path=path,
-                            line=int(m.group(2))) from None
+            line = int(m.group(2))  # pandas counts rows: a quoted field spanning lines is one
+            if quoting:
+                starts = _fields_and_lines(raw, sep, quoting, path)[1]
+                line = int(starts[line - 1]) if line <= len(starts) else line
+            raise DataError(f"expected {m.group(1)} fields, found {m.group(3)}", path=path, line=line) from None
         raise DataError(f"cannot parse: {e}", path=path) from None
     except (ValueError, csv.Error) as e:  # e.g. a stray carriage return inside a field of a binary file
         raise DataError(f"cannot parse as delimited text: {e}", path=path) from None
@@ -108,14 +113,15 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
     df[LINE] = np.arange(first_line, first_line + len(df))
     data_cols = [c for c in df.columns if c != LINE]
     need = len(data_cols) if min_fields is None else min_fields
-    if need > 1:
-        # pandas pads a short row with empty strings, like empty fields: count the fields ourselves
-        rows = csv.reader(io.StringIO(raw), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
-        try:
-            counts = np.fromiter((len(r) for r in rows), dtype=np.int64)[1 if header else 0:]
-        except csv.Error as e:  # a lone carriage return inside a field: not text written as delimited rows
-            raise DataError(f"cannot parse as delimited text: {e}", path=path) from None
+    if need > 1 or quoting:
+        # pandas pads a short row with empty strings, like empty fields: count the fields ourselves; and a
+        # quoted field may span lines: number each row by the physical line it starts on
+        counts, starts = _fields_and_lines(raw, sep, quoting, path)
+        skip = 1 if header else 0
+        counts, starts = counts[skip:], starts[skip:]
         if len(counts) == len(df):
+            df[LINE] = starts
+        if need > 1 and len(counts) == len(df):
             short = (counts < need) & (counts > 0)
             if short.any():
                 row = int(np.flatnonzero(short)[0])
@@ -124,6 +130,34 @@ def read_delimited(path: str | Path, *, sep: str, names: Sequence[str] | None = 
                                 f"(missing {', '.join(missing)})", path=path, line=int(df[LINE].iloc[row]))
     blank = (df[data_cols].fillna("").astype(str).apply(lambda s: s.str.strip()) == "").all(axis=1)
     return df[~blank.to_numpy()].reset_index(drop=True).fillna("")
+
+
+def _fields_and_lines(raw: str, sep: str, quoting: bool, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The number of fields of each row of ``raw`` and the physical line each row starts on (1-based)."""
+    rows = csv.reader(io.StringIO(raw), delimiter=sep, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    counts, ends = [], []
+    try:
+        for row in rows:
+            counts.append(len(row))
+            ends.append(rows.line_num)
+    except csv.Error as e:  # a lone carriage return inside a field: not text written as delimited rows
+        raise DataError(f"cannot parse as delimited text: {e}", path=path) from None
+    end = np.asarray(ends, dtype=np.int64)
+    return np.asarray(counts, dtype=np.int64), np.concatenate([[1], end[:-1] + 1]) if len(end) else end
+
+
+def to_ids(df: pd.DataFrame, column: str, path: str | Path) -> pd.Series:
+    """Column ``column`` as ids (strings, surrounding blanks stripped); an empty id, or one with a line break
+    in it (a quote opened in a field and never closed on its line), raises naming its line."""
+    ids = df[column].astype(str).str.strip()
+    bad = (ids == "") | ids.str.contains(r"[\r\n]", regex=True)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        what = ("missing value" if ids.iloc[row] == "" else
+                f"a line break inside the id {ids.iloc[row][:40]!r}: a quote opened on this line is not closed "
+                "before the line ends")
+        raise DataError(what, path=path, line=int(df[LINE].iloc[row]), field=column)
+    return ids
 
 
 def require_columns(df: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
@@ -169,18 +203,33 @@ def to_ratings(df: pd.DataFrame, column: str, path: str | Path) -> np.ndarray:
 
 
 def to_timestamps(df: pd.DataFrame, column: str, path: str | Path, fmt: str | None = None) -> np.ndarray:
-    """Unix seconds from a numeric column, or from dates (``fmt`` or ISO); bad entries raise with their line."""
+    """Unix seconds from dates in format ``fmt``, or, without one, from a numeric column (unix seconds) or ISO
+    dates (a time zone, where given, is taken into account; none means UTC); bad entries raise with their line.
+
+    A column whose entries are mostly numbers is numeric: an entry that is not a finite number is named (a typo
+    in one entry does not make the column dates)."""
     text = df[column].astype(str).str.strip()
-    numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all():
-        return numeric.to_numpy(np.float64)
-    parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+    if fmt is None and len(text) and pd.to_numeric(text, errors="coerce").notna().mean() >= 0.5:
+        return to_numbers(df, column, path)
+    missing = text.str.lower().isin(MISSING_TOKENS)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": bad entries are named below
+            given = text.where(~missing, None)
+            parsed = pd.to_datetime(given, format=fmt or "ISO8601", errors="coerce", utc=True)
+            other = parsed.isna() & ~missing
+            if fmt is None and other.any():  # dates not in ISO 8601 (e.g. 01/31/2020): each read on its own
+                parsed[other] = pd.to_datetime(given[other], format="mixed", errors="coerce", utc=True)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"cannot read as dates{f' in format {fmt!r}' if fmt else ''}: {e}", path=path,
+                        field=column) from None
     bad = parsed.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"not a timestamp or date: {text.iloc[row]!r}", path=path,
-                        line=int(df[LINE].iloc[row]), field=column)
-    return (parsed - pd.Timestamp(0)).dt.total_seconds().to_numpy(np.float64)
+        what = ("missing value" if missing.iloc[row] else
+                f"not a {f'date in format {fmt!r}' if fmt else 'timestamp or date'}: {text.iloc[row]!r}")
+        raise DataError(what, path=path, line=int(df[LINE].iloc[row]), field=column)
+    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(np.float64)
 
 
 @dataclass
@@ -249,10 +298,25 @@ def merge_duplicates(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, in
             parts = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
             when = f" at time {parts['timestamp']:.15g}" if "timestamp" in parts else " (the data has no times)"
             raise DataError(f"user {parts['user']!r} rated item {parts['item']!r}{when} twice, differently "
-                            f"({conflict['min'].iloc[0]:g} and {conflict['max'].iloc[0]:g}): the data does not say "
-                            f"which holds; {len(conflict)} such interaction(s) in all", path=source)
+                            f"({conflict['min'].iloc[0]:g} and {conflict['max'].iloc[0]:g}{_rows_of(frame, parts)}): "
+                            f"the data does not say which holds; {len(conflict)} such interaction(s) in all",
+                            path=source)
     kept = frame[~frame.duplicated(keys, keep="first").to_numpy()]
     return kept, len(frame) - len(kept)
+
+
+def _rows_of(frame: pd.DataFrame, values: dict) -> str:
+    """", in file:line and file:line" for the rows of ``frame`` equal to ``values`` where the loader kept where its
+    rows came from (``_file``, ``_line``); "" where it did not."""
+    if LINE not in frame:
+        return ""
+    match = np.ones(len(frame), dtype=bool)
+    for column, value in values.items():
+        match &= frame[column].to_numpy() == value
+    rows = frame[match]
+    files = rows[FILE] if FILE in rows else pd.Series([""] * len(rows), index=rows.index)
+    return ", in " + " and ".join(f"{name}:{line}" if name else f"line {line}"
+                                  for name, line in zip(files, rows[LINE]))
 
 
 def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | None = None,
@@ -289,10 +353,13 @@ def build_dataset(name: str, interactions: pd.DataFrame, *, users: SideTable | N
     )
     for kind, table, vocab in (("user", users, user_vocab), ("item", items, item_vocab)):
         if table is not None:
-            unused = len(set(table.frame["id"]) - set(vocab.ids))
-            if unused:
-                notes.append(f"{unused} {kind}s in {Path(table.path).name or 'the side file'} have no "
-                             "interactions and were left out")
+            listed, seen = set(table.frame["id"]), set(vocab.ids)
+            where = Path(table.path).name or "the side file"
+            if unused := len(listed - seen):
+                notes.append(f"{unused} {kind}s in {where} have no interactions and were left out")
+            if unlisted := len(seen - listed):
+                notes.append(f"{unlisted} {kind}s with interactions have no row in {where}: their side features "
+                             "are missing values")
     split = interactions["split"].to_numpy(np.int8) if "split" in interactions else None
     return Dataset(name, user_vocab, item_vocab, inter,
                    users.features(user_vocab) if users is not None else FeatureTable(len(user_vocab)),

@@ -411,10 +411,17 @@ def check_split(split: Split) -> Split:
                 continue
             raise DataError(f"the {split.protocol} split has no {what} interaction: {_why_empty(split, stage)}",
                             path=where)
-        if len(split.eval_users(stage)) == 0:
+        evaluated = len(split.eval_users(stage))
+        if evaluated == 0:
             raise DataError(f"no user can be evaluated on the {what} part of the {split.protocol} split: each of its "
                             f"{len(part)} interaction(s) is of an item its user already has earlier (repeated "
                             "interactions), which the ranking leaves out", path=where)
+        repeats_only = len(np.unique(part.user)) - evaluated
+        if repeats_only:  # said, never skipped quietly: the summary of every result holds the count
+            split.info[f"{stage}_users_with_repeats_only"] = repeats_only
+            log.warning("%s: %d user(s) of the %s part are not evaluated: each of their held-out items is one they "
+                        "already have earlier (a repeat), which the ranking leaves out (%d users are evaluated)",
+                        where, repeats_only, what, evaluated)
     return split
 
 

@@ -1,7 +1,9 @@
 """Evaluation protocols: full ranking over all items, re-ranking of candidate lists, rating prediction.
 
-Every user with held-out items in the evaluated stage is scored; none is skipped. Per-user values
-are kept so that results can be grouped afterwards (long-tail coefficient, cold vs warm).
+Every user with held-out items in the evaluated stage (items not already in their history) is scored; none
+is skipped (a split counts, in its summary, the users whose held-out items are all repeats of their history).
+Scores that are NaN are an :class:`~recfuse.errors.EvaluationError`, never ranked last quietly. Per-user
+values are kept so that results can be grouped afterwards (long-tail coefficient, cold vs warm).
 """
 
 from __future__ import annotations
@@ -109,6 +111,16 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, copy
     return out
 
 
+def _refuse_nan(scores: np.ndarray, users: np.ndarray) -> None:
+    """:class:`~recfuse.errors.EvaluationError` where a score that is ranked is NaN (a diverged model): ranked
+    last, it would give metrics that look like a result."""
+    nan = np.isnan(scores)
+    if nan.any():
+        rows = np.flatnonzero(nan.any(axis=1))
+        raise EvaluationError(f"{int(nan.sum())} scores of {len(rows)} users are NaN (first: user {int(users[rows[0]])}): "
+                              "the model diverged (try a lower lr); NaN is never ranked")
+
+
 def hits_of(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     """Boolean (n, k) matrix: is ``topk[r, j]`` among the true items of row r of ``truth``."""
     truth = truth.tocsr()
@@ -155,6 +167,7 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
         if item_mask is not None:
             scores[:, ~item_mask] = -np.inf
         _mask_excluded(scores, history[batch])
+        _refuse_nan(scores, batch)
         # one more than the largest k: the next item tells whether a cut falls inside a tie
         top = top_k(scores, kmax + 1, copy=False)
         ranked = np.take_along_axis(scores, top, axis=1)
@@ -180,6 +193,7 @@ def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int
     labels = np.asarray(labels, dtype=bool)
     if scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in shape")
+    _refuse_nan(scores, users if users is not None else np.arange(len(scores)))
     kmax = min(max(ks), scores.shape[1])
     order = top_k(scores, kmax)
     hits = np.take_along_axis(labels, order, axis=1)

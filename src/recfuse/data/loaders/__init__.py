@@ -2,7 +2,8 @@
 
 Names: ``ml-100k`` (downloaded copy, else the copy shipped in the ``recbole`` wheel, offline),
 ``ml-1m``, ``bookcrossing``, ``mind-small``, ``netflix`` (after ``recfuse data fetch NAME``), and
-``synthetic``. Paths: a folder in any format below (detected from its files) or a single file.
+``synthetic``. Paths: a folder in any format below (detected from its files), or a single interaction file
+of one (read in the format of its folder, or ``format``; the folder's side files, if any, come with it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from recfuse.data.dataset import Dataset
 from recfuse.data.fetch import DATASETS, dataset_dir
 from recfuse.data.loaders.base import DatasetFormat
 from recfuse.data.loaders.bookcrossing import BookCrossing
-from recfuse.data.loaders.csv import CsvFormat, CsvSpec
+from recfuse.data.loaders.csv import SPEC_FILE, CsvFormat, CsvSpec
 from recfuse.data.loaders.mind import MIND
 from recfuse.data.loaders.movielens import MovieLens1M, MovieLens100K
 from recfuse.data.loaders.netflix import Netflix
@@ -82,17 +83,16 @@ def load_dataset(name_or_path: str | Path, format: str | None = None, *, name: s
     if key == "synthetic":
         return make_synthetic(**options)
     path = Path(key).expanduser()
+    named_file = path if path.is_file() else None
     if key in DATASETS and not path.exists():
         path, name = _resolve_name(key)[0], name or key
     if not path.exists():
         raise DataError(f"no such dataset or path (known names: synthetic, {', '.join(DATASETS)})", path=key)
     if path.is_file():
-        if csv is None and format not in (None, "csv"):
-            splits = {"all": path.name} if splits is None else splits
-        elif csv is not None:
-            spec = csv if isinstance(csv, CsvSpec) else CsvSpec.from_dict(csv, "csv options")
-            spec.interactions = spec.interactions or path.name
-        path, splits = path.parent, splits or ({"all": path.name} if format not in (None, "csv") else None)
+        # the named file is what is read (a dataset.yaml names the folder's files itself)
+        if not (csv is None and path.name == SPEC_FILE):
+            splits = splits or {"all": path.name}
+        path = path.parent
     if csv is not None:
         fmt: DatasetFormat = CsvFormat(csv if isinstance(csv, CsvSpec) else CsvSpec.from_dict(csv, "csv options"))
     elif format is not None:
@@ -100,6 +100,12 @@ def load_dataset(name_or_path: str | Path, format: str | None = None, *, name: s
             raise ConfigError(f"unknown format {format!r} (choose from {', '.join(FORMATS)})")
         fmt = FORMATS[format]()
     else:
-        fmt = detect_format(path)
+        try:
+            fmt = detect_format(path)
+        except DataError as e:
+            if named_file is None:
+                raise
+            raise DataError(f"{e}; nothing says how to read {named_file.name}: name its format, or give a csv "
+                            "column mapping") from None
     display = name or path.name
     return fmt.load(path, display, splits=splits, **options)

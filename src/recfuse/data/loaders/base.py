@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from recfuse.data.dataset import SPLIT_CODES, Dataset
-from recfuse.data.readers import SideTable, build_dataset
+from recfuse.data.readers import FILE, SideTable, build_dataset
 from recfuse.errors import ConfigError, DataError
 
 
@@ -54,13 +54,17 @@ class DatasetFormat:
         for part in files:
             if part != "all" and part not in SPLIT_CODES:
                 raise ConfigError(f"unknown split part {part!r} (use train, valid, test)")
-        if splits and "train" not in files:
+        if "all" in files and len(files) > 1:
+            raise ConfigError("give one file of all interactions ('all') or a split's files (train, valid, test), "
+                              "not both")
+        if splits and "all" not in files and "train" not in files:
             raise ConfigError("a predefined split needs at least a 'train' file")
         frames = []
         for part, path in files.items():
             frame = self.read_interactions(path, **options)
             if len(frame) == 0:
                 raise DataError("no interactions in the file", path=path)
+            frame = frame.assign(**{FILE: path.name})  # where each row came from, for errors naming it
             if part != "all":
                 frame = frame.assign(split=SPLIT_CODES[part])
             frames.append(frame)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from recfuse.data.loaders.base import DatasetFormat, find_one
-from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_numbers,
+from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_ids, to_numbers,
                                   to_ratings)
 from recfuse.data.splits import kcore as kcore_filter
 from recfuse.errors import DataError
@@ -52,8 +52,8 @@ class BookCrossing(DatasetFormat):
         df = _read(path)
         require_columns(df, ["User-ID", "ISBN", "Book-Rating"], path)
         rating = to_ratings(df, "Book-Rating", path)
-        out = pd.DataFrame({"user": df["User-ID"].str.strip(), "item": df["ISBN"].str.strip().str.upper(),
-                            "rating": rating})
+        out = pd.DataFrame({"user": to_ids(df, "User-ID", path), "item": to_ids(df, "ISBN", path).str.upper(),
+                            "rating": rating, LINE: df[LINE]})
         if explicit_only:
             out = out[out["rating"] > 0]
         kept = out.drop_duplicates(["user", "item"], keep="last")

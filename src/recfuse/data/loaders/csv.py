@@ -30,7 +30,7 @@ import yaml
 
 from recfuse.data.dataset import FeatureKind
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_numbers,
+from recfuse.data.readers import (LINE, SideTable, read_delimited, read_text, require_columns, to_ids, to_numbers,
                                   to_ratings, to_timestamps)
 from recfuse.errors import ConfigError, DataError
 
@@ -115,11 +115,7 @@ class CsvFormat(DatasetFormat):
         df = read_delimited(path, sep=spec.sep, header=True, encoding=spec.encoding)
         cols = [c for c in (spec.user, spec.item, spec.rating, spec.timestamp) if c]
         require_columns(df, cols, path)
-        out = pd.DataFrame({"user": df[spec.user], "item": df[spec.item]})
-        for col, name in ((spec.user, "user"), (spec.item, "item")):
-            empty = out[name].astype(str).str.strip() == ""
-            if empty.any():
-                raise DataError("missing value", path=path, line=int(df[LINE][empty.to_numpy()].iloc[0]), field=col)
+        out = pd.DataFrame({"user": to_ids(df, spec.user, path), "item": to_ids(df, spec.item, path), LINE: df[LINE]})
         if spec.rating:
             out["rating"] = to_ratings(df, spec.rating, path)
         if spec.timestamp:

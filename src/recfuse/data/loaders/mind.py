@@ -1,13 +1,16 @@
 """MIND news recommendation: behaviors.tsv + news.tsv.
 
 Interactions are clicks: the clicked news of each impression at its time, and the user's click
-history (which precedes the file's period) one second before the user's first impression. A folder
+history (which precedes the file's period) one second before the user's first impression. A user's click
+of one news item is kept once, the earliest (histories repeat across train and dev; a news item clicked again
+is not a second preference): the dataset's notes count the repeated clicks left out. A folder
 holding ``*_train`` and ``*_dev`` sub-folders (as MIND ships) loads as a predefined split: train and
 dev (used as the test period; MIND's own test set has no labels).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +18,10 @@ import pandas as pd
 
 from recfuse.data.dataset import SPLIT_CODES
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import LINE, SideTable, read_delimited, to_timestamps
+from recfuse.data.readers import LINE, SideTable, read_delimited, to_ids, to_timestamps
 from recfuse.errors import DataError
+
+log = logging.getLogger(__name__)
 
 BEHAVIOR_COLUMNS = ["impression_id", "user", "time", "history", "impressions"]
 NEWS_COLUMNS = ["id", "category", "subcategory", "title", "abstract", "url", "title_entities", "abstract_entities"]
@@ -37,6 +42,9 @@ class MIND(DatasetFormat):
     name = "mind"
     description = "MIND news (behaviors.tsv, news.tsv), optionally *_train / *_dev sub-folders"
 
+    def __init__(self) -> None:
+        self.repeated = 0  # repeated clicks of one news item by one user, left out by combine
+
     def detect(self, directory: Path) -> bool:
         return (directory / "behaviors.tsv").is_file() or "train" in _subdirs(directory)
 
@@ -48,7 +56,8 @@ class MIND(DatasetFormat):
     def read_interactions(self, path: Path, **options) -> pd.DataFrame:
         df = read_delimited(path, sep="\t", names=BEHAVIOR_COLUMNS, quoting=False, min_fields=3)
         times = to_timestamps(df, "time", path, fmt="%m/%d/%Y %I:%M:%S %p")
-        users, items, stamps, is_history = [], [], [], []
+        df = df.assign(user=to_ids(df, "user", path))
+        users, items, stamps, is_history, lines = [], [], [], [], []
         first_seen: dict[str, float] = {}
         for user, t, hist, imps, line in zip(df["user"], times, df["history"], df["impressions"], df[LINE]):
             first_seen[user] = min(t, first_seen.get(user, np.inf))
@@ -62,17 +71,19 @@ class MIND(DatasetFormat):
                     items.append(news)
                     stamps.append(t)
                     is_history.append(False)
-        history = {}
-        for user, hist in zip(df["user"], df["history"]):
+                    lines.append(line)
+        history: dict[str, tuple[list[str], int]] = {}
+        for user, hist, line in zip(df["user"], df["history"], df[LINE]):
             if hist and user not in history:
-                history[user] = hist.split()
-        for user, hist in history.items():
+                history[user] = hist.split(), line
+        for user, (hist, line) in history.items():
             for news in hist:
                 users.append(user)
                 items.append(news)
                 stamps.append(first_seen[user] - 1.0)
                 is_history.append(True)
-        return pd.DataFrame({"user": users, "item": items, "timestamp": stamps, "history": is_history})
+                lines.append(line)
+        return pd.DataFrame({"user": users, "item": items, "timestamp": stamps, "history": is_history, LINE: lines})
 
     def combine(self, frames: list[pd.DataFrame]) -> pd.DataFrame:
         """A click seen in several parts (histories repeat across train and dev) is kept once, the
@@ -80,8 +91,19 @@ class MIND(DatasetFormat):
         out = pd.concat(frames, ignore_index=True)
         if "split" in out:
             out.loc[out["history"], "split"] = SPLIT_CODES["train"]
-        out = out.sort_values("timestamp", kind="stable").drop_duplicates(["user", "item"], keep="first")
-        return out.drop(columns="history").reset_index(drop=True)
+        first = out.sort_values("timestamp", kind="stable").drop_duplicates(["user", "item"], keep="first")
+        # a history seen again in another part is the same clicks, not a repeat
+        again = out[~out.index.isin(first.index)]
+        self.repeated = int((~again["history"]).sum())
+        return first.drop(columns="history").reset_index(drop=True)
+
+    def finish(self, dataset, **options):
+        if self.repeated:
+            note = (f"{self.repeated} repeated clicks of a news item by the same user left out (the earliest click "
+                    "is kept)")
+            log.warning("%s: %s", dataset.source or dataset.name, note)
+            dataset.notes.append(note)
+        return dataset
 
     def read_side(self, directory: Path, **options):
         paths = [directory / "news.tsv"] if (directory / "news.tsv").is_file() else \

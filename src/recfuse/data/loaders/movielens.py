@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import LINE, SideTable, read_delimited, require_columns, to_numbers, to_ratings
+from recfuse.data.readers import LINE, SideTable, read_delimited, require_columns, to_ids, to_numbers, to_ratings
 
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
@@ -34,9 +34,9 @@ def split_title_year(titles: pd.Series) -> tuple[list[str], list[float]]:
 
 def _ratings(path: Path, sep: str) -> pd.DataFrame:
     df = read_delimited(path, sep=sep, names=["user", "item", "rating", "timestamp"], encoding="latin-1")
-    return pd.DataFrame({"user": df["user"], "item": df["item"],
+    return pd.DataFrame({"user": to_ids(df, "user", path), "item": to_ids(df, "item", path),
                          "rating": to_ratings(df, "rating", path),
-                         "timestamp": to_numbers(df, "timestamp", path, integer=True)})
+                         "timestamp": to_numbers(df, "timestamp", path, integer=True), LINE: df[LINE]})
 
 
 class MovieLens100K(DatasetFormat):

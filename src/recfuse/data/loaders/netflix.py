@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recfuse.data.loaders.base import DatasetFormat
-from recfuse.data.readers import LINE, SideTable, read_delimited, to_ratings, to_timestamps
+from recfuse.data.readers import LINE, SideTable, read_delimited, to_ids, to_ratings, to_timestamps
 from recfuse.errors import DataError
 
 
@@ -49,9 +49,10 @@ class Netflix(DatasetFormat):
         movie = pd.Series(np.where(header, df["customer"].str.strip().str.rstrip(":"), None)).ffill()
         body = df[~header.to_numpy()]
         movie = movie[~header.to_numpy()]
-        return pd.DataFrame({"user": body["customer"].str.strip().to_numpy(), "item": movie.to_numpy(),
+        return pd.DataFrame({"user": to_ids(body, "customer", path).to_numpy(), "item": movie.to_numpy(),
                              "rating": to_ratings(body, "rating", path),
-                             "timestamp": to_timestamps(body, "date", path, fmt="%Y-%m-%d")})
+                             "timestamp": to_timestamps(body, "date", path, fmt="%Y-%m-%d"),
+                             LINE: body[LINE].to_numpy()})
 
     def read_side(self, directory: Path, **options):
         path = directory / "movie_titles.csv"

@@ -13,7 +13,7 @@ import pandas as pd
 
 from recfuse.data.dataset import FeatureKind
 from recfuse.data.loaders.base import DatasetFormat, find_one
-from recfuse.data.readers import LINE, SideTable, read_delimited, to_numbers, to_ratings
+from recfuse.data.readers import LINE, SideTable, read_delimited, to_ids, to_numbers, to_ratings
 from recfuse.errors import DataError
 
 TYPES = ("token", "token_seq", "float", "float_seq")
@@ -71,14 +71,14 @@ class RecBoleAtomic(DatasetFormat):
             if field in by_name:
                 col = by_name[field]
                 if key in ("user", "item"):
-                    out[key] = df[col]
+                    out[key] = to_ids(df, col, path)
                 elif key == "rating":
                     out[key] = to_ratings(df, col, path)
                 else:
                     out[key] = to_numbers(df, col, path)
             elif key in ("user", "item"):
                 raise DataError(f"missing column (the file has: {', '.join(by_name)})", path=path, field=field)
-        return pd.DataFrame(out)
+        return pd.DataFrame({**out, LINE: df[LINE]})
 
     def _side(self, path: Path | None, id_field: str) -> SideTable | None:
         if path is None:
