@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recfuse.errors import CacheError, OutputError
+from recfuse.errors import CacheError, DataError, OutputError
 
 
 def cache_dir() -> Path:
@@ -176,8 +177,13 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file's content; one that is not JSON is a :class:`~recfuse.errors.DataError` naming it (a missing
+    file stays an ``OSError``)."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        try:
+            return json.load(fh)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise DataError(f"not valid JSON ({e})", path=path) from None
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
@@ -189,8 +195,15 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+    """The arrays of an ``.npz`` file (never unpickled); a damaged one is a :class:`~recfuse.errors.DataError`
+    naming it (a missing file stays an ``OSError``)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(errno.ENOENT, "no such file", str(path))
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"not a readable .npz file of arrays ({type(e).__name__}: {e})", path=path) from None
 
 
 def fingerprint(*parts: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from pathlib import Path
@@ -57,7 +58,9 @@ def test_bad_parameters_are_422(mf_server, params):
 
 
 @pytest.mark.parametrize("body", [{}, {"items": []}, {"items": ["i1"], "k": 0}, {"items": ["i1"], "surprise": 1},
-                                  {"items": "i1"}, {"items": [True]}, {"items": [None]}, [], "text"])
+                                  {"items": "i1"}, {"items": [True]}, {"items": [None]}, [], "text",
+                                  {"items": ["i1"], "k": True}, {"items": ["i1"], "k": "3"},
+                                  {"items": ["i1"], "user": ""}, {"items": ["i1"], "user": "u" * 5000}])
 def test_bad_bodies_are_422(mf_server, body):
     assert mf_server.post("/v1/recommend", json=body).status_code == 422
 
@@ -68,7 +71,10 @@ def test_no_bad_input_gives_a_500(mf_server):
         for path, key in (("/v1/recommend", "user"), ("/v1/similar-items", "item")):
             assert mf_server.get(path, params={key: value, "k": 5}).status_code in (404, 422)
     bodies = [b"{bad", b"", b"null", b"[1, 2", b'{"items": [1e999]}', b'{"items": ["i1"], "k": 1e999}',
-              b'{"user": "u", "item": "i1", "rating": "five"}', b'{"user": "u", "item": "i1", "rating": 1e999}']
+              b'{"user": "u", "item": "i1", "rating": "five"}', b'{"user": "u", "item": "i1", "rating": 1e999}',
+              # integers too large for a float (an OverflowError, not a ValueError)
+              b'{"user": "u", "item": "i1", "rating": 1' + b"0" * 400 + b"}",
+              b'{"user": "u", "item": "i1", "timestamp": 1' + b"0" * 400 + b"}"]
     for path in ("/v1/recommend", "/v1/interactions", "/v1/items"):
         for raw in bodies:
             r = mf_server.post(path, data=raw, headers={"Content-Type": "application/json"})
@@ -195,6 +201,12 @@ def test_new_items_through_a_text_tower(tmp_path):
         assert server.post("/v1/items", json=item).status_code == 409
         assert server.post("/v1/items", json={**item, "item": "x", "features": {"colour": "red"}}).status_code == 422
         assert server.post("/v1/items", json={"item": "y"}).status_code == 422
+        # values that are not of their feature's kind, or that overflow once standardised, are refused: such an
+        # item's vector would be NaN and poison every fold-in after it (and come back on restart)
+        for features in ({"year": 1e300}, {"year": int("1" + "0" * 400)}, {"year": "abc"}, {"year": [1]},
+                         {"genres": {"a": 1}}):
+            r = server.post("/v1/items", json={**item, "item": "bad", "features": features})
+            assert r.status_code == 422, (features, r.status_code, r.text)
         similar = server.get("/v1/similar-items", params={"item": "brand-new", "k": 10}).json()["items"]
         in_topic = sum("topic2" in genres[i] for i in similar)
         assert in_topic >= 6, similar
@@ -296,3 +308,67 @@ def test_train_leaves_a_servable_run(mf_run):
     assert seed == 0 and np.isfinite(model.score(np.array([0, 1]))).all()
     for name in ("results.json", "results.md", "results.csv", "config.yaml"):
         assert (mf_run / name).is_file()
+
+
+def test_too_many_interactions_in_a_bare_list_are_422(mf_server):
+    rows = [{"user": "bulk", "item": "i1"}] * 10_001
+    assert mf_server.post("/v1/interactions", json=rows).status_code == 422
+    assert mf_server.post("/v1/interactions", json={"interactions": rows}).status_code == 422
+
+
+def test_a_feedback_log_that_cannot_be_written_is_a_503_and_said_at_once(mf_copy):
+    (mf_copy / "feedback").write_text("not a folder")
+    server = Server(mf_copy)
+    try:
+        assert server.get("/health").json()["feedback_log"] == "is a file, not a folder"
+        r = server.post("/v1/interactions", json={"user": "u1", "item": "i1"})
+        assert r.status_code == 503 and "cannot be written" in r.json()["detail"]
+        assert server.get("/v1/recommend", params={"user": "u1", "k": 3}).status_code == 200  # reads still work
+    finally:
+        out = server.stop()
+    assert "will answer 503" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--alpha1", "0.5"], "--alpha1 sets up the LLM re-ranking, which is off"),
+    (["--llm.model", "gemma3-270m", "--candidates", "5"], "--candidates, --llm.* set up the LLM re-ranking"),
+    (["--port", "99999"], "port"),
+])
+def test_serve_options_that_would_be_ignored_or_cannot_work_are_refused(mf_run, capsys, args, message):
+    assert main(["serve", str(mf_run), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _garble_model(run: Path) -> None:
+    for f in (run / "seed-0" / "model").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+
+
+def _other_sized_model(run: Path) -> None:
+    """The model of another dataset (fewer users and items) in place of the run's own."""
+    import shutil
+
+    from recfuse.data import leave_one_out, make_synthetic
+    from recfuse.models.base import create_model
+
+    model = create_model("mf", epochs=1)
+    model.fit(leave_one_out(make_synthetic(n_users=30, n_items=20, seed=1)))
+    shutil.rmtree(run / "seed-0" / "model")
+    model.save(run / "seed-0" / "model")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_garble_model, r"seed-0/model: the model of seed 0 cannot be read"),
+    (_other_sized_model, r"seed-0/model: the model of seed 0 was trained on 30 users .* and 20 items"),
+    (lambda run: (run / "serving.json").write_text("{bad"), r"serving\.json: not valid JSON"),
+    (lambda run: (run / "serving.json").write_text("{}"), r"serving\.json: not a run folder's manifest"),
+    (lambda run: (run / "dataset" / "meta.json").unlink(), r"dataset/meta\.json is missing"),
+    (lambda run: (run / "dataset" / "arrays.npz").write_bytes(b"garbage"), r"arrays\.npz: not a readable \.npz"),
+])
+def test_a_damaged_run_folder_is_one_error_naming_the_file(mf_copy, capsys, damage, message):
+    """Each was a raw traceback (BadZipFile, KeyError, JSONDecodeError...), mostly without the file's name; a
+    model of another dataset was served, cutting the catalogue short."""
+    damage(mf_copy)
+    assert main(["serve", str(mf_copy)]) == 2
+    assert re.search(message, capsys.readouterr().err)

@@ -25,7 +25,7 @@ class ServeConfig:
     """Serve a run folder of `recfuse train`."""
 
     host: str = option("127.0.0.1", "interface to listen on (loopback by default; anything else: set an API key)")
-    port: int = option(8000, "port")
+    port: int = option(8000, "port (0: any free one)", min=0, max=65535)
     seed: int | None = option(None, "which seed's model to serve (default: the first trained)")
     api_key_env: str = option("", "environment variable holding the API key that /v1 requests must carry "
                                   "(X-API-Key or Authorization: Bearer); empty: no key")
@@ -45,14 +45,23 @@ class ServeConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
 
 
+#: the options that only the LLM re-ranking reads (given without --llm-rerank: an error, never ignored)
+RERANK_ONLY = ("llm_budget_ms", "llama4rec_run", "adapter", "alpha1", "alpha2", "candidates", "prompt_augmentation",
+               "llm")
+
+
 def build_reranker(cfg: ServeConfig, train_counts: np.ndarray, seed: int) -> Reranker | None:
     """The LLM re-ranking the options ask for (None without --llm-rerank)."""
     from recfuse.llm.config import load_llm  # lazy: the LLM stack only with --llm-rerank
     from recfuse.serving.rerank import Reranker, RerankSettings, settings_from_llama4rec_run  # lazy: Llama4Rec's prompts only with --llm-rerank
 
     if not cfg.llm_rerank:
-        if cfg.llama4rec_run or cfg.adapter:
-            raise ConfigError("--llama4rec-run and --adapter set up the LLM re-ranking: add --llm-rerank")
+        defaults = ServeConfig()
+        given = [f"--{name.replace('_', '-')}" + (".*" if name == "llm" else "") for name in RERANK_ONLY
+                 if getattr(cfg, name) != getattr(defaults, name)]
+        if given:
+            raise ConfigError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} up the LLM re-ranking, which is "
+                              "off: add --llm-rerank (or leave them out)")
         return None
     settings = RerankSettings(budget_ms=cfg.llm_budget_ms, prompt_augmentation=cfg.prompt_augmentation)
     llm_cfg = cfg.llm

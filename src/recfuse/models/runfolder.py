@@ -20,6 +20,7 @@ leaves a half-written model or dataset. Nothing is pickled.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +167,17 @@ class ServableRun:
         if not path.exists():
             raise DataError(f"the model of seed {seed} is missing (the run folder is incomplete)", path=path)
         cls = get_model_class(self.manifest.get("class") or self.model_name)
-        return seed, cls.load(path)
+        try:
+            model = cls.load(path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"the model of seed {seed} cannot be read ({type(e).__name__}: {e}): the run folder is "
+                            "damaged", path=path) from None
+        sizes = {"users": (model.n_users, len(self.dataset.users)), "items": (model.n_items, len(self.dataset.items))}
+        wrong = [f"{n} {kind} (the run's dataset has {want})" for kind, (n, want) in sizes.items() if n != want]
+        if wrong:
+            raise DataError(f"the model of seed {seed} was trained on {' and '.join(wrong)}: it is not this run's "
+                            "model", path=path)
+        return seed, model
 
 
 def _features_from_files(meta: list[dict[str, Any]], arrays: Mapping[str, np.ndarray], n_items: int) -> FeatureTable:
@@ -198,14 +209,28 @@ def read_run(folder: str | Path) -> ServableRun:
             hint = f"; servable runs below it: {', '.join(str(s) for s in subs[:5])}"
         raise DataError(f"not a servable run folder (no {MANIFEST}: train it with `recfuse train --out DIR` and "
                         f"serve DIR/<dataset>/<model>){hint}", path=folder)
+    for name in (MANIFEST, "dataset/meta.json", "dataset/arrays.npz"):
+        if not (folder / name).is_file():
+            raise DataError(f"{name} is missing (the run folder is incomplete)", path=folder)
     manifest = read_json(folder / MANIFEST)
-    if int(manifest.get("format", 0)) > FORMAT:
-        raise DataError(f"{MANIFEST} has format {manifest.get('format')}; this recfuse reads up to {FORMAT}",
-                        path=folder / MANIFEST)
+    try:
+        version, seeds, model = int(manifest.get("format", 0)), [int(s) for s in manifest["seeds"]], manifest["model"]
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"not a run folder's manifest ({type(e).__name__}: {e})", path=folder / MANIFEST) from None
+    if version > FORMAT:
+        raise DataError(f"{MANIFEST} has format {version}; this recfuse reads up to {FORMAT}", path=folder / MANIFEST)
+    if not seeds or not isinstance(model, str):
+        raise DataError("names no seed or no model", path=folder / MANIFEST)
     meta = read_json(folder / "dataset" / "meta.json")
     arrays = load_npz(folder / "dataset" / "arrays.npz")
-    users, items = Vocab(meta["users"], "user"), Vocab(meta["items"], "item")
-    inter = Interactions(arrays["user"], arrays["item"], arrays.get("rating"), arrays.get("timestamp"))
-    features = _features_from_files(meta["item_features"], arrays, len(items))
-    dataset = Dataset(meta["name"], users, items, inter, item_features=features, source=str(meta.get("source", "")))
-    return ServableRun(folder, manifest, dataset, arrays["part"])
+    try:
+        users, items = Vocab(meta["users"], "user"), Vocab(meta["items"], "item")
+        inter = Interactions(arrays["user"], arrays["item"], arrays.get("rating"), arrays.get("timestamp"))
+        features = _features_from_files(meta["item_features"], arrays, len(items))
+        dataset = Dataset(meta["name"], users, items, inter, item_features=features,
+                          source=str(meta.get("source", "")))
+        part = arrays["part"]
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"the run folder's dataset cannot be read ({type(e).__name__}: {e})",
+                        path=folder / "dataset") from None
+    return ServableRun(folder, manifest, dataset, part)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from recfuse import __version__
 from recfuse.serving.engine import CannotServe
-from recfuse.serving.state import BadInput, Conflict, Ranked, ServingState, UnknownIds
+from recfuse.serving.state import BadInput, Conflict, LogUnwritable, Ranked, ServingState, UnknownIds
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class RecommendRequest(_Body):
     """A user who was not in training, given by the items they interacted with (oldest first)."""
 
     items: list[Id] = Field(min_length=1, max_length=MAX_ITEMS, description="item ids, oldest first")
-    k: int = Field(10, ge=1, le=MAX_K, description="list length")
+    k: StrictInt = Field(10, ge=1, le=MAX_K, description="list length")
     user: Id | None = Field(None, description="optional user id: their logged feedback is added before the items")
     llm: bool | None = Field(None, description="re-rank with the LLM (default: when the server does)")
 
@@ -54,6 +54,9 @@ class Interaction(_Body):
     item: Id
     rating: Number | None = None
     timestamp: Number | None = Field(None, description="seconds since the epoch (default: now)")
+
+
+InteractionList = Annotated[list[Interaction], Field(min_length=1, max_length=MAX_ITEMS)]
 
 
 class InteractionBatch(_Body):
@@ -154,7 +157,7 @@ def create_app(state: ServingState, api_key: str | None = None) -> FastAPI:
         return {"item": str(body.item), "items": state.health()["items"]}
 
     @v1.post("/interactions", summary="log feedback; the next request sees it")
-    def interactions(body: Interaction | list[Interaction] | InteractionBatch) -> dict[str, Any]:
+    def interactions(body: Interaction | InteractionList | InteractionBatch) -> dict[str, Any]:
         """One interaction, a list of them, or ``{"interactions": [...]}``: appended to the run folder's log
         (fsync'd: nothing acknowledged is lost on restart); excluded from the user's next recommendations and,
         for a new user, the items they are folded in from."""
@@ -190,9 +193,14 @@ def create_app(state: ServingState, api_key: str | None = None) -> FastAPI:
     def conflict(request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 
+    @app.exception_handler(LogUnwritable)
+    def unwritable(request: Request, exc: LogUnwritable) -> JSONResponse:
+        log.error("%s", exc)
+        return JSONResponse(status_code=503, content={"detail": str(exc)})
+
     @app.exception_handler(Exception)
     def internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request %s %s failed", request.method, request.url.path)
+        log.error("request %s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse(status_code=500, content={"detail": f"internal error: {type(exc).__name__}"})
 
     return app

@@ -58,6 +58,51 @@ class Conflict(Exception):
     """A request that contradicts the state (an item id that already exists): a 409."""
 
 
+class LogUnwritable(Exception):
+    """The feedback log cannot be written (a read-only run folder, a full disk): a 503; nothing is accepted
+    that would be lost on restart."""
+
+
+def _unwritable(folder: Path) -> str:
+    """Why the feedback log folder cannot be written ("" where it can, or can be made)."""
+    target = folder
+    while not target.exists():
+        target = target.parent
+    if target != folder or folder.is_dir():
+        return "" if os.access(target, os.W_OK | os.X_OK) else "cannot be written (no permission)"
+    return "is a file, not a folder"
+
+
+def _finite_number(name: str, value: Any) -> float:
+    """``value`` as a finite float, else :class:`BadInput` naming ``name`` (an integer too large for a float
+    included)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise BadInput(f"{name} must be a finite number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{name} must be a finite number, got {str(value)[:40]!r}")
+    return number
+
+
+def _check_features(features: Mapping[str, Any], kinds: Mapping[str, str]) -> None:
+    """:class:`BadInput` naming the first feature whose value is not of its kind: a number (numeric), a string
+    or integer (categorical), those or a list of them (multi-valued); null is a missing value."""
+    for name, value in features.items():
+        kind = kinds.get(name)
+        if value is None or kind is None:
+            continue
+        if kind == "numeric":
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise BadInput(f"feature {name!r} is numeric, got {value!r}")
+            _finite_number(f"feature {name!r}", value)
+            continue
+        values = value if kind == "multi" and isinstance(value, list) else [value]
+        if any(isinstance(v, bool) or not isinstance(v, (str, int)) for v in values):
+            raise BadInput(f"feature {name!r} takes {'a value or a list of values' if kind == 'multi' else 'a value'} "
+                           f"(strings or integers), got {value!r}")
+
+
 @dataclass
 class Ranked:
     """A ranked list in internal indices, with its scores and how it was made."""
@@ -96,6 +141,8 @@ def top_items(scores: np.ndarray, k: int, exclude: set[int] | Sequence[int] = ()
 
 
 def _check_id(kind: str, value: str) -> str:
+    if value is None:
+        raise BadInput(f"{kind} id is missing")
     value = str(value)
     if not value or len(value) > MAX_ID_LENGTH:
         raise BadInput(f"{kind} id must be 1 to {MAX_ID_LENGTH} characters")
@@ -147,6 +194,9 @@ class ServingState:
         self._similar_users: np.ndarray | None = None
         self._unit_users: np.ndarray | None = None
         self._replay()
+        self.log_problem = _unwritable(self.log_dir)
+        if self.log_problem:
+            log.warning("%s: %s: POST /v1/interactions and /v1/items will answer 503", self.log_dir, self.log_problem)
         if reranker is not None:
             self._init_similar()  # the prompts' most similar users, before the first request
             reranker.start()
@@ -203,6 +253,7 @@ class ServingState:
         refusal = self.engine.fold_in_refusal()
         if refusal is not None:
             raise CannotServe(refusal)
+        user = None if user is None else _check_id("user", user)
         with self.lock:
             n_items = len(self.item_ids)
             earlier = list(self.feedback.get(user, ())) if user is not None else []
@@ -281,14 +332,19 @@ class ServingState:
 
     # -- writes ------------------------------------------------------------------------------------------
     def _append(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
-        """Append records to a log file, flushed and fsync'd before returning (call under the lock)."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """Append records to a log file, flushed and fsync'd before returning (call under the lock);
+        :class:`LogUnwritable` where it cannot be written."""
         path = self.log_dir / name
         data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as e:
+            raise LogUnwritable(f"{path}: the feedback log cannot be written ({e.strerror or e}): nothing was "
+                                "accepted") from None
 
     def add_interactions(self, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Log feedback (``user``, ``item``, optional ``rating`` and ``timestamp``); the next request sees it.
@@ -300,9 +356,7 @@ class ServingState:
             values = {}
             for name in ("rating", "timestamp"):
                 value = r.get(name)
-                if value is not None and not math.isfinite(float(value)):
-                    raise BadInput(f"{name} must be a finite number")
-                values[name] = None if value is None else float(value)
+                values[name] = None if value is None else _finite_number(name, value)
             rows.append({"user": user, "item": item, "rating": values["rating"],
                          "timestamp": values["timestamp"] if values["timestamp"] is not None else time.time()})
         users: list[str] = sorted({row["user"] for row in rows})
@@ -329,6 +383,7 @@ class ServingState:
             if unknown:
                 raise BadInput(f"unknown feature(s) {', '.join(unknown)}; the model's features: "
                                  f"{', '.join(self.side_features.names)}")
+            _check_features(features, {b["name"]: b["kind"] for b in self.side_features.blocks})
             parts.append(self.side_features.encode_rows([features]))
         elif features:
             raise BadInput("this model takes no side features for new items (text only)")
@@ -376,6 +431,10 @@ class ServingState:
                 raise Conflict(f"item {item!r} exists")
         vector = self.item_vector(title, text, features)
         profile = self.item_profile(title, text, features)
+        if not (np.isfinite(vector).all() and (profile is None or np.isfinite(profile).all())):
+            # e.g. a number that overflows float32 once standardised: it would poison every fold-in after it
+            raise BadInput("the item's features give a representation that is not finite (a number far outside "
+                           "the training data's range?)")
         with self.lock:
             if item in self.item_index:
                 raise Conflict(f"item {item!r} exists")
@@ -427,6 +486,7 @@ class ServingState:
                 "new_item_profiles_from_description": self.fallback_item_profiles,
                 "interactions_logged": self.feedback_count,
                 "log_lines_skipped": self.skipped_log_lines,
+                "feedback_log": self.log_problem or "writable",
                 "can": {"fold_in": self.engine.fold_in_refusal() is None,
                         "new_items": self.engine.new_item_refusal() is None},
                 "requests": dict(self.counters.requests), "uptime_seconds": round(time.time() - self.started, 3),

@@ -45,8 +45,10 @@ def new_item_description(dataset: Dataset, title: str, text: str, features: Mapp
         elif f.kind == "numeric" and value is not None:
             try:
                 value = float(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"feature {f.name!r} is numeric, got {value!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"feature {f.name!r} is numeric, got {str(value)[:40]!r}") from None
+            if np.isinf(value):
+                raise ValueError(f"feature {f.name!r} must be a finite number, got {value!r}")
             value = "" if np.isnan(value) else f"{value:g}"
         if value:
             parts.append(f"{f.name}: {value}")
