@@ -462,3 +462,14 @@ def test_repeat_only_test_users_are_counted_in_the_split_not_skipped_quietly(tmp
     assert split.summary()["test_users"] == 1
     assert split.summary()["test_users_with_repeats_only"] == 2
     assert "2 user(s) of the test part are not evaluated" in caplog.text
+
+
+def test_a_validation_file_emptied_by_dropping_cold_users_is_an_error_not_carved_from_training(tmp_path):
+    rows = {"train": [(u, i, 1) for u in (1, 2) for i in (1, 2, 3)], "valid": [(7, 1, 2)], "test": [(1, 4, 3)]}
+    for part, part_rows in rows.items():
+        (tmp_path / f"{part}.csv").write_text("u,i,t\n" + "".join(f"{u},{i},{t}\n" for u, i, t in part_rows))
+    (tmp_path / "dataset.yaml").write_text("interactions: {train: train.csv, valid: valid.csv, test: test.csv}\n"
+                                           "user: u\nitem: i\ntimestamp: t\n")
+    with pytest.raises(DataError, match="no validation interaction: each of the 1 interaction.s. of the dataset's "
+                                        "validation file is of a user without training interactions"):
+        make_split(load_dataset(tmp_path), "predefined", drop_cold_users=True)

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from recfuse.eval import evaluate_candidates, evaluate_full_ranking, evaluate_rating, long_tail_coefficient, top_k
-from recfuse.errors import EvaluationError
+from recfuse.errors import ConfigError, EvaluationError
 
 
 def csr(rows, n_items):
@@ -127,3 +127,8 @@ def test_nan_scores_are_an_error_not_metrics_that_look_like_a_result(protocol):
             evaluate_full_ranking(lambda u: np.full((len(u), 20), np.nan), sp.csr_matrix((4, 20)), truth, ks=[3, 10])
         else:
             evaluate_candidates(np.full((4, 20), np.nan), truth.toarray() > 0, ks=[3, 10])
+
+
+def test_a_cut_off_longer_than_the_candidate_lists_is_refused_not_dropped():
+    with pytest.raises(ConfigError, match="k=10 exceeds the 5 candidates"):
+        evaluate_candidates(np.zeros((2, 5)), np.eye(2, 5, dtype=bool), ks=[3, 10])

@@ -405,7 +405,8 @@ def check_split(split: Split) -> Split:
         part = split.part(stage)
         what = "test" if stage == "test" else "validation"
         if len(part) == 0:
-            if stage == "valid" and split.protocol == "predefined":  # valid_share=0: kept without validation
+            if (stage == "valid" and split.protocol == "predefined"  # valid_share=0: kept without validation
+                    and not split.info.get("dropped_cold_user_valid_interactions")):  # (not a file emptied)
                 log.warning("%s: the predefined split has no validation part: models train all their epochs, with "
                             "no early stopping", where)
                 continue
@@ -440,7 +441,8 @@ def make_split(dataset: Dataset, protocol: str = "loo", *, seed: int = 0, valid_
         return check_split(temporal(dataset, **kwargs))
     if protocol == "predefined":
         split = predefined(dataset, **kwargs)
-        if len(split.valid) == 0 and valid_share > 0 and len(split.train):
+        had_valid = split.info.get("dropped_cold_user_valid_interactions", 0) > 0  # a file, emptied: an error
+        if len(split.valid) == 0 and valid_share > 0 and len(split.train) and not had_valid:
             split = carve_validation(split, valid_share, seed)
         return check_split(split)
     raise ConfigError(f"unknown split protocol {protocol!r} (choose loo, temporal or predefined)")

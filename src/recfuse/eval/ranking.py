@@ -187,19 +187,22 @@ def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int
                         metrics: Sequence[str] = ("hr", "ndcg"), users: np.ndarray | None = None) -> EvalResult:
     """Re-ranking protocol: each row scores a given candidate list; ``labels`` marks the relevant ones.
 
-    Recall and the ideal DCG count the relevant items inside the candidate list.
+    Recall and the ideal DCG count the relevant items inside the candidate list; a k above the list's length is
+    refused (its metric would not be a ranking's).
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=bool)
     if scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in shape")
     _refuse_nan(scores, users if users is not None else np.arange(len(scores)))
-    kmax = min(max(ks), scores.shape[1])
+    kmax = max(ks)
+    if kmax > scores.shape[1]:
+        raise ConfigError(f"the cut-off k={kmax} exceeds the {scores.shape[1]} candidates of each list: every "
+                          f"candidate would be in every top-{kmax} (use ks of at most {scores.shape[1]})")
     order = top_k(scores, kmax)
     hits = np.take_along_axis(labels, order, axis=1)
     users = np.arange(len(scores)) if users is None else np.asarray(users)
-    return EvalResult(users, M.ranking_metrics(hits, labels.sum(axis=1), list(metrics),
-                                               [k for k in ks if k <= kmax]))
+    return EvalResult(users, M.ranking_metrics(hits, labels.sum(axis=1), list(metrics), list(ks)))
 
 
 def evaluate_rating(pred: np.ndarray, true: np.ndarray, users: np.ndarray) -> EvalResult:
