@@ -132,3 +132,13 @@ def test_nan_scores_are_an_error_not_metrics_that_look_like_a_result(protocol):
 def test_a_cut_off_longer_than_the_candidate_lists_is_refused_not_dropped():
     with pytest.raises(ConfigError, match="k=10 exceeds the 5 candidates"):
         evaluate_candidates(np.zeros((2, 5)), np.eye(2, 5, dtype=bool), ks=[3, 10])
+
+
+def test_infinite_scores_are_an_error_but_minus_infinity_is_a_score():
+    truth = sp.csr_matrix((np.ones(2), ([0, 1], [0, 1])), shape=(2, 20))
+    history = sp.csr_matrix((2, 20))
+    with pytest.raises(EvaluationError, match="are \\+inf"):
+        evaluate_full_ranking(lambda u: np.full((len(u), 20), np.inf), history, truth, ks=[3])
+    never = np.tile(np.arange(20, dtype=float), (2, 1))
+    never[:, 10:] = -np.inf  # items the model never recommends
+    evaluate_full_ranking(lambda u: never[u], history, truth, ks=[3]).mean()

@@ -85,3 +85,11 @@ def test_seeds_that_share_their_users_are_tested_over_users_not_over_rows():
     assert paired_over_users([a[0], a[1][:150]], [b[0], b[1][:150]])["n"] == 350
     with pytest.raises(ValueError):
         paired_over_users([], [])
+
+
+def test_differences_equal_only_up_to_rounding_are_tested_not_declared_significant():
+    """The constant-difference shortcut fired for any differences within 1e-8 of the first: p 0 for noise."""
+    noise = paired_ttest([0.1 + 2e-9, 0.2 - 3e-9, 0.5 + 1e-9], [0.1, 0.2, 0.5])
+    assert noise["p"] > 0.5
+    assert paired_ttest([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p"] == 1.0
+    assert paired_ttest([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])["p"] == 0.0  # exactly constant and non-zero

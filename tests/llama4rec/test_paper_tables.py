@@ -68,3 +68,12 @@ def test_table_5_shows_each_ablation_as_run_and_always_mixed_beside_the_paper():
     seeds = [{"variants": {"base": {}, "wo_da": {"llm_weight_used": True}}},
              {"variants": {"base": {}, "wo_da": {"llm_weight_used": False}}}]
     assert weight_kept({"seeds": seeds}) == {"wo_da": 1}
+
+
+def test_a_pointwise_run_of_a_backbone_is_a_row_of_its_own_not_overwritten():
+    def run(ranking, value):
+        return {"task": "direct", "backbone": "lightgcn", "ranking": ranking, "seeds": 1, "seconds": 60.0,
+                "rows": [{"variant": "base", "hr@3": value}]}
+    md = paper_tables("ml-100k", [run("listwise", 0.06), run("pointwise", 0.03)], [])
+    assert "| lightgcn | Base | 0.0600" in md
+    assert "| lightgcn (pointwise) | Base | 0.0300" in md and "0.0492" in md.split("lightgcn (pointwise)")[1]

@@ -243,3 +243,46 @@ def test_an_interrupted_run_resumes_without_its_stage_cache_from_the_seeds_it_ke
     assert [s["seed"] for s in data["seeds"]] == [0, 1] and data["seeds"][0] == kept
     with np.load(out / "per_user_seed0.npz") as z:
         assert set(z.files) == set(kept_users) and all(np.array_equal(z[k], kept_users[k]) for k in z.files)
+
+
+def test_ratings_outside_one_to_five_are_refused_where_the_llm_reads_them(tiny_llm_dir, tmp_path):
+    """Book-Crossing's 1-10: a 10 would be taught as the digit "1" and read back on a scale of 5, with no error."""
+    import pytest
+
+    from recfuse.errors import ConfigError
+    folder = tmp_path / "books"
+    folder.mkdir()
+    (folder / "r.csv").write_text("u,i,r,t\n" + "".join(f"{u},{i},{1 + (u * i) % 10},{i}\n"
+                                                         for u in range(5) for i in range(6)))
+    (folder / "dataset.yaml").write_text("interactions: r.csv\nuser: u\nitem: i\nrating: r\ntimestamp: t\n")
+
+    def build(task, backbone, **settings):
+        return Llama4Rec(from_dict(Llama4RecConfig, {"task": task, "dataset": str(folder), "backbone": backbone,
+                                                     "out": str(tmp_path / "out"), **settings}))
+    with pytest.raises(ConfigError, match="ratings run from 1 to 10, but the rating task reads ratings as a digit"):
+        build("rating", "deepfm")
+    with pytest.raises(ConfigError, match="but pointwise ranking reads"):
+        build("direct", "mf", ranking="pointwise", instruction_tasks=["listwise", "pointwise"])
+    build("direct", "mf")  # listwise ranking shows no rating: fine
+
+
+def test_the_data_augmented_backbone_is_cached_per_llm_answers(tiny_llm_dir, tmp_path, monkeypatch):
+    """Two LLMs' item attributes gave one cache key (feature names only): the second run reused the backbone
+    trained on the first LLM's attributes."""
+    from types import SimpleNamespace
+
+    from recfuse.data import leave_one_out
+    from recfuse.llama4rec import augment
+    from recfuse.llama4rec.tasks import task_for
+    method = make("rating", "deepfm", tiny_llm_dir, tmp_path, ["base", "da_only"])
+    split = leave_one_out(method.dataset)
+    n = method.dataset.n_items
+
+    def answers(llm, dataset, attribute, **kw):
+        return SimpleNamespace(values=[f"{llm.fingerprint}{i % 3}" for i in range(n)], counts={"total": n})
+    monkeypatch.setattr(augment, "item_attributes", answers)
+    task = task_for(method)
+    first, _ = task.with_attributes(split, SimpleNamespace(fingerprint="llm-a"))
+    again, _ = task.with_attributes(split, SimpleNamespace(fingerprint="llm-a"))
+    other, _ = task.with_attributes(split, SimpleNamespace(fingerprint="llm-b"))
+    assert first.fingerprint() == again.fingerprint() != other.fingerprint()

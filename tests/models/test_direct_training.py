@@ -247,3 +247,22 @@ def test_training_uses_deterministic_kernels_and_restores_the_setting(split, nam
     model.fit(split, progress=False)
     assert seen and all(seen)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_an_item_without_training_interactions_is_never_a_negative(split):
+    """A zero-shot item must be as unseen in training as a new one at serving time: no gradient as a negative."""
+    train = split.train_matrix.tolil()
+    cold = np.array([3, 7, 11])
+    train[:, cold] = 0
+    train = train.tocsr()
+    train.eliminate_zeros()
+    _, _, neg = PairSampler(train, n_negatives=5, seed=1).epoch()
+    assert not np.isin(neg, cold).any()
+    assert len(np.unique(neg)) > 0.9 * (split.n_items - len(cold))
+
+
+def test_where_every_item_is_trained_the_negatives_are_drawn_as_before(split):
+    sampler = PairSampler(split.train_matrix, n_negatives=3, seed=4)
+    assert sampler.pool is None  # every item trained: the draws of range(n_items), as before the pool existed
+    rng = np.random.default_rng(4)
+    assert np.array_equal(sampler._draw(50), rng.integers(split.n_items, size=50))

@@ -2,7 +2,7 @@
 
 Every user with held-out items in the evaluated stage (items not already in their history) is scored; none
 is skipped (a split counts, in its summary, the users whose held-out items are all repeats of their history).
-Scores that are NaN are an :class:`~recfuse.errors.EvaluationError`, never ranked last quietly. Per-user
+Scores that are NaN or +inf are an :class:`~recfuse.errors.EvaluationError`, never ranked quietly. Per-user
 values are kept so that results can be grouped afterwards (long-tail coefficient, cold vs warm).
 """
 
@@ -111,14 +111,16 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None, copy
     return out
 
 
-def _refuse_nan(scores: np.ndarray, users: np.ndarray) -> None:
-    """:class:`~recfuse.errors.EvaluationError` where a score that is ranked is NaN (a diverged model): ranked
-    last, it would give metrics that look like a result."""
-    nan = np.isnan(scores)
-    if nan.any():
-        rows = np.flatnonzero(nan.any(axis=1))
-        raise EvaluationError(f"{int(nan.sum())} scores of {len(rows)} users are NaN (first: user {int(users[rows[0]])}): "
-                              "the model diverged (try a lower lr); NaN is never ranked")
+def _refuse_non_finite(scores: np.ndarray, users: np.ndarray) -> None:
+    """:class:`~recfuse.errors.EvaluationError` where a model's score is NaN or +inf (a diverged model): ranked
+    by the tie-break, it would give metrics that look like a result. -inf (an item the model never recommends)
+    is a score."""
+    bad = np.isnan(scores) | np.isposinf(scores)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        what = "NaN" if np.isnan(scores).any() else "+inf"
+        raise EvaluationError(f"{int(bad.sum())} scores of {len(rows)} users are {what} (first: user "
+                              f"{int(users[rows[0]])}): the model diverged (try a lower lr); such scores are never ranked")
 
 
 def hits_of(topk: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -164,10 +166,10 @@ def evaluate_full_ranking(score_fn: ScoreFn, history: sp.csr_matrix, truth: sp.c
         scores = np.array(score_fn(batch), copy=True)
         if not np.issubdtype(scores.dtype, np.floating):
             scores = scores.astype(np.float64)
+        _refuse_non_finite(scores, batch)
         if item_mask is not None:
             scores[:, ~item_mask] = -np.inf
         _mask_excluded(scores, history[batch])
-        _refuse_nan(scores, batch)
         # one more than the largest k: the next item tells whether a cut falls inside a tie
         top = top_k(scores, kmax + 1, copy=False)
         ranked = np.take_along_axis(scores, top, axis=1)
@@ -194,7 +196,7 @@ def evaluate_candidates(scores: np.ndarray, labels: np.ndarray, ks: Sequence[int
     labels = np.asarray(labels, dtype=bool)
     if scores.shape != labels.shape:
         raise ValueError(f"scores {scores.shape} and labels {labels.shape} differ in shape")
-    _refuse_nan(scores, users if users is not None else np.arange(len(scores)))
+    _refuse_non_finite(scores, users if users is not None else np.arange(len(scores)))
     kmax = max(ks)
     if kmax > scores.shape[1]:
         raise ConfigError(f"the cut-off k={kmax} exceeds the {scores.shape[1]} candidates of each list: every "

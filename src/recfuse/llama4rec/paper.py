@@ -101,9 +101,16 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
     ``measured``: one mapping per finished run with ``task``, ``backbone``, ``rows`` (the run's summary rows:
     variant, metric means, ``_std``, ``_impr``, ``_p_users``, ``_p_seeds``), ``seeds`` and ``seconds`` (the
     stage seconds of every seed, summed), and optionally ``always_mixed`` (the same rows with the LLM always
-    mixed in, shown as a row of its own under Llama4Rec); ``pending``: (task, backbone) of the runs still to come. Every
-    table and every backbone of the paper keeps its rows: measured, still to run, or not in this suite."""
-    by_key = {(m["task"], m["backbone"]): m for m in measured}
+    mixed in, shown as a row of its own under Llama4Rec) and ``ranking`` (a pointwise run is a row of its own,
+    ``"lightgcn (pointwise)"``); ``pending``: (task, backbone) of the runs still to come. Every table and every
+    backbone of the paper keeps its rows: measured, still to run, or not in this suite."""
+    def row_name(m: Mapping[str, Any]) -> str:
+        ranking = m.get("ranking") or "listwise"
+        return m["backbone"] if ranking == "listwise" else f"{m['backbone']} ({ranking})"
+
+    by_key = {(m["task"], row_name(m)): m for m in measured}
+    if len(by_key) < len(measured):
+        raise ValueError("two runs of one task, backbone and ranking in one dataset's tables")
     waiting = set(pending)
     out = []
     for task, (number, metrics) in TABLES.items():
@@ -112,7 +119,7 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
         backbones = list(PAPER_BACKBONES[task]) + sorted({b for t, b in [*by_key, *waiting]
                                                           if t == task and b not in PAPER_BACKBONES[task]})
         for backbone in backbones:
-            paper = PAPER_TABLES.get((dataset, backbone), {})
+            paper = PAPER_TABLES.get((dataset, backbone.split(" (")[0]), {})
             run = by_key.get((task, backbone))
             status = ("still to run" if (task, backbone) in waiting else "not in this suite") if run is None else \
                 f"{run['seeds']} seed(s), {run['seconds'] / 60:.0f} min"

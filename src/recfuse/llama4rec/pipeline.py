@@ -46,6 +46,7 @@ from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report, suite
 from recfuse.llama4rec.report import LONG_TAIL, always_mixed_key, crossfit_key
 from recfuse.llama4rec.config import CONTROLS, DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
+from recfuse.llama4rec.prompting import check_rating_scale
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.tasks import PerUser, Task, task_for
@@ -161,6 +162,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         self.dataset = load_dataset(cfg.dataset)
         if cfg.kcore:
             self.dataset = kcore(self.dataset, cfg.kcore)
+        if cfg.task == "rating" or cfg.ranking == "pointwise" or "pointwise" in cfg.instruction_tasks:
+            check_rating_scale(self.dataset, "the rating task" if cfg.task == "rating" else "pointwise ranking")
 
     # -- stages --------------------------------------------------------------------------------------
     def fit(self, split: Split, seed: int, *, extra_triples: np.ndarray | None = None,

@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from recfuse.data.dataset import Dataset
+from recfuse.errors import ConfigError
 from recfuse.llama4rec.instructions import Example
 from recfuse.llm.prompts import PAIR_CHOICES, RATING_CHOICES, PromptBuilder  # noqa: F401  (re-exported)
 
@@ -54,6 +55,20 @@ def item_text(dataset: Dataset, item: int | np.integer) -> str:
 
 def _texts(dataset: Dataset, items: ItemIds) -> list[str]:
     return [item_text(dataset, i) for i in items]
+
+
+def check_rating_scale(dataset: Dataset, why: str) -> None:
+    """:class:`~recfuse.errors.ConfigError` where the dataset's ratings leave the 1 to 5 that the LLM's prompts,
+    tuning targets and answer digits use (``why``: what reads them): a rating of 10 would be taught as the digit
+    "1" and read back on a scale of 5, with no error."""
+    rating = dataset.interactions.rating
+    if rating is None or not len(rating):
+        return
+    low, high = float(rating.min()), float(rating.max())
+    if low < 1 or high > len(RATING_CHOICES):
+        raise ConfigError(f"{dataset.name}: ratings run from {low:g} to {high:g}, but {why} reads ratings as a digit "
+                          f"from 1 to {len(RATING_CHOICES)} (the paper's MovieLens scale): rescale the ratings to "
+                          "1..5 first (e.g. Book-Crossing's 1-10: (r + 1) // 2)")
 
 
 def rating_text(r: float) -> str:

@@ -116,6 +116,7 @@ def write_suite(out: Path, entries: list[dict[str, Any]], pending: Sequence[str]
     if entries and not any("folder" in e for e in entries):  # the paper's suite: Tables 2-4 beside the paper's
         tables = "## Tables 2-4 beside the paper\n\n" + "\n".join(
             paper_tables(dataset, [{"task": e["task"], "backbone": e["backbone"], "rows": r["rows"],
+                                    "ranking": e["config"].get("ranking", "listwise"),
                                     "seeds": len(r.get("seeds") or []), "seconds": run_seconds(r),
                                     "always_mixed": r.get("always_mixed") or []}
                                    for e, r in zip(entries, runs) if e["dataset"] == dataset],

@@ -83,16 +83,24 @@ class PairSampler:
     """Training triples for one epoch: (users, positives, negatives of shape (n, n_negatives)).
 
     Negatives are uniform over items the user has no training interaction with (vectorised rejection
-    sampling; a user who has seen every item keeps whatever was drawn).
+    sampling; a user who has seen every item keeps whatever was drawn), among the items of ``negative_pool``
+    (a boolean mask; default: the items with a training interaction). An item that training never saw is
+    never a negative either: the model learns nothing of it, so a zero-shot item is as unseen as a new one
+    at serving time. Where every item has a training interaction, the draws are those of all items.
     """
 
     #: largest seen-pair bitset kept (bytes); beyond it, lookups binary-search the sorted pair keys
     MAX_BITSET_BYTES = 32 << 20
 
     def __init__(self, train: sp.csr_matrix, extra_triples: np.ndarray | None = None, n_negatives: int = 1,
-                 seed: int = 0, max_rounds: int = 50):
+                 seed: int = 0, max_rounds: int = 50, negative_pool: np.ndarray | None = None):
         train = train.tocsr()
         self.n_users, self.n_items = train.shape
+        pool = np.diff(train.tocsc().indptr) > 0 if negative_pool is None else np.asarray(negative_pool, bool)
+        # None: every item (draws as from range(n_items), so data without unseen items trains as it always did)
+        self.pool: np.ndarray | None = None if pool.all() else np.flatnonzero(pool)
+        if self.pool is not None and not len(self.pool):
+            raise ConfigError("no item can be a negative: none has a training interaction")
         self.users = np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(train.indptr))
         self.items = train.indices.astype(np.int64)
         self.keys = np.unique(self.users * self.n_items + self.items)
@@ -125,14 +133,19 @@ class PairSampler:
     def negatives(self, users: np.ndarray, n: int) -> np.ndarray:
         """(len(users), n) items each user has not interacted with in training."""
         u = np.repeat(users, n)
-        neg = self.rng.integers(self.n_items, size=len(u))
+        neg = self._draw(len(u))
         todo = np.flatnonzero(self.is_seen(u, neg))
         for _ in range(self.max_rounds):
             if not len(todo):
                 break
-            neg[todo] = self.rng.integers(self.n_items, size=len(todo))
+            neg[todo] = self._draw(len(todo))
             todo = todo[self.is_seen(u[todo], neg[todo])]
         return neg.reshape(len(users), n)
+
+    def _draw(self, size: int) -> np.ndarray:
+        if self.pool is None:
+            return self.rng.integers(self.n_items, size=size)
+        return self.pool[self.rng.integers(len(self.pool), size=size)]
 
     def epoch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One shuffled epoch of (users, positives, negatives)."""
@@ -250,6 +263,9 @@ class TorchRecommender(Recommender):
     (n_items, d), user_profiles (n_users, p), item_profiles (n_items, p).
     """
 
+    #: 2: negatives only among items with a training interaction (were all items, those seen only in
+    #: validation or test included)
+    revision: ClassVar[int] = 2
     #: model-specific hyper-parameter defaults, merged over the common ones
     defaults: ClassVar[dict[str, Any]] = {}
     common_defaults: ClassVar[dict[str, Any]] = dict(
