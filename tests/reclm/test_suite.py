@@ -172,6 +172,13 @@ def test_suite_report_gathers_the_tuning_ablation_and_names_what_is_left(tmp_pat
     # Base rows that differ between runs are said to, and each Augment keeps its own run's comparison
     _, note = tuning_ablation([rows("reclm", 0.3), rows("untuned", 0.2, base_recall=0.12)])
     assert "differ by up to 0.0200" in note
+    # a run split differently (other users, or another order) is not paired with the first by position
+    (tmp_path / "toy" / "tuning-untuned" / "results.json").write_text(json.dumps({"seeds": [{"split": {"test": 9}}]}))
+    write_suite(tmp_path, runs, pending=[])
+    md = (tmp_path / "suite.md").read_text()
+    assert "Not compared over users (their splits differ from the first run's): tuning-untuned." in md
+    versus = md[md.index("against the full method's"):]
+    assert next(x for x in versus.splitlines() if x.startswith("| biasmf | full_shot | recall@20")).endswith("| - |")
     # one source only: no ablation section
     write_suite(tmp_path, runs[:1])
     assert "tuning ablation" not in (tmp_path / "suite.md").read_text()

@@ -3,6 +3,7 @@ seeds with the improvement over Base and paired t-tests; the per-epoch training-
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from recfuse.eval.plots import pyplot, save_figure
 from recfuse.eval.report import (flat_per_user, markdown_table, per_user_path, read_per_user, rewrite_results,
                                  write_report)
 from recfuse.eval.stats import mean_std, paired_over_users, paired_ttest, relative_improvement
-from recfuse.io import save_npz, write_json, write_text
+from recfuse.io import read_json, save_npz, write_json, write_text
 from recfuse.method import RunReport, pending_note
 from recfuse.reclm.config import TUNINGS, RecLMConfig
 from recfuse.reclm.results import KEYS, MetricRow, SeedResult
@@ -312,9 +313,13 @@ def tables_markdown(dataset_name: str, rows: list[dict], cost: list[dict], seeds
     md = [f"# RecLM on {dataset_name} ({len(seeds)} seed(s))\n", *seed_note(seeds), markdown_table(display(rows, ks)),
           "\n## Target: Augment above Base (Recall@20)\n", markdown_table(target_check(rows)),
           "\n## Per-epoch training time (R11)\n", markdown_table(cost) if cost else "(no Base/Augment pair)\n"]
-    if seeds[0].profiles:
-        md.append("\n## Profile answers (seed 0)\n")
-        for tuning, p in seeds[0].profiles.items():
+    # seeds that share their LLM stages (llm_seed) share their profiles: shown once; otherwise each seed's
+    shown = seeds[:1] if len({s.llm_seed for s in seeds}) == 1 else seeds
+    for seed in shown:
+        if not seed.profiles:
+            continue
+        md.append(f"\n## Profile answers (seed {seed.seed})\n")
+        for tuning, p in seed.profiles.items():
             where = f" (LLM in {p.llm['dtype']} on {p.llm['device']})" if p.llm is not None else ""
             unsampled = (f", not in the --profile-users sample (fallback profiles) {p.user['not_sampled']}"
                          if p.user.get("not_sampled") else "")
@@ -393,6 +398,14 @@ def suite_section(dataset_name: str, name: str, run_dir: Path, rows: list[dict])
             + (markdown_table(check) if check else "(no Base / Augment pair)\n"))
 
 
+def split_signature(run_dir: Path) -> str:
+    """Each seed's split summary of a run (protocol, sizes, cut points): runs with equal ones evaluate the same
+    users in the same order, so their per-user values pair by position."""
+    path = run_dir / "results.json"
+    seeds = read_json(path).get("seeds") or [] if path.is_file() else []
+    return json.dumps([s.get("split") for s in seeds], sort_keys=True)
+
+
 def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
     """The tuning ablation of each dataset whose runs hold more than one profile source, gathered from
     them (a table in suite.md, ``<out>/<dataset>/tuning_ablation.png``), and its rows for suite.json."""
@@ -411,10 +424,16 @@ def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
                 f"{mine[0]['name'] or dataset}) and each profile source's Augment, mean ± std over seeds (change "
                 f"against its own run's Base, p of a paired t-test over users); {note}.\n\n"
                 f"{markdown_table(ablation_display(rows, ks))}")
+        # per-user values pair users by position: only runs whose splits are the first's (same users, same order)
+        first = split_signature(run_folder(out, mine[0]))
+        paired = [r for r in mine if split_signature(run_folder(out, r)) == first]
         per_user: dict = {}
-        for r in mine:  # first run first, as the rows
+        for r in paired:  # first run first, as the rows
             per_user = {**per_user_means(run_folder(out, r), r["config"].get("seeds", [])), **per_user}
         versus = source_comparisons(rows, per_user, ks)
+        if len(paired) < len(mine):
+            text += ("\nNot compared over users (their splits differ from the first run's): "
+                     + ", ".join(r["name"] or dataset for r in mine if r not in paired) + ".\n")
         if any(k.endswith(" - reclm") for row in versus for k in row):  # RecLM and at least one other source
             text += ("\nEach source's Augment against the full method's (RecLM): difference of the means and p of a "
                      "paired t-test over users, each user's value averaged over the seeds.\n\n"
