@@ -186,6 +186,11 @@ def test_truncation_keeps_the_answer_slot(tokenizer):
     ids = llm.encode("word " * 200)
     assert len(ids) == 20 and llm.stats["prompts_truncated"] == 1
     assert tokenizer.decode(ids).endswith("assistant\n")
+    # a budget that cuts prompts gives other answers: another fingerprint (the default, the context, keeps its own)
+    model = _tiny_model(len(tokenizer))
+    default = LocalLLM(copy.deepcopy(model), tokenizer).fingerprint
+    assert LocalLLM(copy.deepcopy(model), tokenizer, max_prompt_tokens=128).fingerprint == default
+    assert LocalLLM(copy.deepcopy(model), tokenizer, max_prompt_tokens=20).fingerprint != default
 
 
 def _tiny_model(vocab):

@@ -188,7 +188,8 @@ class LocalLLM:
             self.dtype = next(self.model.parameters()).dtype
         self.model.eval()
         cfg = self.model.config
-        self.max_prompt_tokens = int(max_prompt_tokens or getattr(cfg, "max_position_embeddings", 2048) or 2048)
+        self._context_tokens = int(getattr(cfg, "max_position_embeddings", 2048) or 2048)
+        self.max_prompt_tokens = int(max_prompt_tokens or self._context_tokens)
         self._weights_id = weights_id if weights_id is not None else self._weights_hash()
         self._fixed_fingerprint = fingerprint
         self._fingerprint = fingerprint or self._compute_fingerprint()
@@ -221,8 +222,11 @@ class LocalLLM:
         return content_hash(*parts)
 
     def _compute_fingerprint(self) -> str:
+        # a prompt budget below the model's context cuts long prompts: other answers (in the key only then, so
+        # answers cached under the default stay valid)
+        budget = [self.max_prompt_tokens] if self.max_prompt_tokens != self._context_tokens else []
         return content_hash("LocalLLM", self.name, self._weights_id, str(self.dtype), self.chat,
-                            self.system_prompt, getattr(self.tokenizer, "chat_template", None))
+                            self.system_prompt, getattr(self.tokenizer, "chat_template", None), *budget)
 
     def refresh_fingerprint(self) -> str:
         """Recompute the fingerprint after the in-memory weights changed (e.g. after tuning)."""
