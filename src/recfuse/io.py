@@ -212,6 +212,9 @@ def fingerprint(*parts: Any) -> str:
     for part in parts:
         if isinstance(part, bytes):
             h.update(part)
+        elif isinstance(part, np.ndarray) and part.dtype == object:  # its bytes are pointers: hash the values
+            h.update(b"object")
+            h.update(json.dumps(part.tolist(), sort_keys=True, default=_json_default).encode())
         elif isinstance(part, np.ndarray):
             h.update(str(part.dtype).encode())
             h.update(np.ascontiguousarray(part).tobytes())
