@@ -116,8 +116,8 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
     ift_best: list[str] = []  # backbones where IFT, not Base, is the best baseline (the paper tests against it)
     for task, (number, metrics) in TABLES.items():
         select = selection_metric(task)  # what the alphas are chosen on by default: the p column
-        for name, run in by_key.items():
-            means = {r["variant"]: r.get(select) for r in run["rows"]} if name[0] == task else {}
+        for name, measured_run in by_key.items():
+            means = {r["variant"]: r.get(select) for r in measured_run["rows"]} if name[0] == task else {}
             if means.get("base") is not None and means.get("ift") is not None and \
                     (means["ift"] < means["base"] if select in ("rmse", "mae") else means["ift"] > means["base"]):
                 ift_best.append(f"{task} {name[1]}")
