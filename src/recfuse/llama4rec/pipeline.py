@@ -142,6 +142,12 @@ def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
     return rho, int(better.sum()) + 1
 
 
+def prompts_truncated(llm: Any) -> int:
+    """How many prompts the LLM backend behind ``llm`` (an answer cache or not) has cut to its context so far."""
+    backend = getattr(llm, "llm", llm)
+    return int((getattr(backend, "stats", None) or {}).get("prompts_truncated", 0))
+
+
 class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     """The method for one configuration; :meth:`run_seed` does one seed, :meth:`run` all of them."""
 
@@ -228,10 +234,12 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         def scored(model: str, pa: bool, stage: Stage) -> tuple[Any, np.ndarray]:
             q = query(model, stage)
             if (model, pa, stage) not in scores:
+                cut_before = prompts_truncated(llms[pa])
                 with self._timing("LLM inference") as cost:
                     scores[model, pa, stage] = task.llm_scores(llms[pa], q, models[model], split, stage, pa, seed)
-                result.inference.append(inference_record(cost, stage=stage, backbone=model,
-                                                         prompt_augmentation=pa, queries=q.size))
+                cut = prompts_truncated(llms[pa]) - cut_before  # prompts longer than the model's context
+                result.inference.append(inference_record(cost, stage=stage, backbone=model, prompt_augmentation=pa,
+                                                         queries=q.size, **({"prompts_truncated": cut} if cut else {})))
                 found = task.diagnostics(q, scores[model, pa, stage])
                 if found is not None:
                     result.llm_diagnostics[f"{'pa' if pa else 'ift'}/{model}/{stage}"] = found

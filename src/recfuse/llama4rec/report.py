@@ -217,6 +217,10 @@ def cost_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
         q = sum(i["queries"] for i in inf)
         sec = sum(i["seconds"] for i in inf)
         rows.append({"stage": "LLM instructions per second", "seconds (mean over seeds)": q / sec if sec else None})
+    cut = sum(i.get("prompts_truncated", 0) for i in inf)
+    if cut:  # the model saw only the end of those prompts (their first history items cut)
+        rows.append({"stage": "LLM prompts cut to the model's context (answers read from their end)",
+                     "seconds (mean over seeds)": f"{cut} (LLM queries: {sum(i['queries'] for i in inf)})"})
     unknown: dict[str, int] = {}
     for r in results:
         for stage, n in r.unknown_costs.items():
