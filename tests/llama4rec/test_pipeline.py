@@ -291,13 +291,14 @@ def test_the_data_augmented_backbone_is_cached_per_llm_answers(tiny_llm_dir, tmp
 def test_prompts_cut_to_the_context_are_counted_in_the_report():
     from types import SimpleNamespace
 
-    from recfuse.llama4rec.pipeline import prompts_truncated
+    from recfuse.llama4rec.pipeline import approximations
     from recfuse.llama4rec.report import cost_rows
     from recfuse.llama4rec.results import SeedResult
 
     backend = SimpleNamespace(stats={"prompts_truncated": 3})
-    assert prompts_truncated(SimpleNamespace(llm=backend, stats={"hits": 9})) == 3  # behind the answer cache
-    assert prompts_truncated(SimpleNamespace()) == 0  # a backend that cuts nothing says nothing
+    assert approximations(SimpleNamespace(llm=backend, stats={"hits": 9})) == {  # behind the answer cache
+        "prompts_truncated": 3, "choices_not_in_top": 0}
+    assert approximations(SimpleNamespace()) == {"prompts_truncated": 0, "choices_not_in_top": 0}
     seed = SeedResult(0, {})
     seed.inference = [{"stage": "test", "queries": 40, "seconds": 2.0, "queries_per_second": 20.0,
                        "prompts_truncated": 3}]

@@ -142,10 +142,15 @@ def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
     return rho, int(better.sum()) + 1
 
 
-def prompts_truncated(llm: Any) -> int:
-    """How many prompts the LLM backend behind ``llm`` (an answer cache or not) has cut to its context so far."""
-    backend = getattr(llm, "llm", llm)
-    return int((getattr(backend, "stats", None) or {}).get("prompts_truncated", 0))
+#: what an LLM backend counts where its answers are approximate: prompts cut to the model's context (the local
+#: backend), choices missing from a server's top log-probabilities (the http backend: an upper bound used)
+APPROXIMATIONS = ("prompts_truncated", "choices_not_in_top")
+
+
+def approximations(llm: Any) -> dict[str, int]:
+    """The :data:`APPROXIMATIONS` the LLM backend behind ``llm`` (an answer cache or not) has counted so far."""
+    stats = getattr(getattr(llm, "llm", llm), "stats", None) or {}
+    return {k: int(stats.get(k, 0)) for k in APPROXIMATIONS}
 
 
 class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
@@ -234,12 +239,12 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         def scored(model: str, pa: bool, stage: Stage) -> tuple[Any, np.ndarray]:
             q = query(model, stage)
             if (model, pa, stage) not in scores:
-                cut_before = prompts_truncated(llms[pa])
+                before = approximations(llms[pa])
                 with self._timing("LLM inference") as cost:
                     scores[model, pa, stage] = task.llm_scores(llms[pa], q, models[model], split, stage, pa, seed)
-                cut = prompts_truncated(llms[pa]) - cut_before  # prompts longer than the model's context
+                made = {k: n - before[k] for k, n in approximations(llms[pa]).items() if n > before[k]}
                 result.inference.append(inference_record(cost, stage=stage, backbone=model, prompt_augmentation=pa,
-                                                         queries=q.size, **({"prompts_truncated": cut} if cut else {})))
+                                                         queries=q.size, **made))
                 found = task.diagnostics(q, scores[model, pa, stage])
                 if found is not None:
                     result.llm_diagnostics[f"{'pa' if pa else 'ift'}/{model}/{stage}"] = found
