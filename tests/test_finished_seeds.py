@@ -221,3 +221,14 @@ def test_a_suite_spread_over_processes_lists_the_run_until_its_last_seed(tmp_pat
     assert main(["run", "counting-suite", str(suite), "--only-seed", "1"]) == 0
     listed = json.loads((tmp_path / "out" / "suite.json").read_text())
     assert listed["pending"] == [] and [run["label"] for run in listed["runs"]] == ["run"]
+
+
+def test_one_run_spread_over_two_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    args = ["run", "counting", "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main([*args, "--only-seed", "1"]) == 0
+    assert "seeds kept; the report is written by the run that finishes the last of them" in capsys.readouterr().out
+    assert not (tmp_path / "count" / "results.json").exists()
+    assert main([*args, "--only-seed", "0"]) == 0
+    assert [s["seed"] for s in json.loads((tmp_path / "count" / "results.json").read_text())["seeds"]] == [0, 1]
