@@ -92,7 +92,11 @@ def test_an_interrupted_run_resumes_at_the_seed_it_had_not_finished(tmp_path):
     assert [s["per_user"] for s in results["seeds"]] == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
     assert results["rows"][0]["hr@1"] == pytest.approx(1.5)
     assert not kept.exists()  # the report holds every seed now
-    assert "seeds/" not in (tmp_path / "count" / "manifest.json").read_text()
+    manifest = json.loads((tmp_path / "count" / "manifest.json").read_text())
+    assert "seeds/" not in json.dumps(manifest["files"])
+    # the seeds read back name where and with what code they were computed (seed 2 was computed by this run)
+    made = manifest["seeds_made_elsewhere"]
+    assert sorted(made) == ["0", "1"] and {"git_commit", "machine", "cpu", "date", "command"} <= set(made["0"])
 
 
 def test_kept_seeds_of_other_settings_or_unreadable_are_run_again(tmp_path, caplog):
@@ -159,7 +163,7 @@ def test_a_manifest_that_cannot_be_written_does_not_leave_an_earlier_runs_in_pla
     manifest = tmp_path / "count" / "manifest.json"
     assert manifest.is_file()
 
-    def disk_full(files):
+    def disk_full(files, **kw):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(method_module, "write_manifest", disk_full)
     with caplog.at_level(logging.WARNING, logger="recfuse.method"):

@@ -42,7 +42,7 @@ from recfuse.config import from_dict, to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import flat_per_user, markdown_table, nested_per_user
 from recfuse.io import file_sha256, fingerprint, load_npz, read_json, save_npz, write_json, write_text
-from recfuse.provenance import files_written_since, folder_state, write_manifest
+from recfuse.provenance import current_command, files_written_since, folder_state, origin, write_manifest
 from recfuse.stages import TimedStages
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,17 @@ class FinishedSeeds:
         checksum, so arrays of another run killed before its JSON are never paired with it)."""
         meta, values = self.paths(seed)
         save_npz(values, **arrays)
-        write_json(meta, {"key": self.key, "result": data, "arrays_sha256": file_sha256(values)})
+        write_json(meta, {"key": self.key, "result": data, "arrays_sha256": file_sha256(values),
+                          "made": origin(current_command())})
+
+    def made(self, seed: int) -> dict[str, Any]:
+        """Where and with what code a kept seed was computed (:func:`~recfuse.provenance.origin`; ``{}`` for
+        seeds kept before that was recorded)."""
+        try:
+            made = read_json(self.paths(seed)[0]).get("made")
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return made if isinstance(made, dict) else {}
 
     def _read(self, seed: int, quiet: bool = False) -> dict[str, Any] | None:
         """A kept seed's JSON if it was run with this key, else None (why is logged unless ``quiet``)."""
@@ -253,12 +263,13 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         before = folder_state(self.output_dir())
         kept = self.finished_seeds()
         results: dict[int, ResultT] = {}
+        elsewhere: dict[int, dict[str, Any]] = {}  # the seeds read back: where they were computed
         for n, seed in enumerate(seeds, 1):
             record = kept.load(seed)
             if record is not None:
                 log.info("%s: seed %d (%d of %d) finished earlier: read from %s", label, seed, n, len(seeds),
                          kept.folder)
-                results[seed] = self.seed_from_record(*record)
+                results[seed], elsewhere[seed] = self.seed_from_record(*record), kept.made(seed)
                 continue
             if only_seeds is not None and seed not in only_seeds:
                 continue
@@ -270,25 +281,26 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
             results[seed] = result
         for seed in set(seeds) - set(results):  # left to other processes: kept by them meanwhile?
             if (record := kept.load(seed)) is not None:
-                results[seed] = self.seed_from_record(*record)
+                results[seed], elsewhere[seed] = self.seed_from_record(*record), kept.made(seed)
         if missing := [seed for seed in seeds if seed not in results]:
             log.info("%s: seeds %s still to run (another process, or a later run): the report is written once "
                      "every seed is kept in %s", label, ", ".join(map(str, missing)), kept.folder)
             return None
         if not self.keeps_seeds():
-            return self._report_every_seed(results, seeds, kept, before)
+            return self._report_every_seed(results, seeds, kept, before, elsewhere)
         with kept.reporting(seeds) as mine:
             if not mine:
                 log.info("%s: another process writes (or wrote) the report of these seeds", label)
                 return None
-            return self._report_every_seed(results, seeds, kept, before)
+            return self._report_every_seed(results, seeds, kept, before, elsewhere)
 
     def _report_every_seed(self, results: dict[int, ResultT], seeds: list[int], kept: FinishedSeeds,
-                           before: dict[str, tuple[int, int]]) -> RunReport:
-        """The report of every seed, the kept seeds it now holds removed, its manifest written."""
+                           before: dict[str, tuple[int, int]], elsewhere: dict[int, dict[str, Any]]) -> RunReport:
+        """The report of every seed, the kept seeds it now holds removed, its manifest written (naming where
+        the seeds read back were computed)."""
         report = self.write_report([results[seed] for seed in seeds])
         kept.clear(seeds)
-        record_run(report.out, files_written_since(report.out, before))
+        record_run(report.out, files_written_since(report.out, before), elsewhere)
         return report
 
     def check_only_seeds(self, only_seeds: Collection[int] | None) -> None:
@@ -337,13 +349,15 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         return [out / "suite.md", out / "suite.json"]
 
 
-def record_run(folder: Path, files: Sequence[Path]) -> None:
-    """``manifest.json`` in ``folder`` for ``files`` (the command, git commit, machine and date of this run).
-    The results are written by then: a manifest that cannot be written is a warning, never a lost run."""
+def record_run(folder: Path, files: Sequence[Path], seeds_made_elsewhere: dict[int, dict[str, Any]] | None = None
+               ) -> None:
+    """``manifest.json`` in ``folder`` for ``files`` (the command, git commit, machine and date of this run, and
+    of each seed it read back instead of computing). The results are written by then: a manifest that cannot be
+    written is a warning, never a lost run."""
     if not files:
         return
     try:
-        write_manifest(files)
+        write_manifest(files, seeds_made_elsewhere=seeds_made_elsewhere)
     except OSError as e:
         stale = folder / "manifest.json"
         try:  # it describes an earlier run (its command, commit and date), not these results

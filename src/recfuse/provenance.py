@@ -163,9 +163,26 @@ def current_command() -> str:
 _this_run: dict[Path, dict[str, Any]] = {}
 
 
+def origin(command: str | None = None, *, machine_name: str | None = None, root: Path | None = None,
+           exclude: Sequence[str] = RESULTS_PATHS) -> dict[str, Any]:
+    """Where and with what code this process computes: the commit it started from and whether the code
+    differed from it, the machine, its CPU and GPUs, the date (with ``command``: that too). A manifest's record,
+    and a kept seed's, which a run finished elsewhere names in its own manifest."""
+    now = git_state(root, exclude)
+    commit, dirty = _pinned.get(_pin_key(root, exclude), now)
+    return {**({"command": command} if command else {}), "git_commit": commit, "git_dirty": dirty,
+            **({"git_commit_at_write": now[0]} if now[0] != commit else {}),
+            "machine": machine() if machine_name is None else machine_name, "cpu": cpu(), "gpus": gpus(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
 def write_manifest(files: Sequence[str | Path], command: str | None = None, *, machine_name: str | None = None,
-                   root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS) -> dict[str, Any]:
+                   root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS,
+                   seeds_made_elsewhere: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Record how ``files`` (a result, all in one folder) were made in ``manifest.json`` beside them.
+
+    ``seeds_made_elsewhere``: seed -> :func:`origin` of the seeds this run read back from its folder (kept by an
+    interrupted run or by another process or machine sharing it) instead of computing them.
 
     ``command``: the command line (default :func:`current_command`); ``machine_name``: the machine in words
     (default :func:`machine`); ``root`` / ``exclude``: the checkout whose commit is recorded and the paths its
@@ -181,12 +198,7 @@ def write_manifest(files: Sequence[str | Path], command: str | None = None, *, m
     command = current_command() if command is None else command
     record = _this_run.get(target)
     if record is None or record["command"] != command:
-        now = git_state(root, exclude)
-        commit, dirty = _pinned.get(_pin_key(root, exclude), now)
-        record = {"command": command, "git_commit": commit, "git_dirty": dirty,
-                  **({"git_commit_at_write": now[0]} if now[0] != commit else {}),
-                  "machine": machine() if machine_name is None else machine_name, "cpu": cpu(), "gpus": gpus(),
-                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "files": []}
+        record = {"command": command, **origin(machine_name=machine_name, root=root, exclude=exclude), "files": []}
         earlier: list[dict[str, Any]] = []
         if target.is_file():
             try:
@@ -201,6 +213,8 @@ def write_manifest(files: Sequence[str | Path], command: str | None = None, *, m
             record["earlier"] = earlier
         _this_run[target] = record
     record["files"] = sorted({*record["files"], *(p.name for p in paths)})
+    if seeds_made_elsewhere:
+        record["seeds_made_elsewhere"] = {str(seed): made for seed, made in sorted(seeds_made_elsewhere.items())}
     write_text(target, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     return record
 
