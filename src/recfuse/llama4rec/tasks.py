@@ -30,7 +30,7 @@ from recfuse.data.splits import Split, Stage
 from recfuse.errors import ConfigError, EvaluationError
 from recfuse.eval import metrics as M
 from recfuse.eval.ranking import hits_of
-from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
+from recfuse.io import load_npz, read_json, save_npz, write_json
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import augment, prompting
 from recfuse.llama4rec.config import Llama4RecConfig
@@ -433,10 +433,7 @@ class RatingTask(Task):
         with self.method._timing("data augmentation"):
             data = read_json(stage_dir("llama4rec-attributes", key, build) / "attributes.json")
         table = FeatureTable(ds.n_items, list(ds.item_features))
-        # named by what the LLM answered: a dataset's fingerprint (the backbone's cache key) holds its features'
-        # names only, so another LLM's attributes would otherwise reuse the backbone trained on these
-        augmented = replace(ds, name=f"{ds.name}+llm-attributes-{fingerprint(data)}", item_features=table,
-                            notes=list(ds.notes))
+        augmented = replace(ds, item_features=table, notes=list(ds.notes))  # its fingerprint holds the answers
         for attr, res in data.items():
             augment.add_attribute(augmented, f"llm_{attr}", res["values"])
         new_split = Split(augmented, split.train, split.valid, split.test, split.protocol, dict(split.info))
