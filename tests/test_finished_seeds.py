@@ -126,3 +126,36 @@ def test_a_method_that_keeps_no_seeds_leaves_no_folder(tmp_path):
     with pytest.raises(Interrupted):
         Counting(CountConfig(out=str(tmp_path)), fail_at=1, keeps=False).run()
     assert not (tmp_path / "count" / "seeds").exists()
+
+
+def test_arrays_of_another_run_are_never_paired_with_a_kept_seeds_result(tmp_path, caplog):
+    """Run A kept seed 0; run B (other settings) died after writing seed 0's arrays, before its JSON."""
+    interrupted_at(CountConfig(out=str(tmp_path)), 1)
+    arrays = tmp_path / "count" / "seeds" / "seed0.npz"
+    np.savez(arrays, **{"base__hr@1": np.array([9.0, 9.0, 9.0])})
+    method = Counting(CountConfig(out=str(tmp_path)))
+    with caplog.at_level(logging.WARNING, logger="recfuse.method"):
+        method.run()
+    assert method.ran == [0, 1, 2] and "not the arrays its JSON was kept with" in caplog.text
+
+
+def test_a_quick_pass_removes_only_the_kept_seeds_its_report_holds(tmp_path):
+    interrupted_at(CountConfig(out=str(tmp_path)), 2)  # seeds 0 and 1 kept
+    Counting(CountConfig(out=str(tmp_path), seeds=[0])).run()  # a one-seed pass of the same settings
+    kept = tmp_path / "count" / "seeds"
+    assert sorted(p.name for p in kept.iterdir()) == ["seed1.json", "seed1.npz"]
+
+
+def test_a_manifest_that_cannot_be_written_does_not_leave_an_earlier_runs_in_place(tmp_path, monkeypatch, caplog):
+    import recfuse.method as method_module
+
+    Counting(CountConfig(out=str(tmp_path))).run()
+    manifest = tmp_path / "count" / "manifest.json"
+    assert manifest.is_file()
+
+    def disk_full(files):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(method_module, "write_manifest", disk_full)
+    with caplog.at_level(logging.WARNING, logger="recfuse.method"):
+        Counting(CountConfig(out=str(tmp_path), value=0.25)).run()
+    assert not manifest.exists() and "manifest.json of an earlier run there was removed" in caplog.text

@@ -29,3 +29,22 @@ def test_fingerprint_of_an_object_array_is_of_its_values_not_its_pointers():
             for _ in range(2)}
     assert len(runs) == 1
     assert fingerprint(np.array(["a", "b"], dtype=object)) != fingerprint(np.array(["a", "c"], dtype=object))
+
+
+def test_a_concurrent_run_that_finished_first_wins_even_between_the_check_and_the_rename(tmp_path, monkeypatch):
+    """The other process's folder landed after ours checked for it: the rename failed with ENOTEMPTY."""
+    import os
+
+    from recfuse.io import atomic_dir
+
+    target = tmp_path / "stage"
+    real_replace = os.replace
+
+    def other_lands_first(src, dst):
+        (Path(dst) / "theirs").mkdir(parents=True)
+        return real_replace(src, dst)
+    monkeypatch.setattr(os, "replace", other_lands_first)
+    with atomic_dir(target, keep_existing=True) as tmp:
+        (tmp / "ours").write_text("x")
+    assert [p.name for p in target.iterdir()] == ["theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["stage"]  # our temporary folder is gone

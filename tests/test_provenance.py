@@ -156,3 +156,22 @@ def test_a_manifest_names_the_commit_the_run_started_from(tmp_path, monkeypatch)
     record = provenance.write_manifest([tmp_path / "out" / "r.json"], "a long run", root=repo)
     assert record["git_commit"] == start and record["git_commit_at_write"] == later
     assert provenance.pin_code_state(repo) == (start, False)  # pinned once per process
+
+
+def test_a_new_uncommitted_source_file_marks_the_code_as_not_the_commit(tmp_path):
+    import subprocess
+
+    from recfuse.provenance import git_state
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a")
+    assert git_state(tmp_path)[1] is False
+    (tmp_path / "notes.txt").write_text("not code\n")
+    assert git_state(tmp_path)[1] is False
+    (tmp_path / "src" / "new_method.py").write_text("y = 2\n")
+    assert git_state(tmp_path)[1] is True

@@ -129,7 +129,11 @@ def atomic_dir(target: str | Path, keep_existing: bool = False) -> Iterator[Path
             if keep_existing:
                 return
             shutil.rmtree(target)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:  # a concurrent run put its own in place between the check and the rename
+            if not (keep_existing and e.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.is_dir()):
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -204,6 +208,15 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             return {k: z[k] for k in z.files}
     except (ValueError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise DataError(f"not a readable .npz file of arrays ({type(e).__name__}: {e})", path=path) from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fingerprint(*parts: Any) -> str:

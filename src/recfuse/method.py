@@ -40,7 +40,7 @@ import numpy as np
 from recfuse.config import from_dict, to_dict
 from recfuse.errors import ConfigError
 from recfuse.eval.report import flat_per_user, markdown_table, nested_per_user
-from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json, write_text
+from recfuse.io import file_sha256, fingerprint, load_npz, read_json, save_npz, write_json, write_text
 from recfuse.provenance import files_written_since, folder_state, write_manifest
 from recfuse.stages import TimedStages
 
@@ -75,10 +75,11 @@ class FinishedSeeds:
         return self.folder / f"seed{seed}.json", self.folder / f"seed{seed}.npz"
 
     def save(self, seed: int, data: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        """Keep one seed (arrays first: a seed counts as kept once its JSON is there)."""
+        """Keep one seed (arrays first: a seed counts as kept once its JSON is there, which names the arrays'
+        checksum, so arrays of another run killed before its JSON are never paired with it)."""
         meta, values = self.paths(seed)
         save_npz(values, **arrays)
-        write_json(meta, {"key": self.key, "result": data})
+        write_json(meta, {"key": self.key, "result": data, "arrays_sha256": file_sha256(values)})
 
     def _read(self, seed: int, quiet: bool = False) -> dict[str, Any] | None:
         """A kept seed's JSON if it was run with this key, else None (why is logged unless ``quiet``)."""
@@ -110,14 +111,19 @@ class FinishedSeeds:
             return None
         values = self.paths(seed)[1]
         try:
+            if "arrays_sha256" in kept and file_sha256(values) != kept["arrays_sha256"]:
+                raise ValueError("not the arrays its JSON was kept with")
             return kept["result"], load_npz(values)
         except (OSError, ValueError, KeyError) as e:
             log.warning("%s: cannot be read (%s): seed %d is run again", values, e, seed)
             return None
 
-    def clear(self) -> None:
-        for path in self.folder.glob("seed*.*"):
-            path.unlink()
+    def clear(self, seeds: Sequence[int]) -> None:
+        """Remove the kept ``seeds`` (those a report now holds; others, such as seeds of a longer run a quick
+        pass interrupted, stay), and the folder once it is empty."""
+        for seed in seeds:
+            for path in self.paths(seed):
+                path.unlink(missing_ok=True)
         if self.folder.is_dir() and not any(self.folder.iterdir()):
             self.folder.rmdir()
 
@@ -221,7 +227,7 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
                 kept.save(seed, *record)
             results.append(result)
         report = self.write_report(results)
-        kept.clear()
+        kept.clear(seeds)
         record_run(report.out, files_written_since(report.out, before))
         return report
 
@@ -268,7 +274,13 @@ def record_run(folder: Path, files: Sequence[Path]) -> None:
     try:
         write_manifest(files)
     except OSError as e:
-        log.warning("%s: the results are written, but their manifest.json could not be: %s", folder, e)
+        stale = folder / "manifest.json"
+        try:  # it describes an earlier run (its command, commit and date), not these results
+            stale.unlink(missing_ok=True)
+            gone = "; the manifest.json of an earlier run there was removed"
+        except OSError:
+            gone = f"; {stale} is still the earlier run's"
+        log.warning("%s: the results are written, but their manifest.json could not be: %s%s", folder, e, gone)
 
 
 def point_label(label: str, point: str | None) -> str:

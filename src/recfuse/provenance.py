@@ -54,10 +54,14 @@ def source_checkout() -> Path | None:
     return root if (root / "src" / "recfuse").resolve() == PACKAGE_DIR else None
 
 
+#: where a file not yet committed is code that may have run (a new method, model or config)
+CODE_PATHS = ("src", "configs")
+
+
 def git_state(root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS) -> tuple[str | None, bool | None]:
     """``git rev-parse HEAD`` of ``root`` (default: :func:`source_checkout`) and whether tracked files outside
-    ``exclude`` differ from it (the code that ran is then not exactly that commit); ``(None, None)`` outside
-    a git checkout."""
+    ``exclude`` differ from it, or new files not committed sit in :data:`CODE_PATHS` (the code that ran is
+    then not exactly that commit); ``(None, None)`` outside a git checkout."""
     root = source_checkout() if root is None else root
     if root is None:
         return None, None
@@ -66,7 +70,11 @@ def git_state(root: Path | None = None, exclude: Sequence[str] = RESULTS_PATHS) 
         return None, None
     status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".",
                   *(f":(exclude){p}" for p in exclude))
-    return commit, None if status is None else bool(status)
+    # new files of code or configuration that are not committed (a method being written) change the code too
+    new_code = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", *CODE_PATHS)
+    if status is None or new_code is None:
+        return commit, None
+    return commit, bool(status) or any(line.startswith("??") for line in new_code.splitlines())
 
 
 def machine() -> str:

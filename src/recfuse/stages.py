@@ -24,7 +24,6 @@ same cost table as an uninterrupted one. Reused work without a recorded cost is 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -41,7 +40,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recfuse.errors import CacheError
-from recfuse.io import CANNOT_WRITE, atomic_dir, atomic_path, cache_dir, fingerprint, orphaned_temporaries, to_json
+from recfuse.io import (CANNOT_WRITE, atomic_dir, atomic_path, cache_dir, file_sha256, fingerprint, orphaned_temporaries,
+                        to_json)
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,6 @@ CHECKSUMS_FILE = "checksums.json"
 META_FILES = (COST_FILE, CHECKSUMS_FILE)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stage_files(folder: Path) -> list[Path]:
     """Every file of a stage folder (recursively, key.json included) but its cost and checksums, in order."""
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() not in META_FILES)
@@ -119,7 +111,7 @@ def _stage_files(folder: Path) -> list[Path]:
 
 def record_checksums(folder: Path) -> dict[str, dict[str, Any]]:
     """Write ``checksums.json``: the size and SHA-256 of every file of the stage folder."""
-    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+    files = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": file_sha256(p)}
              for p in _stage_files(folder)}
     (folder / CHECKSUMS_FILE).write_text(to_json({"files": files}))
     return files
@@ -208,7 +200,7 @@ def check_stage(folder: Path, key: dict[str, Any] | None = None) -> StageCheck:
         actual = path.stat().st_size
         if actual != size:
             return damaged(f"{rel} has {actual} bytes, {size} were written" + (" (truncated)" if actual < size else ""))
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             return damaged(f"{rel} differs from what was written (SHA-256)")
     _verified[folder] = stamp
     return StageCheck(folder, "ok")

@@ -473,3 +473,13 @@ def test_a_validation_file_emptied_by_dropping_cold_users_is_an_error_not_carved
     with pytest.raises(DataError, match="no validation interaction: each of the 1 interaction.s. of the dataset's "
                                         "validation file is of a user without training interactions"):
         make_split(load_dataset(tmp_path), "predefined", drop_cold_users=True)
+
+
+def test_mind_click_histories_precede_the_whole_period_not_only_their_users_first_impression(tmp_path):
+    """A history stamped just before its user's (late) first impression fell inside the period, so a temporal
+    split could put clicks made before it into validation or test."""
+    write(tmp_path, "behaviors.tsv", "1\tU1\t11/11/2019 9:00:00 AM\t\tN1-1 N2-0\n"
+                                     "2\tU2\t11/15/2019 5:00:00 PM\tN9\tN2-1\n")
+    ds = load_dataset(tmp_path)
+    history = ds.interactions.item == ds.items.index(["N9"])[0]
+    assert ds.interactions.timestamp[history].max() < ds.interactions.timestamp[~history].min()

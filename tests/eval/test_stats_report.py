@@ -93,3 +93,27 @@ def test_differences_equal_only_up_to_rounding_are_tested_not_declared_significa
     assert noise["p"] > 0.5
     assert paired_ttest([1.0, 2.0, 3.0], [1.0, 2.0, 3.0])["p"] == 1.0
     assert paired_ttest([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])["p"] == 0.0  # exactly constant and non-zero
+
+
+def test_a_report_cut_short_is_never_reused_as_a_finished_run(tmp_path, monkeypatch):
+    """results.json of one run beside config.yaml of another (a kill between the two writes) was reused."""
+    from recfuse.eval import report
+    from recfuse.eval.report import finished_run
+
+    write_report(tmp_path, [{"ndcg": 0.1}], config={"lr": 1})
+    assert finished_run(tmp_path, {"lr": 1})["rows"] == [{"ndcg": 0.1}]
+    calls = []
+
+    def killed(path, text):
+        calls.append(path)
+        if str(path).endswith("config.yaml"):
+            raise KeyboardInterrupt
+        return report_write_text(path, text)
+    report_write_text = report.write_text
+    monkeypatch.setattr(report, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(tmp_path, [{"ndcg": 0.99}], config={"lr": 2})
+    assert finished_run(tmp_path, {"lr": 1}) is None and finished_run(tmp_path, {"lr": 2}) is None
+    monkeypatch.undo()
+    write_report(tmp_path, [{"ndcg": 0.99}], config={"lr": 2})
+    assert finished_run(tmp_path, {"lr": 2})["rows"] == [{"ndcg": 0.99}]

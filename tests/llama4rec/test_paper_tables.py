@@ -77,3 +77,12 @@ def test_a_pointwise_run_of_a_backbone_is_a_row_of_its_own_not_overwritten():
     md = paper_tables("ml-100k", [run("listwise", 0.06), run("pointwise", 0.03)], [])
     assert "| lightgcn | Base | 0.0600" in md
     assert "| lightgcn (pointwise) | Base | 0.0300" in md and "0.0492" in md.split("lightgcn (pointwise)")[1]
+
+
+def test_the_p_column_says_whether_base_is_the_best_baseline_as_the_paper_tests_against():
+    def run(backbone, ift):
+        return {"task": "direct", "backbone": backbone, "seeds": 1, "seconds": 60.0,
+                "rows": [{"variant": "base", "ndcg@3": 0.05}, {"variant": "ift", "ndcg@3": ift}]}
+    assert "the best baseline on every measured backbone" in paper_tables("ml-100k", [run("mf", 0.04)], [])
+    md = paper_tables("ml-100k", [run("mf", 0.04), run("lightgcn", 0.06)], [])
+    assert "while IFT is the better baseline on direct lightgcn" in md

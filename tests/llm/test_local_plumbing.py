@@ -369,3 +369,21 @@ def test_worker_processes_answer_as_one_process(tiny_llm_dir):
         assert two._workers_state["pool"] is None
     finally:
         two.close()
+
+
+def test_a_damaged_answer_cache_names_its_file_and_a_damaged_answer_is_asked_again(tmp_path, caplog):
+    import sqlite3
+
+    from recfuse.errors import CacheError
+    from recfuse.llm.cache import AnswerCache
+
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheError, match=r"junk\.sqlite: cannot open the LLM answer cache"):
+        AnswerCache(junk)
+    cache = AnswerCache(tmp_path / "a.sqlite")
+    cache.put_many([("k1", [1.0]), ("k2", [2.0])])
+    with sqlite3.connect(tmp_path / "a.sqlite") as conn:
+        conn.execute("UPDATE answers SET value = '[1.0,' WHERE key = 'k1'")
+    assert cache.get_many(["k1", "k2"]) == {"k2": [2.0]}
+    assert "1 cached answer(s) cannot be read: asked again" in caplog.text

@@ -130,9 +130,12 @@ def test_a_killed_tuning_resumes_from_its_checkpoint_to_the_same_adapter(tiny_ll
                       checkpoint_seconds=0)
     assert not (tmp_path / "killed").exists() and (ckpt / sft.CHECKPOINT_FILE).is_file()
     monkeypatch.setattr(sft, "response_only_loss", real_loss)
-    resumed = sft.train_sft(tiny_llm_dir, dialogues, tmp_path / "resumed", cfg, progress=False, checkpoint_dir=ckpt,
-                            checkpoint_seconds=0).log
+    from recfuse.stages import stage_cost
+    with stage_cost() as cost:  # the steps before the kill count in the stage's cost (as reused work)
+        resumed = sft.train_sft(tiny_llm_dir, dialogues, tmp_path / "resumed", cfg, progress=False,
+                                checkpoint_dir=ckpt, checkpoint_seconds=0).log
     assert resumed["resumed_from_step"] == 3 and whole["resumed_from_step"] == 0
+    assert 0 < cost.reused < resumed["seconds"] and cost.seconds >= resumed["seconds"] - 0.5
     assert np.allclose(resumed["losses"], whole["losses"], atol=1e-6)
     a = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "adapter_model.safetensors"))

@@ -44,6 +44,10 @@ def csv_text(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     return buf.getvalue()
 
 
+#: present in a results folder while :func:`write_report` writes it
+WRITING = ".report-incomplete"
+
+
 def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("progress",),
                  read_stored: Callable[[dict], dict | None] | None = None) -> dict | None:
     """The ``results.json`` of a run already written in ``out_dir`` with the same ``config``, else None.
@@ -56,6 +60,8 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
     """
     out = Path(out_dir)
     if not (out / "results.json").is_file() or not (out / "config.yaml").is_file():
+        return None
+    if (out / WRITING).exists():  # a report cut short: its results.json and config.yaml may be of two runs
         return None
     with open(out / "config.yaml", encoding="utf-8") as fh:
         old = yaml.safe_load(fh) or {}
@@ -73,13 +79,17 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
 
 def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | None = None,
                  title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None) -> Path:
-    """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``."""
+    """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``. Until all are
+    written a marker says so (:data:`WRITING`): a report killed half-way is never taken as a finished run by
+    :func:`finished_run` (its results.json and config.yaml could be of two different runs)."""
     out = make_dir(out_dir)
+    write_text(out / WRITING, "a report is being written here; a run killed while writing it leaves this file\n")
     write_json(out / "results.json", {"title": title, "rows": list(rows), **(extra or {})})
     write_text(out / "results.md", f"# {title}\n\n" + markdown_table(rows, columns))
     write_text(out / "results.csv", csv_text(rows, columns))
     if config is not None:
         write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    (out / WRITING).unlink()
     return out
 
 

@@ -113,8 +113,14 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
         raise ValueError("two runs of one task, backbone and ranking in one dataset's tables")
     waiting = set(pending)
     out = []
+    ift_best: list[str] = []  # backbones where IFT, not Base, is the best baseline (the paper tests against it)
     for task, (number, metrics) in TABLES.items():
         select = selection_metric(task)  # what the alphas are chosen on by default: the p column
+        for name, measured_run in by_key.items():
+            means = {r["variant"]: r.get(select) for r in measured_run["rows"]} if name[0] == task else {}
+            if means.get("base") is not None and means.get("ift") is not None and \
+                    (means["ift"] < means["base"] if select in ("rmse", "mae") else means["ift"] > means["base"]):
+                ift_best.append(f"{task} {name[1]}")
         rows = []
         backbones = list(PAPER_BACKBONES[task]) + sorted({b for t, b in [*by_key, *waiting]
                                                           if t == task and b not in PAPER_BACKBONES[task]})
@@ -140,6 +146,11 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
                 rows.append(row)
         out.append(f"### Table {number}: {task} on {dataset} (ours, mean ± std over seeds, in brackets the improvement over our Base, positive: better; "
                    f"paper: LLaMA-2 7B; p: {select}, paired t-test against Base)\n\n" + markdown_table(rows))
+    if measured:
+        out.append("*p*: against Base, " + (
+            "the best baseline on every measured backbone (IFT below it), as the paper tests against the best baseline."
+            if not ift_best else f"while IFT is the better baseline on {', '.join(ift_best)} (the paper tests "
+                                 "against the best baseline: there, compare against the IFT row too)."))
     if any(r.get("always_mixed") for r in measured):
         out.append("*Llama4Rec always mixed*: the alphas chosen on validation mixed in whatever the validation guard "
                    "decided, as the paper's Llama4Rec always is (analysis only; our Llama4Rec row keeps the LLM's "

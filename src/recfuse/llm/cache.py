@@ -8,23 +8,27 @@ there; several processes may share the file.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from recfuse.errors import DataError
+from recfuse.errors import CacheError, DataError
 from recfuse.io import atomic_path, cache_dir
 from recfuse.llm.base import LLM, Prompt, RequiredPart, check_choices, normalize_prompt
 from recfuse.stages import add_reused_cost
+
+log = logging.getLogger(__name__)
 
 
 def answer_key(kind: str, model_fingerprint: str, prompt: Prompt, settings: Any) -> str:
@@ -41,8 +45,9 @@ class AnswerCache:
         self.path = Path(path) if path is not None else cache_dir() / "llm" / "answers.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
-        with self._lock:
+        with self._errors("open"):
+            self._conn = sqlite3.connect(str(self.path), timeout=60, check_same_thread=False)
+        with self._lock, self._errors("open"):
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL, "
@@ -52,6 +57,16 @@ class AnswerCache:
                 self._conn.execute("ALTER TABLE answers ADD COLUMN seconds REAL")
             self._conn.commit()
 
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """SQLite's errors (not a database, locked past the timeout, a full disk) as one CacheError naming the
+        file."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise CacheError(f"{self.path}: cannot {doing} the LLM answer cache ({type(e).__name__}: {e}); move it "
+                             "aside to start a fresh one (answers are asked again)") from None
+
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         """The cached values of those keys that are present."""
         return {k: v for k, (v, _) in self.get_many_with_cost(keys).items()}
@@ -60,22 +75,28 @@ class AnswerCache:
         """(value, model seconds it cost or None) of those keys that are present."""
         out: dict[str, tuple[Any, float | None]] = {}
         uniq = list(dict.fromkeys(keys))
-        with self._lock:
+        damaged = 0
+        with self._lock, self._errors("read"):
             for s in range(0, len(uniq), 500):
                 chunk = uniq[s:s + 500]
                 q = f"SELECT key, value, seconds FROM answers WHERE key IN ({','.join('?' * len(chunk))})"
                 for k, v, sec in self._conn.execute(q, chunk):
-                    out[k] = (json.loads(v), sec)
+                    try:
+                        out[k] = (json.loads(v), sec)
+                    except (TypeError, ValueError):
+                        damaged += 1  # a miss: asked again, and the answer replaces it
+        if damaged:
+            log.warning("%s: %d cached answer(s) cannot be read: asked again", self.path, damaged)
         return out
 
     def put_many(self, items: Iterable[tuple[str, Any]], seconds_each: float | None = None) -> None:
         """Store values in one transaction (all or nothing), each with the model seconds it cost."""
         rows = [(k, json.dumps(v), seconds_each) for k, v in items]
-        with self._lock, self._conn:
+        with self._lock, self._errors("write to"), self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO answers (key, value, seconds) VALUES (?, ?, ?)", rows)
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._lock, self._errors("read"):
             return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
 
     def export(self, path: str | Path) -> int:

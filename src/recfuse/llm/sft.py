@@ -33,6 +33,7 @@ from recfuse._env import return_large_blocks_to_os
 from recfuse.config import option, to_dict
 from recfuse.errors import ConfigError
 from recfuse.io import atomic_dir
+from recfuse.stages import add_reused_cost
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -333,6 +334,7 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
         losses = [float(x) for x in resumed["losses"]]
         padded_tokens, tokens_seen = int(resumed["padded_tokens"]), int(resumed["tokens_seen"])
         elapsed_before = float(resumed["seconds"])
+        add_reused_cost(elapsed_before)  # the steps before the checkpoint: the stage's cost counts them too
         log.info("instruction tuning: resumed from step %d of %d (%s)", first_step, total_steps, checkpoint_dir)
     start = last_save = time.perf_counter()
     pbar = bar(range(first_step, total_steps), enabled=progress and acc.is_local_main_process,

@@ -1,7 +1,8 @@
 """MIND news recommendation: behaviors.tsv + news.tsv.
 
 Interactions are clicks: the clicked news of each impression at its time, and the user's click
-history (which precedes the file's period) one second before the user's first impression. A user's click
+history (which precedes the file's period) one second before the file's first impression, so that a temporal
+split never puts a click made before the period into validation or test. A user's click
 of one news item is kept once, the earliest (histories repeat across train and dev; a news item clicked again
 is not a second preference): the dataset's notes count the repeated clicks left out. A folder
 holding ``*_train`` and ``*_dev`` sub-folders (as MIND ships) loads as a predefined split: train and
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from recfuse.data.dataset import SPLIT_CODES
@@ -56,11 +56,10 @@ class MIND(DatasetFormat):
     def read_interactions(self, path: Path, **options) -> pd.DataFrame:
         df = read_delimited(path, sep="\t", names=BEHAVIOR_COLUMNS, quoting=False, min_fields=3)
         times = to_timestamps(df, "time", path, fmt="%m/%d/%Y %I:%M:%S %p")
+        period_start = float(times.min()) if len(times) else 0.0
         df = df.assign(user=to_ids(df, "user", path))
         users, items, stamps, is_history, lines = [], [], [], [], []
-        first_seen: dict[str, float] = {}
         for user, t, hist, imps, line in zip(df["user"], times, df["history"], df["impressions"], df[LINE]):
-            first_seen[user] = min(t, first_seen.get(user, np.inf))
             for tok in imps.split():
                 news, _, label = tok.rpartition("-")
                 if label not in ("0", "1") or not news:
@@ -80,7 +79,7 @@ class MIND(DatasetFormat):
             for news in hist:
                 users.append(user)
                 items.append(news)
-                stamps.append(first_seen[user] - 1.0)
+                stamps.append(period_start - 1.0)
                 is_history.append(True)
                 lines.append(line)
         return pd.DataFrame({"user": users, "item": items, "timestamp": stamps, "history": is_history, LINE: lines})
