@@ -193,6 +193,19 @@ def memory_worker(n_interactions: int, threads: int, batch_size: int) -> dict:
 
 # ---------------------------------------------------------------------------------------------------
 
+def summarized(recbole: dict) -> dict:
+    """A RecBole timing entry with its derived fields (mean epoch, median evaluation) recomputed from its lists,
+    so that a merge of re-timed lists never keeps the old run's."""
+    import numpy as np
+
+    out = dict(recbole)
+    if out.get("epoch_seconds"):
+        out["mean_epoch_seconds"] = float(np.mean(out["epoch_seconds"]))
+    if out.get("eval_seconds"):
+        out["median_eval_seconds"] = float(np.median(out["eval_seconds"]))
+    return out
+
+
 def _median(values: list[float] | None) -> float | None:
     if not values:
         return None
@@ -291,9 +304,13 @@ def main() -> list[str]:
     from recfuse.io import with_extension
 
     out = Path(args.out)
-    if args.report_only:
+    if args.report_only:  # the JSON's derived fields recomputed from its lists, and the table from the JSON
+        from recfuse.io import write_report
+
         res = json.loads(with_extension(out, ".json").read_text(encoding="utf-8"))
-        with_extension(out, ".md").write_text(markdown(res), encoding="utf-8")
+        res["recbole"] = {name: summarized(rb) for name, rb in res.get("recbole", {}).items()}
+        write_report(out, res, markdown(res))
+        write_manifest(report_files(out), script=__file__)
         print(markdown(res))
         return []
 
@@ -374,7 +391,7 @@ def main() -> list[str]:
             r["retimed_epoch_seconds"] = ours["epoch_seconds"]
             r["eval_seconds"] = same["eval_seconds"]
             if "epoch_seconds" in rb:
-                results["recbole"][name] = {**results["recbole"].get(name, {}), **rb}
+                results["recbole"][name] = summarized({**results["recbole"].get(name, {}), **rb})
             print(f"{name}: ours same-work median {_median(same['epoch_seconds']):.3f}s, ours (selected settings) "
                   f"{_median(ours['epoch_seconds']):.3f}s, RecBole {_median(rb.get('epoch_seconds')) or float('nan'):.3f}s;"
                   f" eval ours {_median(same['eval_seconds']):.3f}s, RecBole "
@@ -397,10 +414,7 @@ def main() -> list[str]:
                 r["same_work_epoch_seconds"] = time_same_work(split, name, r["params"])
             else:
                 rb = {"error": f"{args.recbole_python} not found"}
-            if "epoch_seconds" in rb:
-                rb["mean_epoch_seconds"] = float(np.mean(rb["epoch_seconds"]))
-            if "eval_seconds" in rb:
-                rb["median_eval_seconds"] = float(np.median(rb["eval_seconds"]))
+            rb = summarized(rb)
             results["recbole"][name] = rb
             print(f"recbole {RECBOLE_NAME[name]}: {json.dumps({k: v for k, v in rb.items() if k != 'model'})}",
                   flush=True)

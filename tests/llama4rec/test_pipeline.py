@@ -286,3 +286,21 @@ def test_the_data_augmented_backbone_is_cached_per_llm_answers(tiny_llm_dir, tmp
     again, _ = task.with_attributes(split, SimpleNamespace(fingerprint="llm-a"))
     other, _ = task.with_attributes(split, SimpleNamespace(fingerprint="llm-b"))
     assert first.fingerprint() == again.fingerprint() != other.fingerprint()
+
+
+def test_prompts_cut_to_the_context_are_counted_in_the_report():
+    from types import SimpleNamespace
+
+    from recfuse.llama4rec.pipeline import approximations
+    from recfuse.llama4rec.report import cost_rows
+    from recfuse.llama4rec.results import SeedResult
+
+    backend = SimpleNamespace(stats={"prompts_truncated": 3})
+    assert approximations(SimpleNamespace(llm=backend, stats={"hits": 9})) == {  # behind the answer cache
+        "prompts_truncated": 3, "choices_not_in_top": 0}
+    assert approximations(SimpleNamespace()) == {"prompts_truncated": 0, "choices_not_in_top": 0}
+    seed = SeedResult(0, {})
+    seed.inference = [{"stage": "test", "queries": 40, "seconds": 2.0, "queries_per_second": 20.0,
+                       "prompts_truncated": 3}]
+    row = next(r for r in cost_rows([seed]) if r["stage"].startswith("LLM prompts cut"))
+    assert row["seconds (mean over seeds)"] == "3 (LLM queries: 40)"

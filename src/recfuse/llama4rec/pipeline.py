@@ -142,6 +142,17 @@ def grid_agreement(valid: np.ndarray, test: np.ndarray, i: int, j: int,
     return rho, int(better.sum()) + 1
 
 
+#: what an LLM backend counts where its answers are approximate: prompts cut to the model's context (the local
+#: backend), choices missing from a server's top log-probabilities (the http backend: an upper bound used)
+APPROXIMATIONS = ("prompts_truncated", "choices_not_in_top")
+
+
+def approximations(llm: Any) -> dict[str, int]:
+    """The :data:`APPROXIMATIONS` the LLM backend behind ``llm`` (an answer cache or not) has counted so far."""
+    stats = getattr(getattr(llm, "llm", llm), "stats", None) or {}
+    return {k: int(stats.get(k, 0)) for k in APPROXIMATIONS}
+
+
 class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
     """The method for one configuration; :meth:`run_seed` does one seed, :meth:`run` all of them."""
 
@@ -228,10 +239,12 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         def scored(model: str, pa: bool, stage: Stage) -> tuple[Any, np.ndarray]:
             q = query(model, stage)
             if (model, pa, stage) not in scores:
+                before = approximations(llms[pa])
                 with self._timing("LLM inference") as cost:
                     scores[model, pa, stage] = task.llm_scores(llms[pa], q, models[model], split, stage, pa, seed)
-                result.inference.append(inference_record(cost, stage=stage, backbone=model,
-                                                         prompt_augmentation=pa, queries=q.size))
+                made = {k: n - before[k] for k, n in approximations(llms[pa]).items() if n > before[k]}
+                result.inference.append(inference_record(cost, stage=stage, backbone=model, prompt_augmentation=pa,
+                                                         queries=q.size, **made))
                 found = task.diagnostics(q, scores[model, pa, stage])
                 if found is not None:
                     result.llm_diagnostics[f"{'pa' if pa else 'ift'}/{model}/{stage}"] = found

@@ -217,6 +217,12 @@ def cost_rows(results: list[SeedResult]) -> list[dict[str, Any]]:
         q = sum(i["queries"] for i in inf)
         sec = sum(i["seconds"] for i in inf)
         rows.append({"stage": "LLM instructions per second", "seconds (mean over seeds)": q / sec if sec else None})
+    for key, what in (("prompts_truncated", "LLM prompts cut to the model's context (answers read from their end)"),
+                      ("choices_not_in_top", "LLM choices missing from the server's top log-probabilities (an "
+                                             "upper bound used)")):
+        if n := sum(i.get(key, 0) for i in inf):
+            rows.append({"stage": what, "seconds (mean over seeds)": f"{n} (LLM queries: "
+                                                                     f"{sum(i['queries'] for i in inf)})"})
     unknown: dict[str, int] = {}
     for r in results:
         for stage, n in r.unknown_costs.items():

@@ -67,8 +67,8 @@ class SFTConfig:
     group_by_length: bool = option(True, "batch examples of similar length (shuffled within groups of 16 batches, "
                                          "batches in random order): less padding, the same examples per epoch")
     gradient_checkpointing: bool = option(True, "recompute activations in the backward pass instead of keeping "
-                                                "them: on a 2-core CPU both smaller and no slower "
-                                                "(benchmarks/results/llm/tuning); on a GPU with memory to spare, "
+                                                "them: on a 2-core CPU less than half the memory, somewhat slower "
+                                                "(benchmarks/results/llm/tuning has both); on a GPU with memory to spare, "
                                                 "--no-sft.gradient-checkpointing is faster")
     bf16: str = option("auto", "bf16 mixed precision: auto (CUDA with bf16 support, or a CPU with bf16 units), "
                                "true, false")
