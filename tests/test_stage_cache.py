@@ -236,6 +236,13 @@ def test_stages_carried_to_another_machine_are_verified_and_reused(tmp_path, mon
         with pytest.raises(CacheError, match=str(bad.name)):
             import_stages(bad)
     assert not (fresh / "outside").exists() and not (tmp_path / "outside").exists()
+    # a link inside a stage (to a file beside it: the data filter lets relative links through) is refused
+    folder = next(unpacked.glob("scores/*"))
+    (folder / "extra.json").symlink_to("result.json")
+    with tarfile.open(linked := tmp_path / "linked.tar", "w") as tar:
+        tar.add(unpacked / "scores", arcname="scores")
+    assert main(["cache", "import", str(linked)]) == 1
+    assert "holds a link (extra.json)" in capsys.readouterr().out
 
 
 def test_results_that_cannot_be_written_name_the_path(tmp_path, monkeypatch):

@@ -346,6 +346,9 @@ IMPORT_SCRATCH = "import"
 def _import_refusal(folder: Path) -> str:
     """Why an unpacked stage folder may not enter the cache ("" when it may): it fails its checksums, has none,
     or is filed under a name that is not its key's fingerprint (a run would never find it)."""
+    links = [p for p in folder.rglob("*") if p.is_symlink()]
+    if links:  # a stage is plain files; a link would point at something the checksums do not cover
+        return f"holds a link ({links[0].relative_to(folder)})"
     check = check_stage(folder)
     if not check.usable:
         return check.reason

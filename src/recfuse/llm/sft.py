@@ -331,6 +331,8 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
         opt.load_state_dict(resumed["optimizer"])
         sched.load_state_dict(resumed["scheduler"])
         torch.set_rng_state(resumed["torch_rng"])
+        if resumed.get("cuda_rng") is not None and torch.cuda.is_available():  # dropout masks drawn on the GPU
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
         losses = [float(x) for x in resumed["losses"]]
         padded_tokens, tokens_seen = int(resumed["padded_tokens"]), int(resumed["tokens_seen"])
         elapsed_before = float(resumed["seconds"])
@@ -365,6 +367,7 @@ def _train_sft(model_dir: str | Path, dialogues: Sequence[Sequence[dict]], out_d
                 "step": step + 1, "total_steps": total_steps,
                 "weights": {n: p.detach().cpu().clone() for n, p in trainable.items()},
                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "losses": losses, "padded_tokens": padded_tokens, "tokens_seen": tokens_seen,
                 "seconds": elapsed_before + now - start})
             last_save = time.perf_counter()
