@@ -116,11 +116,6 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
     ift_best: list[str] = []  # backbones where IFT, not Base, is the best baseline (the paper tests against it)
     for task, (number, metrics) in TABLES.items():
         select = selection_metric(task)  # what the alphas are chosen on by default: the p column
-        for name, measured_run in by_key.items():
-            means = {r["variant"]: r.get(select) for r in measured_run["rows"]} if name[0] == task else {}
-            if means.get("base") is not None and means.get("ift") is not None and \
-                    (means["ift"] < means["base"] if select in ("rmse", "mae") else means["ift"] > means["base"]):
-                ift_best.append(f"{task} {name[1]}")
         rows = []
         backbones = list(PAPER_BACKBONES[task]) + sorted({b for t, b in [*by_key, *waiting]
                                                           if t == task and b not in PAPER_BACKBONES[task]})
@@ -130,6 +125,9 @@ def paper_tables(dataset: str, measured: Sequence[Mapping[str, Any]], pending: S
             status = ("still to run" if (task, backbone) in waiting else "not in this suite") if run is None else \
                 f"{run['seeds']} seed(s), {run['seconds'] / 60:.0f} min"
             ours = {r["variant"]: r for r in run["rows"]} if run is not None else {}
+            base, ift = (ours.get(v, {}).get(select) for v in ("base", "ift"))
+            if base is not None and ift is not None and (ift < base if select in _R else ift > base):
+                ift_best.append(f"{task} {backbone}")
             mixed = {r["variant"]: r for r in run.get("always_mixed") or []} if run is not None else {}
             for source, key, _ in ALWAYS_MIXED:
                 if source in mixed:
