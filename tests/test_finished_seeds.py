@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+import recfuse.method
+from recfuse.cli import main
 from recfuse.config import option, to_dict
+from recfuse.errors import ConfigError
 from recfuse.eval.report import write_report
-from recfuse.method import Method, RunReport
+from recfuse.method import Method, RunReport, register_method
 
 
 @dataclass
@@ -46,6 +49,9 @@ class Counting(Method[CountConfig, dict]):
             raise Interrupted(f"seed {seed}")
         self.ran.append(seed)
         return {"seed": seed, "hr@1": self.cfg.value + seed, "per_user": {"base": {"hr@1": np.arange(3.0) + seed}}}
+
+    def keeps_seeds(self) -> bool:
+        return self.keeps
 
     def seed_record(self, result: dict) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
         if not self.keeps:
@@ -159,3 +165,59 @@ def test_a_manifest_that_cannot_be_written_does_not_leave_an_earlier_runs_in_pla
     with caplog.at_level(logging.WARNING, logger="recfuse.method"):
         Counting(CountConfig(out=str(tmp_path), value=0.25)).run()
     assert not manifest.exists() and "manifest.json of an earlier run there was removed" in caplog.text
+
+
+def test_seeds_spread_over_processes_sharing_the_folder_make_one_report(tmp_path, caplog):
+    """Two processes on one run's seeds: the first to finish keeps its seed and writes no report; the one that
+    finds every seed kept writes the report, the same as one process running them all."""
+    first = Counting(CountConfig(out=str(tmp_path)))
+    with caplog.at_level(logging.INFO, logger="recfuse.method"):
+        assert first.run(only_seeds=[1]) is None
+    assert first.ran == [1] and "seeds 0, 2 still to run" in caplog.text
+    folder = tmp_path / "count"
+    assert not (folder / "results.json").exists()
+    assert sorted(p.name for p in (folder / "seeds").iterdir()) == ["seed1.json", "seed1.npz"]
+    second = Counting(CountConfig(out=str(tmp_path)))
+    report = second.run(only_seeds=[2, 0])
+    assert second.ran == [0, 2] and report is not None and not (folder / "seeds").exists()
+    spread = json.loads((folder / "results.json").read_text())
+    alone = Counting(CountConfig(out=str(tmp_path / "alone"))).run()
+    assert alone is not None
+    assert spread["rows"] == json.loads((alone.out / "results.json").read_text())["rows"]
+    assert [s["seed"] for s in spread["seeds"]] == [0, 1, 2]
+
+
+def test_a_seed_kept_by_another_process_while_this_one_ran_is_read_back(tmp_path, monkeypatch):
+    """Seed 0 is not kept when this process starts on seed 1; another process keeps it meanwhile."""
+    other = Counting(CountConfig(out=str(tmp_path), seeds=[0, 1]))
+    mine = Counting(CountConfig(out=str(tmp_path), seeds=[0, 1]))
+    run_seed = mine.run_seed
+
+    def and_meanwhile(seed: int) -> dict:
+        assert other.run(only_seeds=[0]) is None  # the other process finishes seed 0 during this one's seed 1
+        return run_seed(seed)
+    monkeypatch.setattr(mine, "run_seed", and_meanwhile)
+    assert mine.run(only_seeds=[1]) is not None
+    assert [s["seed"] for s in json.loads((tmp_path / "count" / "results.json").read_text())["seeds"]] == [0, 1]
+
+
+def test_only_seeds_must_be_the_runs_and_kept(tmp_path):
+    with pytest.raises(ConfigError, match=r"seed 5 is not one of the run's seeds \[0, 1, 2\]"):
+        Counting(CountConfig(out=str(tmp_path))).run(only_seeds=[5])
+    with pytest.raises(ConfigError, match="keeps no finished seeds"):
+        Counting(CountConfig(out=str(tmp_path)), keeps=False).run(only_seeds=[0])
+    assert not (tmp_path / "count").exists()
+
+
+def test_a_suite_spread_over_processes_lists_the_run_until_its_last_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"method: counting\nout: {tmp_path / 'out'}\ncommon: {{seeds: [0, 1]}}\n"
+                     "runs: [{value: 0.5}]\n")
+    assert main(["run", "counting-suite", str(suite), "--only-seed", "0"]) == 0
+    listed = json.loads((tmp_path / "out" / "suite.json").read_text())
+    assert listed["runs"] == [] and listed["pending"] == ["run (seeds 0, 1: 1 of 2 finished, kept in count/seeds)"]
+    assert main(["run", "counting-suite", str(suite), "--only-seed", "1"]) == 0
+    listed = json.loads((tmp_path / "out" / "suite.json").read_text())
+    assert listed["pending"] == [] and [run["label"] for run in listed["runs"]] == ["run"]

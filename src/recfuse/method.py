@@ -30,7 +30,7 @@ import importlib.metadata
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -182,7 +182,7 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         """A finished seed as (JSON, per-user arrays), kept in the run folder until the report is written, where
         the method names its :attr:`seed_result_type`; None: not kept (a resumed run relies on the stage cache
         alone). A servable run is not kept either: its served model comes from its last seed run."""
-        if self.seed_result_type is None or getattr(self.cfg, "servable", False):
+        if not self.keeps_seeds():
             return None
         typed: Any = result
         return typed.to_json(), flat_per_user(typed.per_user)
@@ -206,27 +206,51 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         """Where this run keeps its finished seeds until its report is written."""
         return FinishedSeeds(self.output_dir(), self.settings_key())
 
-    def run(self) -> RunReport:
+    def keeps_seeds(self) -> bool:
+        """Whether this run keeps its finished seeds in its folder (see :meth:`seed_record`)."""
+        return self.seed_result_type is not None and not getattr(self.cfg, "servable", False)
+
+    def run(self, only_seeds: Collection[int] | None = None) -> RunReport | None:
         """Every seed (those kept in the run folder by an earlier, interrupted run are read back, not rerun),
-        then the report, then ``manifest.json`` beside it recording how it was made."""
-        before = folder_state(self.output_dir())
+        then the report, then ``manifest.json`` beside it recording how it was made.
+
+        ``only_seeds``: run just these of the run's seeds and keep them, so one run's seeds can be spread over
+        processes or machines that share its folder; the report is written by the run that finds every seed
+        kept, and None is returned by one that does not (the seeds still to run are logged)."""
         seeds, label = self.seeds(), self.run_label(self.cfg)
+        if only_seeds is not None:
+            if unknown := sorted(set(only_seeds) - set(seeds)):
+                raise ConfigError(f"{label}: seed {', '.join(map(str, unknown))} is not one of the run's seeds "
+                                  f"{seeds}")
+            if not self.keeps_seeds():
+                raise ConfigError(f"{label}: this run keeps no finished seeds (a servable run, or a method "
+                                  "without kept seeds), so its seeds cannot be run apart")
+        before = folder_state(self.output_dir())
         kept = self.finished_seeds()
-        results = []
+        results: dict[int, ResultT] = {}
         for n, seed in enumerate(seeds, 1):
             record = kept.load(seed)
             if record is not None:
                 log.info("%s: seed %d (%d of %d) finished earlier: read from %s", label, seed, n, len(seeds),
                          kept.folder)
-                results.append(self.seed_from_record(*record))
+                results[seed] = self.seed_from_record(*record)
+                continue
+            if only_seeds is not None and seed not in only_seeds:
                 continue
             log.info("%s: seed %d (%d of %d)", label, seed, n, len(seeds))
             result = self.run_seed(seed)
             record = self.seed_record(result)
             if record is not None:
                 kept.save(seed, *record)
-            results.append(result)
-        report = self.write_report(results)
+            results[seed] = result
+        for seed in set(seeds) - set(results):  # left to other processes: kept by them meanwhile?
+            if (record := kept.load(seed)) is not None:
+                results[seed] = self.seed_from_record(*record)
+        if missing := [seed for seed in seeds if seed not in results]:
+            log.info("%s: seeds %s still to run (another process, or a later run): the report is written once "
+                     "every seed is kept in %s", label, ", ".join(map(str, missing)), kept.folder)
+            return None
+        report = self.write_report([results[seed] for seed in seeds])
         kept.clear(seeds)
         record_run(report.out, files_written_since(report.out, before))
         return report

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 IGNORED_FOR_REUSE = ("progress", "servable")
 
 
-def run_method(name: str, cfg: Any) -> RunReport:
-    """Run method ``name`` with ``cfg`` (every seed and its report)."""
-    return get_method(name)(cfg).run()
+def run_method(name: str, cfg: Any, only_seeds: Sequence[int] | None = None) -> RunReport | None:
+    """Run method ``name`` with ``cfg`` (every seed and its report; ``only_seeds``: see :meth:`Method.run`)."""
+    return get_method(name)(cfg).run(only_seeds)
 
 
 def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, Any] | None:
@@ -83,12 +84,14 @@ def load_method_suite(path: str | Path, name: str | None = None,
 
 
 def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, Any] | None = None,
-              reuse: bool = True, only: dict[str, Any] | None = None) -> Path:
+              reuse: bool = True, only: dict[str, Any] | None = None,
+              only_seeds: Sequence[int] | None = None) -> Path:
     """Every run of a suite file, then the suite's report (rewritten after each run, so an interrupted suite
     leaves the report of what it finished). A run whose folder already holds results of the same settings is
     reused (``reuse=False`` runs it again). ``only`` (option -> value, dotted names for nested options) runs
     just the matching configurations; the report still holds every finished run and lists the rest as still to
-    run. Returns the suite's folder."""
+    run. ``only_seeds`` runs just these seeds of each selected run and keeps them (see :meth:`Method.run`): a
+    run's report is written by the process that finds every one of its seeds kept. Returns the suite's folder."""
     method, cfgs, out = load_method_suite(path, name, overrides)
     selected = [not only or matches(cfg, only) for cfg in cfgs]
     if not any(selected):
@@ -110,6 +113,14 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
                                      pending=[p for p in pending if p is not None])
         record_run(out, [p for p in written if p.parent == out])
 
+    def still_to_run(i: int) -> str:  # a run not finished, with the seeds an interrupted run or another process kept
+        cfg, folder = cfgs[i], folders[i]
+        if not (kept := kept_seeds[i].kept(cfg.seeds)):
+            return label(cfg)
+        where = folder.relative_to(out).as_posix() if folder.is_relative_to(out) else str(folder)
+        return (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: {len(kept)} of {len(cfg.seeds)} "
+                f"finished, kept in {where}/seeds)")
+
     # what the folders hold already, so that a report written mid-way holds every finished run
     to_run = []
     for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
@@ -120,11 +131,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
                 log.warning("%s: reusing the results already written with the same settings in %s "
                             "(--recompute to run again)", label(cfg), folder)
             continue
-        pending[i] = label(cfg)
-        if kept := kept_seeds[i].kept(cfg.seeds):  # an interrupted run's finished seeds
-            where = folder.relative_to(out).as_posix() if folder.is_relative_to(out) else str(folder)
-            pending[i] = (f"{label(cfg)} (seeds {', '.join(map(str, cfg.seeds))}: {len(kept)} of {len(cfg.seeds)} "
-                          f"finished, kept in {where}/seeds)")
+        pending[i] = still_to_run(i)
         if selected[i]:
             to_run.append(i)
         if other := results_on_other_seeds(method, folder, cfg):
@@ -140,7 +147,10 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         write()  # before the first run: the report says at once what is finished and what is to come
     for n, i in enumerate(to_run, 1):
         log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
-        method(cfgs[i]).run()
+        if method(cfgs[i]).run(only_seeds) is None and finished_results(method, folders[i], cfgs[i]) is None:
+            pending[i] = still_to_run(i)  # its other seeds are left to another process (or its report came late)
+            write()
+            continue
         entries[i] = method.suite_entry(cfgs[i], read_json(folders[i] / "results.json"), folders[i], out)
         pending[i] = None
         write()

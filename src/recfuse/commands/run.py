@@ -21,18 +21,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                               description=(method.__doc__ or "").strip().split("\n\n")[0] + " "
                               + (method.summary or "") + ". Every stage is cached: a rerun resumes where it stopped.")
         add_arguments(one, method.config_type)
-        one.set_defaults(func=lambda args, name=name, cls=method.config_type: run_method(name, resolve(cls, args))
-                         and 0)
+        add_only_seed_argument(one)
+        one.set_defaults(func=lambda args, name=name, cls=method.config_type: _run_one(name, cls, args))
         suite = msub.add_parser(
             f"{name}-suite", help=f"{method.title or name} over several configurations, seeds and ablations",
             description=f"Run every {method.title or name} configuration of a suite file (YAML with 'common', "
                         "'runs', 'out') and write each run's results and the combined tables (suite.md, "
                         "rewritten after each run). Finished runs with the same settings are reused.")
         add_suite_arguments(suite)
+        add_only_seed_argument(suite)
         suite.set_defaults(func=lambda args, name=name: _run_suite(name, args))
 
 
+def add_only_seed_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only-seed", dest="only_seeds", action="append", type=int, default=None, metavar="SEED",
+                        help="run only this of the run's seeds (repeatable) and keep it in the run's folder, to "
+                             "spread one run's seeds over processes or machines sharing the folder; the report is "
+                             "written by the process that finds every seed kept (give each process other seeds)")
+
+
+def _run_one(name: str, cls: type, args: argparse.Namespace) -> int:
+    if run_method(name, resolve(cls, args), args.only_seeds) is None:
+        print("seeds kept; the report is written by the run that finishes the last of them")
+    return 0
+
+
 def _run_suite(name: str, args: argparse.Namespace) -> int:
-    out = run_suite(args.file, name, suite_overrides(args), reuse=not args.recompute, only=suite_filter(args))
+    out = run_suite(args.file, name, suite_overrides(args), reuse=not args.recompute, only=suite_filter(args),
+                    only_seeds=args.only_seeds)
     print(f"suite written to {out}")
     return 0
