@@ -22,7 +22,7 @@ def make(task, backbone, tiny_llm_dir, out, variants, **settings):
         "variants": variants, "instructions": 8, "candidates": 5, "seeds": [0, 1],
         "llm": {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"},
         "sft": {"max_steps": 2, "batch_size": 4, "lora_r": 4}, "out": str(out), "progress": False,
-        "da_attributes": ["director"]})
+        "da_attributes": ["director"], "da_examples": {"director": [["Item 1", "Ann Example"]]}})
     method = Llama4Rec(cfg)
     method.dataset = make_synthetic(n_users=15, n_items=30, n_topics=3, interactions_per_user=8, seed=0)
     return method

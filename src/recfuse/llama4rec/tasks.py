@@ -421,12 +421,14 @@ class RatingTask(Task):
     def with_attributes(self, split: Split, llm: LLM) -> tuple[Split, dict[str, Any]]:
         """The split over a copy of the dataset with LLM-supplied item attributes (cached)."""
         cfg, ds = self.cfg, split.dataset
-        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes}
+        examples = {attr: augment.attribute_examples(attr, prompting.item_noun(ds), cfg.da_examples)
+                    for attr in cfg.da_attributes}
+        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes, "examples": examples}
 
         def build(tmp: Path) -> None:
             out = {}
             for attr in cfg.da_attributes:
-                res = augment.item_attributes(llm, ds, attr)
+                res = augment.item_attributes(llm, ds, attr, examples=examples[attr])
                 out[attr] = {"values": res.values, "counts": res.counts}
             write_json(tmp / "attributes.json", out)
 
