@@ -45,6 +45,7 @@ from recfuse.llama4rec.queries import (
     score_ranking,
 )
 from recfuse.llm.base import LLM
+from recfuse.llm.prompts import template_key
 from recfuse.llm.sft import as_messages
 from recfuse.llm.tuning import Dialogue
 from recfuse.models.base import NextItemRecommender, RatingPredictor, Recommender
@@ -282,7 +283,8 @@ class RankingTask(Task):
         cfg, method = self.cfg, self.method
         users = np.flatnonzero(np.diff(split.train_matrix.indptr) > 0)
         key = {"split": split.fingerprint(), "llm": llm.fingerprint, "task": cfg.task, "seed": seed,
-               "pairs": cfg.da_pairs_per_user, "cands": cfg.da_candidates, "hist": cfg.max_history}
+               "pairs": cfg.da_pairs_per_user, "cands": cfg.da_candidates, "hist": cfg.max_history,
+               **template_key()}
         if cfg.task == "direct":
             def build(tmp: Path) -> None:
                 res = augment.pairwise_triples(llm, split, users, cfg.da_pairs_per_user, cfg.max_history, seed=seed)
@@ -423,7 +425,8 @@ class RatingTask(Task):
         cfg, ds = self.cfg, split.dataset
         examples = {attr: augment.attribute_examples(attr, prompting.item_noun(ds), cfg.da_examples)
                     for attr in cfg.da_attributes}
-        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes, "examples": examples}
+        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes, "examples": examples,
+               **template_key()}
 
         def build(tmp: Path) -> None:
             out = {}

@@ -27,6 +27,21 @@ if TYPE_CHECKING:
 
 TokenCounter = Callable[[str], int]
 
+#: the wording of the project's prompts (these templates, Llama4Rec's prompting and RecLM's profile formats):
+#: raise it when a change alters what an LLM is asked. The stages whose outputs come from prompts without
+#: holding them (Llama4Rec's augmentations, RecLM's tuning data and profiles) carry it in their keys
+#: (:func:`template_key`), so caches built on the old wording are recomputed; tuning is keyed by its dialogues
+#: and the answer cache by each prompt, so they need none. ``tests/llm/test_prompt_revision.py`` pins the
+#: wording to this number and fails, saying so, when one changes without the other.
+TEMPLATE_REVISION = 1
+
+
+def template_key() -> dict[str, int]:
+    """What a stage key holds of the prompts' wording: its revision once raised (nothing at 1, so that stages
+    built before revisions existed stay cached)."""
+    return {"prompts": TEMPLATE_REVISION} if TEMPLATE_REVISION != 1 else {}
+
+
 RATING_CHOICES = ["1", "2", "3", "4", "5"]
 YES_NO = ["Yes", "No"]
 PAIR_CHOICES = ["A", "B"]

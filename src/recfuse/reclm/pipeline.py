@@ -37,7 +37,7 @@ from recfuse.data.sequences import user_histories
 from recfuse.llm.base import LLM
 from recfuse.llm.config import base_model_dir, load_llm
 from recfuse.llm.parsing import ParseStats
-from recfuse.llm.prompts import PromptBuilder
+from recfuse.llm.prompts import PromptBuilder, template_key
 from recfuse.llm.tuning import base_weights_id, tune
 from recfuse.method import Method, RunReport
 from recfuse.models import runfolder
@@ -135,7 +135,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         key = {"split": split.fingerprint(), "teacher": teacher.fingerprint, "similar": fingerprint(similar),
                "seed": seed, "instructions": cfg.instructions, "kd_users": cfg.kd_users,
                "tokens": cfg.max_new_tokens, "domain": cfg.domain, "history": cfg.history_tokens,
-               "user_info": cfg.user_info, **_penalty_key(cfg)}
+               "user_info": cfg.user_info, **_penalty_key(cfg), **template_key()}
 
         def build(tmp: Path) -> None:
             rng = np.random.default_rng(seed)
@@ -235,7 +235,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         key = {"llm": llm.fingerprint, "split": split.fingerprint(), "similar": fingerprint(similar),
                "tokens": cfg.max_new_tokens, "encoder": cfg.encoder, "item_users": cfg.item_profile_users,
                "cold_similar": cfg.cold_similar_items, "domain": cfg.domain,
-               "history": cfg.history_tokens, "user_info": cfg.user_info, **_penalty_key(cfg),
+               "history": cfg.history_tokens, "user_info": cfg.user_info, **_penalty_key(cfg), **template_key(),
                "parser": prof.PARSER_VERSION,
                **({"profile_users": cfg.profile_users} if cfg.profile_users else {})}
 
