@@ -31,8 +31,10 @@ def run_method(name: str, cfg: Any, only_seeds: Sequence[int] | None = None) -> 
     return get_method(name)(cfg).run(only_seeds)
 
 
-def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, Any] | None:
-    """The ``results.json`` of a run already written in ``folder`` with the same settings as ``cfg``, else None.
+def finished_results(method: type[Method], folder: Path, cfg: Any,
+                     data_fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The ``results.json`` of a run already written in ``folder`` with the same settings as ``cfg`` (and the
+    same data, where ``data_fingerprint`` and the results both name it), else None.
 
     The stored config.yaml is read back through the method's config type, so options added since (with
     defaults that keep the old behaviour) do not make a finished run look different.
@@ -43,10 +45,11 @@ def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, 
         except ConfigError:
             return None
 
-    return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored)
+    return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored, data_fingerprint)
 
 
-def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tuple[Any, dict[str, Any]] | None:
+def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any,
+                           data_fingerprint: str | None = None) -> tuple[Any, dict[str, Any]] | None:
     """A run written in ``folder`` with ``cfg``'s settings but other seeds: (the config of what was run, its
     results), else None. A suite shows such a run for what it is (its own seeds; those asked for and missing are
     still to run) instead of dropping it, so a point run on one seed first stays in a 3-seed suite's report, and
@@ -58,7 +61,7 @@ def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tupl
     if not isinstance(stored, list) or not stored or stored == list(seeds):
         return None
     done = dataclasses.replace(cfg, seeds=list(stored))
-    results = finished_results(method, folder, done)
+    results = finished_results(method, folder, done, data_fingerprint)
     return (done, results) if results is not None else None
 
 
@@ -98,7 +101,11 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
     # each run's folder, and where it keeps the seeds an interrupted run finished, from one instance at a time
     # (an instance holds its dataset)
-    kept_seeds = [method(cfg).finished_seeds() for cfg in cfgs]
+    kept_seeds, data = [], []  # and the fingerprint of the data each reads: results of other data are run again
+    for cfg in cfgs:
+        instance = method(cfg)
+        kept_seeds.append(instance.finished_seeds())
+        data.append(instance.data_fingerprint())
     folders = [kept.out for kept in kept_seeds]
     entries: list[dict[str, Any] | None] = [None] * len(cfgs)  # the finished runs' entries, in the file's order
     pending: list[str | None] = [None] * len(cfgs)  # what is still to run, in the same order
@@ -124,7 +131,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     # what the folders hold already, so that a report written mid-way holds every finished run
     to_run = []
     for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
-        results = finished_results(method, folder, cfg) if reuse or not selected[i] else None
+        results = finished_results(method, folder, cfg, data[i]) if reuse or not selected[i] else None
         if results is not None:
             entries[i] = method.suite_entry(cfg, results, folder, out)
             if selected[i]:
@@ -134,7 +141,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         pending[i] = still_to_run(i)
         if selected[i]:
             to_run.append(i)
-        if other := results_on_other_seeds(method, folder, cfg):
+        if other := results_on_other_seeds(method, folder, cfg, data[i]):
             done, results = other  # shown with the seeds it has (until a selected run replaces it)
             entries[i] = method.suite_entry(done, results, folder, out)
             missing = set(cfg.seeds) - set(done.seeds)
@@ -147,7 +154,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         write()  # before the first run: the report says at once what is finished and what is to come
     for n, i in enumerate(to_run, 1):
         log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
-        if method(cfgs[i]).run(only_seeds) is None and finished_results(method, folders[i], cfgs[i]) is None:
+        if method(cfgs[i]).run(only_seeds) is None and finished_results(method, folders[i], cfgs[i], data[i]) is None:
             pending[i] = still_to_run(i)  # its other seeds are left to another process (or its report came late)
             write()
             continue

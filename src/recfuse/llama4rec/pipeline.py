@@ -329,7 +329,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         return report.output_dir(self.cfg, self.dataset.name)
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
-        written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results)
+        written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results,
+                                               data_fingerprint=self.data_fingerprint())
         served = getattr(self, "_served", None)
         if self.cfg.servable and served is not None:  # serving.json last: the folder is servable once it is there
             split, model = served
