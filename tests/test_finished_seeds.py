@@ -253,3 +253,14 @@ def test_a_suite_runs_a_finished_run_again_once_its_data_changed(tmp_path, monke
     with caplog.at_level(logging.WARNING, logger="recfuse.runner"):
         assert main(["run", "counting-suite", str(suite)]) == 0
     assert "reusing the results already written" in caplog.text
+
+
+def test_one_run_spread_over_two_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    args = ["run", "counting", "--seeds", "0,1", "--out", str(tmp_path)]
+    assert main([*args, "--only-seed", "1"]) == 0
+    assert "seeds kept; the report is written by the run that finishes the last of them" in capsys.readouterr().out
+    assert not (tmp_path / "count" / "results.json").exists()
+    assert main([*args, "--only-seed", "0"]) == 0
+    assert [s["seed"] for s in json.loads((tmp_path / "count" / "results.json").read_text())["seeds"]] == [0, 1]

@@ -104,6 +104,22 @@ def test_a_method_run_writes_its_manifest_beside_results_json(toy, tmp_path):
     assert main(["report", str(out / "toy")]) == 0
     assert (out / "toy" / "manifest.json").read_text() == before
 
+    # a re-rendering that adds a file (a figure added since the run) records that file, under its own command
+    tables = Toy.rerender
+
+    def with_figure(cls, folder, config, results):
+        write_text(folder / "figure.svg", "<svg/>")
+        return [*tables(folder, config, results), folder / "figure.svg"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Toy, "rerender", classmethod(with_figure))
+        assert main(["report", str(out / "toy")]) == 0
+        added = json.loads((out / "toy" / "manifest.json").read_text())
+        assert added["command"] == f"recfuse report {out / 'toy'}" and added["files"] == ["figure.svg"]
+        assert added["earlier"][0]["files"] == manifest["files"]
+        again = (out / "toy" / "manifest.json").read_text()
+        assert main(["report", str(out / "toy")]) == 0
+        assert (out / "toy" / "manifest.json").read_text() == again  # known now: nothing more to record
+
     # the Python API records the process's own command line
     Toy(ToyConfig(value=0.25, out=str(tmp_path / "api"))).run()
     api = json.loads((tmp_path / "api" / "toy" / "manifest.json").read_text())
@@ -119,6 +135,15 @@ def test_a_suite_writes_a_manifest_for_its_report_and_each_run(toy, tmp_path, mo
     assert suite["files"] == ["suite.json", "suite.md"]
     run = json.loads((tmp_path / "suite-out" / "toy" / "manifest.json").read_text())
     assert "results.json" in run["files"]
+
+    # a suite report that writes into a run's folder (RecLM's tuning ablation figure): recorded there too
+    def write_suite(out, entries, pending=()):
+        write_text(out / "toy" / "across_runs.md", "a table over the suite's runs")
+        return [out / "suite.md", out / "toy" / "across_runs.md"]
+    monkeypatch.setattr(Toy, "write_suite", staticmethod(write_suite))
+    assert main(["run", "toy-provenance-suite", "suite.yaml"]) == 0
+    run = json.loads((tmp_path / "suite-out" / "toy" / "manifest.json").read_text())
+    assert run["command"] == "recfuse run toy-provenance-suite suite.yaml" and "across_runs.md" in run["files"]
 
 
 def test_a_manifest_that_cannot_be_written_does_not_lose_the_results(toy, tmp_path, monkeypatch, caplog):

@@ -205,6 +205,17 @@ def write_manifest(files: Sequence[str | Path], command: str | None = None, *, m
     return record
 
 
+def recorded_files(folder: Path) -> set[str]:
+    """The names of the files ``folder``'s manifest.json says how they were made (its latest record and the
+    earlier ones); empty where there is none or it cannot be read."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    records = [manifest, *manifest.get("earlier", [])] if isinstance(manifest, dict) else []
+    return {str(name) for r in records if isinstance(r, dict) for name in r.get("files", []) or []}
+
+
 def folder_state(folder: Path) -> dict[str, tuple[int, int]]:
     """Modification time (ns) and size of each file directly in ``folder`` (empty when there is no folder)."""
     if not folder.is_dir():

@@ -19,6 +19,7 @@ from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run
 from recfuse.io import read_json
 from recfuse.method import Method, RunReport, get_method, method_of_results, point_label, record_run
+from recfuse.provenance import recorded_files
 
 log = logging.getLogger(__name__)
 #: settings that do not change results: a finished run is reused whatever they are
@@ -118,7 +119,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     def write() -> None:
         written = method.write_suite(out, [e for e in entries if e is not None],
                                      pending=[p for p in pending if p is not None])
-        record_run(out, [p for p in written if p.parent == out])
+        for folder in sorted({p.parent for p in written}):  # its own files, and any it writes into a run's folder
+            record_run(folder, [p for p in written if p.parent == folder])
 
     def still_to_run(i: int) -> str:  # a run not finished, with the seeds an interrupted run or another process kept
         cfg, folder = cfgs[i], folders[i]
@@ -165,9 +167,24 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     return out
 
 
+def record_new_files(written: list[Path]) -> None:
+    """Record in their folders' manifests the files a re-rendering wrote that no manifest there lists yet
+    (a figure added since the run): those it rewrote keep the record of the run that made them."""
+    for folder in sorted({p.parent for p in written}):
+        known = recorded_files(folder)
+        if new := [p for p in written if p.parent == folder and p.name not in known and p.name != "manifest.json"]:
+            record_run(folder, new)
+
+
 def rerender(folder: Path) -> list[Path]:
     """Re-render one results folder, or a suite's folder (its runs, then its suite report), from the JSON
-    and YAML in it, running nothing; returns the files written."""
+    and YAML in it, running nothing; returns the files written (new ones are recorded in their manifests)."""
+    written = _rerender(folder)
+    record_new_files(written)
+    return written
+
+
+def _rerender(folder: Path) -> list[Path]:
     if (folder / "suite.json").is_file() and not (folder / "results.json").is_file():
         return rerender_suite(folder)
     for name in ("results.json", "config.yaml"):
@@ -197,6 +214,6 @@ def rerender_suite(folder: Path) -> list[Path]:
     entries = []
     for entry in runs:
         run_folder = method.entry_folder(folder, entry)
-        written += rerender(run_folder)
+        written += _rerender(run_folder)
         entries.append({**entry, "rows": read_json(run_folder / "results.json")["rows"]})
     return written + method.write_suite(folder, entries, suite.get("pending", []))

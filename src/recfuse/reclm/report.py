@@ -407,10 +407,11 @@ def split_signature(run_dir: Path) -> str:
     return json.dumps([s.get("split") for s in seeds], sort_keys=True)
 
 
-def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
+def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict, list[Path]]:
     """The tuning ablation of each dataset whose runs hold more than one profile source, gathered from
-    them (a table in suite.md, ``<out>/<dataset>/tuning_ablation.png``), and its rows for suite.json."""
-    sections, rows_of = [], {}
+    them (a table in suite.md, ``<out>/<dataset>/tuning_ablation.png``), its rows for suite.json, and the
+    figures written."""
+    sections, rows_of, figures = [], {}, []
     for dataset in dict.fromkeys(r["dataset"] for r in runs):
         mine = [r for r in runs if r["dataset"] == dataset]
         if len({x["profiles"] for r in mine for x in r["rows"] if x["profiles"] != "-"}) < 2:
@@ -441,15 +442,16 @@ def ablation_sections(out: Path, runs: list[dict]) -> tuple[list[str], dict]:
                      + markdown_table(versus))
         sections.append(text + (f"\n![tuning ablation]({figure.relative_to(out).as_posix()})\n" if figure else ""))
         rows_of[dataset] = rows
-    return sections, rows_of
+        figures += [figure] if figure else []
+    return sections, rows_of, figures
 
 
 def write_suite(out: Path, runs: list[dict], pending: Sequence[str] = ()) -> list[Path]:
     """suite.md and suite.json from the finished runs (each with its folder's tables.md), the tuning
     ablation gathered from them, and the runs still to come."""
     sections = [suite_section(r["dataset"], r.get("name", ""), run_folder(out, r), r["rows"]) for r in runs]
-    ablations, ablation_rows = ablation_sections(out, runs)
+    ablations, ablation_rows, figures = ablation_sections(out, runs)
     write_json(out / "suite.json", {"method": "reclm", "runs": runs, "pending": list(pending),
                                     "tuning_ablation": ablation_rows})
     write_text(out / "suite.md", SUITE_TITLE + pending_note(pending) + "\n".join(sections + ablations))
-    return [out / "suite.md", out / "suite.json"]
+    return [out / "suite.md", out / "suite.json", *figures]
