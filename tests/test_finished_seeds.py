@@ -150,7 +150,7 @@ def test_a_quick_pass_removes_only_the_kept_seeds_its_report_holds(tmp_path):
     interrupted_at(CountConfig(out=str(tmp_path)), 2)  # seeds 0 and 1 kept
     Counting(CountConfig(out=str(tmp_path), seeds=[0])).run()  # a one-seed pass of the same settings
     kept = tmp_path / "count" / "seeds"
-    assert sorted(p.name for p in kept.iterdir()) == ["seed1.json", "seed1.npz"]
+    assert sorted(p.name for p in kept.iterdir() if p.name != ".report.lock") == ["seed1.json", "seed1.npz"]
 
 
 def test_a_manifest_that_cannot_be_written_does_not_leave_an_earlier_runs_in_place(tmp_path, monkeypatch, caplog):
@@ -260,7 +260,58 @@ def test_one_run_spread_over_two_commands(tmp_path, monkeypatch, capsys):
     register_method(Counting)
     args = ["run", "counting", "--seeds", "0,1", "--out", str(tmp_path)]
     assert main([*args, "--only-seed", "1"]) == 0
-    assert "seeds kept; the report is written by the run that finishes the last of them" in capsys.readouterr().out
+    assert "; the report is written by the run that finishes the last of them" in capsys.readouterr().out
     assert not (tmp_path / "count" / "results.json").exists()
     assert main([*args, "--only-seed", "0"]) == 0
     assert [s["seed"] for s in json.loads((tmp_path / "count" / "results.json").read_text())["seeds"]] == [0, 1]
+
+
+def test_one_process_writes_the_report_of_seeds_shared_by_two(tmp_path):
+    """The report's lock: a process that finds it held (another writing the report), or finds a seed no longer
+    kept (another wrote the report and removed them), writes nothing."""
+    import fcntl
+
+    cfg = CountConfig(out=str(tmp_path), seeds=[0, 1])
+    assert Counting(cfg).run(only_seeds=[0]) is None
+    kept = Counting(cfg).finished_seeds()
+    with open(kept.folder / ".report.lock", "a") as other:  # another process writing the report
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with kept.reporting([0]) as mine:
+            assert not mine
+        assert Counting(cfg).run(only_seeds=[1]) is None
+        assert not (tmp_path / "count" / "results.json").exists()
+    with kept.reporting([0, 1]) as mine:
+        assert mine
+    with kept.reporting([0, 1, 2]) as mine:
+        assert not mine  # seed 2 is not kept (a report written meanwhile removed the seeds)
+    assert Counting(cfg).run(only_seeds=[1]) is not None  # let go: the last seed's process writes it
+    assert not kept.folder.exists()  # the lock goes with the seeds
+
+
+def test_only_seeds_are_checked_for_every_run_before_any_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"method: counting\nout: {tmp_path / 'out'}\ncommon: {{seeds: [0, 1]}}\n"
+                     "runs: [{value: 0.5}, {value: 0.25, seeds: [0], out: " + str(tmp_path / "other") + "}]\n")
+    assert main(["run", "counting-suite", str(suite), "--only-seed", "1"]) == 2
+    assert "seed 1 is not one of the run's seeds [0]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "count").exists()
+
+
+def test_recomputing_part_of_a_finished_run_leaves_it_pending(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"method: counting\nout: {tmp_path / 'out'}\ncommon: {{seeds: [0, 1]}}\nruns: [{{value: 0.5}}]\n")
+    assert main(["run", "counting-suite", str(suite)]) == 0
+    assert main(["run", "counting-suite", str(suite), "--recompute", "--only-seed", "1"]) == 0
+    listed = json.loads((tmp_path / "out" / "suite.json").read_text())  # the old report is not the new run's
+    assert listed["runs"] == [] and listed["pending"] == ["run (seeds 0, 1: 1 of 2 finished, kept in count/seeds)"]
+    # a single run's command adds no seed to a run whose report holds them all
+    args = ["run", "counting", "--seeds", "0", "--out", str(tmp_path / "single")]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--only-seed", "0"]) == 0
+    assert "already holds every seed of these settings: nothing run" in capsys.readouterr().out
+    assert not (tmp_path / "single" / "count" / "seeds").exists()

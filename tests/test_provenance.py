@@ -144,6 +144,17 @@ def test_a_suite_writes_a_manifest_for_its_report_and_each_run(toy, tmp_path, mo
     assert main(["run", "toy-provenance-suite", "suite.yaml"]) == 0
     run = json.loads((tmp_path / "suite-out" / "toy" / "manifest.json").read_text())
     assert run["command"] == "recfuse run toy-provenance-suite suite.yaml" and "across_runs.md" in run["files"]
+    again = (tmp_path / "suite-out" / "toy" / "manifest.json").read_text()
+    monkeypatch.setattr(provenance, "_this_run", {})  # another process: a new record only for a new file
+    assert main(["run", "toy-provenance-suite", "suite.yaml"]) == 0
+    assert (tmp_path / "suite-out" / "toy" / "manifest.json").read_text() == again
+
+
+@pytest.mark.parametrize("manifest", ['{"earlier": null, "files": ["a.md"]}', '{"files": 5}', '{"files": "ab.md"}',
+                                      '[1, 2]', '{"files": ["a.md", 3, null]}', "not json"])
+def test_recorded_files_of_odd_manifests(tmp_path, manifest):
+    (tmp_path / "manifest.json").write_text(manifest)
+    assert provenance.recorded_files(tmp_path) <= {"a.md"}
 
 
 def test_a_manifest_that_cannot_be_written_does_not_lose_the_results(toy, tmp_path, monkeypatch, caplog):

@@ -30,7 +30,8 @@ import importlib.metadata
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -120,12 +121,42 @@ class FinishedSeeds:
 
     def clear(self, seeds: Sequence[int]) -> None:
         """Remove the kept ``seeds`` (those a report now holds; others, such as seeds of a longer run a quick
-        pass interrupted, stay), and the folder once it is empty."""
+        pass interrupted, stay), and the folder once it holds nothing else."""
         for seed in seeds:
             for path in self.paths(seed):
                 path.unlink(missing_ok=True)
-        if self.folder.is_dir() and not any(self.folder.iterdir()):
-            self.folder.rmdir()
+        if self.folder.is_dir() and not any(p.name != REPORT_LOCK for p in self.folder.iterdir()):
+            (self.folder / REPORT_LOCK).unlink(missing_ok=True)
+            try:
+                self.folder.rmdir()
+            except OSError:  # another process kept a seed meanwhile
+                pass
+
+    @contextmanager
+    def reporting(self, seeds: Sequence[int]) -> Iterator[bool]:
+        """Whether this process writes the report of ``seeds``: it holds the folder's report lock (a process
+        writing the report holds it; a killed one lets go) and finds every seed still kept (a process that
+        wrote the report first removed them). Two processes sharing the folder never both write it."""
+        try:
+            import fcntl
+        except ImportError:  # no POSIX locks on this system: one process per run folder
+            yield True
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / REPORT_LOCK, "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                yield all(self.paths(seed)[0].is_file() for seed in seeds)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+#: the lock of a run folder's report, in its seeds folder (:meth:`FinishedSeeds.reporting`)
+REPORT_LOCK = ".report.lock"
 
 
 #: settings that change no result: a kept seed is reused whatever they are
@@ -223,13 +254,7 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         processes or machines that share its folder; the report is written by the run that finds every seed
         kept, and None is returned by one that does not (the seeds still to run are logged)."""
         seeds, label = self.seeds(), self.run_label(self.cfg)
-        if only_seeds is not None:
-            if unknown := sorted(set(only_seeds) - set(seeds)):
-                raise ConfigError(f"{label}: seed {', '.join(map(str, unknown))} is not one of the run's seeds "
-                                  f"{seeds}")
-            if not self.keeps_seeds():
-                raise ConfigError(f"{label}: this run keeps no finished seeds (a servable run, or a method "
-                                  "without kept seeds), so its seeds cannot be run apart")
+        self.check_only_seeds(only_seeds)
         before = folder_state(self.output_dir())
         kept = self.finished_seeds()
         results: dict[int, ResultT] = {}
@@ -255,10 +280,32 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
             log.info("%s: seeds %s still to run (another process, or a later run): the report is written once "
                      "every seed is kept in %s", label, ", ".join(map(str, missing)), kept.folder)
             return None
+        if not self.keeps_seeds():
+            return self._report_every_seed(results, seeds, kept, before)
+        with kept.reporting(seeds) as mine:
+            if not mine:
+                log.info("%s: another process writes (or wrote) the report of these seeds", label)
+                return None
+            return self._report_every_seed(results, seeds, kept, before)
+
+    def _report_every_seed(self, results: dict[int, ResultT], seeds: list[int], kept: FinishedSeeds,
+                           before: dict[str, tuple[int, int]]) -> RunReport:
+        """The report of every seed, the kept seeds it now holds removed, its manifest written."""
         report = self.write_report([results[seed] for seed in seeds])
         kept.clear(seeds)
         record_run(report.out, files_written_since(report.out, before))
         return report
+
+    def check_only_seeds(self, only_seeds: Collection[int] | None) -> None:
+        """Refuse ``only_seeds`` (see :meth:`run`) that are not the run's, or a run that keeps no seeds."""
+        if only_seeds is None:
+            return
+        seeds, label = self.seeds(), self.run_label(self.cfg)
+        if unknown := sorted(set(only_seeds) - set(seeds)):
+            raise ConfigError(f"{label}: seed {', '.join(map(str, unknown))} is not one of the run's seeds {seeds}")
+        if not self.keeps_seeds():
+            raise ConfigError(f"{label}: this run keeps no finished seeds (a servable run, or a method without "
+                              "kept seeds), so its seeds cannot be run apart")
 
     # -- results folders and suites, from what is on disk ----------------------------------------------
     @classmethod

@@ -212,8 +212,12 @@ def recorded_files(folder: Path) -> set[str]:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
-    records = [manifest, *manifest.get("earlier", [])] if isinstance(manifest, dict) else []
-    return {str(name) for r in records if isinstance(r, dict) for name in r.get("files", []) or []}
+    if not isinstance(manifest, dict):
+        return set()
+    earlier = manifest.get("earlier")
+    records = [manifest, *(earlier if isinstance(earlier, list) else [])]
+    return {name for r in records if isinstance(r, dict) and isinstance(r.get("files"), list)
+            for name in r["files"] if isinstance(name, str)}
 
 
 def folder_state(folder: Path) -> dict[str, tuple[int, int]]:

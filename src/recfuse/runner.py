@@ -49,6 +49,24 @@ def finished_results(method: type[Method], folder: Path, cfg: Any,
     return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored, data_fingerprint)
 
 
+def file_state(path: Path) -> tuple[int, int] | None:
+    """A file's modification time (ns) and size, None where there is none: what tells a rewritten file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def reported_since(method: type[Method], folder: Path, before: tuple[int, int] | None, cfg: Any,
+                   data_fingerprint: str | None = None) -> bool:
+    """Whether ``folder`` holds a report of ``cfg`` (on the data of ``data_fingerprint``) written since its
+    results.json was in state ``before`` (:func:`file_state`; by another process that shared the run's seeds, not
+    an earlier report, which ``--recompute`` is running again)."""
+    now = file_state(folder / "results.json")
+    return now is not None and now != before and finished_results(method, folder, cfg, data_fingerprint) is not None
+
+
 def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any,
                            data_fingerprint: str | None = None) -> tuple[Any, dict[str, Any]] | None:
     """A run written in ``folder`` with ``cfg``'s settings but other seeds: (the config of what was run, its
@@ -103,8 +121,10 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     # each run's folder, and where it keeps the seeds an interrupted run finished, from one instance at a time
     # (an instance holds its dataset)
     kept_seeds, data = [], []  # and the fingerprint of the data each reads: results of other data are run again
-    for cfg in cfgs:
+    for cfg, chosen in zip(cfgs, selected):
         instance = method(cfg)
+        if chosen:
+            instance.check_only_seeds(only_seeds)  # every run's, before any run starts
         kept_seeds.append(instance.finished_seeds())
         data.append(instance.data_fingerprint())
     folders = [kept.out for kept in kept_seeds]
@@ -119,8 +139,8 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     def write() -> None:
         written = method.write_suite(out, [e for e in entries if e is not None],
                                      pending=[p for p in pending if p is not None])
-        for folder in sorted({p.parent for p in written}):  # its own files, and any it writes into a run's folder
-            record_run(folder, [p for p in written if p.parent == folder])
+        record_run(out, [p for p in written if p.parent == out])
+        record_new_files([p for p in written if p.parent != out])  # e.g. a figure over runs, in a run's folder
 
     def still_to_run(i: int) -> str:  # a run not finished, with the seeds an interrupted run or another process kept
         cfg, folder = cfgs[i], folders[i]
@@ -156,8 +176,9 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         write()  # before the first run: the report says at once what is finished and what is to come
     for n, i in enumerate(to_run, 1):
         log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
-        if method(cfgs[i]).run(only_seeds) is None and finished_results(method, folders[i], cfgs[i], data[i]) is None:
-            pending[i] = still_to_run(i)  # its other seeds are left to another process (or its report came late)
+        before = file_state(folders[i] / "results.json")
+        if method(cfgs[i]).run(only_seeds) is None and not reported_since(method, folders[i], before, cfgs[i], data[i]):
+            pending[i] = still_to_run(i)  # its other seeds are left to another process
             write()
             continue
         entries[i] = method.suite_entry(cfgs[i], read_json(folders[i] / "results.json"), folders[i], out)

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_filter, suite_overrides
 from recfuse.method import available_methods, get_method
-from recfuse.runner import run_method, run_suite
+from recfuse.runner import file_state, finished_results, reported_since, run_method, run_suite
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,8 +42,25 @@ def add_only_seed_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_one(name: str, cls: type, args: argparse.Namespace) -> int:
-    if run_method(name, resolve(cls, args), args.only_seeds) is None:
-        print("seeds kept; the report is written by the run that finishes the last of them")
+    if args.only_seeds is None:
+        run_method(name, resolve(cls, args))
+        return 0
+    method = get_method(name)
+    cfg: Any = resolve(cls, args)
+    run = method(cfg)
+    results = run.output_dir() / "results.json"
+    if finished_results(method, run.output_dir(), cfg, run.data_fingerprint()) is not None:  # nothing to add seeds to
+        print(f"{results} already holds every seed of these settings: nothing run (without --only-seed the run "
+              "is run again)")
+        return 0
+    before = file_state(results)
+    if run.run(args.only_seeds) is not None:
+        return 0
+    if reported_since(method, run.output_dir(), before, cfg, run.data_fingerprint()):
+        print(f"the report is written (by another process that shared the seeds): {results}")
+    else:
+        print(f"seeds kept in {run.output_dir() / 'seeds'}; the report is written by the run that finishes the last "
+              "of them")
     return 0
 
 

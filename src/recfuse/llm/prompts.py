@@ -31,7 +31,7 @@ TokenCounter = Callable[[str], int]
 #: raise it when a change alters what an LLM is asked. The stages whose outputs come from prompts without
 #: holding them (Llama4Rec's augmentations, RecLM's tuning data and profiles) carry it in their keys
 #: (:func:`template_key`), so caches built on the old wording are recomputed; tuning is keyed by its dialogues
-#: and the answer cache by each prompt, so they need none. ``tests/llm/test_prompt_revision.py`` pins the
+#: and the answer cache by each prompt, so they need none. ``tests/test_prompt_revision.py`` pins the
 #: wording to this number and fails, saying so, when one changes without the other.
 TEMPLATE_REVISION = 1
 

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from recfuse.data.synthetic import make_synthetic
+from recfuse.data.dataset import Dataset, Feature, FeatureTable, Interactions, Vocab
 from recfuse.llama4rec import augment, prompting
 from recfuse.llama4rec.instructions import Example
 from recfuse.llm import prompts
@@ -16,12 +16,26 @@ from recfuse.reclm import instructions as reclm_instructions
 from recfuse.reclm import profiles
 
 #: revision -> SHA-256 of the sample prompts below, as that revision words them
-PINNED = {1: "e337d63bac7b3c9244b6173aa2d5c87815c58af0cff28deb8bb7b9b72b224b79"}
+PINNED = {1: "4d147e756c6933d312f85c18a6fd7988e0415b59f2343d029ade86f00b60d731"}
+
+
+def films() -> Dataset:
+    """Eight films, four users: fixed texts, so that only a prompt's wording changes the digest."""
+    titles = ["Heat", "Fargo", "Casino", "Se7en", "Alien", "Clue", "Big", "Jaws"]
+    items = FeatureTable(8, [Feature.text("title", titles),
+                             Feature.multi("genres", [["Crime"], ["Crime", "Drama"], ["Drama"], ["Thriller"],
+                                                      ["Horror"], ["Comedy"], ["Comedy"], ["Horror"]]),
+                             Feature.numeric("year", [1995, 1996, 1995, 1995, 1979, 1985, 1988, 1975])])
+    users = FeatureTable(4, [Feature.numeric("age", [25, 40, 33, 61]),
+                             Feature.categorical("occupation", ["writer", "nurse", "artist", "retired"])])
+    inter = Interactions(np.array([0, 0, 1, 1, 2, 2, 3, 3]), np.array([1, 2, 3, 6, 4, 5, 0, 7]),
+                         np.array([4.0, 5, 3, 4, 2, 5, 4, 1]), np.arange(8.0))
+    return Dataset("ml-films", Vocab(range(4), "user"), Vocab(range(8), "item"), inter, users, items)
 
 
 def sample_prompts() -> list:
-    """One prompt of every kind, on fixed inputs (a seeded synthetic dataset, fixed item texts)."""
-    ds = make_synthetic(n_users=4, n_items=8, n_topics=2, interactions_per_user=4, seed=0)
+    """One prompt of every kind (and the fixed texts a prompt is built from), on fixed inputs."""
+    ds = films()
     pb = PromptBuilder(domain="movie", max_item_chars=80)
     history, ratings = ["Heat (1995)", "Fargo (1996)"], [4.0, 5.0]
     ex = Example("listwise", 0, np.array([1, 2]), np.array([4.0, 3.0]), np.array([3, 4, 5]), target=0,
@@ -31,6 +45,7 @@ def sample_prompts() -> list:
     hist = [np.array([1, 2]), np.array([3, 6])]
     return [
         pb.listwise_ranking(history, ["Casino (1995)", "Se7en (1995)"], similar_history=["Alien (1979)"]),
+        pb.ranking_response(["B", "A"]),
         pb.rating_prediction(history, ratings, "Casino (1995)", similar_history=["Alien (1979)"],
                              similar_ratings=[3.0], backbone_prediction=3.6),
         pb.pointwise_ranking(history, "Casino (1995)", similar_history=["Alien (1979)"], backbone_score=0.7),
@@ -45,8 +60,10 @@ def sample_prompts() -> list:
         prompting.next_item_prompt(ds, [1, 2], [3, 4]),
         prompting.attribute_prompt(ds, 3, "director", augment.MOVIE_EXAMPLES["director"]),
         profiles.user_profile_prompt(pb, ds, [1, 2], [[3]], 0), profiles.ITEM_FORMAT, profiles.USER_FORMAT,
+        profiles.IDENTITIES_HEAD, profiles.INTERESTS_INSERT,
         reclm_instructions.two_turn_dialogue(pb, ds, hist, sample, ["p0", "p1"]),
         reclm_instructions.naive_dialogue(pb, ds, hist, sample),
+        reclm_instructions.kd_dialogue("a prompt", "a profile"),
     ]
 
 
