@@ -48,3 +48,9 @@ def test_a_tuning_is_cached_by_the_base_weights_not_the_base_folders_path(tmp_pa
     (base / "model.safetensors").write_bytes(b"new weights")
     adapter, _ = tuning.tune(llm, SFTConfig(), dialogues, "t")
     assert len(trained) == 2 and (adapter / "adapter.bin").read_bytes() == b"new weights"
+    # the same weights in another folder (another machine's cache root, after `recfuse cache import`): reused
+    elsewhere = tmp_path / "elsewhere" / "base"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "model.safetensors").write_bytes(b"new weights")
+    assert tuning.tune(LLMConfig(backend="hf", model=str(elsewhere)), SFTConfig(), dialogues, "t")[0] == adapter
+    assert len(trained) == 2

@@ -32,6 +32,10 @@ def test_the_rating_task_on_other_data_needs_its_own_examples_before_any_work(tm
         Llama4Rec(from_dict(Llama4RecConfig, settings))
     Llama4Rec(from_dict(Llama4RecConfig, {**settings, "da_attributes": ["brand"],
                                           "da_examples": {"brand": [["Item 1", "Acme"]]}}))
+    Llama4Rec(from_dict(Llama4RecConfig, {**settings, "variants": ["base", "ift", "wo_da"]}))  # asks for none
+    with pytest.raises(ConfigError, match=r"examples for 1984, which da_attributes does not ask for \(it asks for: "
+                                          r"director, star\)"):
+        augment.check_attribute_examples(["director", "star"], "movie", {1984: [["Heat", "Mann"]]})
     assert not any(tmp_path.iterdir())
 
 

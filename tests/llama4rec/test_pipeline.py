@@ -32,10 +32,12 @@ ALL = ["base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only"]
 
 
 def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
-    res = make("direct", "mf", tiny_llm_dir, tmp_path, ALL).run()
+    method = make("direct", "mf", tiny_llm_dir, tmp_path, ALL)
+    res = method.run()
     out = tmp_path / "synthetic" / "direct-mf"
     data = json.loads((out / "results.json").read_text())
     assert [r["variant"] for r in data["rows"]] == ALL
+    assert data["data_fingerprint"] == method.data_fingerprint()  # what a suite compares before reusing it
     for row in data["rows"]:
         for m in ("hr@3", "hr@5", "ndcg@3", "ndcg@5"):
             assert 0 <= row[m] <= 1

@@ -80,6 +80,8 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
     if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}:
         return None
     results = read_json(out / "results.json")
+    if not isinstance(results, dict):  # not a report of recfuse's
+        return None
     if data_fingerprint and results.get("data_fingerprint") not in (None, data_fingerprint):
         log.info("%s: written on other data (the data's content changed since): run again", out)
         return None

@@ -124,9 +124,10 @@ def attribute_examples(attribute: str, noun: str, given: Mapping[str, Any]) -> l
 
 def check_attribute_examples(attributes: Sequence[str], noun: str, given: Mapping[str, Any]) -> None:
     """Before any work: every attribute has examples, and every example set is for an attribute asked for."""
-    if unused := sorted(set(given) - set(attributes)):
+    if unused := sorted(map(str, set(given) - set(attributes))):
+        asked = ", ".join(map(str, attributes)) or "none"
         raise ConfigError(f"option 'da_examples': examples for {', '.join(unused)}, which da_attributes does not "
-                          f"ask for ({', '.join(attributes)})")
+                          f"ask for (it asks for: {asked})")
     for attribute in attributes:
         attribute_examples(attribute, noun, given)
 

@@ -176,7 +176,7 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             self.dataset = kcore(self.dataset, cfg.kcore)
         if cfg.task == "rating" or cfg.ranking == "pointwise" or "pointwise" in cfg.instruction_tasks:
             check_rating_scale(self.dataset, "the rating task" if cfg.task == "rating" else "pointwise ranking")
-        if cfg.task == "rating":
+        if cfg.task == "rating" and set(cfg.variants) & NEEDS_DA:  # the LLM is asked for item attributes
             check_attribute_examples(cfg.da_attributes, item_noun(self.dataset), cfg.da_examples)
 
     # -- stages --------------------------------------------------------------------------------------
