@@ -23,7 +23,7 @@ def test_suite_reuses_a_finished_run_with_the_same_settings(tmp_path, monkeypatc
     write_report(output_dir(cfg, method.dataset.name), rows, config=to_dict(cfg),
                  extra={"display": [{"method": "Base", "hr@3": "0.2500"}]})
 
-    def must_not_run(self):
+    def must_not_run(self, only_seeds=None):
         raise AssertionError("a finished run was recomputed")
 
     monkeypatch.setattr(Llama4Rec, "run", must_not_run)
