@@ -50,7 +50,7 @@ def test_suite_shows_a_run_finished_on_other_seeds(tmp_path, monkeypatch):
     write(mf, to_dict(mf) | {"seeds": [0]})
     ran, in_report = [], []  # what ran, and which runs the suite's report held as each began
 
-    def fake_run(self):  # stands for a real run: its results on every configured seed
+    def fake_run(self, only_seeds=None):  # stands for a real run: its results on every configured seed
         ran.append((self.cfg.backbone, self.cfg.seeds))
         in_report.append([e["backbone"] for e in read_json(tmp_path / "out" / "suite.json")["runs"]])
         write(self.cfg, to_dict(self.cfg))
@@ -81,7 +81,7 @@ def test_suite_report_names_the_seeds_an_interrupted_run_kept(tmp_path, monkeypa
     for seed in (0, 2):
         kept.save(seed, SeedResult(seed, {}).to_json(), {})
     Llama4Rec(load_method_suite(f, "llama4rec", {"instructions": 7})[1][0]).finished_seeds().save(1, {}, {})
-    def interrupted(self):
+    def interrupted(self, only_seeds=None):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Llama4Rec, "run", interrupted)
