@@ -67,7 +67,8 @@ class Counting(Method[CountConfig, dict]):
     def write_report(self, results: list[dict]) -> RunReport:
         rows = [{"variant": "base", "hr@1": float(np.mean([r["hr@1"] for r in results]))}]
         seeds = [{"seed": r["seed"], "per_user": r["per_user"]["base"]["hr@1"].tolist()} for r in results]
-        write_report(self.output_dir(), rows, config=to_dict(self.cfg), extra={"method": self.name, "seeds": seeds})
+        write_report(self.output_dir(), rows, config=to_dict(self.cfg), extra={"method": self.name, "seeds": seeds},
+                     data_fingerprint=self.data_fingerprint())
         return RunReport(self.output_dir(), rows)
 
     @classmethod
@@ -225,6 +226,37 @@ def test_a_suite_spread_over_processes_lists_the_run_until_its_last_seed(tmp_pat
     assert main(["run", "counting-suite", str(suite), "--only-seed", "1"]) == 0
     listed = json.loads((tmp_path / "out" / "suite.json").read_text())
     assert listed["pending"] == [] and [run["label"] for run in listed["runs"]] == ["run"]
+
+
+def test_a_suite_runs_a_finished_run_again_once_its_data_changed(tmp_path, monkeypatch, caplog):
+    """Same settings, other data (an edited data file): the results are of the old data, so the run is run
+    again; results written before reports named their data are reused on their settings alone."""
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(Counting)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"method: counting\nout: {tmp_path / 'out'}\ncommon: {{seeds: [0]}}\nruns: [{{value: 0.5}}]\n")
+    results = tmp_path / "out" / "count" / "results.json"
+    monkeypatch.setattr(Counting, "data_fingerprint", lambda self: "data-v1")
+    assert main(["run", "counting-suite", str(suite)]) == 0
+    assert json.loads(results.read_text())["data_fingerprint"] == "data-v1"
+    first = results.stat().st_mtime_ns
+    with caplog.at_level(logging.WARNING, logger="recfuse.runner"):
+        assert main(["run", "counting-suite", str(suite)]) == 0
+    assert "reusing the results already written" in caplog.text and results.stat().st_mtime_ns == first
+    monkeypatch.setattr(Counting, "data_fingerprint", lambda self: "data-v2")
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(["run", "counting-suite", str(suite)]) == 0
+    assert "written on other data" in caplog.text and "reusing" not in caplog.text
+    assert json.loads(results.read_text())["data_fingerprint"] == "data-v2"
+    older = json.loads(results.read_text())
+    del older["data_fingerprint"]  # a report written before reports named their data
+    results.write_text(json.dumps(older))
+    monkeypatch.setattr(Counting, "data_fingerprint", lambda self: "data-v3")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recfuse.runner"):
+        assert main(["run", "counting-suite", str(suite)]) == 0
+    assert "reusing the results already written" in caplog.text
 
 
 def test_one_run_spread_over_two_commands(tmp_path, monkeypatch, capsys):

@@ -236,12 +236,17 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
         result.per_user = nested_per_user(arrays)
         return cast(ResultT, result)
 
+    def data_fingerprint(self) -> str | None:
+        """The fingerprint of the data this run reads (its content), where the method has a ``dataset``; its
+        report records it, so that a suite runs a finished run again once its data changed."""
+        dataset = getattr(self, "dataset", None)
+        return dataset.fingerprint() if dataset is not None else None
+
     def settings_key(self) -> str:
         """What a kept seed must have been run with to be reused: every setting but those that change no result
         (:data:`RESULT_NEUTRAL`), and the data's fingerprint where the method has a ``dataset``."""
         settings = {k: v for k, v in to_dict(self.cfg).items() if k not in RESULT_NEUTRAL}
-        dataset = getattr(self, "dataset", None)
-        return fingerprint(settings, dataset.fingerprint() if dataset is not None else "")
+        return fingerprint(settings, self.data_fingerprint() or "")
 
     def finished_seeds(self) -> FinishedSeeds:
         """Where this run keeps its finished seeds until its report is written."""

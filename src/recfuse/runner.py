@@ -32,8 +32,10 @@ def run_method(name: str, cfg: Any, only_seeds: Sequence[int] | None = None) -> 
     return get_method(name)(cfg).run(only_seeds)
 
 
-def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, Any] | None:
-    """The ``results.json`` of a run already written in ``folder`` with the same settings as ``cfg``, else None.
+def finished_results(method: type[Method], folder: Path, cfg: Any,
+                     data_fingerprint: str | None = None) -> dict[str, Any] | None:
+    """The ``results.json`` of a run already written in ``folder`` with the same settings as ``cfg`` (and the
+    same data, where ``data_fingerprint`` and the results both name it), else None.
 
     The stored config.yaml is read back through the method's config type, so options added since (with
     defaults that keep the old behaviour) do not make a finished run look different.
@@ -44,7 +46,7 @@ def finished_results(method: type[Method], folder: Path, cfg: Any) -> dict[str, 
         except ConfigError:
             return None
 
-    return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored)
+    return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored, data_fingerprint)
 
 
 def file_state(path: Path) -> tuple[int, int] | None:
@@ -56,15 +58,17 @@ def file_state(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def reported_since(method: type[Method], folder: Path, before: tuple[int, int] | None, cfg: Any) -> bool:
-    """Whether ``folder`` holds a report of ``cfg`` written since its results.json was in state ``before``
-    (:func:`file_state`; by another process that shared the run's seeds, not an earlier report, which
-    ``--recompute`` is running again)."""
+def reported_since(method: type[Method], folder: Path, before: tuple[int, int] | None, cfg: Any,
+                   data_fingerprint: str | None = None) -> bool:
+    """Whether ``folder`` holds a report of ``cfg`` (on the data of ``data_fingerprint``) written since its
+    results.json was in state ``before`` (:func:`file_state`; by another process that shared the run's seeds, not
+    an earlier report, which ``--recompute`` is running again)."""
     now = file_state(folder / "results.json")
-    return now is not None and now != before and finished_results(method, folder, cfg) is not None
+    return now is not None and now != before and finished_results(method, folder, cfg, data_fingerprint) is not None
 
 
-def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tuple[Any, dict[str, Any]] | None:
+def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any,
+                           data_fingerprint: str | None = None) -> tuple[Any, dict[str, Any]] | None:
     """A run written in ``folder`` with ``cfg``'s settings but other seeds: (the config of what was run, its
     results), else None. A suite shows such a run for what it is (its own seeds; those asked for and missing are
     still to run) instead of dropping it, so a point run on one seed first stays in a 3-seed suite's report, and
@@ -76,7 +80,7 @@ def results_on_other_seeds(method: type[Method], folder: Path, cfg: Any) -> tupl
     if not isinstance(stored, list) or not stored or stored == list(seeds):
         return None
     done = dataclasses.replace(cfg, seeds=list(stored))
-    results = finished_results(method, folder, done)
+    results = finished_results(method, folder, done, data_fingerprint)
     return (done, results) if results is not None else None
 
 
@@ -116,12 +120,13 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         raise ConfigError(f"{path}: no configuration has every setting of --only {only}")
     # each run's folder, and where it keeps the seeds an interrupted run finished, from one instance at a time
     # (an instance holds its dataset)
-    kept_seeds = []
+    kept_seeds, data = [], []  # and the fingerprint of the data each reads: results of other data are run again
     for cfg, chosen in zip(cfgs, selected):
         instance = method(cfg)
         if chosen:
             instance.check_only_seeds(only_seeds)  # every run's, before any run starts
         kept_seeds.append(instance.finished_seeds())
+        data.append(instance.data_fingerprint())
     folders = [kept.out for kept in kept_seeds]
     entries: list[dict[str, Any] | None] = [None] * len(cfgs)  # the finished runs' entries, in the file's order
     pending: list[str | None] = [None] * len(cfgs)  # what is still to run, in the same order
@@ -148,7 +153,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     # what the folders hold already, so that a report written mid-way holds every finished run
     to_run = []
     for i, (cfg, folder) in enumerate(zip(cfgs, folders)):
-        results = finished_results(method, folder, cfg) if reuse or not selected[i] else None
+        results = finished_results(method, folder, cfg, data[i]) if reuse or not selected[i] else None
         if results is not None:
             entries[i] = method.suite_entry(cfg, results, folder, out)
             if selected[i]:
@@ -158,7 +163,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
         pending[i] = still_to_run(i)
         if selected[i]:
             to_run.append(i)
-        if other := results_on_other_seeds(method, folder, cfg):
+        if other := results_on_other_seeds(method, folder, cfg, data[i]):
             done, results = other  # shown with the seeds it has (until a selected run replaces it)
             entries[i] = method.suite_entry(done, results, folder, out)
             missing = set(cfg.seeds) - set(done.seeds)
@@ -172,7 +177,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     for n, i in enumerate(to_run, 1):
         log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
         before = file_state(folders[i] / "results.json")
-        if method(cfgs[i]).run(only_seeds) is None and not reported_since(method, folders[i], before, cfgs[i]):
+        if method(cfgs[i]).run(only_seeds) is None and not reported_since(method, folders[i], before, cfgs[i], data[i]):
             pending[i] = still_to_run(i)  # its other seeds are left to another process
             write()
             continue

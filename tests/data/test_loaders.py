@@ -121,3 +121,20 @@ def test_csv_predefined_split():
 def test_synthetic_by_name():
     ds = load_dataset("synthetic", n_users=20, n_items=30, seed=1)
     assert ds.n_users == 20
+
+
+def test_the_fingerprint_holds_feature_values_and_ids_not_only_names(tmp_path):
+    """An edited title (or another LLM's item attributes) kept the fingerprint: stage caches reused stale text
+    embeddings, attributes and trained backbones."""
+    def folder(name, titles, users=("1", "2")):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "r.csv").write_text("u,i,r\n" + "".join(f"{u},{i},4\n" for u in users for i in (10, 11)))
+        (d / "movies.csv").write_text("i,title\n" + "".join(f"{i},{t}\n" for i, t in zip((10, 11), titles)))
+        (d / "dataset.yaml").write_text("interactions: r.csv\nuser: u\nitem: i\nrating: r\n"
+                                        "items: {file: movies.csv, id: i, text: [title]}\n")
+        return load_dataset(d, name="same")
+    base = folder("a", ["Alien", "Heat"]).fingerprint()
+    assert folder("b", ["Alien", "Heat"]).fingerprint() == base
+    assert folder("c", ["Alien", "Fargo"]).fingerprint() != base
+    assert folder("d", ["Alien", "Heat"], users=("1", "3")).fingerprint() != base

@@ -22,7 +22,7 @@ def make(task, backbone, tiny_llm_dir, out, variants, **settings):
         "variants": variants, "instructions": 8, "candidates": 5, "seeds": [0, 1],
         "llm": {"backend": "hf", "model": str(tiny_llm_dir), "dtype": "float32"},
         "sft": {"max_steps": 2, "batch_size": 4, "lora_r": 4}, "out": str(out), "progress": False,
-        "da_attributes": ["director"]})
+        "da_attributes": ["director"], "da_examples": {"director": [["Item 1", "Ann Example"]]}})
     method = Llama4Rec(cfg)
     method.dataset = make_synthetic(n_users=15, n_items=30, n_topics=3, interactions_per_user=8, seed=0)
     return method
@@ -32,10 +32,12 @@ ALL = ["base", "ift", "llama4rec", "wo_da", "wo_pa", "wo_aa", "da_only"]
 
 
 def test_direct_task_end_to_end_and_cached_rerun(tiny_llm_dir, tmp_path):
-    res = make("direct", "mf", tiny_llm_dir, tmp_path, ALL).run()
+    method = make("direct", "mf", tiny_llm_dir, tmp_path, ALL)
+    res = method.run()
     out = tmp_path / "synthetic" / "direct-mf"
     data = json.loads((out / "results.json").read_text())
     assert [r["variant"] for r in data["rows"]] == ALL
+    assert data["data_fingerprint"] == method.data_fingerprint()  # what a suite compares before reusing it
     for row in data["rows"]:
         for m in ("hr@3", "hr@5", "ndcg@3", "ndcg@5"):
             assert 0 <= row[m] <= 1

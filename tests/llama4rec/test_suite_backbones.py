@@ -22,7 +22,7 @@ def suite_configs(tiny_llm_dir: Path | None, out: Path) -> list:
     _, cfgs, _ = load_method_suite(SUITE, overrides={
         "dataset": "synthetic", "seeds": [0], "variants": ["base", "ift", "llama4rec"], "backbone_params": {"epochs": 2},
         "instructions": 8, "candidates": 5, "llm": llm, "sft": {"max_steps": 2, "batch_size": 4, "lora_r": 4},
-        "progress": False, "da_attributes": ["director"]})
+        "progress": False, "da_attributes": ["director"], "da_examples": {"director": [["Item 1", "Ann Example"]]}})
     return [dataclasses.replace(c, out=str(out)) for c in cfgs]  # the file's own 'out' wins over overrides
 
 

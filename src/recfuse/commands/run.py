@@ -49,14 +49,14 @@ def _run_one(name: str, cls: type, args: argparse.Namespace) -> int:
     cfg: Any = resolve(cls, args)
     run = method(cfg)
     results = run.output_dir() / "results.json"
-    if finished_results(method, run.output_dir(), cfg) is not None:  # nothing to add seeds to
+    if finished_results(method, run.output_dir(), cfg, run.data_fingerprint()) is not None:  # nothing to add seeds to
         print(f"{results} already holds every seed of these settings: nothing run (without --only-seed the run "
               "is run again)")
         return 0
     before = file_state(results)
     if run.run(args.only_seeds) is not None:
         return 0
-    if reported_since(method, run.output_dir(), before, cfg):
+    if reported_since(method, run.output_dir(), before, cfg, run.data_fingerprint()):
         print(f"the report is written (by another process that shared the seeds): {results}")
     else:
         print(f"seeds kept in {run.output_dir() / 'seeds'}; the report is written by the run that finishes the last "

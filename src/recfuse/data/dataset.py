@@ -430,12 +430,18 @@ class Dataset:
         return Dataset(self.name, users, items, inter, uf, itf, split, self.source, list(self.notes))
 
     def fingerprint(self) -> str:
-        """A content hash of the interactions and feature names (stage cache keys)."""
+        """A content hash of everything a result can read (stage cache keys, kept seeds): the interactions, the
+        users' and items' ids, every side feature's values (an edited title, or another LLM's item attributes,
+        is another dataset) and the predefined split."""
         inter = self.interactions
+        features = [[f.name, f.kind, *(part if part is not None else "" for part in
+                                       (f.values, f.codes, f.vocab, f.offsets))]
+                    for table in (self.user_features, self.item_features) for f in table]
         return fingerprint(self.name, inter.user, inter.item,
                            inter.rating if inter.rating is not None else "",
                            inter.timestamp if inter.timestamp is not None else "",
-                           self.user_features.names, self.item_features.names)
+                           self.users.ids, self.items.ids, *(part for feature in features for part in feature),
+                           self.predefined_split if self.predefined_split is not None else "")
 
     def describe(self) -> dict:
         """Counts, density and the side features found."""

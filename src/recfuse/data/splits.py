@@ -97,9 +97,10 @@ class Split:
         return np.setdiff1d(np.unique(self.part(stage).item), np.flatnonzero(self.train_item_mask))
 
     def fingerprint(self) -> str:
-        """A content hash of the three parts (stage cache keys)."""
-        return fingerprint(self.dataset.fingerprint(), *(a for part in (self.train, self.valid, self.test)
-                                                         for a in (part.user, part.item)))
+        """A content hash of the three parts, each interaction with its rating and time (stage cache keys)."""
+        return fingerprint(self.dataset.fingerprint(), *(a if a is not None else "" for part in
+                                                         (self.train, self.valid, self.test)
+                                                         for a in (part.user, part.item, part.rating, part.timestamp)))
 
     def summary(self) -> dict:
         return {

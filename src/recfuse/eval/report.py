@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import yaml
 
 from recfuse.io import load_npz, make_dir, read_json, write_json, write_text
 from recfuse.provenance import write_manifest
+
+log = logging.getLogger(__name__)
 
 
 def format_value(v: Any, digits: int = 4) -> str:
@@ -49,8 +52,10 @@ WRITING = ".report-incomplete"
 
 
 def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("progress",),
-                 read_stored: Callable[[dict], dict | None] | None = None) -> dict | None:
-    """The ``results.json`` of a run already written in ``out_dir`` with the same ``config``, else None.
+                 read_stored: Callable[[dict], dict | None] | None = None,
+                 data_fingerprint: str | None = None) -> dict | None:
+    """The ``results.json`` of a run already written in ``out_dir`` with the same ``config`` (and, where both
+    name one, the same ``data_fingerprint``: the data's content, so an edited data file is run again), else None.
 
     Configs are compared as :func:`write_report` stores them (``config.yaml``), keys in ``ignore`` aside
     (settings that do not change results). ``read_stored`` turns the stored config into the comparable one
@@ -74,17 +79,26 @@ def finished_run(out_dir: str | Path, config: dict, ignore: Sequence[str] = ("pr
     new = yaml.safe_load(yaml.safe_dump(config, sort_keys=False)) or {}
     if {k: v for k, v in old.items() if k not in ignore} != {k: v for k, v in new.items() if k not in ignore}:
         return None
-    return read_json(out / "results.json")
+    results = read_json(out / "results.json")
+    if not isinstance(results, dict):  # not a report of recfuse's
+        return None
+    if data_fingerprint and results.get("data_fingerprint") not in (None, data_fingerprint):
+        log.info("%s: written on other data (the data's content changed since): run again", out)
+        return None
+    return results
 
 
 def write_report(out_dir: str | Path, rows: Sequence[dict], *, config: dict | None = None,
-                 title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None) -> Path:
-    """Write ``results.json`` (rows + extra), ``results.md``, ``results.csv`` and ``config.yaml``. Until all are
+                 title: str = "results", extra: dict | None = None, columns: Sequence[str] | None = None,
+                 data_fingerprint: str | None = None) -> Path:
+    """Write ``results.json`` (rows + extra, and the fingerprint of the data the run read, which
+    :func:`finished_run` compares), ``results.md``, ``results.csv`` and ``config.yaml``. Until all are
     written a marker says so (:data:`WRITING`): a report killed half-way is never taken as a finished run by
     :func:`finished_run` (its results.json and config.yaml could be of two different runs)."""
     out = make_dir(out_dir)
     write_text(out / WRITING, "a report is being written here; a run killed while writing it leaves this file\n")
-    write_json(out / "results.json", {"title": title, "rows": list(rows), **(extra or {})})
+    write_json(out / "results.json", {"title": title, "rows": list(rows), **(extra or {}),
+                                      **({"data_fingerprint": data_fingerprint} if data_fingerprint else {})})
     write_text(out / "results.md", f"# {title}\n\n" + markdown_table(rows, columns))
     write_text(out / "results.csv", csv_text(rows, columns))
     if config is not None:

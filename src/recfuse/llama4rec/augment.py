@@ -13,13 +13,15 @@ for that user (not even as the unpreferred item of a pair): tests check this.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from recfuse.data.dataset import Dataset, Feature
 from recfuse.data.splits import Split
+from recfuse.errors import ConfigError
 from recfuse.llama4rec import prompting
 from recfuse.data.sequences import user_sequences
 from recfuse.llm.base import LLM, choice_probs
@@ -101,21 +103,50 @@ MOVIE_EXAMPLES = {
 }
 
 
+def attribute_examples(attribute: str, noun: str, given: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The in-context examples for asking ``attribute`` of ``noun`` items: those ``given`` for it (the
+    ``da_examples`` option: ``[[item title, value], ...]``), else the built-in movie ones on movie data; any
+    other case is an error naming the option (movie examples on books would teach the LLM movie answers)."""
+    if attribute in given:
+        pairs = given[attribute]
+        if (not isinstance(pairs, list) or not pairs
+                or not all(isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(v, str) and v.strip()
+                                                                               for v in p) for p in pairs)):
+            raise ConfigError(f"option 'da_examples.{attribute}' must be a list of [item title, value] pairs of "
+                              f"non-empty text, got {pairs!r}")
+        return [(str(title), str(value)) for title, value in pairs]
+    if noun == "movie" and attribute in MOVIE_EXAMPLES:
+        return list(MOVIE_EXAMPLES[attribute])
+    builtin = f"built-in ones are for movies: {', '.join(MOVIE_EXAMPLES)}"
+    raise ConfigError(f"rating task: no in-context examples for the {noun}s' {attribute!r} ({builtin}); give some "
+                      f"with da_examples: {{{attribute}: [[item title, value], ...]}}, or name other da_attributes")
+
+
+def check_attribute_examples(attributes: Sequence[str], noun: str, given: Mapping[str, Any]) -> None:
+    """Before any work: every attribute has examples, and every example set is for an attribute asked for."""
+    if unused := sorted(map(str, set(given) - set(attributes))):
+        asked = ", ".join(map(str, attributes)) or "none"
+        raise ConfigError(f"option 'da_examples': examples for {', '.join(unused)}, which da_attributes does not "
+                          f"ask for (it asks for: {asked})")
+    for attribute in attributes:
+        attribute_examples(attribute, noun, given)
+
+
 @dataclass
 class AttributeAugmentation:
     values: list[str]  # one per item, "" where the answer was unusable
     counts: dict[str, int]  # parse outcomes: valid / invalid / hallucinated
 
 
-def item_attributes(llm: LLM, dataset: Dataset, attribute: str, examples: Sequence[tuple[str, str]] | None = None,
+def item_attributes(llm: LLM, dataset: Dataset, attribute: str, *, examples: Sequence[tuple[str, str]],
                     items: np.ndarray | None = None, max_new_tokens: int = 12) -> AttributeAugmentation:
     """Rating-task augmentation: ask the LLM for one attribute of every item (greedy decoding).
 
-    Answers are parsed by :func:`recfuse.llm.parsing.parse_attribute`; an answer that repeats an
-    in-context example's value is counted as hallucinated (a copy, not knowledge) and left out.
+    ``examples``: (item title, value) pairs shown first (:func:`attribute_examples`). Answers are parsed by
+    :func:`recfuse.llm.parsing.parse_attribute`; an answer that repeats an in-context example's value is counted
+    as hallucinated (a copy, not knowledge) and left out.
     """
-
-    examples = list(examples if examples is not None else MOVIE_EXAMPLES.get(attribute, []))
+    examples = list(examples)
     items = np.arange(dataset.n_items) if items is None else items
     prompts = [prompting.attribute_prompt(dataset, i, attribute, examples) for i in items]
     answers = llm.generate(prompts, max_new_tokens=max_new_tokens, temperature=0.0, stop=["\n"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from recfuse.config import option
 from recfuse.errors import ConfigError
@@ -62,6 +62,9 @@ class Llama4RecConfig:
     da_pairs_per_user: int = option(1, "direct task: item pairs the LLM ranks per user")
     da_candidates: int = option(5, "sequential task: un-interacted candidates the LLM picks from")
     da_attributes: list[str] = option(["director", "star"], "rating task: item attributes the LLM supplies")
+    da_examples: dict[str, Any] = option(
+        {}, "rating task: in-context examples per attribute, ATTRIBUTE=[[item title, value], ...] (built in: "
+            "director and star, for movie data only)", flag="da-example")
     valid_users: int = option(0, "validation users (a seeded sample) scored by the LLM to choose the alphas "
                                  "(0: all); the test split is always evaluated on every user")
     alphas: list[float] = option(list(ALPHA_GRID), "grid for alpha1 and alpha2")

@@ -46,7 +46,8 @@ from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import report, suite
 from recfuse.llama4rec.report import LONG_TAIL, always_mixed_key, crossfit_key
 from recfuse.llama4rec.config import CONTROLS, DEFAULT_BACKBONES, VARIANTS, Llama4RecConfig
-from recfuse.llama4rec.prompting import check_rating_scale
+from recfuse.llama4rec.augment import check_attribute_examples
+from recfuse.llama4rec.prompting import check_rating_scale, item_noun
 from recfuse.llama4rec.queries import inference_record
 from recfuse.llama4rec.results import SeedResult, VariantResult
 from recfuse.llama4rec.tasks import PerUser, Task, task_for
@@ -175,6 +176,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
             self.dataset = kcore(self.dataset, cfg.kcore)
         if cfg.task == "rating" or cfg.ranking == "pointwise" or "pointwise" in cfg.instruction_tasks:
             check_rating_scale(self.dataset, "the rating task" if cfg.task == "rating" else "pointwise ranking")
+        if cfg.task == "rating" and set(cfg.variants) & NEEDS_DA:  # the LLM is asked for item attributes
+            check_attribute_examples(cfg.da_attributes, item_noun(self.dataset), cfg.da_examples)
 
     # -- stages --------------------------------------------------------------------------------------
     def fit(self, split: Split, seed: int, *, extra_triples: np.ndarray | None = None,
@@ -326,7 +329,8 @@ class Llama4Rec(Method[Llama4RecConfig, SeedResult]):
         return report.output_dir(self.cfg, self.dataset.name)
 
     def write_report(self, results: list[SeedResult]) -> RunReport:
-        written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results)
+        written = report.write_llama4rec_report(self.name, self.cfg, self.dataset.name, results,
+                                               data_fingerprint=self.data_fingerprint())
         served = getattr(self, "_served", None)
         if self.cfg.servable and served is not None:  # serving.json last: the folder is servable once it is there
             split, model = served

@@ -518,8 +518,8 @@ def output_dir(cfg: Llama4RecConfig, dataset_name: str) -> Path:
     return Path(cfg.out) / dataset_name / run_folder_name(cfg.task, cfg.backbone, cfg.ranking)
 
 
-def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
-                           results: list[SeedResult]) -> RunReport:
+def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str, results: list[SeedResult],
+                           data_fingerprint: str | None = None) -> RunReport:
     """results.json / .md / .csv, config.yaml, per-user values and heatmaps of a run; prints the table."""
     rows = summarize(cfg, results)
     out = output_dir(cfg, dataset_name)
@@ -535,7 +535,7 @@ def write_llama4rec_report(method: str, cfg: Llama4RecConfig, dataset_name: str,
                  extra={"method": method, "display": table, "cost": costs, "paper": paper,
                         "seeds": [r.to_json() for r in results], "dataset_name": dataset_name,
                         **({"long_tail": long_tail} if long_tail else {}),
-                        **({"always_mixed": always} if always else {})})
+                        **({"always_mixed": always} if always else {})}, data_fingerprint=data_fingerprint)
     md = render(cfg, dataset_name, out, table, paper, costs, results, long_tail, always)
     print(md)
     print(f"results: {out}/results.json (+ results.md, results.csv, config.yaml, alpha heatmaps)")

@@ -30,7 +30,7 @@ from recfuse.data.splits import Split, Stage
 from recfuse.errors import ConfigError, EvaluationError
 from recfuse.eval import metrics as M
 from recfuse.eval.ranking import hits_of
-from recfuse.io import fingerprint, load_npz, read_json, save_npz, write_json
+from recfuse.io import load_npz, read_json, save_npz, write_json
 from recfuse.llama4rec import aggregation as agg
 from recfuse.llama4rec import augment, prompting
 from recfuse.llama4rec.config import Llama4RecConfig
@@ -423,22 +423,22 @@ class RatingTask(Task):
     def with_attributes(self, split: Split, llm: LLM) -> tuple[Split, dict[str, Any]]:
         """The split over a copy of the dataset with LLM-supplied item attributes (cached)."""
         cfg, ds = self.cfg, split.dataset
-        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes, **template_key()}
+        examples = {attr: augment.attribute_examples(attr, prompting.item_noun(ds), cfg.da_examples)
+                    for attr in cfg.da_attributes}
+        key = {"data": ds.fingerprint(), "llm": llm.fingerprint, "attributes": cfg.da_attributes, "examples": examples,
+               **template_key()}
 
         def build(tmp: Path) -> None:
             out = {}
             for attr in cfg.da_attributes:
-                res = augment.item_attributes(llm, ds, attr)
+                res = augment.item_attributes(llm, ds, attr, examples=examples[attr])
                 out[attr] = {"values": res.values, "counts": res.counts}
             write_json(tmp / "attributes.json", out)
 
         with self.method._timing("data augmentation"):
             data = read_json(stage_dir("llama4rec-attributes", key, build) / "attributes.json")
         table = FeatureTable(ds.n_items, list(ds.item_features))
-        # named by what the LLM answered: a dataset's fingerprint (the backbone's cache key) holds its features'
-        # names only, so another LLM's attributes would otherwise reuse the backbone trained on these
-        augmented = replace(ds, name=f"{ds.name}+llm-attributes-{fingerprint(data)}", item_features=table,
-                            notes=list(ds.notes))
+        augmented = replace(ds, item_features=table, notes=list(ds.notes))  # its fingerprint holds the answers
         for attr, res in data.items():
             augment.add_attribute(augmented, f"llm_{attr}", res["values"])
         new_split = Split(augmented, split.train, split.valid, split.test, split.protocol, dict(split.info))

@@ -86,11 +86,11 @@ def quiet_loading(progress: bool):
             gguf_utils.tqdm = old_tqdm
 
 
-def _file_hash(path: Path, limit: int = 8 << 20) -> str:
+def weights_hash(path: Path, limit: int = 8 << 20) -> str:
     """Content hash of a file (its size, first and last ``limit`` bytes) or of a folder's weight files."""
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".json"))
-        return content_hash(*[(p.name, _file_hash(p, limit)) for p in files])
+        return content_hash(*[(p.name, weights_hash(p, limit)) for p in files])
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(limit)
@@ -180,7 +180,7 @@ class LocalLLM:
             if merge_adapter:  # W + BA once, in the loaded precision: LoRA then costs nothing per token
                 self.model = self.model.merge_and_unload()
             self.adapter = str(adapter)
-            weights_id = (weights_id, "adapter", _file_hash(adapter), "merged" if merge_adapter else "separate")
+            weights_id = (weights_id, "adapter", weights_hash(adapter), "merged" if merge_adapter else "separate")
         if isinstance(model, (str, Path)) or adapter is not None:
             self.model.to(device=self.device, dtype=self.dtype)
         else:
@@ -624,11 +624,11 @@ def _load(path: Path, model_ref: str, dtype: Any) -> tuple[Any, Any, Any]:
         if not path.is_file():
             raise LLMError(f"GGUF file not found: {path}")
         model, tok = _load_gguf(path, dtype)
-        return model, tok, ("gguf", _file_hash(path))
+        return model, tok, ("gguf", weights_hash(path))
     model = AutoModelForCausalLM.from_pretrained(model_ref, dtype=dtype)
     tok = AutoTokenizer.from_pretrained(model_ref)
     if path.is_dir():
-        return model, tok, ("dir", _file_hash(path))
+        return model, tok, ("dir", weights_hash(path))
     return model, tok, ("hub", model_ref, getattr(model.config, "_commit_hash", None))
 
 

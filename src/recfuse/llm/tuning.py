@@ -16,10 +16,17 @@ from recfuse.config import to_dict
 from recfuse.errors import DataError
 from recfuse.io import fingerprint, read_json, write_json, write_text
 from recfuse.llm.config import LLMConfig, base_model_dir
+from recfuse.llm.local import weights_hash
 from recfuse.llm.sft import SFTConfig, train_sft
 from recfuse.stages import stage_dir, stage_scratch
 
 Dialogue = list[dict[str, Any]]
+
+
+def base_weights_id(base: Path) -> str:
+    """A content hash of the base model's weight and JSON files (stage keys: other weights in one folder are
+    another base, the same weights in another folder the same); a hub id not on disk stands for itself."""
+    return weights_hash(base) if base.exists() else str(base)
 
 
 def tune(llm: LLMConfig, sft: SFTConfig, dialogues: list[Dialogue], label: str,
@@ -28,7 +35,9 @@ def tune(llm: LLMConfig, sft: SFTConfig, dialogues: list[Dialogue], label: str,
     aside). Cached by the data, the base weights and the settings; a run killed mid-tuning resumes from its
     last checkpoint (every 10 minutes: ``RECFUSE_CHECKPOINT_MINUTES``) in the stage's scratch folder."""
     base = base_model_dir(llm)
-    key = {"base": str(base), "data": fingerprint(dialogues), "sft": to_dict(sft), "label": label}
+    # the base by its weights, not its path: other weights in one folder are another base, and the same weights
+    # in another folder (another machine's cache root, after `recfuse cache import`) the same one
+    key = {"weights": base_weights_id(base), "data": fingerprint(dialogues), "sft": to_dict(sft), "label": label}
 
     def build(tmp: Path) -> None:
         write_dialogues(tmp / "dialogues.jsonl", dialogues)

@@ -38,7 +38,7 @@ from recfuse.llm.base import LLM
 from recfuse.llm.config import base_model_dir, load_llm
 from recfuse.llm.parsing import ParseStats
 from recfuse.llm.prompts import PromptBuilder, template_key
-from recfuse.llm.tuning import tune
+from recfuse.llm.tuning import base_weights_id, tune
 from recfuse.method import Method, RunReport
 from recfuse.models import runfolder
 from recfuse.models.fitting import FitLog, fit_backbone
@@ -181,7 +181,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
         adapter and the logs."""
         cfg = self.cfg
         base = base_model_dir(cfg.llm)
-        rkey = {"base": str(base), "reward": to_dict(cfg.reward), "seed": seed,
+        rkey = {"weights": base_weights_id(base), "reward": to_dict(cfg.reward), "seed": seed,
                 "data": fingerprint(data["reward_queries"], data["reward_better"], data["reward_neighbour"])}
 
         def build_reward(tmp: Path) -> None:
@@ -190,7 +190,7 @@ class RecLM(Method[RecLMConfig, SeedResult]):
             write_json(tmp / "log.json", log_)
 
         rdir = stage_dir("reclm-reward", rkey, build_reward)
-        key = {"base": str(base), "adapter": adapter.parent.name,  # the SFT stage's content hash
+        key = {"weights": rkey["weights"], "adapter": adapter.parent.name,  # the SFT stage's hash
                "reward_model": rdir.name, "ppo": to_dict(cfg.ppo), "prompts": cfg.ppo_prompts, "seed": seed}
 
         def build(tmp: Path) -> None:

@@ -293,7 +293,8 @@ def write_reclm_report(method: str, cfg: RecLMConfig, dataset: Dataset, reports:
     cost = cost_rows(rows)
     seeds = [r.to_json() for r in reports]
     extra = {"method": method, "seeds": seeds, "cost": cost, "dataset": dataset.describe()}
-    write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra)
+    write_report(out, rows, config=to_dict(cfg), title=f"RecLM on {dataset.name}", extra=extra,
+                 data_fingerprint=dataset.fingerprint())
     for r in reports:  # per-user values for later tests, as npz (not JSON)
         save_npz(per_user_path(out, r.seed), **flat_per_user(r.per_user))
     write_text(out / "tables.md", tables_markdown(dataset.name, rows, cost, reports, cfg.ks))
