@@ -319,3 +319,47 @@ def test_recomputing_part_of_a_finished_run_leaves_it_pending(tmp_path, monkeypa
     assert main([*args, "--only-seed", "0"]) == 0
     assert "already holds every seed of these settings: nothing run" in capsys.readouterr().out
     assert not (tmp_path / "single" / "count" / "seeds").exists()
+
+
+def test_without_file_locks_the_report_is_written_and_said(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="recfuse.method"):
+        assert Counting(CountConfig(out=str(tmp_path), seeds=[0])).run() is not None
+    assert "no file locks here" in caplog.text and (tmp_path / "count" / "results.json").is_file()
+
+
+class CountingByValue(Counting):
+    """Counting with a folder per value, so that a suite's runs live side by side."""
+
+    name = "counting-by-value"
+
+    def output_dir(self) -> Path:
+        return Path(self.cfg.out) / f"count-{self.cfg.value}"
+
+
+def test_a_run_another_process_finished_meanwhile_is_not_run_again(tmp_path, monkeypatch, caplog):
+    """A suite busy with its first run; meanwhile another process finishes its second (its seeds shared)."""
+    monkeypatch.setattr(recfuse.method, "_REGISTRY", dict(recfuse.method._REGISTRY))
+    register_method(CountingByValue)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"method: counting-by-value\nout: {tmp_path / 'out'}\ncommon: {{seeds: [0]}}\n"
+                     "runs: [{value: 0.5}, {value: 0.25}]\n")
+    ran = []
+    run = CountingByValue.run
+
+    def and_meanwhile(self, only_seeds=None):
+        ran.append(self.cfg.value)
+        if self.cfg.value == 0.5:  # the other process finishes the second run while the first one runs
+            run(CountingByValue(CountConfig(value=0.25, seeds=[0], out=str(tmp_path / "out"))))
+        return run(self, only_seeds)
+    monkeypatch.setattr(CountingByValue, "run", and_meanwhile)
+    with caplog.at_level(logging.INFO, logger="recfuse.runner"):
+        assert main(["run", "counting-by-value-suite", str(suite)]) == 0
+    assert ran == [0.5] and "finished meanwhile" in caplog.text
+    listed = json.loads((tmp_path / "out" / "suite.json").read_text())
+    assert listed["pending"] == [] and len(listed["runs"]) == 2

@@ -25,10 +25,12 @@ The contract:
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.metadata
 import inspect
 import logging
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -146,23 +148,42 @@ class FinishedSeeds:
     def reporting(self, seeds: Sequence[int]) -> Iterator[bool]:
         """Whether this process writes the report of ``seeds``: it holds the folder's report lock (a process
         writing the report holds it; a killed one lets go) and finds every seed still kept (a process that
-        wrote the report first removed them). Two processes sharing the folder never both write it."""
+        wrote the report first removed them). Two processes sharing the folder never both write it where the
+        file system has locks; where it has none (no fcntl, a network folder without them) this is said once
+        and the report is written without the lock."""
+        def all_kept() -> bool:
+            return all(self.paths(seed)[0].is_file() for seed in seeds)
+
         try:
             import fcntl
-        except ImportError:  # no POSIX locks on this system: one process per run folder
-            yield True
+        except ImportError:
+            yield all_kept()
             return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / REPORT_LOCK, "a") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+        try:
+            fd = os.open(self.folder / REPORT_LOCK, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as e:  # the folder is gone (another process reported and cleared it), or not ours
+            if not self.folder.is_dir():
                 yield False
                 return
+            log.warning("%s: the report's lock cannot be opened (%s): written without it", self.folder, e)
+            yield all_kept()
+            return
+        try:
             try:
-                yield all(self.paths(seed)[0].is_file() for seed in seeds)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # held: another process reports
+                    yield False
+                    return
+                log.warning("%s: no file locks here (%s): the report is written without one", self.folder, e)
+                yield all_kept()
+                return
+            try:
+                yield all_kept()
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 
 #: the lock of a run folder's report, in its seeds folder (:meth:`FinishedSeeds.reporting`)

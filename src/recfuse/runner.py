@@ -175,12 +175,16 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
     if to_run:
         write()  # before the first run: the report says at once what is finished and what is to come
     for n, i in enumerate(to_run, 1):
-        log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
-        before = file_state(folders[i] / "results.json")
-        if method(cfgs[i]).run(only_seeds) is None and not reported_since(method, folders[i], before, cfgs[i], data[i]):
-            pending[i] = still_to_run(i)  # its other seeds are left to another process
-            write()
-            continue
+        if reuse and finished_results(method, folders[i], cfgs[i], data[i]) is not None:
+            log.info("%s: finished meanwhile (another process sharing its seeds wrote its report)", label(cfgs[i]))
+        else:
+            log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
+            before = file_state(folders[i] / "results.json")
+            if (method(cfgs[i]).run(only_seeds) is None
+                    and not reported_since(method, folders[i], before, cfgs[i], data[i])):
+                pending[i] = still_to_run(i)  # its other seeds are left to another process
+                write()
+                continue
         entries[i] = method.suite_entry(cfgs[i], read_json(folders[i] / "results.json"), folders[i], out)
         pending[i] = None
         write()

@@ -48,12 +48,13 @@ def _run_one(name: str, cls: type, args: argparse.Namespace) -> int:
     method = get_method(name)
     cfg: Any = resolve(cls, args)
     run = method(cfg)
+    run.check_only_seeds(args.only_seeds)
     results = run.output_dir() / "results.json"
+    before = file_state(results)
     if finished_results(method, run.output_dir(), cfg, run.data_fingerprint()) is not None:  # nothing to add seeds to
         print(f"{results} already holds every seed of these settings: nothing run (without --only-seed the run "
               "is run again)")
         return 0
-    before = file_state(results)
     if run.run(args.only_seeds) is not None:
         return 0
     if reported_since(method, run.output_dir(), before, cfg, run.data_fingerprint()):
