@@ -85,15 +85,6 @@ class FinishedSeeds:
         write_json(meta, {"key": self.key, "result": data, "arrays_sha256": file_sha256(values),
                           "made": origin(current_command())})
 
-    def made(self, seed: int) -> dict[str, Any]:
-        """Where and with what code a kept seed was computed (:func:`~recfuse.provenance.origin`; ``{}`` for
-        seeds kept before that was recorded)."""
-        try:
-            made = read_json(self.paths(seed)[0]).get("made")
-        except (OSError, ValueError, AttributeError):
-            return {}
-        return made if isinstance(made, dict) else {}
-
     def _read(self, seed: int, quiet: bool = False) -> dict[str, Any] | None:
         """A kept seed's JSON if it was run with this key, else None (why is logged unless ``quiet``)."""
         meta = self.paths(seed)[0]
@@ -117,8 +108,10 @@ class FinishedSeeds:
         """Which of ``seeds`` are kept with this key (a quick look: the JSON is read, the arrays are not)."""
         return [seed for seed in seeds if self._read(seed, quiet=True) is not None]
 
-    def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
-        """A kept seed's (JSON, arrays) if it was run with this key, else None."""
+    def load(self, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]] | None:
+        """A kept seed's (JSON, arrays, where and with what code it was computed:
+        :func:`~recfuse.provenance.origin`, ``{}`` for seeds kept before that was recorded) if it was run with
+        this key, else None."""
         kept = self._read(seed)
         if kept is None:
             return None
@@ -126,7 +119,8 @@ class FinishedSeeds:
         try:
             if "arrays_sha256" in kept and file_sha256(values) != kept["arrays_sha256"]:
                 raise ValueError("not the arrays its JSON was kept with")
-            return kept["result"], load_npz(values)
+            made = kept.get("made")
+            return kept["result"], load_npz(values), made if isinstance(made, dict) else {}
         except (OSError, ValueError, KeyError) as e:
             log.warning("%s: cannot be read (%s): seed %d is run again", values, e, seed)
             return None
@@ -295,19 +289,19 @@ class Method(TimedStages, ABC, Generic[ConfigT, ResultT]):
             if record is not None:
                 log.info("%s: seed %d (%d of %d) finished earlier: read from %s", label, seed, n, len(seeds),
                          kept.folder)
-                results[seed], elsewhere[seed] = self.seed_from_record(*record), kept.made(seed)
+                results[seed], elsewhere[seed] = self.seed_from_record(*record[:2]), record[2]
                 continue
             if only_seeds is not None and seed not in only_seeds:
                 continue
             log.info("%s: seed %d (%d of %d)", label, seed, n, len(seeds))
             result = self.run_seed(seed)
-            record = self.seed_record(result)
-            if record is not None:
-                kept.save(seed, *record)
+            to_keep = self.seed_record(result)
+            if to_keep is not None:
+                kept.save(seed, *to_keep)
             results[seed] = result
         for seed in set(seeds) - set(results):  # left to other processes: kept by them meanwhile?
-            if (record := kept.load(seed)) is not None:
-                results[seed], elsewhere[seed] = self.seed_from_record(*record), kept.made(seed)
+            if (found := kept.load(seed)) is not None:
+                results[seed], elsewhere[seed] = self.seed_from_record(*found[:2]), found[2]
         if missing := [seed for seed in seeds if seed not in results]:
             log.info("%s: seeds %s still to run (another process, or a later run): the report is written once "
                      "every seed is kept in %s", label, ", ".join(map(str, missing)), kept.folder)
