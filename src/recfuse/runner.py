@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -19,7 +19,7 @@ from recfuse.errors import ConfigError
 from recfuse.eval.report import finished_run
 from recfuse.io import read_json
 from recfuse.method import Method, RunReport, get_method, method_of_results, point_label, record_run
-from recfuse.provenance import recorded_files
+from recfuse.provenance import folder_state, recorded_files
 
 log = logging.getLogger(__name__)
 #: settings that do not change results: a finished run is reused whatever they are
@@ -49,21 +49,18 @@ def finished_results(method: type[Method], folder: Path, cfg: Any,
     return finished_run(folder, to_dict(cfg), IGNORED_FOR_REUSE, read_stored, data_fingerprint)
 
 
-def file_state(path: Path) -> tuple[int, int] | None:
-    """A file's modification time (ns) and size, None where there is none: what tells a rewritten file."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
+def results_state(folder: Path) -> tuple[int, int] | None:
+    """The modification time (ns) and size of ``folder``'s results.json (:func:`~recfuse.provenance.folder_state`),
+    None where there is none: what tells a report rewritten since."""
+    return folder_state(folder).get("results.json")
 
 
 def reported_since(method: type[Method], folder: Path, before: tuple[int, int] | None, cfg: Any,
                    data_fingerprint: str | None = None) -> bool:
     """Whether ``folder`` holds a report of ``cfg`` (on the data of ``data_fingerprint``) written since its
-    results.json was in state ``before`` (:func:`file_state`; by another process that shared the run's seeds, not
-    an earlier report, which ``--recompute`` is running again)."""
-    now = file_state(folder / "results.json")
+    results.json was in state ``before`` (:func:`results_state`; by another process that shared the run's seeds,
+    not an earlier report, which ``--recompute`` is running again)."""
+    now = results_state(folder)
     return now is not None and now != before and finished_results(method, folder, cfg, data_fingerprint) is not None
 
 
@@ -179,7 +176,7 @@ def run_suite(path: str | Path, name: str | None = None, overrides: dict[str, An
             log.info("%s: finished meanwhile (another process sharing its seeds wrote its report)", label(cfgs[i]))
         else:
             log.info("run %d of %d: %s", n, len(to_run), label(cfgs[i]))
-            before = file_state(folders[i] / "results.json")
+            before = results_state(folders[i])
             if (method(cfgs[i]).run(only_seeds) is None
                     and not reported_since(method, folders[i], before, cfgs[i], data[i])):
                 pending[i] = still_to_run(i)  # its other seeds are left to another process

@@ -8,7 +8,7 @@ from typing import Any
 
 from recfuse.config import add_arguments, add_suite_arguments, resolve, suite_filter, suite_overrides
 from recfuse.method import available_methods, get_method
-from recfuse.runner import file_state, finished_results, reported_since, run_method, run_suite
+from recfuse.runner import finished_results, reported_since, results_state, run_method, run_suite
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +50,7 @@ def _run_one(name: str, cls: type, args: argparse.Namespace) -> int:
     run = method(cfg)
     run.check_only_seeds(args.only_seeds)
     results = run.output_dir() / "results.json"
-    before = file_state(results)
+    before = results_state(run.output_dir())
     if finished_results(method, run.output_dir(), cfg, run.data_fingerprint()) is not None:  # nothing to add seeds to
         print(f"{results} already holds every seed of these settings: nothing run (without --only-seed the run "
               "is run again)")
